@@ -1,0 +1,212 @@
+# The image file, format v1: one definition of the wire format for device and host.
+#
+# OTA Upgrade File (ZigBee ZCL cluster 0x0019), laid out as a GBCS OTA Upgrade Image:
+#   OTA header | Manufacturer Image (sub-elements) | [GBCS supplier trailer]
+# Sub-elements, in this order: 0xF000 manifest, 0xF001 sector table, 0x0000 payload.
+import struct
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_VERSION, BAD_HEADER_LENGTH, \
+    BAD_FIELD_CONTROL, BAD_TRAILER
+
+OTA_MAGIC = const(0x0BEEF11E)
+HEADER_VERSION = const(0x0100)
+
+# OTA header, fixed part (56 bytes):
+HDR_FMT = "<IHHHHHIH32sI"
+#   I    magic 0x0BEEF11E
+#   H    header version 0x0100
+#   H    header length (56..69, includes optional fields)
+#   H    field control (bit 0 security credential, bit 1 destination, bit 2 hardware versions)
+#   H    manufacturer code
+#   H    image type
+#   I    file version
+#   H    ZigBee stack version
+#   32s  header string
+#   I    total image size (header + all elements + trailer)
+HDR_SIZE = const(56)
+HDR_MAX = const(69)
+FC_SECURITY = const(0x01)  # followed by: B security credential version
+FC_DEST = const(0x02)      # followed by: 8s upgrade file destination (IEEE address)
+FC_HW = const(0x04)        # followed by: H minimum hardware version, H maximum hardware version
+HW_FMT = "<HH"
+STACK_ZIGBEE_PRO = const(2)
+
+# Sub-element header (6 bytes):
+ELEM_FMT = "<HI"
+#   H    tag
+#   I    length of the data that follows
+ELEM_SIZE = const(6)
+TAG_PAYLOAD = const(0x0000)
+TAG_MANIFEST = const(0xF000)
+TAG_TABLE = const(0xF001)
+
+# GBCS supplier trailer (66 bytes): force-replace, length, signature.
+TRAILER_FMT = "<BB64s"
+#   B    force-replace flag (0 or 1)
+#   B    signature length, always 0x40
+#   64s  ECDSA P-256 r||s over SHA-256(Manufacturer Image)
+TRAILER_SIZE = const(66)
+TRAILER_SIG_LEN = const(0x40)
+
+# Sector table entries, one per sector of the installed payload:
+TABLE_RAW_FMT = "<I"
+#   I    CRC-32 of the installed bytes of the sector
+TABLE_DEFLATE_FMT = "<III"
+#   I    CRC-32 of the installed bytes of the sector
+#   I    offset of the sector's deflate chunk in the payload element's data
+#   I    length of that chunk
+ENC_RAW = const(0)
+ENC_DEFLATE = const(1)   # each sector raw deflate on its own, window = min(sector, 32 KiB)
+
+# Manifest: CBOR map with small integer keys, the payload of a COSE_Sign1 (tag 18).
+FORMAT_VERSION = const(1)
+M_FORMAT = const(1)        # uint: format version, 1
+M_SEQ = const(2)           # uint: sequence number (anti-rollback counter)
+M_VERSION = const(3)       # uint: firmware version, equal to the header's file version
+M_MANUFACTURER = const(4)  # uint: manufacturer code
+M_IMAGE_TYPE = const(5)    # uint: image type
+M_HW_MIN = const(6)        # uint: lowest hardware version supported
+M_HW_MAX = const(7)        # uint: highest hardware version supported
+M_SIZE = const(8)          # uint: installed payload size in bytes
+M_SHA256 = const(9)        # bstr 32: SHA-256 of the installed payload
+M_CRC32 = const(10)        # uint: CRC-32 of the installed payload
+M_ENCODING = const(11)     # uint: ENC_RAW or ENC_DEFLATE
+M_ENC_SIZE = const(12)     # uint: length of the payload element's data
+M_SECTOR = const(13)       # uint: sector size the table and encoding use
+M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
+M_KID = const(15)          # bstr: key id of the signing key
+KID_LEN = const(8)         # key id = first 8 bytes of SHA-256(uncompressed public point)
+MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
+MIN_SECTOR = const(256)
+MAX_SECTOR = const(65536)
+
+# Alerts (GBCS codes where they exist)
+ALERT_VERIFY_OK = const(0x8F72)
+ALERT_VERIFY_FAIL = const(0x8F1C)
+ALERT_BOOT_VERIFY_FAIL = const(0x8F1B)
+ALERT_VERSION_CHANGED = const(0x8F43)
+ALERT_FUTURE_ACTIONED = const(0x8F66)
+ALERT_FUTURE_NOT_ACTIONED = const(0x8F67)
+# Activation outcomes (GBCS CS06)
+ACT_SUCCESS = const(0)
+ACT_NO_IMAGE = const(1)
+ACT_HASH_MISMATCH = const(2)
+ACT_FAILURE = const(3)
+
+
+def header_length(field_control):
+    """Length of an OTA header with the given field control."""
+    n = HDR_SIZE
+    if field_control & FC_SECURITY:
+        n += 1
+    if field_control & FC_DEST:
+        n += 8
+    if field_control & FC_HW:
+        n += 4
+    return n
+
+
+class Header:
+    """A parsed OTA header. hw_min/hw_max are None when absent."""
+
+    def __init__(self):
+        self.length = HDR_SIZE
+        self.field_control = 0
+        self.manufacturer = 0
+        self.image_type = 0
+        self.file_version = 0
+        self.stack_version = STACK_ZIGBEE_PRO
+        self.header_string = b""
+        self.total_size = 0
+        self.security_version = None
+        self.destination = None
+        self.hw_min = None
+        self.hw_max = None
+
+
+def parse_header(buf):
+    """Parse an OTA header from buf (at least HDR_SIZE bytes, or the whole header)."""
+    if len(buf) < HDR_SIZE:
+        raise OtaError(BAD_HEADER_LENGTH, "%d bytes" % len(buf))
+    (magic, hver, hlen, fc, man, itype, fver, stack, hstr,
+     total) = struct.unpack_from(HDR_FMT, buf, 0)
+    if magic != OTA_MAGIC:
+        raise OtaError(BAD_MAGIC, "0x%08X" % magic)
+    if hver != HEADER_VERSION:
+        raise OtaError(BAD_HEADER_VERSION, "0x%04X" % hver)
+    if fc & 0xFFF8:
+        raise OtaError(BAD_FIELD_CONTROL, "0x%04X" % fc)
+    if hlen != header_length(fc):
+        raise OtaError(BAD_HEADER_LENGTH, "%d for field control 0x%04X" % (hlen, fc))
+    if len(buf) < hlen:
+        raise OtaError(BAD_HEADER_LENGTH, "%d of %d bytes" % (len(buf), hlen))
+    h = Header()
+    h.length = hlen
+    h.field_control = fc
+    h.manufacturer = man
+    h.image_type = itype
+    h.file_version = fver
+    h.stack_version = stack
+    h.header_string = bytes(hstr)
+    h.total_size = total
+    off = HDR_SIZE
+    if fc & FC_SECURITY:
+        h.security_version = buf[off]
+        off += 1
+    if fc & FC_DEST:
+        h.destination = bytes(buf[off:off + 8])
+        off += 8
+    if fc & FC_HW:
+        h.hw_min, h.hw_max = struct.unpack_from(HW_FMT, buf, off)
+    return h
+
+
+def pack_header(h):
+    """Serialise a Header; length and field control are derived from its fields."""
+    fc = 0
+    tail = b""
+    if h.security_version is not None:
+        fc |= FC_SECURITY
+        tail += bytes((h.security_version,))
+    if h.destination is not None:
+        fc |= FC_DEST
+        tail += h.destination
+    if h.hw_min is not None:
+        fc |= FC_HW
+        tail += struct.pack(HW_FMT, h.hw_min, h.hw_max)
+    hs = h.header_string[:32]
+    hs = hs + b"\x00" * (32 - len(hs))
+    return struct.pack(HDR_FMT, OTA_MAGIC, HEADER_VERSION, header_length(fc), fc,
+                       h.manufacturer, h.image_type, h.file_version, h.stack_version,
+                       hs, h.total_size) + tail
+
+
+def parse_trailer(buf):
+    """Parse a 66-byte GBCS trailer: returns (force_replace, signature)."""
+    if len(buf) != TRAILER_SIZE:
+        raise OtaError(BAD_TRAILER, "%d bytes" % len(buf))
+    force, slen, sig = struct.unpack(TRAILER_FMT, buf)
+    if slen != TRAILER_SIG_LEN or force > 1:
+        raise OtaError(BAD_TRAILER, "flag %d length %d" % (force, slen))
+    return force, bytes(sig)
+
+
+def table_entry_size(encoding):
+    return 4 if encoding == ENC_RAW else 12
+
+
+def sector_count(size, sector):
+    return (size + sector - 1) // sector
+
+
+def deflate_wbits(sector):
+    """Window bits for per-sector deflate: the smallest window covering a sector."""
+    w = 9
+    while (1 << w) < sector and w < 15:
+        w += 1
+    return w

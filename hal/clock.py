@@ -1,0 +1,60 @@
+# Clock interface and implementations. now() is UTC seconds (int) since 2000-01-01, as
+# ZigBee's UTCTime; ticks_ms() is a monotonic millisecond counter; sleep_ms() waits.
+try:
+    import time
+    _ticks_ms = time.ticks_ms
+    _ticks_diff = time.ticks_diff
+except AttributeError:  # CPython
+    import time
+
+    def _ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def _ticks_diff(a, b):
+        return a - b
+
+ZIGBEE_EPOCH = 946684800  # 2000-01-01T00:00:00Z in Unix seconds
+
+
+class SystemClock:
+    """The host's (or board's RTC) wall clock."""
+
+    def now(self):
+        t = time.time()
+        if t > ZIGBEE_EPOCH:  # CPython and unix port: Unix epoch
+            t -= ZIGBEE_EPOCH
+        return int(t)
+
+    def ticks_ms(self):
+        return _ticks_ms()
+
+    def ticks_diff(self, a, b):
+        return _ticks_diff(a, b)
+
+    def sleep_ms(self, ms):
+        if hasattr(time, "sleep_ms"):
+            time.sleep_ms(ms)
+        else:
+            time.sleep(ms / 1000)
+
+
+class FakeClock:
+    """A clock that moves only when told: sleep_ms() and advance() move it."""
+
+    def __init__(self, now=0):
+        self.t_ms = now * 1000
+
+    def now(self):
+        return self.t_ms // 1000
+
+    def ticks_ms(self):
+        return self.t_ms
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        self.t_ms += ms
+
+    def advance(self, seconds):
+        self.t_ms += seconds * 1000

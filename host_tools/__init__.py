@@ -1,0 +1,1 @@
+"""otatool: host tools for the OTA agent (CPython only)."""

