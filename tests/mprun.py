@@ -58,7 +58,9 @@ def main(argv):
             fn = getattr(mod, n)
             try:
                 fn()
-            except Exception as e:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:  # PowerCut and Reboot are BaseExceptions
                 print("FAIL", full)
                 sys.print_exception(e)
                 failed += 1
