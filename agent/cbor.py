@@ -1,0 +1,242 @@
+# A small CBOR (RFC 8949) decoder for the manifest and COSE_Sign1, and the item heads the
+# COSE Sig_structure needs.
+#
+# decode() accepts: unsigned and negative integers (arguments up to 64 bits), byte strings
+# (bytes), text strings (str, strict UTF-8 as RFC 3629), arrays (list), maps (dict, keys int,
+# str or bytes), tags (Tag) and the simple values false, true and null.
+# It rejects with OtaError(BAD_CBOR, reason): indefinite lengths, reserved additional
+# information (28-30, and 31 outside major types 2-5), floats, undefined and every other
+# simple value, stray break codes, non-preferred argument encodings (a value given in more
+# bytes than it needs, e.g. 0x18 0x05: the signed manifest has one encoding only), duplicate
+# map keys, other map key types, nesting deeper than max_depth, truncated input and bytes
+# after the item.
+#
+# Byte strings come back as bytes copies, not memoryview slices: all the copies together are
+# never larger than the input, a copy can be a dict key and compares equal to bytes on
+# MicroPython (a memoryview does neither), and it does not pin the caller's buffer.
+#
+# Memory: every length is checked against the bytes left before anything is allocated (an
+# array of n items needs at least n more bytes, a map of n pairs 2n), and lists and dicts
+# grow only as their items are decoded. The decoder is a loop, not a recursion: its stack is
+# one 4-slot list per open container, at most max_depth of them.
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from agent.errors import OtaError, BAD_CBOR
+
+MAJOR_UINT = const(0)
+MAJOR_NINT = const(1)
+MAJOR_BSTR = const(2)
+MAJOR_TSTR = const(3)
+MAJOR_ARRAY = const(4)
+MAJOR_MAP = const(5)
+MAJOR_TAG = const(6)
+MAJOR_SIMPLE = const(7)
+_FALSE = const(20)
+_TRUE = const(21)
+_NULL = const(22)
+# Frame kinds on the decoder stack; a map frame switches between key and value.
+_F_ARRAY = const(0)
+_F_KEY = const(1)
+_F_VALUE = const(2)
+_F_TAG = const(3)
+# Smallest argument allowed with additional information 24, 25, 26, 27.
+_MIN_ARG = (24, 0x100, 0x10000, 0x100000000)
+_MAX_ARG = const(0xFFFFFFFFFFFFFFFF)
+
+
+class Tag:
+    """A tagged data item: tag number and the item it wraps."""
+
+    def __init__(self, tag, value):
+        self.tag = tag
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, Tag) and self.tag == other.tag and self.value == other.value
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __repr__(self):
+        return "Tag(%d, %r)" % (self.tag, self.value)
+
+
+def _err(what, pos):
+    return OtaError(BAD_CBOR, "%s at byte %d" % (what, pos))
+
+
+def _simple_reason(ai):
+    if ai < 24:
+        return "simple value %d not supported" % ai
+    if ai == 24:
+        return "one-byte simple value not supported"
+    if ai < 28:
+        return "floating-point value not supported"
+    if ai < 31:
+        return "reserved additional information %d" % ai
+    return "break code outside an indefinite-length item"
+
+
+def _utf8_ok(mv, i, end):
+    """True when mv[i:end] is well-formed UTF-8: no overlongs, surrogates or > U+10FFFF."""
+    while i < end:
+        c = mv[i]
+        if c < 0x80:
+            i += 1
+            continue
+        lo = 0x80
+        hi = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            n = 1
+        elif 0xE0 <= c <= 0xEF:
+            n = 2
+            if c == 0xE0:
+                lo = 0xA0
+            elif c == 0xED:
+                hi = 0x9F
+        elif 0xF0 <= c <= 0xF4:
+            n = 3
+            if c == 0xF0:
+                lo = 0x90
+            elif c == 0xF4:
+                hi = 0x8F
+        else:
+            return False
+        if end - i <= n:
+            return False
+        c = mv[i + 1]
+        if c < lo or c > hi:
+            return False
+        for j in range(i + 2, i + n + 1):
+            if mv[j] & 0xC0 != 0x80:
+                return False
+        i += n + 1
+    return True
+
+
+def decode(buf, max_depth=8):
+    """Decode the one CBOR data item that fills buf (bytes, bytearray or memoryview).
+
+    max_depth bounds how many arrays, maps and tags may be open at once.
+    """
+    mv = memoryview(buf)
+    end = len(mv)
+    p = 0
+    stack = []  # frames: [kind, list or dict, items left, tag number or pending map key]
+    while True:
+        if p >= end:
+            raise _err("truncated", p)
+        start = p
+        ib = mv[p]
+        p += 1
+        major = ib >> 5
+        ai = ib & 31
+        if major == MAJOR_SIMPLE:
+            if ai == _FALSE:
+                val = False
+            elif ai == _TRUE:
+                val = True
+            elif ai == _NULL:
+                val = None
+            else:
+                raise _err(_simple_reason(ai), start)
+        else:
+            if ai < 24:
+                arg = ai
+            elif ai < 28:
+                n = 1 << (ai - 24)
+                if end - p < n:
+                    raise _err("truncated argument", start)
+                arg = 0
+                for i in range(p, p + n):
+                    arg = (arg << 8) | mv[i]
+                p += n
+                if arg < _MIN_ARG[ai - 24]:
+                    raise _err("non-minimal argument", start)
+            elif ai == 31 and MAJOR_BSTR <= major <= MAJOR_MAP:
+                raise _err("indefinite length not supported", start)
+            else:
+                raise _err("reserved additional information %d" % ai, start)
+            if major == MAJOR_UINT:
+                val = arg
+            elif major == MAJOR_NINT:
+                val = -1 - arg
+            elif major <= MAJOR_TSTR:
+                if arg > end - p:
+                    raise _err("string of %d bytes overruns the input" % arg, start)
+                q = p + arg
+                if major == MAJOR_BSTR:
+                    val = bytes(mv[p:q])
+                else:
+                    if not _utf8_ok(mv, p, q):
+                        raise _err("invalid UTF-8 in text string", start)
+                    val = str(bytes(mv[p:q]), "utf-8")
+                p = q
+            else:
+                if stack and stack[-1][0] == _F_KEY:
+                    raise _err("map key must be int, text or bytes", start)
+                if len(stack) >= max_depth:
+                    raise _err("nesting deeper than %d" % max_depth, start)
+                if major == MAJOR_ARRAY:
+                    if arg > end - p:
+                        raise _err("array of %d items overruns the input" % arg, start)
+                    frame = [_F_ARRAY, [], arg, None]
+                elif major == MAJOR_MAP:
+                    if arg > (end - p) >> 1:
+                        raise _err("map of %d pairs overruns the input" % arg, start)
+                    frame = [_F_KEY, {}, arg, None]
+                else:
+                    frame = [_F_TAG, None, 1, arg]
+                if arg == 0 and major != MAJOR_TAG:
+                    val = frame[1]
+                else:
+                    stack.append(frame)
+                    continue
+        # Hand the finished item to the open containers; close those it completes.
+        while stack:
+            f = stack[-1]
+            kind = f[0]
+            if kind == _F_ARRAY:
+                f[1].append(val)
+            elif kind == _F_KEY:
+                t = type(val)
+                if t is not int and t is not str and t is not bytes:
+                    raise _err("map key must be int, text or bytes", start)
+                if val in f[1]:
+                    raise _err("duplicate map key", start)
+                f[3] = val
+                f[0] = _F_VALUE
+                break
+            elif kind == _F_VALUE:
+                f[1][f[3]] = val
+                f[0] = _F_KEY
+            else:
+                val = Tag(f[3], val)
+            f[2] -= 1
+            if f[2]:
+                break
+            stack.pop()
+            if kind != _F_TAG:
+                val = f[1]
+        else:
+            if p != end:
+                raise _err("%d bytes after the item" % (end - p), p)
+            return val
+
+
+def encode_head(major, value):
+    """The head of a CBOR item in preferred (shortest) form: major type and argument."""
+    if major < 0 or major > 7 or value < 0 or value > _MAX_ARG:
+        raise OtaError(BAD_CBOR, "cannot encode major %d argument %d" % (major, value))
+    ib = major << 5
+    if value < 24:
+        return bytes((ib | value,))
+    n = 1
+    while value >> (8 * n):
+        n <<= 1
+        ib += 1
+    return bytes((ib + 24,)) + value.to_bytes(n, "big")
