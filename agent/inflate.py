@@ -1,0 +1,38 @@
+# Decompress one per-sector raw-deflate chunk into a buffer: MicroPython's deflate module
+# on the device, zlib under CPython. The chunk must decode to exactly len(out) bytes.
+from agent.errors import OtaError, BAD_ENCODING
+
+try:
+    import deflate as _deflate
+    import io as _io
+except ImportError:
+    _deflate = None
+    import zlib as _zlib
+
+
+def inflate_into(chunk, out, wbits):
+    """Decode chunk (raw deflate, window 2**wbits) into out; returns len(out)."""
+    want = len(out)
+    try:
+        if _deflate is not None:
+            d = _deflate.DeflateIO(_io.BytesIO(chunk), _deflate.RAW, wbits)
+            n = d.readinto(out)
+            extra = d.readinto(bytearray(1))
+        else:
+            z = _zlib.decompressobj(-wbits)
+            data = z.decompress(bytes(chunk), want)
+            n = len(data)
+            out[:n] = data
+            extra = len(z.decompress(z.unconsumed_tail, 1)) + len(z.flush())
+            if not z.eof:
+                raise OtaError(BAD_ENCODING, "chunk does not end its deflate stream")
+    except (OSError, ValueError) as e:
+        raise OtaError(BAD_ENCODING, "inflate: %s" % e)
+    except Exception as e:  # zlib.error under CPython
+        if isinstance(e, OtaError):
+            raise
+        raise OtaError(BAD_ENCODING, "inflate: %s" % e)
+    if n != want or extra:
+        raise OtaError(BAD_ENCODING, "chunk decodes to %s bytes, want %d"
+                       % ("more" if extra else n, want))
+    return n

@@ -1,0 +1,246 @@
+# Streaming parser of the image file. Fed bytes in blocks of any size (1 byte to 4 KiB);
+# never holds the payload. It checks the structure, the manifest signature (with the OTA
+# header as external_aad), the manifest against the header and the device's policy, the
+# sector table digest and the optional GBCS supplier trailer, and hands the table and
+# payload bytes to a sink as they pass:
+#   sink.on_manifest(parser)  manifest verified; parser.manifest, .header, .header_bytes()
+#   sink.on_table(mv)         sector table bytes (any split)
+#   sink.on_table_end()       table complete, digest checked
+#   sink.on_payload(mv)       payload element bytes (any split)
+#   sink.on_done(parser)      whole image parsed; parser.trailer holds the GBCS trailer or None
+# The Manufacturer Image hash and the supplier signature over it are checked from flash after
+# the download (agent.slot.verify), so that resume and re-fetching a sector cannot skew them.
+import hashlib
+import struct
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from agent import fmt
+from agent.errors import OtaError, BAD_HEADER_LENGTH, SIZE_MISMATCH, BAD_ELEMENT, \
+    UNKNOWN_ELEMENT, DUPLICATE_ELEMENT, MISSING_ELEMENT, TRAILING_DATA, TRUNCATED, \
+    BAD_SIGNATURE, BAD_MANIFEST, BAD_TABLE, BAD_TABLE_DIGEST, SUPPLIER_SIG_REQUIRED, \
+    BAD_ENCODING
+from agent.policy import Manifest
+
+_S_HEADER = const(0)
+_S_ELEM = const(1)
+_S_MANIFEST = const(2)
+_S_TABLE = const(3)
+_S_PAYLOAD = const(4)
+_S_TRAILER = const(5)
+_S_DONE = const(6)
+_HDR_PREFIX = const(10)  # magic, header version, header length
+
+
+class Parser:
+    def __init__(self, policy, sink, verifier=None):
+        self.policy = policy
+        self.sink = sink
+        self.verifier = verifier
+        self._hdr = bytearray(fmt.HDR_MAX)
+        self._man = bytearray(fmt.MANIFEST_MAX)
+        self._small = bytearray(fmt.TRAILER_SIZE)
+        self.reset()
+
+    def reset(self):
+        self.pos = 0              # bytes of the file consumed so far
+        self.state = _S_HEADER
+        self._fill = 0            # bytes gathered into the current small buffer
+        self._need = _HDR_PREFIX  # bytes wanted in the current state
+        self._seen = 0            # elements seen: 1 manifest, 2 table, 3 payload
+        self.header = None
+        self.manifest = None
+        self.kid = None
+        self.cose_len = 0
+        self.trailer = None
+        self._tsha = None
+
+    def header_bytes(self):
+        return memoryview(self._hdr)[:self.header.length]
+
+    def cose_bytes(self):
+        return memoryview(self._man)[:self.cose_len]
+
+    def payload_offset(self):
+        """File offset of the payload element's data."""
+        return self.header.length + 3 * fmt.ELEM_SIZE + self.cose_len + self.manifest.table_size
+
+    def seek(self, pos):
+        """Continue the payload from file offset pos (resume, or a sector fetched again)."""
+        start = self.payload_offset()
+        end = start + self.manifest.enc_size
+        if self.state != _S_PAYLOAD or pos < start or pos > end:
+            raise OtaError(BAD_ELEMENT, "offset %d outside the payload" % pos)
+        self.pos = pos
+        self._need = end - pos
+        if not self._need:
+            self._after_payload()
+
+    def feed(self, data):
+        mv = memoryview(data)
+        n = len(mv)
+        i = 0
+        while i < n:
+            st = self.state
+            if st == _S_DONE:
+                raise OtaError(TRAILING_DATA, "at offset %d" % self.pos)
+            take = self._need
+            if take > n - i:
+                take = n - i
+            chunk = mv[i:i + take]
+            i += take
+            self.pos += take
+            self._need -= take
+            if st == _S_PAYLOAD:
+                self.sink.on_payload(chunk)
+                if not self._need:
+                    self._after_payload()
+            elif st == _S_TABLE:
+                self._tsha.update(chunk)
+                self.sink.on_table(chunk)
+                if not self._need:
+                    if self._tsha.digest() != self.manifest.table_sha256:
+                        raise OtaError(BAD_TABLE_DIGEST)
+                    self._tsha = None
+                    self.sink.on_table_end()
+                    self._expect_elem()
+            elif st == _S_MANIFEST:
+                self._man[self._fill:self._fill + take] = chunk
+                self._fill += take
+                if not self._need:
+                    self._check_manifest()
+                    jump = self.sink.on_manifest(self)
+                    if jump is not None:  # the sink resumes an earlier download
+                        self._seen = 3
+                        self.state = _S_PAYLOAD
+                        self.seek(jump)
+                        return
+                    self._expect_elem()
+            elif st == _S_ELEM:
+                self._small[self._fill:self._fill + take] = chunk
+                self._fill += take
+                if not self._need:
+                    self._element()
+            elif st == _S_HEADER:
+                self._hdr[self._fill:self._fill + take] = chunk
+                self._fill += take
+                if not self._need:
+                    self._header()
+            else:  # _S_TRAILER
+                self._small[self._fill:self._fill + take] = chunk
+                self._fill += take
+                if not self._need:
+                    self._trailer()
+
+    def finish(self):
+        """The whole file has been fed: anything missing is an error."""
+        if self.state != _S_DONE:
+            raise OtaError(TRUNCATED, "%d bytes, state %d" % (self.pos, self.state))
+
+    # -- states --------------------------------------------------------------
+
+    def _header(self):
+        if self._fill == _HDR_PREFIX:
+            hlen = struct.unpack_from("<IHH", self._hdr, 0)[2]
+            if hlen < fmt.HDR_SIZE or hlen > fmt.HDR_MAX:
+                fmt.parse_header(self._hdr)  # reports bad magic or version first
+                raise OtaError(BAD_HEADER_LENGTH, "%d" % hlen)
+            self._need = hlen - _HDR_PREFIX
+            return
+        h = fmt.parse_header(self.header_bytes_raw())
+        if h.hw_min is None:
+            raise OtaError(BAD_HEADER_LENGTH, "hardware versions absent")
+        if h.total_size < h.length + 3 * fmt.ELEM_SIZE:
+            raise OtaError(SIZE_MISMATCH, "total image size %d" % h.total_size)
+        self.header = h
+        self._expect_elem()
+
+    def header_bytes_raw(self):
+        return memoryview(self._hdr)[:self._fill]
+
+    def _expect_elem(self):
+        self.state = _S_ELEM
+        self._fill = 0
+        self._need = fmt.ELEM_SIZE
+
+    def _element(self):
+        tag, length = struct.unpack_from(fmt.ELEM_FMT, self._small, 0)
+        end = self.pos + length
+        if end > self.header.total_size:
+            raise OtaError(BAD_ELEMENT, "tag 0x%04X length %d past total size" % (tag, length))
+        if tag == fmt.TAG_MANIFEST:
+            order = 1
+        elif tag == fmt.TAG_TABLE:
+            order = 2
+        elif tag == fmt.TAG_PAYLOAD:
+            order = 3
+        else:
+            raise OtaError(UNKNOWN_ELEMENT, "tag 0x%04X" % tag)
+        if order <= self._seen:
+            raise OtaError(DUPLICATE_ELEMENT, "tag 0x%04X" % tag)
+        if order != self._seen + 1:
+            raise OtaError(MISSING_ELEMENT, "tag 0x%04X before its predecessor" % tag)
+        self._seen = order
+        self._fill = 0
+        self._need = length
+        m = self.manifest
+        if order == 1:
+            if length == 0 or length > fmt.MANIFEST_MAX:
+                raise OtaError(BAD_ELEMENT, "manifest of %d bytes" % length)
+            self.cose_len = length
+            self.state = _S_MANIFEST
+        elif order == 2:
+            if length != m.table_size:
+                raise OtaError(BAD_TABLE, "%d bytes for %d sectors" % (length, m.sectors))
+            self._tsha = hashlib.sha256()
+            self.state = _S_TABLE
+        else:
+            if length != m.enc_size:
+                raise OtaError(BAD_ENCODING, "payload element %d bytes, manifest %d"
+                               % (length, m.enc_size))
+            self.state = _S_PAYLOAD
+            if not length:
+                self._after_payload()
+
+    def _check_manifest(self):
+        from agent import cbor, cose
+        h = self.header
+        msg = cose.parse_sign1(self.cose_bytes())
+        pub = self.policy.trust.find(msg.kid)
+        if not cose.verify_sign1(msg, self.header_bytes(), pub, self.verifier):
+            raise OtaError(BAD_SIGNATURE)
+        m = Manifest(cbor.decode(msg.payload))
+        if m.kid != msg.kid:
+            raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+        m.check_header(h)
+        m.check_policy(self.policy)
+        self.kid = msg.kid
+        self.manifest = m
+        # the header's total size tells already whether a supplier trailer follows
+        rest = h.total_size - self.payload_offset() - m.enc_size
+        if rest != 0 and rest != fmt.TRAILER_SIZE:
+            raise OtaError(SIZE_MISMATCH, "total image size %d" % h.total_size)
+        if rest == 0 and self.policy.supplier_key is not None:
+            raise OtaError(SUPPLIER_SIG_REQUIRED)
+
+    def _after_payload(self):
+        rest = self.header.total_size - self.pos
+        if rest == 0:
+            self._done()
+        else:  # a trailer, as checked with the manifest
+            self.state = _S_TRAILER
+            self._fill = 0
+            self._need = rest
+
+    def _trailer(self):
+        self.trailer = fmt.parse_trailer(self._small)
+        self._done()
+
+    def _done(self):
+        self.state = _S_DONE
+        self._need = 0x7FFFFFFF
+        self.sink.on_done(self)
+

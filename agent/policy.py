@@ -1,0 +1,104 @@
+# The signed manifest: decoding, consistency with the OTA header, and device policy.
+from agent.errors import OtaError, BAD_MANIFEST, UNSUPPORTED_FORMAT, HEADER_MISMATCH, \
+    WRONG_MANUFACTURER, WRONG_IMAGE_TYPE, WRONG_HARDWARE, ROLLBACK, TOO_LARGE, \
+    BAD_SECTOR_SIZE, BAD_ENCODING
+from agent import fmt
+
+
+class Manifest:
+    """The fields of a manifest map, with types and ranges checked."""
+
+    def __init__(self, m):
+        if not isinstance(m, dict):
+            raise OtaError(BAD_MANIFEST, "not a map")
+        fv = m.get(fmt.M_FORMAT)
+        if fv != fmt.FORMAT_VERSION:
+            raise OtaError(UNSUPPORTED_FORMAT, "format %r" % (fv,))
+        self.seq = _uint(m, fmt.M_SEQ, 0xFFFFFFFF)
+        self.version = _uint(m, fmt.M_VERSION, 0xFFFFFFFF)
+        self.manufacturer = _uint(m, fmt.M_MANUFACTURER, 0xFFFF)
+        self.image_type = _uint(m, fmt.M_IMAGE_TYPE, 0xFFFF)
+        self.hw_min = _uint(m, fmt.M_HW_MIN, 0xFFFF)
+        self.hw_max = _uint(m, fmt.M_HW_MAX, 0xFFFF)
+        self.size = _uint(m, fmt.M_SIZE, 0xFFFFFFFF)
+        self.sha256 = _bytes(m, fmt.M_SHA256, 32)
+        self.crc32 = _uint(m, fmt.M_CRC32, 0xFFFFFFFF)
+        self.encoding = _uint(m, fmt.M_ENCODING, 0xFF)
+        self.enc_size = _uint(m, fmt.M_ENC_SIZE, 0xFFFFFFFF)
+        self.sector = _uint(m, fmt.M_SECTOR, fmt.MAX_SECTOR)
+        self.table_sha256 = _bytes(m, fmt.M_TABLE_SHA256, 32)
+        self.kid = _bytes(m, fmt.M_KID, fmt.KID_LEN)
+        s = self.sector
+        if s < fmt.MIN_SECTOR or s & (s - 1):
+            raise OtaError(BAD_SECTOR_SIZE, "%d" % s)
+        if self.hw_min > self.hw_max:
+            raise OtaError(BAD_MANIFEST, "hardware range %d..%d" % (self.hw_min, self.hw_max))
+        if self.size == 0:
+            raise OtaError(BAD_MANIFEST, "empty payload")
+        if self.encoding == fmt.ENC_RAW:
+            if self.enc_size != self.size:
+                raise OtaError(BAD_ENCODING, "raw payload of %d bytes, encoded %d"
+                               % (self.size, self.enc_size))
+        elif self.encoding != fmt.ENC_DEFLATE:
+            raise OtaError(BAD_ENCODING, "encoding %d" % self.encoding)
+        self.sectors = fmt.sector_count(self.size, s)
+        self.table_size = self.sectors * fmt.table_entry_size(self.encoding)
+
+    def check_header(self, h):
+        """The manifest must describe the same image as the OTA header it was signed with."""
+        if (h.file_version != self.version or h.manufacturer != self.manufacturer
+                or h.image_type != self.image_type or h.hw_min != self.hw_min
+                or h.hw_max != self.hw_max):
+            raise OtaError(HEADER_MISMATCH, "version/manufacturer/type/hardware differ")
+
+    def check_policy(self, p):
+        """Compatibility and anti-rollback against the device (a Policy)."""
+        if self.manufacturer != p.manufacturer:
+            raise OtaError(WRONG_MANUFACTURER, "0x%04X, device 0x%04X"
+                           % (self.manufacturer, p.manufacturer))
+        if self.image_type != p.image_type:
+            raise OtaError(WRONG_IMAGE_TYPE, "0x%04X, device 0x%04X"
+                           % (self.image_type, p.image_type))
+        if not self.hw_min <= p.hw_version <= self.hw_max:
+            raise OtaError(WRONG_HARDWARE, "%d..%d, device %d"
+                           % (self.hw_min, self.hw_max, p.hw_version))
+        if self.seq < p.seq:
+            raise OtaError(ROLLBACK, "seq %d < %d" % (self.seq, p.seq))
+        if self.size > p.max_size:
+            raise OtaError(TOO_LARGE, "%d > %d bytes" % (self.size, p.max_size))
+        if p.table_max and self.table_size > p.table_max:
+            raise OtaError(TOO_LARGE, "sector table %d > %d bytes" % (self.table_size, p.table_max))
+        if self.sector % p.sector_size:
+            raise OtaError(BAD_SECTOR_SIZE, "%d is not a multiple of the flash sector %d"
+                           % (self.sector, p.sector_size))
+
+
+class Policy:
+    """What a device accepts. seq is the device's stored anti-rollback counter."""
+
+    def __init__(self, trust, manufacturer, image_type, hw_version, seq=0,
+                 max_size=0xFFFFFFFF, sector_size=fmt.MIN_SECTOR, table_max=0,
+                 supplier_key=None):
+        self.trust = trust
+        self.manufacturer = manufacturer
+        self.image_type = image_type
+        self.hw_version = hw_version
+        self.seq = seq
+        self.max_size = max_size
+        self.sector_size = sector_size
+        self.table_max = table_max
+        self.supplier_key = supplier_key  # 64-byte x||y: trailer required and checked
+
+
+def _uint(m, k, top):
+    v = m.get(k)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v > top:
+        raise OtaError(BAD_MANIFEST, "field %d" % k)
+    return v
+
+
+def _bytes(m, k, n):
+    v = m.get(k)
+    if not isinstance(v, bytes) or len(v) != n:
+        raise OtaError(BAD_MANIFEST, "field %d" % k)
+    return v

@@ -1,0 +1,128 @@
+# Checking a slot from flash: what is activated is what is in flash, not what passed
+# through RAM. Fast check (boot): the payload's CRC-32 against the manifest. Full check:
+# manifest signature with the header as external_aad, sector table digest, every sector's
+# CRC-32, payload SHA-256 and CRC-32, the Manufacturer Image hash, the supplier signature.
+import binascii
+import hashlib
+import struct
+
+from agent import fmt
+from agent.errors import OtaError, SLOT_EMPTY, SLOT_INVALID, BAD_SIGNATURE, BAD_MANIFEST, \
+    BAD_TABLE_DIGEST, SECTOR_CRC, PAYLOAD_DIGEST, PAYLOAD_CRC, SUPPLIER_SIG_REQUIRED, \
+    BAD_SUPPLIER_SIG
+from agent.policy import Manifest
+from agent.slot import META_MAGIC, META_FMT, META_SIZE, HDR_OFF, COSE_OFF, TRAILER_OFF, \
+    TABLE_OFF, scan, hash_prefix, table_entry, sector_len
+
+
+class SlotInfo:
+    """What a check found: header, manifest, and (full check) the MI hash and trailer."""
+
+    def __init__(self):
+        self.header = None
+        self.header_bytes = None
+        self.cose = None
+        self.manifest = None
+        self.trailer = None
+        self.mi_hash = None
+
+
+def read_meta(slot):
+    """Header, COSE bytes, manifest (unverified) and trailer from a slot's meta area."""
+    a = slot.area
+    b = bytearray(TRAILER_OFF + fmt.TRAILER_SIZE)
+    a.read(slot.meta, b)
+    magic, hl, cl, tl = struct.unpack_from(META_FMT, b, 0)
+    if magic != META_MAGIC:
+        e = a.erased
+        for i in range(META_SIZE):
+            if b[i] != e:
+                raise OtaError(SLOT_INVALID, "slot %d: bad meta record" % slot.index)
+        raise OtaError(SLOT_EMPTY, "slot %d" % slot.index)
+    if hl > fmt.HDR_MAX or not cl or cl > fmt.MANIFEST_MAX or tl > slot.table_max:
+        raise OtaError(SLOT_INVALID, "slot %d: meta lengths" % slot.index)
+    from agent import cbor, cose
+    info = SlotInfo()
+    info.header_bytes = bytes(b[HDR_OFF:HDR_OFF + hl])
+    info.cose = cose.parse_sign1(bytes(b[COSE_OFF:COSE_OFF + cl]))
+    info.header = fmt.parse_header(info.header_bytes)
+    m = Manifest(cbor.decode(info.cose.payload))
+    m.check_header(info.header)
+    if m.table_size != tl or m.size > slot.capacity:
+        raise OtaError(SLOT_INVALID, "slot %d: table or size" % slot.index)
+    info.manifest = m
+    info.cose_len = cl
+    t = b[TRAILER_OFF:TRAILER_OFF + fmt.TRAILER_SIZE]
+    if t[1] == fmt.TRAILER_SIG_LEN:
+        info.trailer = fmt.parse_trailer(t)
+    return info
+
+
+def check(slot, policy=None, verifier=None, mi_hash=None):
+    """Check slot from flash. policy None: fast check (CRC-32 of the payload only).
+    With a policy: the full check; mi_hash is the deflate image's Manufacturer Image hash
+    recorded during its download (raw images get theirs from flash). Returns a SlotInfo."""
+    info = read_meta(slot)
+    m = info.manifest
+    a = slot.area
+    buf = bytearray(256)
+    ent = bytearray(12)
+    full = policy is not None
+    psha = mi = None
+    if full:
+        from agent import cose
+        msg = info.cose
+        pub = policy.trust.find(msg.kid)
+        if not cose.verify_sign1(msg, info.header_bytes, pub, verifier):
+            raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
+        if m.kid != msg.kid:
+            raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+        tsha = hashlib.sha256()
+        scan(a, slot.meta + TABLE_OFF, m.table_size, buf, 0, tsha)
+        if tsha.digest() != m.table_sha256:
+            raise OtaError(BAD_TABLE_DIGEST, "slot %d" % slot.index)
+        psha = hashlib.sha256()
+        if m.encoding == fmt.ENC_RAW:
+            mi = hashlib.sha256()
+            hash_prefix(slot, info.cose_len, m, mi, buf)
+    total = 0
+    mv = memoryview(buf)
+    for k in range(m.sectors):
+        n = sector_len(m, k)
+        if not full:
+            total = scan(a, k * m.sector, n, buf, total)
+            continue
+        off = k * m.sector
+        c = 0
+        while n:  # per-sector and whole-payload CRC-32 and hashes in one pass
+            part = mv[:n if n < len(buf) else len(buf)]
+            a.read(off, part)
+            c = binascii.crc32(part, c)
+            total = binascii.crc32(part, total)
+            psha.update(part)
+            if mi is not None:
+                mi.update(part)
+            off += len(part)
+            n -= len(part)
+        if c != table_entry(slot, m, k, ent)[0]:
+            raise OtaError(SECTOR_CRC, "slot %d sector %d" % (slot.index, k))
+    if total != m.crc32:
+        raise OtaError(PAYLOAD_CRC, "slot %d" % slot.index)
+    if not full:
+        return info
+    if psha.digest() != m.sha256:
+        raise OtaError(PAYLOAD_DIGEST, "slot %d" % slot.index)
+    info.mi_hash = mi.digest() if mi is not None else mi_hash
+    key = policy.supplier_key
+    if key is not None:
+        if info.trailer is None:
+            raise OtaError(SUPPLIER_SIG_REQUIRED)
+        if info.mi_hash is None:
+            raise OtaError(SLOT_INVALID, "Manufacturer Image hash unknown")
+        v = verifier
+        if v is None:
+            from agent.p256 import verify as v
+        if not v(key, info.mi_hash, info.trailer[1]):
+            raise OtaError(BAD_SUPPLIER_SIG)
+    return info
+
