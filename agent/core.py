@@ -1,0 +1,374 @@
+# The device agent: download into the inactive slot, verification from flash, activation
+# (now, at a time, or on a command naming the image), trial boot, confirm and revert, and
+# alerts. Every decision is saved in the journal before it is acted on, so a power cut at
+# any instant leaves a state that start() completes or undoes.
+import hashlib
+
+from agent import fmt
+from agent import state as S
+from agent.errors import OtaError, BUSY, NO_IMAGE, NOT_IN_TRIAL, SECTOR_CRC, \
+    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID
+from agent.journal import Journal
+from agent.policy import Policy
+from agent.parser import Parser
+from agent.slot import SlotWriter, scan, TABLE_OFF
+from agent import verify
+
+
+class Config:
+    """What the device is and whom it trusts."""
+
+    def __init__(self, trust, manufacturer, image_type, hw_version, supplier_key=None,
+                 trials=3, refetch=3, page=256):
+        self.trust = trust
+        self.manufacturer = manufacturer
+        self.image_type = image_type
+        self.hw_version = hw_version
+        self.supplier_key = supplier_key
+        self.trials = trials      # trial boots before the bootloader reverts
+        self.refetch = refetch    # fetches of one bad sector before the image is rejected
+        self.page = page          # flash write unit the slot writer gathers
+
+
+class Device:
+    """board: .slots (two agent.slot.Slot), .journal_area, .boot (hal/boot.py interface),
+    .clock, .verifier (hardware signature check or None). alerts: an object with
+    alert(code, reason, alert_id, value) called after each alert is saved, or None."""
+
+    def __init__(self, board, config, alerts=None):
+        self.board = board
+        self.cfg = config
+        self.sink = alerts
+        self.journal = Journal(board.journal_area, S.STATE_SIZE)
+        self.st = S.State()
+        self._buf = bytearray(S.STATE_SIZE)
+        self.writer = SlotWriter(config.page)
+        self.writer.on_sector = self._on_sector
+        self.parser = None
+        self.trial = False
+        self.reset_needed = False
+        self._out = []
+        self._mine = False
+        self._factory = False
+
+    # -- state and alerts ----------------------------------------------------
+
+    def _save(self):
+        self.journal.save(self.st.pack(self._buf))
+        out = self._out
+        self._out = []
+        if self.sink is not None:
+            for a in out:
+                self.sink.alert(a[0], a[1], a[2], a[3])
+
+    def _alert(self, code, reason=0, value=0):
+        st = self.st
+        a = [code, reason, st.next_alert, value]
+        st.next_alert = (st.next_alert + 1) & 0xFF
+        st.alerts.append(a)
+        if len(st.alerts) > S.ALERTS:
+            st.alerts.pop(0)
+        self._out.append(a)
+
+    def ack(self, alert_id):
+        """The server acknowledged an alert: forget it."""
+        al = self.st.alerts
+        for i in range(len(al)):
+            if al[i][2] == alert_id:
+                al.pop(i)
+                self._save()
+                return True
+        return False
+
+    def unacked(self):
+        return list(self.st.alerts)
+
+    def policy(self):
+        c = self.cfg
+        s = self.board.slots[0]
+        return Policy(c.trust, c.manufacturer, c.image_type, c.hw_version, self.st.seq,
+                      s.capacity, s.area.sector_size, s.table_max, c.supplier_key)
+
+    # -- power on ------------------------------------------------------------
+
+    def start(self):
+        """Run once after every reset, after the bootloader chose the slot."""
+        raw = self.journal.load()
+        st = self.st
+        if raw is not None:
+            st.unpack(raw)
+        b = self.board.boot
+        run = b.running()
+        if st.phase in (S.HELD, S.ACTIVATING) and st.slot == run and b.in_trial():
+            self.trial = True
+            if st.phase != S.ACTIVATING:
+                st.phase = S.ACTIVATING
+                self._save()
+        elif st.phase == S.ACTIVATING and st.slot == run:
+            self._confirmed()   # confirmed before the journal said so
+        elif st.phase == S.ACTIVATING and b.pending() != st.slot:
+            why = b.boot_info()[1] or ACTIVATION_FAILED
+            st.phase = S.IDLE
+            self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, why, st.held_version)
+            self._save()
+        elif st.phase in (S.DOWNLOADING, S.HELD) and st.slot == run:
+            st.phase = S.IDLE   # never write into, or activate, the running slot
+            self._save()
+        try:
+            m = verify.check(self.board.slots[run]).manifest
+            if st.run_version != m.version and not self.trial:
+                st.run_version = m.version
+                self._save()
+        except OtaError as e:
+            self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, e.reason, st.run_version)
+            self._save()
+            self._fall_back(run)
+        return self.trial
+
+    def _fall_back(self, run):
+        b = self.board.boot
+        st = self.st
+        if self.trial:
+            self.revert(SLOT_INVALID)
+            return
+        other = 1 - run
+        try:
+            m = verify.check(self.board.slots[other], self.policy(), self.board.verifier,
+                             st.mi_hash if st.slot == other else None).manifest
+        except OtaError:
+            return  # nothing better to run: keep going, the alert is raised
+        b.set_confirmed(other)
+        if st.slot == other:
+            st.phase = S.IDLE
+        st.run_version = m.version
+        self._save()
+        self.reset_needed = True
+
+    # -- download ------------------------------------------------------------
+
+    def begin(self):
+        """Start a transfer session; returns the file offset to fetch first."""
+        if self.trial or self.st.phase == S.ACTIVATING:
+            raise OtaError(BUSY, "activation in progress")
+        self.parser = Parser(self.policy(), self, self.board.verifier)
+        self._mine = False
+        return 0
+
+    def feed(self, offset, data):
+        """Image bytes at file offset; returns the offset wanted next. Data for another
+        offset (a duplicate or late block) is ignored."""
+        p = self.parser
+        if offset != p.pos:
+            return p.pos
+        try:
+            p.feed(data)
+        except OtaError as e:
+            st = self.st
+            if e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
+                st.fails += 1
+                self._save()
+                p.seek(self.writer.resume_offset(p.payload_offset()))
+                return p.pos
+            self._reject(e)
+            raise
+        return p.pos
+
+    def done(self):
+        """True once the image is received and verified."""
+        return self.parser is not None and self.parser.state == 6 and self.st.phase == S.HELD
+
+    def end(self):
+        """The server says the image is complete: anything missing is an error."""
+        try:
+            self.parser.finish()
+        except OtaError as e:
+            self._reject(e)
+            raise
+
+    def _reject(self, e):
+        st = self.st
+        if self._mine and st.phase == S.DOWNLOADING:
+            st.phase = S.IDLE
+        self._mine = False
+        self._alert(fmt.ALERT_VERIFY_FAIL, e.reason, 0)
+        self._save()
+
+    def on_manifest(self, p):
+        st = self.st
+        h = hashlib.sha256(p.header_bytes())
+        h.update(p.cose_bytes())
+        ident = h.digest()
+        run = self.board.boot.running()
+        i = run if self._factory else 1 - run
+        slot = self.board.slots[i]
+        self._mine = True
+        if (st.phase == S.DOWNLOADING and st.ident == ident and st.slot == i and st.next
+                and self._meta_intact(slot, p)):
+            self.writer.resume(slot, p.manifest, p.cose_len, st.next)
+            return self.writer.resume_offset(p.payload_offset())
+        st.phase = S.DOWNLOADING
+        st.slot = i
+        st.ident = ident
+        st.next = 0
+        st.fails = 0
+        st.flags = 0
+        st.act_time = S.WAIT_COMMAND
+        self._save()
+        self.writer.start(slot)
+        self.writer.on_manifest(p)
+        return None
+
+    def _meta_intact(self, slot, p):
+        try:
+            info = verify.read_meta(slot)
+        except OtaError:
+            return False
+        if info.header_bytes != bytes(p.header_bytes()) or info.cose_len != p.cose_len:
+            return False
+        t = hashlib.sha256()
+        scan(slot.area, slot.meta + TABLE_OFF, p.manifest.table_size, bytearray(64), 0, t)
+        return t.digest() == p.manifest.table_sha256
+
+    def on_table(self, mv):
+        self.writer.on_table(mv)
+
+    def on_table_end(self):
+        self.writer.on_table_end()
+
+    def on_payload(self, mv):
+        self.writer.on_payload(mv)
+
+    def _on_sector(self, nxt, mi):
+        st = self.st
+        st.next = nxt
+        st.fails = 0
+        if mi is not None:
+            st.mi_hash = mi
+        self._save()
+
+    def on_done(self, p):
+        self.writer.on_done(p)
+        st = self.st
+        slot = self.board.slots[st.slot]
+        m = p.manifest
+        info = verify.check(slot, self.policy(), self.board.verifier,
+                            st.mi_hash if m.encoding == fmt.ENC_DEFLATE else None)
+        st.mi_hash = info.mi_hash
+        st.held_version = m.version
+        st.held_seq = m.seq
+        st.act_time = S.WAIT_COMMAND
+        self._mine = False
+        if self._factory:
+            st.phase = S.IDLE
+            st.seq = m.seq
+            st.run_version = m.version
+        else:
+            st.phase = S.HELD
+            self._alert(fmt.ALERT_VERIFY_OK, 0, m.version)
+        self._save()
+
+    def provision(self, read, size):
+        """Factory install of a first image into the running slot, which must not hold a
+        valid image. read(n) returns the next bytes of the image file."""
+        try:
+            verify.check(self.board.slots[self.board.boot.running()], self.policy(),
+                         self.board.verifier)
+        except OtaError:
+            pass
+        else:
+            raise OtaError(BUSY, "the running slot holds a valid image")
+        self._factory = True
+        try:
+            self.begin()
+            pos = 0
+            while pos < size:
+                pos = self.feed(pos, read(min(1024, size - pos)))
+            self.end()
+        finally:
+            self._factory = False
+
+    # -- activation ----------------------------------------------------------
+
+    def schedule(self, when):
+        """Activate the held image at device time `when` (seconds; 0 or past = now) or on
+        a command (state.WAIT_COMMAND). Returns the activation outcome if it ran now."""
+        st = self.st
+        if st.phase != S.HELD:
+            raise OtaError(NO_IMAGE)
+        now = self.board.clock.now()
+        st.act_time = when
+        st.flags = S.F_FUTURE if when != S.WAIT_COMMAND and when > now else 0
+        self._save()
+        return self.tick()
+
+    def tick(self):
+        """Call now and then: runs an activation whose time has come."""
+        st = self.st
+        if st.phase != S.HELD or st.act_time == S.WAIT_COMMAND:
+            return None
+        if self.board.clock.now() < st.act_time:
+            return None
+        return self._activate(st.flags & S.F_FUTURE)
+
+    def activate(self, mi_hash):
+        """Activation command naming the image: a GBCS CS06 outcome."""
+        st = self.st
+        if st.phase != S.HELD:
+            return fmt.ACT_NO_IMAGE
+        if bytes(mi_hash) != st.mi_hash:
+            return fmt.ACT_HASH_MISMATCH
+        return self._activate(False)
+
+    def _activate(self, future):
+        st = self.st
+        slot = self.board.slots[st.slot]
+        try:
+            info = verify.check(slot, self.policy(), self.board.verifier, st.mi_hash)
+            if info.mi_hash != st.mi_hash:
+                raise OtaError(HASH_MISMATCH, "image in flash changed")
+            self.board.boot.set_pending(st.slot, self.cfg.trials)
+        except OtaError as e:
+            st.phase = S.IDLE
+            self._alert(fmt.ALERT_VERIFY_FAIL, e.reason, st.held_version)
+            if future:
+                self._alert(fmt.ALERT_FUTURE_NOT_ACTIONED, e.reason, st.held_version)
+            self._save()
+            return fmt.ACT_FAILURE
+        st.phase = S.ACTIVATING
+        st.act_time = S.WAIT_COMMAND
+        if future:
+            self._alert(fmt.ALERT_FUTURE_ACTIONED, 0, st.held_version)
+        self._save()
+        self.reset_needed = True
+        return fmt.ACT_SUCCESS
+
+    # -- trial ---------------------------------------------------------------
+
+    def confirm(self):
+        """The new image is healthy: make it permanent, then raise the sequence number."""
+        if not self.trial:
+            raise OtaError(NOT_IN_TRIAL)
+        self.board.boot.confirm()
+        self._confirmed()
+
+    def _confirmed(self):
+        st = self.st
+        self.trial = False
+        if st.held_seq > st.seq:
+            st.seq = st.held_seq
+        st.run_version = st.held_version
+        st.phase = S.IDLE
+        self._alert(fmt.ALERT_VERSION_CHANGED, 0, st.run_version)
+        self._save()
+
+    def revert(self, reason=ACTIVATION_FAILED):
+        """The new image is not healthy: go back to the confirmed one at the next reset."""
+        if not self.trial:
+            raise OtaError(NOT_IN_TRIAL)
+        self.board.boot.revert()
+        st = self.st
+        self.trial = False
+        st.phase = S.IDLE
+        self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, reason, st.held_version)
+        self._save()
+        self.reset_needed = True

@@ -1,0 +1,69 @@
+# An emulated device for the device-side tests (CPython and MicroPython alike).
+from agent.keys import Trust
+from agent.core import Config, Device
+from hal.nor import NorFlash
+from hal.emu import EmuBoard, Layout
+from tutil import read_data
+
+MAN = 0x1234
+TYPE = 0x0001
+HW = 2
+
+
+class Alerts:
+    def __init__(self):
+        self.got = []
+
+    def alert(self, code, reason, aid, value):
+        self.got.append((code, reason, value))
+
+    def codes(self):
+        return [a[0] for a in self.got]
+
+
+class Rig:
+    """A flash, a board over it, a device, and a reboot()."""
+
+    def __init__(self, sector=4096, write_size=1, erased=0xFF, slot_payload=64 * 1024,
+                 trials=3, supplier_key=None, keys=("core_pub.bin", "core_other_pub.bin")):
+        self.layout = Layout.for_image(sector, slot_payload)
+        self.flash = NorFlash(self.layout.size, sector, write_size, erased)
+        self.cfg = Config(Trust([read_data(k) for k in keys]), MAN, TYPE, HW,
+                          supplier_key=supplier_key, trials=trials)
+        self.alerts = Alerts()
+        self.reboot()
+
+    def reboot(self):
+        self.board = EmuBoard(self.flash, self.layout)
+        self.board.power_on()
+        self.dev = Device(self.board, self.cfg, self.alerts)
+        self.dev.start()
+        return self.dev
+
+    def provision(self, name="core_v1.ota"):
+        img = read_data(name)
+        pos = [0]
+
+        def read(n):
+            b = img[pos[0]:pos[0] + n]
+            pos[0] += n
+            return b
+        self.dev.provision(read, len(img))
+        return self.reboot()
+
+    def download(self, img, block=48, limit=None):
+        """Feed img from the offset the device asks for; stop after `limit` blocks."""
+        d = self.dev
+        off = d.begin()
+        n = 0
+        while not d.done():
+            if limit is not None and n >= limit:
+                return off
+            off = d.feed(off, img[off:off + block])
+            n += 1
+            if off >= len(img) and not d.done():
+                d.end()
+        return off
+
+    def running(self):
+        return self.board.boot.running()
