@@ -1,0 +1,262 @@
+# The power-cut campaign over the emulated board (runs under MicroPython and CPython).
+#
+# A clean update (factory image confirmed -> update downloaded, verified, activated,
+# trial-booted, confirmed; or reverted) is run once to count its flash operations per
+# phase. Then, for every operation of the chosen phases, the run is repeated from the
+# phase's start with power cut after that operation (or during it, torn), the device is
+# rebooted and driven to the end, and the campaign checks that:
+#   - after every reboot the bootloader runs an image that passes the full check
+#     (signature, digests): otherwise the device is counted as bricked;
+#   - the confirmed slot always holds a valid image: otherwise lost_confirmed_image;
+#   - a cut download continues from its last checkpoint: otherwise resumed_from_zero;
+#   - no slot sector is erased more than once beyond what the clean run erases it.
+from agent import state as S
+from agent import verify
+from agent.core import Config, Device
+from agent.errors import OtaError
+from agent.keys import Trust
+from agent.fmt import parse_header
+from hal.emu import EmuBoard, Layout
+from hal.nor import NorFlash, PowerCut
+
+PHASES = ("download", "verify", "activate", "confirm", "revert")
+
+
+class Campaign:
+    def __init__(self, update, factory, keys, sector=4096, write_size=1, erased=0xFF,
+                 block=64, trials=3):
+        h = parse_header(update)
+        self.update = update
+        self.factory = factory
+        self.block = block
+        size = max(len(update), len(factory))
+        self.layout = Layout.for_image(sector, size, 4096)
+        self.flash = NorFlash(self.layout.size, sector, write_size, erased)
+        self.cfg = Config(Trust(keys), h.manufacturer, h.image_type, h.hw_min, trials=trials)
+        self.version = h.file_version
+        self.stats = {"cut_points": 0, "torn_points": 0, "bricked": 0,
+                      "lost_confirmed_image": 0, "resumed_from_zero": 0,
+                      "max_extra_erases": 0, "max_extra_erases_multi": 0, "extra_erases": 0, "runs": 0,
+                      "failures": []}
+
+    # -- the device --------------------------------------------------------
+
+    def boot(self):
+        """Reset: bootloader, then the agent's start(). Checks the boot invariants."""
+        while True:
+            b = EmuBoard(self.flash, self.layout)
+            run = b.power_on()
+            self.board = b
+            self.dev = Device(b, self.cfg)
+            self._check_boot(b, run)
+            self.dev.start()
+            if not self.dev.reset_needed:
+                return self.dev
+
+    def _check_boot(self, b, run):
+        if self._where == "factory":
+            return
+        pol = self.dev.policy()
+        pol.seq = 0
+        try:
+            verify.check(b.slots[run], pol)
+        except OtaError as e:
+            self._fail("bricked", "boots slot %d: %s" % (run, e))
+        if not b.boot.in_trial():
+            try:
+                verify.check(b.slots[b.boot.confirmed()], pol)
+            except OtaError as e:
+                self._fail("lost_confirmed_image", "slot %d: %s" % (b.boot.confirmed(), e))
+
+    def _fail(self, key, why):
+        self.stats[key] += 1
+        if len(self.stats["failures"]) < 20:
+            self.stats["failures"].append("%s: %s (%s)" % (key, why, self._where))
+
+    def provision(self):
+        self._where = "factory"
+        d = self.boot()
+        img = self.factory
+        pos = [0]
+
+        def read(n):
+            b = img[pos[0]:pos[0] + n]
+            pos[0] += n
+            return b
+        d.provision(read, len(img))
+        self._where = "clean"
+        return self.boot()
+
+    def download(self, marks=None):
+        d = self.dev
+        img = self.update
+        fresh = [0]
+        start = d.writer.start
+
+        def counted(slot):
+            fresh[0] += 1
+            start(slot)
+        d.writer.start = counted
+        if marks is not None:  # the download phase ends with the last sector's checkpoint
+            saved = d.writer.on_sector
+
+            def mark(nxt, mi):
+                saved(nxt, mi)
+                if nxt == marks["sectors"]:
+                    marks["dl"] = self.flash.ops
+            d.writer.on_sector = mark
+        checkpoint = d.st.next if d.st.phase == S.DOWNLOADING else 0
+        off = d.begin()
+        while not d.done():
+            off = d.feed(off, img[off:off + self.block])
+        if checkpoint and fresh[0]:
+            self._fail("resumed_from_zero", "checkpoint %d" % checkpoint)
+
+    def drive(self, goal, marks=None):
+        """From whatever state the device is in, run the update to the goal."""
+        activated = False
+        for _ in range(40):
+            d = self.dev
+            if d.trial:
+                activated = True
+                if goal == "revert":
+                    if marks is not None:
+                        marks["trial"] = self.flash.ops
+                    d.revert()
+                else:
+                    if marks is not None:
+                        marks["trial"] = self.flash.ops
+                    d.confirm()
+                    if marks is not None:
+                        marks["confirm"] = self.flash.ops
+                self.boot()
+                continue
+            st = d.st
+            if st.phase == S.ACTIVATING:
+                self.boot()
+                continue
+            if st.phase == S.HELD:
+                if marks is not None and "verify" not in marks:
+                    marks["verify"] = self.flash.ops
+                activated = True
+                d.schedule(0)
+                self.boot()
+                continue
+            if activated:
+                return self._finished(goal)
+            self.download(marks)
+        self._fail("bricked", "no end after 40 steps")
+
+    def _finished(self, goal):
+        b = self.board
+        run = b.boot.running()
+        ver = self.dev.st.run_version
+        if goal == "confirm" and ver != self.version:
+            # several cuts can use up the trial boots: a legitimate revert; update again
+            return self.drive(goal)
+        if goal == "revert" and run != 0:
+            self._fail("bricked", "did not revert")
+
+    # -- the campaign ------------------------------------------------------
+
+    def clean(self):
+        """The clean runs: op counts per phase, snapshots where the phases start."""
+        f = self.flash
+        self.provision()
+        marks = {"sectors": _sectors(self.update), "start": f.ops}
+        self.snap = {"download": (f.snapshot(), f.ops)}
+        self.drive("confirm", marks)
+        self.base_erases = {"download": _delta(f, self.snap["download"])}
+        self.ranges = {
+            "download": (marks["start"], marks["dl"]),
+            "verify": (marks["dl"], marks["verify"]),
+            "activate": (marks["verify"], marks["trial"]),
+            "confirm": (marks["trial"], f.ops),
+        }
+        # the revert branch: from the trial boot of the same update
+        f.restore(self.snap["download"][0])
+        self.boot()
+        self.download()
+        self.dev.schedule(0)
+        self.boot()
+        self.snap["revert"] = (f.snapshot(), f.ops)
+        self.drive("revert")
+        self.base_erases["revert"] = _delta(f, self.snap["revert"])
+        self.ranges["revert"] = (self.snap["revert"][1], f.ops)
+        return self.ranges
+
+    def run_phase(self, phase, tear=False, progress=None):
+        """Cut at every operation of one phase."""
+        snap = "revert" if phase == "revert" else "download"
+        base = self.snap[snap][1]
+        lo, hi = self.ranges[phase]
+        for k in range(lo - base + 1, hi - base + 1):
+            self._cut_run(snap, [k], tear, phase)
+            if progress:
+                progress(1)
+
+    def run_random(self, cuts, seed, tear=False):
+        """Up to `cuts` cuts at pseudo-random operations of one whole update."""
+        n = self.ranges["confirm"][1] - self.snap["download"][1]
+        x = seed * 2654435761 + 1
+        ks = []
+        for _ in range(cuts):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            ks.append(1 + x % n)
+        ks.sort()
+        self._cut_run("download", ks, tear, "random seed %d" % seed)
+
+    def _cut_run(self, snap, cuts, tear, phase):
+        f = self.flash
+        image, base = self.snap[snap]
+        f.restore(image)
+        self._where = "%s cut %s%s" % (phase, cuts, " torn" if tear else "")
+        self.stats["runs"] += 1
+        self.stats["torn_points" if tear else "cut_points"] += len(cuts)
+        goal = "revert" if snap == "revert" else "confirm"
+        todo = list(cuts)
+        while True:
+            if todo:
+                k = todo.pop(0)
+                n = base + k - f.ops
+                f.fail_at(n if n > 0 else 1, tear, k)
+            try:
+                self.boot()
+                self.drive(goal)
+                f.fail_at(None)
+                break
+            except PowerCut:
+                f.power_on()
+            except OtaError as e:
+                f.fail_at(None)
+                f.power_on()
+                self._fail("bricked", "error %s" % e)
+                break
+        # wear: no slot sector erased more than once beyond the clean run
+        got = _delta(f, self.snap[snap])
+        want = self.base_erases[snap]
+        first = self.layout.slot_off[0] // self.layout.sector_size
+        worst = 0
+        for i in range(first, len(got)):
+            if got[i] - want[i] > worst:
+                worst = got[i] - want[i]
+        # each cut may cost the sector it interrupted one more erase
+        if worst > len(cuts):
+            self._fail("extra_erases", "a slot sector erased %d more times" % worst)
+        key = "max_extra_erases" if len(cuts) == 1 else "max_extra_erases_multi"
+        if worst > self.stats[key]:
+            self.stats[key] = worst
+
+
+def _delta(f, snap):
+    before = snap[0][5]
+    return [f.sector_erases[i] - before[i] for i in range(len(before))]
+
+
+def _sectors(img):
+    from agent import cbor, cose
+    from agent.policy import Manifest
+    h = parse_header(img)
+    n = img[h.length + 2] | img[h.length + 3] << 8 | img[h.length + 4] << 16
+    msg = cose.parse_sign1(img[h.length + 6:h.length + 6 + n])
+    return Manifest(cbor.decode(msg.payload)).sectors
