@@ -19,7 +19,7 @@ class Config:
     """What the device is and whom it trusts."""
 
     def __init__(self, trust, manufacturer, image_type, hw_version, supplier_key=None,
-                 trials=3, refetch=3, page=256):
+                 trials=3, refetch=3, page=256, health=None):
         self.trust = trust
         self.manufacturer = manufacturer
         self.image_type = image_type
@@ -28,6 +28,7 @@ class Config:
         self.trials = trials      # trial boots before the bootloader reverts
         self.refetch = refetch    # fetches of one bad sector before the image is rejected
         self.page = page          # flash write unit the slot writer gathers
+        self.health = health      # application health check for a trial boot: () -> bool
 
 
 class Device:
@@ -124,6 +125,24 @@ class Device:
             self._save()
             self._fall_back(run)
         return self.trial
+
+    def check_running(self, full=True):
+        """Check the running slot from flash: CRC-32 only, or fully (signature, digests)."""
+        st = self.st
+        run = self.board.boot.running()
+        return verify.check(self.board.slots[run], self.policy() if full else None,
+                            self.board.verifier, st.mi_hash if st.slot == run else None)
+
+    def run_health(self):
+        """On a trial boot, let the application's health check decide: confirm or revert."""
+        h = self.cfg.health
+        if not self.trial or h is None:
+            return None
+        if h():
+            self.confirm()
+            return True
+        self.revert()
+        return False
 
     def _fall_back(self, run):
         b = self.board.boot

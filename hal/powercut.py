@@ -36,7 +36,8 @@ class Campaign:
         self.version = h.file_version
         self.stats = {"cut_points": 0, "torn_points": 0, "bricked": 0,
                       "lost_confirmed_image": 0, "resumed_from_zero": 0,
-                      "max_extra_erases": 0, "max_extra_erases_multi": 0, "extra_erases": 0, "runs": 0,
+                      "max_extra_erases": 0, "max_extra_erases_multi": 0, "extra_erases": 0,
+                      "resumed_behind": 0, "runs": 0,
                       "failures": []}
 
     # -- the device --------------------------------------------------------
@@ -85,32 +86,22 @@ class Campaign:
             return b
         d.provision(read, len(img))
         self._where = "clean"
-        return self.boot()
 
     def download(self, marks=None):
         d = self.dev
         img = self.update
-        fresh = [0]
-        start = d.writer.start
-
-        def counted(slot):
-            fresh[0] += 1
-            start(slot)
-        d.writer.start = counted
         if marks is not None:  # the download phase ends with the last sector's checkpoint
             saved = d.writer.on_sector
 
             def mark(nxt, mi):
                 saved(nxt, mi)
+                marks.setdefault("saved", []).append((self.flash.ops, nxt))
                 if nxt == marks["sectors"]:
                     marks["dl"] = self.flash.ops
             d.writer.on_sector = mark
-        checkpoint = d.st.next if d.st.phase == S.DOWNLOADING else 0
         off = d.begin()
         while not d.done():
             off = d.feed(off, img[off:off + self.block])
-        if checkpoint and fresh[0]:
-            self._fail("resumed_from_zero", "checkpoint %d" % checkpoint)
 
     def drive(self, goal, marks=None):
         """From whatever state the device is in, run the update to the goal."""
@@ -163,10 +154,18 @@ class Campaign:
         """The clean runs: op counts per phase, snapshots where the phases start."""
         f = self.flash
         self.provision()
-        marks = {"sectors": _sectors(self.update), "start": f.ops}
+        # every run starts from this snapshot with a reset, the clean one included
         self.snap = {"download": (f.snapshot(), f.ops)}
+        marks = {"sectors": _sectors(self.update), "start": f.ops}
+        self.boot()
+        j0 = self.dev.journal.seq
+        b0 = self.board.boot._journal.seq
         self.drive("confirm", marks)
         self.base_erases = {"download": _delta(f, self.snap["download"])}
+        self.saved = marks.get("saved", [])
+        self.clean_stats = self._clean_stats(self.base_erases["download"], marks["sectors"],
+                                             self.dev.journal.seq - j0,
+                                             self.board.boot._journal.seq - b0)
         self.ranges = {
             "download": (marks["start"], marks["dl"]),
             "verify": (marks["dl"], marks["verify"]),
@@ -178,12 +177,33 @@ class Campaign:
         self.boot()
         self.download()
         self.dev.schedule(0)
-        self.boot()
         self.snap["revert"] = (f.snapshot(), f.ops)
+        self.boot()
         self.drive("revert")
         self.base_erases["revert"] = _delta(f, self.snap["revert"])
         self.ranges["revert"] = (self.snap["revert"][1], f.ops)
         return self.ranges
+
+    def _clean_stats(self, erases, sectors, records, boot_records):
+        lay = self.layout
+        ss = lay.sector_size
+
+        def area(off, size):
+            return sum(erases[off // ss:(off + size) // ss])
+        meta = lay.meta_size // ss
+        j = self.dev.journal
+        return {
+            "slot_erases": area(lay.slot_off[0], 2 * lay.slot_size),
+            "min_erases": sectors * (self._image_sector() // ss) + meta,
+            "journal_records": records,
+            "journal_record_bytes": j.record_size,
+            "journal_erases": area(lay.journal_off, lay.journal_size),
+            "boot_records": boot_records,
+            "boot_erases": area(lay.boot_off, lay.boot_size),
+        }
+
+    def _image_sector(self):
+        return _manifest(self.update).sector
 
     def run_phase(self, phase, tear=False, progress=None):
         """Cut at every operation of one phase."""
@@ -235,6 +255,8 @@ class Campaign:
         # wear: no slot sector erased more than once beyond the clean run
         got = _delta(f, self.snap[snap])
         want = self.base_erases[snap]
+        if snap == "download":
+            self._resume_check(got, want, base + cuts[0] - (1 if tear else 0))
         first = self.layout.slot_off[0] // self.layout.sector_size
         worst = 0
         for i in range(first, len(got)):
@@ -248,15 +270,106 @@ class Campaign:
             self.stats[key] = worst
 
 
+    def _resume_check(self, got, want, done_ops):
+        # Judged from outside: sectors whose checkpoint was saved before the first cut must
+        # not be written again (erased again) by the download that follows.
+        ckpt = 0
+        for ops, nxt in self.saved:
+            if ops <= done_ops:
+                ckpt = nxt
+        ss = self.layout.sector_size
+        first = self.layout.slot_off[1] // ss
+        per = self._image_sector() // ss
+        for j in range(first, first + ckpt * per):
+            if got[j] > want[j]:
+                self._fail("resumed_from_zero" if j == first else "resumed_behind",
+                           "sector %d written again, checkpoint %d" % ((j - first) // per, ckpt))
+                return
+
+
 def _delta(f, snap):
     before = snap[0][5]
     return [f.sector_erases[i] - before[i] for i in range(len(before))]
 
 
-def _sectors(img):
+def _manifest(img):
     from agent import cbor, cose
     from agent.policy import Manifest
     h = parse_header(img)
     n = img[h.length + 2] | img[h.length + 3] << 8 | img[h.length + 4] << 16
     msg = cose.parse_sign1(img[h.length + 6:h.length + 6 + n])
-    return Manifest(cbor.decode(msg.payload)).sectors
+    return Manifest(cbor.decode(msg.payload))
+
+
+def _sectors(img):
+    return _manifest(img).sectors
+
+
+def run(update, factory, keys, phases=PHASES, tear=False, alignments=(1,), erased=(0xFF,),
+        random_cuts=0, seeds=0, sector=4096, block=64, progress=None):
+    """The whole campaign over every geometry; returns the summary dict."""
+    total = {"cut_points": 0, "torn_points": 0, "bricked": 0, "lost_confirmed_image": 0,
+             "resumed_from_zero": 0, "max_extra_erases": 0, "max_extra_erases_multi": 0,
+             "extra_erases": 0, "resumed_behind": 0, "runs": 0, "failures": [],
+             "configs": []}
+    for ws in alignments:
+        for ev in erased:
+            c = Campaign(update, factory, keys, sector, ws, ev, block)
+            ranges = c.clean()
+            for ph in phases:
+                c.run_phase(ph, False, progress)
+                if tear:
+                    c.run_phase(ph, True, progress)
+            for seed in range(seeds):
+                c.run_random(random_cuts, seed, tear and seed & 1 == 1)
+                if progress:
+                    progress(1)
+            st = c.stats
+            for k in total:
+                if k in ("max_extra_erases", "max_extra_erases_multi"):
+                    if st[k] > total[k]:
+                        total[k] = st[k]
+                elif k == "failures":
+                    total[k].extend(st[k][:5])
+                elif k != "configs":
+                    total[k] += st[k]
+            cfg = {"write_size": ws, "erased": ev, "ops": {}}
+            for ph in ranges:
+                cfg["ops"][ph] = ranges[ph][1] - ranges[ph][0]
+            cfg["clean"] = c.clean_stats
+            for k in ("cut_points", "torn_points", "bricked", "lost_confirmed_image",
+                      "resumed_from_zero", "max_extra_erases"):
+                cfg[k] = st[k]
+            total["configs"].append(cfg)
+    return total
+
+
+def count_points(update, factory, keys, phases, tear, sector=4096):
+    """How many cut runs one geometry takes (for a progress bar)."""
+    c = Campaign(update, factory, keys, sector)
+    r = c.clean()
+    n = 0
+    for ph in phases:
+        n += r[ph][1] - r[ph][0]
+    return n * (2 if tear else 1)
+
+
+def main(argv):
+    # micropython -m hal.powercut UPDATE FACTORY KEY.pem[,KEY.pem] PHASES TEAR ALIGN ERASED
+    #     RANDOM_CUTS SEEDS  -> prints the summary as JSON
+    import json
+    from agent.keys import from_pem
+
+    def rd(p):
+        with open(p, "rb") as f:
+            return f.read()
+    keys = [from_pem(rd(k)) for k in argv[2].split(",")]
+    res = run(rd(argv[0]), rd(argv[1]), keys, argv[3].split(","), argv[4] == "1",
+              [int(x) for x in argv[5].split(",")], [int(x, 0) for x in argv[6].split(",")],
+              int(argv[7]), int(argv[8]))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    import sys
+    main(sys.argv[1:])

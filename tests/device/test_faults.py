@@ -1,0 +1,172 @@
+# Faults: bad journal, bad slots, failing flash. Each is detected and reported, and the
+# device keeps booting its confirmed image.
+from agent import fmt
+from agent import state as S
+from agent import verify
+from agent.errors import OtaError, FLASH_IO, SLOT_EMPTY, PAYLOAD_CRC, BAD_SIGNATURE
+from devkit import Rig
+from tutil import read_data, raises, eq
+
+V2 = read_data("core_v2.ota")
+
+
+def _journal_garbage(r, seed):
+    lay = r.layout
+    x = seed
+    junk = bytearray(lay.journal_size)
+    for i in range(len(junk)):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        junk[i] = x >> 16 & 0xFF
+    r.flash.erase(lay.journal_off, lay.journal_size)
+    r.flash.write(lay.journal_off, junk)
+
+
+def test_journal_full_of_garbage():
+    r = Rig()
+    r.provision()
+    _journal_garbage(r, 7)
+    d = r.reboot()
+    eq(r.running(), 0, "confirmed image boots")
+    eq(d.st.phase, S.IDLE, "fresh state")
+    eq(d.journal.bad > 0, True, "garbage noticed")
+    # and the device can still be updated
+    r.download(V2)
+    eq(d.schedule(0), fmt.ACT_SUCCESS, "activation")
+    r.reboot().confirm()
+
+
+def test_torn_newest_journal_record_uses_older():
+    r = Rig()
+    r.provision()
+    r.download(V2, limit=120)
+    seq = r.dev.journal.seq
+    nxt = r.dev.st.next
+    # damage the newest record: the previous checkpoint is used
+    j = r.dev.journal
+    rs = j.record_size
+    off = r.layout.journal_off + j._sector * r.layout.sector_size + (j._slot - 1) * rs
+    r.flash.flip_bits(off + rs // 2, 0x10)
+    d = r.reboot()
+    eq(d.journal.seq, seq - 1, "older record")
+    eq(d.st.phase, S.DOWNLOADING, "still downloading")
+    assert d.st.next in (nxt - 1, nxt), "previous checkpoint"
+    r.download(V2)
+    eq(d.st.phase, S.HELD, "completed")
+
+
+def test_journal_from_a_different_image():
+    r = Rig()
+    r.provision()
+    r.download(read_data("core_v2z.ota"), limit=150)  # part of another image
+    eq(r.dev.st.phase, S.DOWNLOADING, "phase")
+    d = r.reboot()
+    r.download(V2)  # a different image: its identity differs, so it starts afresh
+    eq(d.st.phase, S.HELD, "held")
+    eq(d.schedule(0), fmt.ACT_SUCCESS, "activation")
+    r.reboot().confirm()
+    fw = read_data("core_v2.bin")
+    buf = bytearray(len(fw))
+    r.board.slots[1].area.read(0, buf)
+    assert bytes(buf) == fw
+
+
+def test_slot_never_written():
+    r = Rig()
+    r.provision()
+    raises(SLOT_EMPTY, verify.check, r.board.slots[1])
+    eq(r.dev.activate(bytes(32)), fmt.ACT_NO_IMAGE, "nothing to activate")
+
+
+def test_running_slot_erased_halfway_falls_back():
+    r = Rig()
+    r.provision()
+    d = r.dev
+    r.download(V2)
+    d.schedule(0)
+    r.reboot().confirm()
+    d = r.reboot()
+    eq(r.running(), 1, "on v2")
+    # slot 1 erased halfway (sector 2 of 6): slot 0 still holds v1, signed and intact
+    r.flash.erase(r.layout.slot_off[1] + 2 * 4096, 4096)
+    codes_before = len(r.alerts.got)
+    d = r.reboot()
+    assert d.reset_needed, "fall back needs a reset"
+    got = r.alerts.got[codes_before:]
+    eq(got[0][0], fmt.ALERT_BOOT_VERIFY_FAIL, "alert")
+    eq(got[0][1], PAYLOAD_CRC, "reason")
+    d = r.reboot()
+    eq(r.running(), 0, "fell back to the other valid image")
+    eq(d.st.run_version, 1, "version")
+
+
+def test_running_slot_bad_and_no_alternative_keeps_running():
+    r = Rig()
+    r.provision()
+    r.flash.erase(r.layout.slot_off[0] + r.layout.slot_size - r.layout.meta_size, 4096)
+    d = r.reboot()
+    eq(r.alerts.got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, SLOT_EMPTY), "alert")
+    assert not d.reset_needed
+
+
+def test_flash_fails_a_write():
+    r = Rig()
+    r.provision()
+    d = r.dev
+    off = d.begin()
+    fed = 0
+    try:
+        while True:
+            if fed == 200:
+                r.flash.fail_writes(1)
+            off = d.feed(off, V2[off:off + 48])
+            fed += 1
+    except OtaError as e:
+        eq(e.reason, FLASH_IO, "reason")
+    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, FLASH_IO), "alert")
+    d = r.reboot()
+    eq(r.running(), 0, "confirmed image boots")
+    r.download(V2)  # and an update works afterwards
+    eq(d.st.phase, S.HELD, "held")
+
+
+def test_activation_when_held_slot_rots():
+    r = Rig()
+    r.provision()
+    d = r.dev
+    r.download(V2)
+    r.flash.flip_bits(r.layout.slot_off[1] + 5000, 0x04)
+    eq(d.activate(d.st.mi_hash), fmt.ACT_FAILURE, "refused")
+    eq(r.alerts.got[-1][0], fmt.ALERT_VERIFY_FAIL, "alert")
+    d = r.reboot()
+    eq(r.running(), 0, "confirmed image boots")
+
+
+def test_health_check_decides():
+    for healthy, slot in ((True, 1), (False, 0)):
+        r = Rig()
+        r.provision()
+        r.download(V2)
+        r.dev.schedule(0)
+        r.cfg.health = lambda: healthy
+        d = r.reboot()
+        d.run_health()
+        if d.reset_needed:
+            d = r.reboot()
+        eq(r.running(), slot, "slot after health %s" % healthy)
+        r.cfg.health = None
+
+
+def test_full_check_of_running_slot_on_demand():
+    r = Rig()
+    r.provision()
+    info = r.dev.check_running(True)
+    eq(info.manifest.version, 1, "version")
+    assert info.mi_hash is not None
+    # a signature that no longer verifies is caught only by the full check
+    meta = r.layout.slot_off[0] + r.layout.slot_size - r.layout.meta_size
+    b = bytearray(12)
+    r.flash.read(meta, b)
+    cose_len = b[6] | b[7] << 8
+    r.flash.flip_bits(meta + 85 + cose_len - 20, 0x01)
+    eq(r.dev.check_running(False).manifest.version, 1, "fast check passes")
+    raises(BAD_SIGNATURE, r.dev.check_running, True)
