@@ -1,0 +1,221 @@
+# agent.p256: Wycheproof, NIST CAVP SigVer and cryptography-made signatures, malformed keys
+# and signatures. Vectors come from tests/datagen/gen_p256.py.
+import binascii
+import hashlib
+import struct
+
+from agent import p256
+from agent.errors import OtaError, BAD_KEY
+from tutil import raises, eq, data_path
+
+N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551
+P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff
+GX = 0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296
+GY = 0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5
+G = GX.to_bytes(32, "big") + GY.to_bytes(32, "big")
+
+RECORD_FMT = "<64s64sHB"  # as tests/datagen/gen_p256.py: key, sig, flip bit, message length
+RECORD_SIZE = 131
+RANDOM_COUNT = 2000
+
+
+def h(s):
+    return b"" if s == "-" else binascii.unhexlify(s)
+
+
+def i32(v):
+    return v.to_bytes(32, "big")
+
+
+def verify_or_bad_key(pub, msg, sig):
+    """verify_msg's answer, or "K" when it refuses the key with BAD_KEY."""
+    try:
+        p256.check_key(pub)
+    except OtaError:
+        raises(BAD_KEY, p256.verify_msg, pub, msg, sig)
+        return "K"
+    return p256.verify_msg(pub, msg, sig)
+
+
+def test_wycheproof_all_cases():
+    counts = {"V": 0, "I": 0, "A": 0}
+    n = 0
+    declared = -1
+    with open(data_path("p256_wycheproof.txt")) as f:
+        for line in f:
+            if line.startswith("#"):
+                declared = int(line[1:])
+                continue
+            tcid, res, pub, sig, msg = line.split()
+            got = verify_or_bad_key(h(pub), h(msg), h(sig))
+            if res == "V" and got is not True:
+                raise AssertionError("Wycheproof tcId %s is valid, got %r" % (tcid, got))
+            if res == "I" and got is True:
+                raise AssertionError("Wycheproof tcId %s is invalid, got True" % tcid)
+            counts[res] += 1
+            n += 1
+    eq(declared, 262, "declared cases")
+    eq(n, 262, "cases run")
+    eq((counts["V"], counts["I"], counts["A"]), (173, 89, 0), "valid, invalid, acceptable")
+
+
+def test_nist_cavp_sigver():
+    n = passes = 0
+    with open(data_path("p256_nist.txt")) as f:
+        for line in f:
+            res, pub, sig, msg = line.split()
+            pub = h(pub)
+            msg = h(msg)
+            sig = h(sig)
+            if res == "K":
+                raises(BAD_KEY, p256.verify_msg, pub, msg, sig)
+            else:
+                eq(p256.verify_msg(pub, msg, sig), res == "P", "SigVer case %d" % n)
+                eq(p256.verify(b"\x04" + pub, hashlib.sha256(msg).digest(), sig), res == "P",
+                   "SigVer case %d, 65-byte key" % n)
+            passes += res == "P"
+            n += 1
+    eq(n, 15, "SigVer [P-256,SHA-256] cases")
+    eq(passes, 3, "SigVer cases with Result = P")
+
+
+def test_shamir_edge_cases():
+    # u1*G + u2*Q with Q = +-kG: doubling inside an addition, cancelling to infinity and
+    # recovering, ending at infinity, u1 = 0, e >= n.
+    n = valid = 0
+    with open(data_path("p256_edge.txt")) as f:
+        for line in f:
+            res, pub, digest, sig = line.split()
+            got = p256.verify(h(pub), h(digest), h(sig))
+            eq(got, res == "V", "edge case %d" % n)
+            valid += got
+            n += 1
+    eq(n, 55, "edge cases")
+    eq(valid, 43, "valid edge cases")
+
+
+def _records():
+    with open(data_path("p256_random.bin"), "rb") as f:
+        count = struct.unpack("<I", f.read(4))[0]
+        for _ in range(count):
+            pub, sig, flip, mlen = struct.unpack(RECORD_FMT, f.read(RECORD_SIZE))
+            yield pub, sig, flip, f.read(mlen)
+
+
+def test_random_signatures_verify():
+    eq(struct.calcsize(RECORD_FMT), RECORD_SIZE, "record size")
+    n = 0
+    for pub, sig, flip, msg in _records():
+        if n & 1:
+            ok = p256.verify(b"\x04" + pub, hashlib.sha256(msg).digest(), sig)
+        elif n & 2:
+            ok = p256.verify_msg(bytearray(pub), msg, memoryview(sig))
+        else:
+            ok = p256.verify_msg(pub, msg, sig)
+        if ok is not True:
+            raise AssertionError("record %d: valid signature rejected" % n)
+        n += 1
+    eq(n, RANDOM_COUNT, "records")
+
+
+def test_random_signatures_one_bit_flipped():
+    n = 0
+    for pub, sig, flip, msg in _records():
+        data = bytearray(sig + msg)
+        data[flip >> 3] ^= 0x80 >> (flip & 7)
+        if p256.verify_msg(pub, bytes(data[64:]), bytes(data[:64])) is not False:
+            raise AssertionError("record %d: bit %d flipped, still accepted" % (n, flip))
+        n += 1
+    eq(n, RANDOM_COUNT, "records")
+
+
+def _one():
+    for rec in _records():
+        return rec
+
+
+def test_malleable_s_and_range_of_r_s():
+    pub, sig, flip, msg = _one()
+    r = int.from_bytes(sig[:32], "big")
+    s = int.from_bytes(sig[32:], "big")
+    d = hashlib.sha256(msg).digest()
+    assert p256.verify(pub, d, sig)
+    # ECDSA itself accepts (r, n - s); a policy against malleability belongs to the caller.
+    assert p256.verify(pub, d, i32(r) + i32(N - s))
+    m = 2 ** 256 - 1
+    for br, bs in ((0, s), (r, 0), (0, 0), (N, s), (r, N), (N + 1, s), (r, N + 1),
+                   (m, s), (r, m), (min(r + N, m), s), (r, min(s + N, m))):
+        eq(p256.verify(pub, d, i32(br) + i32(bs)), False, "r, s = %x, %x" % (br, bs))
+
+
+def test_wrong_lengths_return_false():
+    pub, sig, flip, msg = _one()
+    d = hashlib.sha256(msg).digest()
+    assert p256.verify(pub, d, sig)
+    for s in (b"", sig[:1], sig[:63], sig + b"\x00", b"\x00" + sig, sig + sig, b"\x30" + sig):
+        eq(p256.verify(pub, d, s), False, "sig length %d" % len(s))
+        eq(p256.verify_msg(pub, msg, s), False, "sig length %d" % len(s))
+    for dd in (b"", d[:31], d + b"\x00", d + d):
+        eq(p256.verify(pub, dd, sig), False, "digest length %d" % len(dd))
+
+
+def test_check_key_forms():
+    pub = _one()[0]
+    eq(p256.check_key(pub), pub, "64-byte form")
+    eq(p256.check_key(b"\x04" + pub), pub, "65-byte form")
+    eq(p256.check_key(bytearray(b"\x04" + pub)), pub, "bytearray")
+    eq(p256.check_key(memoryview(b"\x04" + pub)), pub, "memoryview")
+    assert type(p256.check_key(bytearray(pub))) is bytes
+    eq(p256.check_key(G), G, "the generator")
+
+
+def _small_x_point():
+    # a curve point with x < 2^256 - p, so that x + p still fits in 32 bytes
+    b = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b
+    for x in range(100):
+        rhs = (x * x * x - 3 * x + b) % P
+        y = pow(rhs, (P + 1) // 4, P)
+        if y * y % P == rhs:
+            return x, y
+    raise AssertionError("no point with a small x")
+
+
+def test_malformed_keys_raise_bad_key():
+    pub, sig, flip, msg = _one()
+    x = pub[:32]
+    y = pub[32:]
+    xi = int.from_bytes(x, "big")
+    yi = int.from_bytes(y, "big")
+    sx, sy = _small_x_point()
+    eq(p256.check_key(i32(sx) + i32(sy)), i32(sx) + i32(sy), "small x point")
+    eq(p256.check_key(x + i32(P - yi)), x + i32(P - yi), "-Q")
+    bad = [
+        b"", b"\x00", b"\x04", pub[:63], pub + b"\x00", b"\x04" + pub + b"\x00", pub + pub,
+        b"\x02" + x, b"\x03" + x,  # compressed points are not accepted
+        b"\x02" + pub, b"\x03" + pub, b"\x05" + pub, b"\x00" + pub, b"\x06" + pub,
+        bytes(64), b"\x04" + bytes(64), bytes(65),  # (0, 0), the usual stand-in for infinity
+        x + i32(yi ^ 1), i32(xi ^ 1) + y, x + x, b"\x04" + G[:32] + G[:32],  # off the curve
+        i32(sx + P) + i32(sy),  # on the curve modulo p, but x >= p
+        i32(P) + y, x + i32(P), i32(2 ** 256 - 1) + y, x + i32(2 ** 256 - 1),
+        bytes(32) + i32(P), b"\xff" * 64, b"\x04" + b"\xff" * 64,
+    ]
+    d = hashlib.sha256(msg).digest()
+    for k in bad:
+        raises(BAD_KEY, p256.check_key, k)
+        raises(BAD_KEY, p256.verify, k, d, sig)
+        raises(BAD_KEY, p256.verify_msg, k, msg, sig)
+    # the key is checked even when the signature is already known to be bad
+    raises(BAD_KEY, p256.verify, b"\x04" + bytes(64), b"", b"")
+
+
+def test_key_of_other_record_rejects():
+    recs = []
+    for rec in _records():
+        recs.append(rec)
+        if len(recs) == 20:
+            break
+    for i in range(len(recs)):
+        pub = recs[(i + 1) % len(recs)][0]
+        _, sig, flip, msg = recs[i]
+        if pub != recs[i][0]:
+            eq(p256.verify_msg(pub, msg, sig), False, "record %d with key of %d" % (i, i + 1))

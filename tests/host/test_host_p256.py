@@ -1,0 +1,160 @@
+"""agent.p256 against the cryptography package, with hypothesis choosing keys, messages and
+signatures; plus the internal pieces (NAF recoding, inversion, point addition, G table)."""
+import os
+import subprocess
+import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+from hypothesis import given, settings, strategies as st
+
+from agent import p256
+from agent.errors import OtaError, BAD_KEY
+
+N = p256._N
+P = p256._P
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+scalars = st.one_of(st.integers(1, N - 1), st.sampled_from([1, 2, 3, N - 1, N - 2, N - 3]))
+u256 = st.one_of(st.integers(0, 2 ** 256 - 1), st.integers(0, 3), st.integers(N - 2, N + 2))
+
+
+def pub_of(d):
+    pub = ec.derive_private_key(d, ec.SECP256R1()).public_key()
+    return pub.public_bytes(serialization.Encoding.X962,
+                            serialization.PublicFormat.UncompressedPoint)
+
+
+def crypto_ok(pub65, msg, r, s):
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pub65)
+    if not (0 < r < N and 0 < s < N):
+        return False
+    try:
+        key.verify(utils.encode_dss_signature(r, s), msg, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def rs(r, s):
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+@settings(max_examples=300, deadline=None)
+@given(scalars, st.binary(max_size=200))
+def test_signatures_by_cryptography_verify(d, msg):
+    key = ec.derive_private_key(d, ec.SECP256R1())
+    r, s = utils.decode_dss_signature(key.sign(msg, ec.ECDSA(hashes.SHA256())))
+    pub = pub_of(d)
+    assert p256.verify_msg(pub, msg, rs(r, s)) is True
+    assert p256.verify_msg(pub[1:], msg, rs(r, N - s)) is True
+    assert p256.verify_msg(pub, msg + b"\x00", rs(r, s)) is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(scalars, st.binary(max_size=40), u256, u256)
+def test_arbitrary_r_s_agree_with_cryptography(d, msg, r, s):
+    pub = pub_of(d)
+    assert p256.verify_msg(pub, msg, rs(r, s)) == crypto_ok(pub, msg, r, s)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scalars, st.binary(max_size=40), st.integers(0, 511))
+def test_one_bit_changed_agrees_with_cryptography(d, msg, bit):
+    key = ec.derive_private_key(d, ec.SECP256R1())
+    r, s = utils.decode_dss_signature(key.sign(msg, ec.ECDSA(hashes.SHA256())))
+    v = int.from_bytes(rs(r, s), "big") ^ (1 << bit)
+    r, s = divmod(v, 1 << 256)
+    assert p256.verify_msg(pub_of(d), msg, rs(r, s)) == crypto_ok(pub_of(d), msg, r, s)
+
+
+def crypto_key_ok(b65):
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b65)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(min_size=64, max_size=64),
+                 scalars.map(lambda d: pub_of(d)[1:]),
+                 scalars.map(lambda d: bytearray(pub_of(d)[1:])).map(
+                     lambda b: bytes(b[:63]) + bytes([b[63] ^ 1]))))
+def test_check_key_agrees_with_cryptography(xy):
+    try:
+        got = p256.check_key(b"\x04" + xy)
+    except OtaError as e:
+        assert e.reason == BAD_KEY
+        got = None
+    assert (got == xy) == crypto_key_ok(b"\x04" + xy)
+    assert got is None or p256.check_key(xy) == xy
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.integers(0, N - 1), st.integers(0, 2 ** 256 - 1),
+                 st.integers(0, 64).map(lambda j: (1 << 256) - (1 << j) if j < 256 else 0)),
+       st.sampled_from([2, 3, 4, 5, 6, 7]))
+def test_wnaf_reconstructs_the_scalar(k, w):
+    out, top = p256._wnaf(k, w)
+    digits = [b - 256 if b > 127 else b for b in out]
+    assert sum(d << i for i, d in enumerate(digits)) == k
+    assert all(d == 0 or (d & 1 and abs(d) < 1 << (w - 1)) for d in digits)
+    nz = [i for i, d in enumerate(digits) if d]
+    assert all(b - a >= w for a, b in zip(nz, nz[1:]))
+    assert top == (nz[-1] + 1 if nz else 0)
+
+
+@given(st.integers(1, N - 1))
+def test_inverse(a):
+    assert p256._inv(a, N) * a % N == 1
+    assert p256._inv(a, P) * a % P == 1
+
+
+def affine(X, W, Z):
+    if Z == 0:
+        return None
+    zi = pow(Z, -1, P)
+    return X * zi * zi % P, W * zi * zi * zi * pow(2, -1, P) % P
+
+
+def point(d):
+    b = pub_of(d)
+    return int.from_bytes(b[1:33], "big"), int.from_bytes(b[33:], "big")
+
+
+def jac(d, z):
+    x, y = point(d)
+    return x * z * z % P, 2 * y * z * z * z % P, z
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, N // 2 - 1), st.integers(1, N // 2 - 1), st.integers(1, P - 1),
+       st.integers(1, P - 1))
+def test_jacobian_add_and_double(a, b, z1, z2):
+    A = jac(a, z1)
+    B = jac(b, z2)
+    assert affine(*p256._add(*A, *B)) == (point((a + b) % N) if a != N - b else None)
+    assert affine(*p256._add(*A, *jac(a, z2))) == point(2 * a % N)  # P + P
+    assert affine(*p256._add(*A, *jac(N - a, z2))) is None          # P + (-P)
+    assert affine(*p256._add(*A, 1, 1, 0)) == point(a)              # P + infinity
+    assert affine(*p256._add(1, 1, 0, *B)) == point(b)
+    assert affine(*p256._dbl(*A)) == point(2 * a % N)
+
+
+def test_g_table_holds_odd_multiples_of_g():
+    gx, gw = p256._gtable()
+    assert len(gx) == len(gw) == 1 << (p256._WG - 2)
+    for i in range(len(gx)):
+        x, y = point(2 * i + 1)
+        assert (gx[i], gw[i]) == (x, 2 * y % P)
+
+
+def test_no_work_at_import():
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import agent.p256 as m\n"
+            "assert m._gx is None and m._gw is None\n"
+            "m.check_key(bytes.fromhex(%r))\n"
+            "assert m._gx is None\n" % (ROOT, pub_of(5)[1:].hex()))
+    subprocess.run([sys.executable, "-c", code], check=True)
