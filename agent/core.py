@@ -7,7 +7,7 @@ import hashlib
 from agent import fmt
 from agent import state as S
 from agent.errors import OtaError, BUSY, NO_IMAGE, NOT_IN_TRIAL, SECTOR_CRC, \
-    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID
+    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY
 from agent.journal import Journal
 from agent.policy import Policy
 from agent.parser import Parser
@@ -121,6 +121,8 @@ class Device:
                 st.run_version = m.version
                 self._save()
         except OtaError as e:
+            if raw is None and e.reason == SLOT_EMPTY:
+                return self.trial  # a blank device, never provisioned: nothing to report
             self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, e.reason, st.run_version)
             self._save()
             self._fall_back(run)
