@@ -69,8 +69,10 @@ SERVER_ABORT = const(122)
 NO_IMAGE_AVAILABLE = const(123)
 TIMEOUT = const(124)
 FRAME_CRC = const(125)
+LINK_IO = const(126)
 # Board adapters
 BOARD = const(140)
+NOT_APP_IMAGE = const(141)
 
 # (code, text) pairs; a constant tuple, so it costs no heap until used.
 _TEXT = (
@@ -130,7 +132,9 @@ _TEXT = (
     123, "no image available",
     124, "timed out",
     125, "frame CRC mismatch",
+    126, "link I/O error",
     140, "board error",
+    141, "not an application image for this board",
 )
 
 

@@ -1,0 +1,305 @@
+# Serial framing (CRC-16, escaping, resync) and the UDP transport, on loopback.
+import os
+import socket
+import struct
+
+from hal import serial as ser
+from hal.serial import SerialTransport, crc16, frame_into, FLAG, ESC
+from hal.udp import UdpTransport
+from hal.clock import SystemClock
+from agent import zcl
+from agent.errors import OtaError, BAD_FRAME, LINK_IO
+from tutil import raises, eq
+
+
+def crc_bitwise(data):
+    # CRC-16/X-25 one bit at a time, straight from its parameters
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+class Pipe:
+    """A byte stream: write() appends, readinto() takes what is there (0 when empty)."""
+
+    def __init__(self, wsize=0):
+        self.data = bytearray()
+        self.wsize = wsize  # > 0: write at most this many bytes per call
+        self.closed = False
+
+    def write(self, b):
+        n = len(b) if not self.wsize else min(self.wsize, len(b))
+        self.data += bytes(b[:n])
+        return n
+
+    def readinto(self, b):
+        n = min(len(b), len(self.data))
+        b[:n] = self.data[:n]
+        self.data = self.data[n:]
+        return n
+
+    def close(self):
+        self.closed = True
+
+
+class BrokenStream(Pipe):
+    def write(self, b):
+        raise OSError(5)
+
+    def readinto(self, b):
+        raise OSError(5)
+
+
+def frame(data):
+    out = bytearray(2 * len(data) + 6)
+    return bytes(out[:frame_into(out, data)])
+
+
+def test_crc_check_value():
+    eq(crc16(b"123456789"), 0x906E)
+    eq(ser.CRC_CHECK, 0x906E)
+    eq(crc16(b""), 0x0000)
+    eq(crc16(b"123456789xyz", 9), 0x906E)
+    eq(struct.calcsize(ser.CRC_FMT), ser.CRC_SIZE)
+    assert ser.MAX_FRAME >= zcl.FRAME_MAX
+
+
+def test_crc_matches_bitwise_definition():
+    samples = [bytes(range(256)), b"\x00", b"\xff" * 7, b"\x7e\x7d\x20", os.urandom(100)]
+    for s in samples:
+        eq(crc16(s), crc_bitwise(s), repr(s[:8]))
+    eq(crc16(bytearray(samples[0])), crc16(memoryview(samples[0])))
+
+
+def test_frame_layout_with_escapes():
+    data = b"\x7e\x01\x7d\x5e\x20"
+    crc = crc16(data)
+    lo, hi = crc & 0xFF, crc >> 8
+    body = b"\x7d\x5e\x01\x7d\x5d\x5e\x20"
+    tail = b""
+    for c in (lo, hi):
+        tail += bytes((ESC, c ^ 0x20)) if c in (FLAG, ESC) else bytes((c,))
+    eq(frame(data), b"\x7e" + body + tail + b"\x7e")
+    # no flag or escape byte survives inside a frame
+    for k in (0, 1, 100):
+        w = frame(bytes((0x7E, 0x7D)) * k)
+        assert FLAG not in w[1:-1]
+        assert len(w) >= 2 + 4 * k + 2
+
+
+def test_round_trip_all_byte_values():
+    p = Pipe()
+    t = SerialTransport(p)
+    buf = bytearray(300)
+    payloads = [bytes(range(256))[:ser.MAX_FRAME], b"\x7e" * 40, b"\x7d\x7e\x7d", b"abc",
+                zcl.build(zcl.encode_block_response, 1, 0x1234, 7, 1, 0, bytes(range(200)))]
+    for d in payloads:
+        t.send(d)
+        n = t.recv(buf, 0)
+        eq(bytes(buf[:n]), d)
+    eq(t.recv(buf, 0), 0)
+    eq(t.bad_frames, 0)
+    t.send(memoryview(b"xxhellox")[2:7])
+    eq(bytes(buf[:t.recv(buf, 0)]), b"hello")
+
+
+def test_frames_back_to_back_and_shared_flags():
+    p = Pipe()
+    t = SerialTransport(p)
+    a, b, c = frame(b"one"), frame(b"two"), frame(b"three")
+    p.data += a + b + b[-1:] * 5 + c[1:]   # c shares b's closing flag
+    buf = bytearray(64)
+    got = []
+    for _ in range(4):
+        n = t.recv(buf, 0)
+        if n:
+            got.append(bytes(buf[:n]))
+    eq(got, [b"one", b"two", b"three"])
+    eq(t.bad_frames, 0)
+
+
+def test_resync_after_garbage():
+    p = Pipe()
+    t = SerialTransport(p)
+    buf = bytearray(64)
+    good = frame(b"\x19\x01\x05\x95")
+    # garbage before any flag is ignored; garbage between frames is a bad frame
+    p.data += b"\x00\x7d\xff\x13 noise" + good + b"\x01\x02\x7d\x03" + good
+    eq(bytes(buf[:t.recv(buf, 0)]), b"\x19\x01\x05\x95")
+    eq(bytes(buf[:t.recv(buf, 0)]), b"\x19\x01\x05\x95")
+    eq(t.bad_frames, 1)
+    # a half frame, cut off, then a whole one
+    p.data += good[:5] + good
+    eq(bytes(buf[:t.recv(buf, 0)]), b"\x19\x01\x05\x95")
+    eq(t.bad_frames, 2)
+    # a frame split over several reads
+    for i in range(len(good)):
+        p.data += good[i:i + 1]
+        n = t.recv(buf, 0)
+        eq(n, 4 if i == len(good) - 1 else 0)
+
+
+def test_bad_crc_dropped():
+    p = Pipe()
+    t = SerialTransport(p)
+    buf = bytearray(64)
+    good = frame(b"payload")
+    for i in range(1, len(good) - 1):
+        bad = bytearray(good)
+        bad[i] ^= 0x01
+        p.data += bad
+        eq(t.recv(buf, 0), 0, "bit flip at %d" % i)
+    # every flip was dropped and counted; the next good frame still gets through
+    assert t.bad_frames >= len(good) - 2
+    before = t.bad_frames
+    p.data += good
+    eq(bytes(buf[:t.recv(buf, 0)]), b"payload")
+    eq(t.bad_frames, before)
+
+
+def test_abort_short_and_overlong_frames():
+    p = Pipe()
+    t = SerialTransport(p, 16)
+    buf = bytearray(64)
+    p.data += b"\x7eabc\x7d\x7e"                # aborted by 7D 7E
+    p.data += b"\x7e\x01\x02\x7e"               # too short to hold a CRC
+    p.data += frame(bytes(17))                  # longer than max_frame
+    p.data += frame(b"ok")
+    eq(bytes(buf[:t.recv(buf, 0)]), b"ok")
+    eq(t.bad_frames, 3)
+    # a whole, correct frame aborted before its closing flag is still dropped
+    w = frame(b"hello")
+    p.data += w[:-1] + b"\x7d\x7e"
+    # and so is a full-size correct frame followed by one byte too many
+    w = frame(b"0123456789abcdef")
+    p.data += w[:-1] + b"!" + w[-1:]
+    eq(t.recv(buf, 0), 0)
+    eq(t.bad_frames, 5)
+    t.bad_frames = 3
+    raises(BAD_FRAME, t.send, bytes(17))
+    t.send(bytes(16))
+    small = bytearray(8)
+    eq(t.recv(small, 0), 0)                     # does not fit the caller's buffer
+    eq(t.bad_frames, 4)
+
+
+def test_partial_writes_and_errors():
+    p = Pipe(3)
+    t = SerialTransport(p)
+    t.send(b"\x7e" * 20)
+    buf = bytearray(64)
+    eq(bytes(buf[:t.recv(buf, 0)]), b"\x7e" * 20)
+    t = SerialTransport(BrokenStream())
+    raises(LINK_IO, t.send, b"abc")
+    raises(LINK_IO, t.recv, buf, 0)
+    t.close()
+    assert t.stream.closed
+
+
+def test_recv_timeout():
+    t = SerialTransport(Pipe())
+    clk = SystemClock()
+    t0 = clk.ticks_ms()
+    eq(t.recv(bytearray(10), 30), 0)
+    assert clk.ticks_diff(clk.ticks_ms(), t0) >= 30
+
+
+# UDP ------------------------------------------------------------------------
+
+def _port():
+    return 20000 + (os.urandom(2)[0] << 8 | os.urandom(1)[0]) % 30000
+
+
+def _server():
+    for _ in range(20):
+        port = _port()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            return s, port
+        except OSError:
+            s.close()
+    raise AssertionError("no free port")
+
+
+def _device(port):
+    for _ in range(20):
+        local = _port()
+        try:
+            return UdpTransport("127.0.0.1", port, local), local
+        except OtaError:
+            pass
+    raise AssertionError("no free port")
+
+
+def test_udp_one_frame_per_datagram():
+    srv, port = _server()
+    dev, local = _device(port)
+    try:
+        srv.settimeout(2)
+        req = zcl.build(zcl.encode_query_next, 1, 0x1234, 7, 3)
+        dev.send(req)
+        dev.send(memoryview(req)[0:3])
+        data, addr = srv.recvfrom(1000)
+        eq(data, req)
+        eq(srv.recvfrom(1000)[0], req[:3])
+        rsp = zcl.build(zcl.encode_query_next_response, 1, 0x98)
+        srv.sendto(rsp, addr)
+        buf = bytearray(zcl.FRAME_MAX)
+        n = dev.recv(buf, 2000)
+        eq(bytes(buf[:n]), rsp)
+        eq(dev.recv(buf, 20), 0)
+        # too large for the caller's buffer: dropped and counted
+        srv.sendto(bytes(20), addr)
+        eq(dev.recv(bytearray(10), 500), 0)
+        eq(dev.bad_frames, 1)
+    finally:
+        dev.close()
+        srv.close()
+
+
+def test_udp_ignores_other_senders():
+    srv, port = _server()
+    other, _ = _server()
+    dev, local = _device(port)
+    try:
+        dev_addr = socket.getaddrinfo("127.0.0.1", local)[0][-1]
+        buf = bytearray(64)
+        other.sendto(b"\x19\x01\x05\x95", dev_addr)
+        eq(dev.recv(buf, 300), 0)
+        eq(dev.ignored, 1)
+        srv.sendto(b"\x19\x02\x05\x95", dev_addr)
+        eq(bytes(buf[:dev.recv(buf, 2000)]), b"\x19\x02\x05\x95")
+        dev.only_server = False
+        other.sendto(b"\x19\x03\x05\x95", dev_addr)
+        eq(bytes(buf[:dev.recv(buf, 2000)]), b"\x19\x03\x05\x95")
+        eq(dev.ignored, 1)
+    finally:
+        dev.close()
+        srv.close()
+        other.close()
+
+
+def test_udp_accept_any_sender_from_the_start():
+    srv, port = _server()
+    other, _ = _server()
+    dev = None
+    for _ in range(20):
+        local = _port()
+        try:
+            dev = UdpTransport("127.0.0.1", port, local, False)
+            break
+        except OtaError:
+            pass
+    try:
+        other.sendto(b"\x19\x05\x05\x95", socket.getaddrinfo("127.0.0.1", local)[0][-1])
+        buf = bytearray(8)
+        eq(bytes(buf[:dev.recv(buf, 2000)]), b"\x19\x05\x05\x95")
+        eq(dev.ignored, 0)
+    finally:
+        dev.close()
+        srv.close()
+        other.close()
