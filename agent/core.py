@@ -7,7 +7,7 @@ import hashlib
 from agent import fmt
 from agent import state as S
 from agent.errors import OtaError, BUSY, NO_IMAGE, NOT_IN_TRIAL, SECTOR_CRC, \
-    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY
+    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY, TRUNCATED
 from agent.journal import Journal
 from agent.policy import Policy
 from agent.parser import Parser
@@ -288,9 +288,9 @@ class Device:
             self._alert(fmt.ALERT_VERIFY_OK, 0, m.version)
         self._save()
 
-    def provision(self, read, size):
+    def provision(self, read, size, block=1024):
         """Factory install of a first image into the running slot, which must not hold a
-        valid image. read(n) returns the next bytes of the image file."""
+        valid image. read(offset, n) returns n bytes of the image file from offset."""
         try:
             verify.check(self.board.slots[self.board.boot.running()], self.policy(),
                          self.board.verifier)
@@ -303,7 +303,10 @@ class Device:
             self.begin()
             pos = 0
             while pos < size:
-                pos = self.feed(pos, read(min(1024, size - pos)))
+                b = read(pos, block if block < size - pos else size - pos)
+                if not b:
+                    raise OtaError(TRUNCATED, "image ends at %d of %d bytes" % (pos, size))
+                pos = self.feed(pos, b)
             self.end()
         finally:
             self._factory = False

@@ -80,6 +80,9 @@ M_ENC_SIZE = const(12)     # uint: length of the payload element's data
 M_SECTOR = const(13)       # uint: sector size the table and encoding use
 M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
 M_KID = const(15)          # bstr: key id of the signing key
+M_ENC_SHA256 = const(16)   # bstr 32: SHA-256 of the payload element's data (deflate only),
+                           # so the encoded bytes, and with them the Manufacturer Image
+                           # hash, are bound to the signature too
 KID_LEN = const(8)         # key id = first 8 bytes of SHA-256(uncompressed public point)
 MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
 MIN_SECTOR = const(256)

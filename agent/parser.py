@@ -168,21 +168,23 @@ class Parser:
 
     def _element(self):
         tag, length = struct.unpack_from(fmt.ELEM_FMT, self._small, 0)
-        end = self.pos + length
-        if end > self.header.total_size:
-            raise OtaError(BAD_ELEMENT, "tag 0x%04X length %d past total size" % (tag, length))
         if tag == fmt.TAG_MANIFEST:
             order = 1
         elif tag == fmt.TAG_TABLE:
             order = 2
         elif tag == fmt.TAG_PAYLOAD:
             order = 3
+        elif not self._seen:
+            raise OtaError(MISSING_ELEMENT, "no signed manifest (0xF000) after the header, "
+                           "tag 0x%04X instead" % tag)
         else:
             raise OtaError(UNKNOWN_ELEMENT, "tag 0x%04X" % tag)
         if order <= self._seen:
             raise OtaError(DUPLICATE_ELEMENT, "tag 0x%04X" % tag)
         if order != self._seen + 1:
             raise OtaError(MISSING_ELEMENT, "tag 0x%04X before its predecessor" % tag)
+        if self.pos + length > self.header.total_size:
+            raise OtaError(BAD_ELEMENT, "tag 0x%04X length %d past total size" % (tag, length))
         self._seen = order
         self._fill = 0
         self._need = length

@@ -18,7 +18,8 @@ except ImportError:
         return x
 
 from agent import fmt
-from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO
+from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, \
+    PAYLOAD_DIGEST
 from agent.inflate import inflate_into
 
 META_MAGIC = const(0x4D41544F)
@@ -195,6 +196,7 @@ class SlotWriter:
         # deflate: every chunk is hashed in order; chunks of sectors already in flash
         # (after a resume) are fetched again, checked and hashed but not written
         self.mi = hashlib.sha256()
+        self.enc = hashlib.sha256()
         hash_prefix(self.slot, self.cose_len, m, self.mi, self._rb)
         self.epos = 0
         self.sector = 0
@@ -261,7 +263,10 @@ class SlotWriter:
         if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
             raise OtaError(SECTOR_CRC, "sector %d" % k)
         self.mi.update(chunk)
+        self.enc.update(chunk)
         self.epos += self.clen
+        if k == m.sectors - 1 and self.enc.digest() != m.enc_sha256:
+            raise OtaError(PAYLOAD_DIGEST, "encoded payload")
         if k >= self.next:
             a = self.slot.area
             w = align(n, a.write_size)

@@ -20,7 +20,7 @@ except ImportError:
         return x
 
 from agent import fmt
-from agent.errors import OtaError, TOO_LARGE, TRUNCATED
+from agent.errors import OtaError, TOO_LARGE
 
 _FLASH_SECTOR = const(4096)  # largest flash sector emulated; image sectors are multiples
 _TABLE_MIN = const(1024)     # sector table room in the meta area when nothing is known
@@ -164,19 +164,7 @@ def check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024,
     dev.start()  # empty flash: raises a boot alert, nothing else
     dev.st.seq = seq
 
-    def next_block(n):
-        # the device wants the file from its parser's position (after a sector's CRC
-        # failed, an earlier one): the transfer's block size, not n, decides how much
-        off = dev.parser.pos
-        k = size - off
-        if k > block:
-            k = block
-        b = read(off, k)
-        if not b:
-            raise OtaError(TRUNCATED, "file ends at offset %d of %d" % (off, size))
-        return b
-
-    dev.provision(next_block, size)
+    dev.provision(read, size, block)
     p = dev.parser
     return Info(p.header, p.manifest, p.kid, bytes(dev.st.mi_hash), p.trailer)
 

@@ -78,13 +78,7 @@ class Campaign:
         self._where = "factory"
         d = self.boot()
         img = self.factory
-        pos = [0]
-
-        def read(n):
-            b = img[pos[0]:pos[0] + n]
-            pos[0] += n
-            return b
-        d.provision(read, len(img))
+        d.provision(lambda off, n: img[off:off + n], len(img))
         self._where = "clean"
 
     def download(self, marks=None):

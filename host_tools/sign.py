@@ -244,6 +244,8 @@ def build(fw, private_key, version, seq, manufacturer, image_type, hw_min, hw_ma
     m[fmt.M_SECTOR] = sector_size
     m[fmt.M_TABLE_SHA256] = hashlib.sha256(table).digest()
     m[fmt.M_KID] = out.kid
+    if compress:
+        m[fmt.M_ENC_SHA256] = hashlib.sha256(data).digest()
     out.manifest_cbor = cbor2.dumps(m, canonical=True)
 
     protected = _protected(out.kid)

@@ -173,15 +173,15 @@ class Model:
                 raise Reject(E.TRUNCATED)
             tag, ln = struct.unpack_from("<HI", d, self.pos)
             self.pos += 6
-            if self.pos + ln > total:
-                raise Reject(E.BAD_ELEMENT)
             got = TAGS.get(tag)
             if got is None:
-                raise Reject(E.UNKNOWN_ELEMENT)
+                raise Reject(E.MISSING_ELEMENT if order == 1 else E.UNKNOWN_ELEMENT)
             if got < order:
                 raise Reject(E.DUPLICATE_ELEMENT)
             if got > order:
                 raise Reject(E.MISSING_ELEMENT)
+            if self.pos + ln > total:
+                raise Reject(E.BAD_ELEMENT)
             return ln
 
         def need(k):
@@ -229,6 +229,8 @@ class Model:
                     raise Reject(E.SECTOR_CRC)
                 fw += zlib.decompress(chunk, -wbits)
         self.pos = start + m[12]
+        if enc != 0 and hashlib.sha256(d[start:self.pos]).digest() != m.get(16):
+            raise Reject(E.PAYLOAD_DIGEST)
         mi = d[hlen:self.pos]
         if rest:
             force, slen = need(66)[:2]

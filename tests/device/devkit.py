@@ -42,13 +42,7 @@ class Rig:
 
     def provision(self, name="core_v1.ota"):
         img = read_data(name)
-        pos = [0]
-
-        def read(n):
-            b = img[pos[0]:pos[0] + n]
-            pos[0] += n
-            return b
-        self.dev.provision(read, len(img))
+        self.dev.provision(lambda off, n: img[off:off + n], len(img))
         return self.reboot()
 
     def download(self, img, block=48, limit=None):

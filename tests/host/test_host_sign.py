@@ -88,7 +88,10 @@ def check_image(img, fw, public_key, sector=4096, compress=False, **params):
     assert cbor2.dumps(cbor2.loads(payload), canonical=True) == payload
 
     m = cbor2.loads(payload)
-    assert set(m) == set(range(fmt.M_FORMAT, fmt.M_KID + 1))
+    keys_wanted = set(range(fmt.M_FORMAT, fmt.M_KID + 1))
+    if m[fmt.M_ENCODING] == fmt.ENC_DEFLATE:
+        keys_wanted.add(fmt.M_ENC_SHA256)
+    assert set(m) == keys_wanted
     assert m[fmt.M_FORMAT] == 1 and m[fmt.M_SEQ] == p["seq"]
     assert m[fmt.M_VERSION] == p["version"]
     assert m[fmt.M_MANUFACTURER] == p["manufacturer"]
@@ -103,6 +106,8 @@ def check_image(img, fw, public_key, sector=4096, compress=False, **params):
     data = elems[fmt.TAG_PAYLOAD]
     assert m[fmt.M_TABLE_SHA256] == hashlib.sha256(table).digest()
     assert m[fmt.M_ENC_SIZE] == len(data)
+    if m[fmt.M_ENCODING] == fmt.ENC_DEFLATE:
+        assert m[fmt.M_ENC_SHA256] == hashlib.sha256(data).digest()
 
     count = fmt.sector_count(len(fw), sector)
     sectors = [fw[i * sector:(i + 1) * sector] for i in range(count)]

@@ -128,12 +128,12 @@ def test_block_sizes_agree(bad):
 
 def test_gbcs_fixtures_rejected_clearly():
     # real GBCS images: a ZigBee OTA header and an opaque Manufacturer Image, no manifest;
-    # its first bytes read as a sub-element head whose length runs past the image
+    # its first bytes read as a sub-element head with a tag that is not ours
     for name in ("rtds_ppmid_11x_image.bin", "rtds_esme_11x_image.bin"):
         for extra in ((), ("--as-device",)):
             line = rejected(run(os.path.join(GBCS, name), "--public", data("dev_pub.pem"),
-                                *extra), 7)
-            assert "sub-element overruns the image: tag 0x7243" in line, line
+                                *extra), 10)
+            assert "no signed manifest (0xF000) after the header, tag 0x7243" in line, line
 
 
 def test_usage_and_input_errors(tmp_path):
