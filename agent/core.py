@@ -19,7 +19,7 @@ class Config:
     """What the device is and whom it trusts."""
 
     def __init__(self, trust, manufacturer, image_type, hw_version, supplier_key=None,
-                 trials=3, refetch=3, page=256, health=None):
+                 trials=3, refetch=3, page=256, health=None, payload_check=None):
         self.trust = trust
         self.manufacturer = manufacturer
         self.image_type = image_type
@@ -29,6 +29,8 @@ class Config:
         self.refetch = refetch    # fetches of one bad sector before the image is rejected
         self.page = page          # flash write unit the slot writer gathers
         self.health = health      # application health check for a trial boot: () -> bool
+        self.payload_check = payload_check  # fn(first payload bytes): raises OtaError when
+                                            # the board cannot boot such a payload
 
 
 class Device:
@@ -45,6 +47,7 @@ class Device:
         self._buf = bytearray(S.STATE_SIZE)
         self.writer = SlotWriter(config.page)
         self.writer.on_sector = self._on_sector
+        self.writer.check = config.payload_check or getattr(board, "payload_check", None)
         self.parser = None
         self.trial = False
         self.reset_needed = False

@@ -115,6 +115,7 @@ class SlotWriter:
         self._chunk = None
         self._sec = None
         self.on_sector = None
+        self.check = None  # board's check of the first payload bytes (e.g. an app image)
 
     def start(self, slot):
         """Begin a new download into slot."""
@@ -289,6 +290,9 @@ class SlotWriter:
 
     def _advance(self, mi):
         k = self.sector
+        if k == 0 and self.check is not None:  # sector 0 is in flash and its CRC good
+            self.slot.area.read(0, self._rb)
+            self.check(self._rb)
         self.sector = self.next = k + 1
         self.pos = 0
         if self.on_sector:

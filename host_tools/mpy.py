@@ -1,4 +1,9 @@
-"""Compile the device code (agent/, hal/, boards/) to .mpy with mpy-cross."""
+"""Compile the device code (agent/, hal/, boards/) to .mpy with mpy-cross.
+
+  python -m host_tools.mpy --out build/mpy [--quiet]       every device module, any arch
+  python -m host_tools.mpy --board esp32 [--out DIR]       the modules one board needs,
+                                                           with that board's -march
+"""
 import os
 import shutil
 import subprocess
@@ -6,6 +11,19 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_DIRS = ("agent", "hal", "boards")
+# Scripts, not modules: freeze manifests, and files copied or frozen under their own name
+# (an rp2 device's main.py, its firmware's _boot.py). Never compiled.
+SCRIPTS = ("manifest.py", "main.py", "_boot.py")
+# board: (mpy-cross -march, hal modules the board leaves out)
+BOARDS = {
+    "esp32": ("xtensawin", ("hal/nor.py", "hal/emu.py", "hal/powercut.py", "hal/imagecheck.py")),
+    "rp2": ("armv6m", ("hal/nor.py", "hal/emu.py", "hal/powercut.py", "hal/imagecheck.py")),
+    "unix": (None, ("hal/powercut.py",)),
+}
+# Other -march values: armv7emsp for the RP2350 (Cortex-M33), xtensa for the ESP8266,
+# rv32imc for the ESP32-C3/C6, x64 or x86 for the unix port on a PC. Without -march the
+# .mpy holds bytecode only and loads on any port.
+_ARCH_STAMP = ".march"
 
 
 def mpy_cross():
@@ -17,18 +35,46 @@ def sources(dirs=DEVICE_DIRS, root=ROOT):
     for d in dirs:
         for base, _subdirs, files in sorted(os.walk(os.path.join(root, d))):
             for f in sorted(files):
-                if f.endswith(".py") and f != "manifest.py":
+                if f.endswith(".py") and f not in SCRIPTS:
                     yield os.path.relpath(os.path.join(base, f), root)
 
 
-def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT):
-    """Compile every device module into outdir; returns {relpath.mpy: size}."""
+def board_sources(board, root=ROOT):
+    """The modules board needs: agent/, hal/ (less what it leaves out), boards/*.py and
+    boards/<board>/."""
+    if board not in BOARDS:
+        raise ValueError("unknown board %r (%s)" % (board, ", ".join(sorted(BOARDS))))
+    skip = set(p.replace("/", os.sep) for p in BOARDS[board][1])
+    mine = os.path.join("boards", board) + os.sep
+    for rel in sources(DEVICE_DIRS, root):
+        if rel in skip:
+            continue
+        nested = rel.startswith("boards" + os.sep) and rel.count(os.sep) > 1
+        if nested and not rel.startswith(mine):
+            continue
+        yield rel
+
+
+def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
+    """Compile the device modules (those of `board` when given) into outdir; returns
+    {relpath.mpy: size}. .mpy files of another -march or whose source is gone are
+    replaced or removed."""
     sizes = {}
-    for rel in sources(dirs, root):
+    os.makedirs(outdir, exist_ok=True)
+    stamp = os.path.join(outdir, _ARCH_STAMP)
+    want = arch or ""
+    try:
+        with open(stamp) as f:
+            same_arch = f.read().strip() == want
+    except OSError:
+        same_arch = not want
+    rels = board_sources(board, root) if board else sources(dirs, root)
+    for rel in rels:
         out = os.path.join(outdir, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         src = os.path.join(root, rel)
-        if not (os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src)):
+        if not (same_arch and os.path.exists(out)
+                and os.path.getmtime(out) >= os.path.getmtime(src)):
             cmd = [mpy_cross(), "-o", out, "-s", rel]
             if arch:
                 cmd.append("-march=" + arch)
@@ -37,7 +83,9 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT):
             if r.returncode:
                 raise SystemExit("mpy-cross failed on %s: %s" % (rel, r.stderr.strip()))
         sizes[rel[:-3] + ".mpy"] = os.path.getsize(out)
-    # drop .mpy files whose source is gone
+    with open(stamp, "w") as f:
+        f.write(want + "\n")
+    # drop .mpy files whose source is gone (or that the board does not use)
     for base, _subdirs, files in os.walk(outdir):
         for f in files:
             rel = os.path.relpath(os.path.join(base, f), outdir)
@@ -46,18 +94,36 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT):
     return sizes
 
 
+def report(sizes, out=None):
+    """Size per module, per top-level package and in total."""
+    out = out or sys.stdout
+    for k in sorted(sizes):
+        out.write("%7d  %s\n" % (sizes[k], k))
+    groups = {}
+    for k, v in sizes.items():
+        top = k.replace(os.sep, "/").split("/")[0]
+        groups[top] = groups.get(top, 0) + v
+    for g in sorted(groups):
+        out.write("%7d  %s/ total\n" % (groups[g], g))
+    out.write("%7d  total (%d modules)\n" % (sum(sizes.values()), len(sizes)))
+
+
 def main(argv=None):
     import argparse
     ap = argparse.ArgumentParser(prog="python -m host_tools.mpy")
-    ap.add_argument("--out", default=os.path.join(ROOT, "build", "mpy"))
+    ap.add_argument("--out", help="output directory (default build/mpy, or build/mpy-BOARD)")
+    ap.add_argument("--board", choices=sorted(BOARDS),
+                    help="only the modules of boards/BOARD, with its -march")
     ap.add_argument("--arch", help="mpy-cross -march (x64, armv6m, armv7emsp, xtensawin, ...)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
-    sizes = build(a.out, arch=a.arch)
+    arch = a.arch
+    if a.board and arch is None:
+        arch = BOARDS[a.board][0]
+    out = a.out or os.path.join(ROOT, "build", "mpy-" + a.board if a.board else "mpy")
+    sizes = build(out, arch=arch, board=a.board)
     if not a.quiet:
-        for k in sorted(sizes):
-            print("%7d  %s" % (sizes[k], k))
-        print("%7d  total (%d modules)" % (sum(sizes.values()), len(sizes)))
+        report(sizes)
     return 0
 
 

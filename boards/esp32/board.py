@@ -1,0 +1,80 @@
+# The ESP32 board: the agent's slots are the OTA app partitions, its journal and the board's
+# boot record a raw data partition, its bootloader ESP-IDF's (see boot.py, layout.py).
+#
+#   board = make_board()            on the device: esp32 and machine from the port
+#   dev = agent.core.Device(board, config)
+#   board.payload_check(first_bytes)   refuses anything but an application image
+from agent.errors import OtaError, BOARD, BAD_LAYOUT
+from agent.slot import Slot
+from hal.flash import Area
+from boards.bdev import BlockFlash
+from boards.esp32 import layout as L
+from boards.esp32.boot import EspBoot
+from boards.esp32.image import checker
+
+MYPY = False
+if MYPY:  # read by the type checker only (tests/host/test_host_stubs.py), never run
+    from typing import Type
+    from esp32 import Partition
+
+
+def _find(P, kind, label):
+    # type: (Type[Partition], int, str) -> Partition
+    found = P.find(kind, 0xFF, label=label)
+    if not found:
+        raise OtaError(BOARD, "no partition labelled %r: flash boards/esp32/partitions.csv"
+                       % label)
+    return found[0]
+
+
+class Esp32Board:
+    """slots, journal_area, boot, clock, verifier, payload_check (hal interfaces)."""
+
+    def __init__(self, port, reset_fn, clock, verifier=None):
+        P = port.Partition  # type: Type[Partition]
+        parts = [_find(P, P.TYPE_APP, lab) for lab in L.SLOT_LABELS]
+        jpart = _find(P, P.TYPE_DATA, L.JOURNAL_LABEL)
+        self.slots = []
+        for i in range(2):
+            f = BlockFlash(parts[i], L.WRITE_SIZE, L.ERASED)
+            if f.sector_size != L.SECTOR:
+                raise OtaError(BAD_LAYOUT, "block size %d" % f.sector_size)
+            self.slots.append(Slot(Area(f, 0, f.size), L.META_SIZE, i))
+        j = BlockFlash(jpart, L.WRITE_SIZE, L.ERASED)
+        self.journal_flash = j
+        self.journal_area = Area(j, L.JOURNAL_OFF, L.JOURNAL_SIZE)
+        self.record_area = Area(j, L.RECORD_OFF, L.RECORD_SIZE)
+        self.boot = EspBoot(port, parts, self.record_area, reset_fn)
+        self.clock = clock
+        self.verifier = verifier
+        self.payload_check = checker(L.CHIP_ID)
+        self.trials = L.TRIALS
+        self.parts = parts
+        self.port = port
+
+
+def make_board(port=None, machine=None, clock=None, verifier=None):
+    """The board over the port's esp32 and machine modules (or stand-ins with the same
+    API)."""
+    if port is None:
+        import esp32
+        port = esp32
+    if machine is None:
+        import machine as _m
+        machine = _m
+    if clock is None:
+        from hal.clock import SystemClock
+        clock = SystemClock()
+    return Esp32Board(port, machine.reset, clock, verifier)
+
+
+def probe(board=None):
+    """Check the port and partition table; returns a one-line summary."""
+    b = board or make_board()
+    P = b.port.Partition  # type: Type[Partition]
+    nxt = P(P.RUNNING).get_next_update().info()[2]  # type: ignore[arg-type]
+    run = b.boot.running()
+    if nxt != b.parts[1 - run].info()[2]:
+        raise OtaError(BAD_LAYOUT, "next update partition is not slot %d" % (1 - run))
+    return "esp32: running slot %d, slots of %d bytes, journal %d bytes" % (
+        run, b.slots[0].area.size, b.journal_flash.size)

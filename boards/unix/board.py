@@ -1,0 +1,36 @@
+# The unix board: the emulated board of hal.emu (strict NOR flash, emulated bootloader)
+# over a flash file, so a restarted process sees what a rebooted device would.
+#
+#   board = make_board("dev.flash")     the file is created erased when missing
+#   board.power_on()                    the bootloader's decision at reset; the running slot
+#   dev = agent.core.Device(board, config)
+from agent.errors import OtaError, BAD_LAYOUT
+from boards.unix import layout as L
+
+
+def make_board(path, layout=None, create=True, clock=None, verifier=None):
+    """hal.emu.EmuBoard over hal.nor.FileFlash(path). layout: a hal.emu.Layout (default
+    boards.unix.layout.layout()). create False: the file must exist."""
+    from hal.nor import FileFlash
+    from hal.emu import EmuBoard
+    import os
+    lay = layout if layout is not None else L.layout()
+    if not create:
+        try:
+            os.stat(path)
+        except OSError:
+            raise OtaError(BAD_LAYOUT, "no flash file %s" % path)
+    flash = FileFlash(path, lay.size, lay.sector_size, L.WRITE_SIZE, L.ERASED)
+    if clock is None:
+        from hal.clock import SystemClock
+        clock = SystemClock()
+    board = EmuBoard(flash, lay, clock, verifier)
+    board.trials = L.TRIALS
+    board.payload_check = None
+    return board
+
+
+def probe(board=None):
+    """A one-line summary (the unix port needs nothing more)."""
+    import sys
+    return "unix: %s, flash layout of %d bytes" % (sys.platform, L.layout().size)
