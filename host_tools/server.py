@@ -1,0 +1,328 @@
+"""otatool serve: an update server that plays the Communications Hub.
+
+A ZigBee OTA Upgrade cluster server over UDP (one ZCL frame per datagram, answered to the
+address the request came from) or a serial line (framed, CRC-16). It offers the image that
+matches a device's manufacturer code, image type and hardware version (and differs from
+the version it runs), serves blocks, answers Upgrade End with the activation time, sends
+Activate Image commands naming the image's Manufacturer Image hash, acknowledges alerts,
+and logs every request, alert and outcome. Faults for tests: loss, duplicates, reordering,
+corruption, delay, WAIT_FOR_DATA, ABORT. --rate-bps emulates the HAN's bit rate.
+"""
+import json
+import random
+import sys
+import time
+
+from agent import fmt, zcl
+from agent.errors import OtaError, SIZE_MISMATCH
+
+ZIGBEE_EPOCH = 946684800
+# Bytes a frame costs on an APS-encrypted 802.15.4 HAN beyond the ZCL frame: PHY preamble,
+# SFD and length (6), MAC header and FCS (11), NWK header (8), APS header (8), APS
+# auxiliary security header and MIC (9); acknowledgements and back-off are not counted.
+FRAME_OVERHEAD = 42
+
+
+def utc_now():
+    return int(time.time()) - ZIGBEE_EPOCH
+
+
+class Image:
+    def __init__(self, path):
+        with open(path, "rb") as f:
+            self.data = f.read()
+        h = fmt.parse_header(self.data)
+        self.path = path
+        self.header = h
+        self.manufacturer = h.manufacturer
+        self.image_type = h.image_type
+        self.version = h.file_version
+        self.size = h.total_size
+        if self.size != len(self.data):
+            raise OtaError(SIZE_MISMATCH, "%s: header says %d bytes, file has %d"
+                           % (path, self.size, len(self.data)))
+        from host_tools.inspect import inspect_bytes
+        self.mi_hash = bytes.fromhex(inspect_bytes(self.data)["manufacturer_image_sha256"])
+
+    def fits(self, manufacturer, image_type, hw):
+        h = self.header
+        if manufacturer != self.manufacturer or image_type != self.image_type:
+            return False
+        return hw is None or h.hw_min is None or h.hw_min <= hw <= h.hw_max
+
+
+class Faults:
+    def __init__(self, drop=0.0, dup=0.0, corrupt=0.0, reorder=0.0, delay_ms=0,
+                 wait_for_data=0, wait_s=2, abort_at=None, seed=None):
+        self.drop = drop
+        self.dup = dup
+        self.corrupt = corrupt
+        self.reorder = reorder
+        self.delay_ms = delay_ms
+        self.wait_for_data = wait_for_data
+        self.wait_s = wait_s
+        self.abort_at = abort_at
+        self.rnd = random.Random(seed)
+
+
+class Device:
+    """What the server knows of one device (by address)."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.image = None
+        self.served = 0
+        self.top = 0
+        self.bar = None
+        self.waits = 0
+        self.aborted = False
+        self.alerts = []
+        self.outcome = None
+        self.activation_sent = 0
+        self.activate_outcome = None
+        self.start = None
+
+
+class Hub:
+    def __init__(self, images, link, block_size=None, activate=("now", 0), faults=None,
+                 rate_bps=None, log=None, plain=False, progress=None, echo=None):
+        self.images = images
+        self.link = link
+        self.block_size = block_size
+        self.activate = activate
+        self.f = faults or Faults()
+        self.rate_bps = rate_bps
+        self.logf = log
+        self.plain = plain
+        self.progress = progress
+        self.echo = echo
+        self.devices = {}
+        self.frames = 0
+        self.air_bytes = 0
+        self._held = None
+        self._buf = bytearray(zcl.FRAME_MAX)
+        self._seq = 0
+        self.t0 = time.monotonic()
+
+    # -- logging -------------------------------------------------------------
+
+    def log(self, dev, event, **kw):
+        rec = {"t": round(time.monotonic() - self.t0, 3), "device": "%s:%s" % dev.addr[:2],
+               "event": event}
+        rec.update(kw)
+        if self.logf:
+            self.logf.write(json.dumps(rec) + "\n")
+            self.logf.flush()
+        if self.echo and event not in ("block",):
+            self.echo(rec)
+
+    # -- link with faults and airtime ------------------------------------------
+
+    def _airtime(self, n):
+        if self.rate_bps:
+            time.sleep((n + FRAME_OVERHEAD) * 8.0 / self.rate_bps)
+
+    def _send(self, data, addr, faulty=True):
+        f = self.f
+        data = bytes(data)
+        self.frames += 1
+        self.air_bytes += len(data) + FRAME_OVERHEAD
+        self._airtime(len(data))
+        if f.delay_ms:
+            time.sleep(f.delay_ms / 1000.0)
+        if faulty:
+            r = f.rnd
+            if f.drop and r.random() < f.drop:
+                return
+            if f.corrupt and r.random() < f.corrupt:
+                b = bytearray(data)
+                b[r.randrange(len(b))] ^= 1 << r.randrange(8)
+                data = bytes(b)
+            if f.reorder and r.random() < f.reorder and self._held is None:
+                self._held = (data, addr)
+                return
+        self.link.send(data, addr)
+        if faulty and f.dup and f.rnd.random() < f.dup:
+            self.link.send(data, addr)
+        if self._held is not None and self._held[0] is not data:
+            held, self._held = self._held, None
+            self.link.send(held[0], held[1])
+
+    def _next_seq(self):
+        self._seq = (self._seq + 1) & 0xFF
+        return self._seq
+
+    # -- serving -------------------------------------------------------------
+
+    def serve(self, timeout=None, until=None, linger=2.0):
+        """Serve until until(hub) is true (then `linger` seconds more, to answer what the
+        devices still ask) or timeout seconds pass. Returns True if until."""
+        end = None if timeout is None else time.monotonic() + timeout
+        met = False
+        while True:
+            if not met and until is not None and until(self):
+                met = True
+                end = time.monotonic() + linger
+            if met and time.monotonic() >= end:
+                return True
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            data, addr = self.link.recv(0.2 if left is None else min(0.2, left))
+            self._retry_activations()
+            if data is None:
+                continue
+            self.air_bytes += len(data) + FRAME_OVERHEAD
+            self._airtime(len(data))
+            if self.f.drop and self.f.rnd.random() < self.f.drop:
+                continue  # lost on the way in
+            self.handle(data, addr)
+
+    def handle(self, data, addr):
+        dev = self.devices.get(addr)
+        if dev is None:
+            dev = self.devices[addr] = Device(addr)
+        try:
+            fr = zcl.decode(data, len(data))
+        except OtaError as e:
+            self.log(dev, "bad_frame", reason=str(e))
+            return
+        if not fr.cluster or fr.to_client:
+            return
+        if fr.mfr_code is not None:
+            if self.plain or not fr.known:
+                return  # a plain ZCL server ignores manufacturer-specific commands
+            if fr.command == zcl.CMD_ALERT:
+                self._alert(dev, fr, data)
+            elif fr.command == zcl.CMD_ACTIVATE_RSP:
+                dev.activate_outcome = fr.outcome
+                self.log(dev, "activate_response", outcome=fr.outcome)
+            return
+        c = fr.command
+        if c == zcl.CMD_QUERY_NEXT:
+            self._query(dev, fr)
+        elif c == zcl.CMD_BLOCK_REQ:
+            self._block(dev, fr)
+        elif c == zcl.CMD_UPGRADE_END:
+            self._end(dev, fr)
+
+    def _query(self, dev, fr):
+        img = None
+        for i in self.images:
+            if i.fits(fr.manufacturer, fr.image_type, fr.hw_version) \
+                    and i.version != fr.file_version:
+                if img is None or i.version > img.version:
+                    img = i
+        b = self._buf
+        if img is None:
+            n = zcl.encode_query_next_response(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
+            self.log(dev, "query", running=fr.file_version, offered=None)
+        else:
+            n = zcl.encode_query_next_response(b, fr.seq, zcl.S_SUCCESS, img.manufacturer,
+                                               img.image_type, img.version, img.size)
+            if dev.image is not img:
+                dev.image = img
+                dev.served = dev.top = 0
+                dev.start = time.monotonic()
+                dev.outcome = None
+                dev.activation_sent = 0
+            self.log(dev, "query", running=fr.file_version, offered=img.version,
+                     size=img.size)
+        self._send(memoryview(b)[:n], dev.addr)
+
+    def _find(self, fr):
+        for i in self.images:
+            if (i.manufacturer, i.image_type, i.version) == \
+                    (fr.manufacturer, fr.image_type, fr.file_version):
+                return i
+        return None
+
+    def _block(self, dev, fr):
+        b = self._buf
+        img = self._find(fr)
+        f = self.f
+        if img is None:
+            n = zcl.encode_block_status(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
+        elif f.abort_at is not None and fr.offset >= f.abort_at and not dev.aborted:
+            dev.aborted = True
+            self.log(dev, "abort", offset=fr.offset)
+            n = zcl.encode_block_status(b, fr.seq, zcl.S_ABORT)
+        elif dev.waits < f.wait_for_data:
+            dev.waits += 1
+            now = utc_now()
+            self.log(dev, "wait_for_data", offset=fr.offset, seconds=f.wait_s)
+            n = zcl.encode_block_wait(b, fr.seq, now, now + f.wait_s, 0)
+        else:
+            size = fr.max_size
+            if self.block_size and size > self.block_size:
+                size = self.block_size
+            if self.plain and size > 50:
+                size = 50
+            data = img.data[fr.offset:fr.offset + size]
+            n = zcl.encode_block_response(b, fr.seq, img.manufacturer, img.image_type,
+                                          img.version, fr.offset, data)
+            dev.served += len(data)
+            if fr.offset + len(data) > dev.top:
+                dev.top = fr.offset + len(data)
+            if dev.bar is None and self.progress is not None:
+                dev.bar = self.progress(img.size, "%s:%s" % dev.addr[:2])
+            if dev.bar is not None:
+                dev.bar.update(dev.top)
+        self._send(memoryview(b)[:n], dev.addr)
+
+    def _end(self, dev, fr):
+        img = self._find(fr)
+        name = {zcl.S_SUCCESS: "success", zcl.S_INVALID_IMAGE: "invalid_image",
+                zcl.S_REQUIRE_MORE_IMAGE: "require_more_image",
+                zcl.S_ABORT: "abort"}.get(fr.status, "status 0x%02X" % fr.status)
+        secs = round(time.monotonic() - dev.start, 3) if dev.start else None
+        self.log(dev, "upgrade_end", status=name, version=fr.file_version, seconds=secs)
+        if dev.bar is not None:
+            dev.bar.close(fr.status == zcl.S_SUCCESS)
+            dev.bar = None
+        dev.outcome = name
+        if fr.status != zcl.S_SUCCESS or img is None:
+            return
+        mode, t = self.activate
+        now = utc_now()
+        if mode == "now":
+            cur, up = now, now
+        elif mode == "at":
+            cur, up = now, t
+        elif mode == "relative":
+            cur, up = 0, t
+        else:
+            cur, up = now, zcl.UPGRADE_WAIT
+        n = zcl.encode_upgrade_end_response(self._buf, fr.seq, img.manufacturer,
+                                            img.image_type, img.version, cur, up)
+        self._send(memoryview(self._buf)[:n], dev.addr)
+        if mode == "command" and not self.plain:
+            dev.activation_sent = 0
+            self._send_activate(dev)
+
+    def _send_activate(self, dev):
+        img = dev.image
+        n = zcl.encode_activate(self._buf, self._next_seq(), img.manufacturer, img.mi_hash, 0)
+        dev.activation_sent += 1
+        dev.activation_at = time.monotonic()
+        self.log(dev, "activate", hash=img.mi_hash.hex())
+        self._send(memoryview(self._buf)[:n], dev.addr)
+
+    def _retry_activations(self):
+        for dev in self.devices.values():
+            if dev.activation_sent and dev.activate_outcome is None \
+                    and dev.activation_sent < 10 \
+                    and time.monotonic() - dev.activation_at > 2.0:
+                self._send_activate(dev)
+
+    def _alert(self, dev, fr, data):
+        h = bytes(data[fr.hash_off:fr.hash_off + 32]).hex() if fr.hash_off else None
+        from agent.errors import message
+        rec = {"code": "0x%04X" % fr.alert_code, "reason": fr.reason,
+               "reason_text": message(fr.reason) if fr.reason else "", "id": fr.alert_seq,
+               "hash": h, "value": fr.extra}
+        if not any(a["id"] == fr.alert_seq and a["code"] == rec["code"] for a in dev.alerts):
+            dev.alerts.append(rec)
+            self.log(dev, "alert", **rec)
+        n = zcl.encode_alert_ack(self._buf, fr.seq, fr.mfr_code, fr.alert_seq)
+        self._send(memoryview(self._buf)[:n], dev.addr)
