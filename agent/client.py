@@ -26,6 +26,17 @@ ABORTED = const(4)     # the server aborted; the checkpoint is kept
 STALLED = const(5)     # no answer; the checkpoint is kept
 OUTCOMES = ("no update", "held", "activate", "rejected", "aborted", "stalled")
 
+# An Image Block Response to one of our requests, as the client checks it on arrival: the
+# ZCL header without a manufacturer code (3 bytes), then zcl.BLOCK_RSP_FMT, whose fields
+# after the status sit at the same offsets as in the Image Block Request (zcl.BLOCK_REQ_FMT).
+_FC_MASK = const(0x0F)   # frame type, manufacturer-specific and direction bits
+_FC_BLOCK = const(0x09)  # cluster-specific, to the client, no manufacturer code
+_ECHO = const(4)         # manufacturer, image type, file version, offset: 12 bytes from here
+_LEN = const(16)         # data size
+_DATA = const(17)        # data
+_REQ = const(17)         # length of an Image Block Request without options
+_BLOCK = object()        # _recv's answer for such a response: its data is in rx[_DATA:]
+
 _HASHED = (fmt.ALERT_VERIFY_OK, fmt.ALERT_VERIFY_FAIL, fmt.ALERT_VERSION_CHANGED,
            fmt.ALERT_FUTURE_ACTIONED)
 
@@ -48,6 +59,19 @@ class Client:
         self.mfr = device.cfg.manufacturer
         self._tx = bytearray(zcl.FRAME_MAX)
         self._rx = bytearray(zcl.FRAME_MAX + 8)
+        # the block requests of a download (encoded once, then updated per block), and
+        # views and buffers made once, so that a block round trip allocates nothing
+        self._bq = bytearray(_REQ)
+        self._bqv = memoryview(self._bq)
+        self._rk = memoryview(self._rx)[_ECHO:_LEN]
+        self._tk = memoryview(self._bq)[_ECHO:_LEN]
+        self._want = bytearray(_LEN - _ECHO)
+        self._got = bytearray(_LEN - _ECHO)
+        self._dv = None
+        self._cmd = 0     # the answer awaited (0: none)
+        self._blk = False  # it is an Image Block Response
+        self._seqw = 0    # its sequence number
+        self._now = 0     # ticks_ms when the last answer arrived
         self._f = zcl.Frame()
         self._seq = 0
         self.offer = None      # (manufacturer, image type, file version, size) offered
@@ -65,41 +89,87 @@ class Client:
         if self.log:
             self.log(what)
 
+    # The functions a block passes through keep their frames small (locals and stack
+    # within MicroPython's 11 words), so that calling them takes no heap.
+
+    def _data(self, n):
+        """The n data bytes of the block response in rx, as a view made again only when n
+        changes."""
+        v = self._dv
+        if v is None or len(v) != n:
+            v = self._dv = memoryview(self._rx)[_DATA:_DATA + n]
+        return v
+
+    def _is_block(self, n):
+        # rx[:n] is the SUCCESS Image Block Response, with data, to the request in _bq
+        rx = self._rx
+        if n <= _DATA or rx[0] & _FC_MASK != _FC_BLOCK or rx[1] != self._seqw \
+                or rx[2] != zcl.CMD_BLOCK_RSP or rx[3] != zcl.S_SUCCESS or rx[_LEN] != n - _DATA:
+            return False
+        self._got[:] = self._rk
+        return self._got == self._want
+
     def _recv(self, timeout_ms):
-        """One frame for us, or None. Frames not for the running request are handled."""
+        """One frame for us, or None; _BLOCK for the answer to the block request awaited.
+        Frames not for the running request are handled."""
         n = self.link.recv(self._rx, timeout_ms)
         if not n:
             return None
+        if self._blk and self._is_block(n):
+            return _BLOCK
+        return self._decode(n)
+
+    def _decode(self, n):
         try:
             return zcl.decode(self._rx, n, self._f, self.mfr)
         except OtaError:
             return None  # malformed: as if lost
 
-    def _request(self, n, cmd):
-        """Send tx[:n] and wait for the answer `cmd` with the same sequence number,
-        retrying with back-off. None when every retry timed out."""
-        seq = self._tx[3] if self._tx[0] & zcl.FC_MFR else self._tx[1]
-        clk = self.clock
+    def _request(self, v, cmd):
+        """Send the request frame v (a view) and wait for the answer `cmd` with the same
+        sequence number, retrying with back-off. None when every retry timed out."""
+        self._cmd = cmd
+        self._blk = cmd == zcl.CMD_BLOCK_RSP
+        self._seqw = v[3] if v[0] & zcl.FC_MFR else v[1]
+        if self._blk:
+            self._want[:] = self._tk
         wait = self._rto()
-        for attempt in range(self.retries + 1):
-            self.link.send(memoryview(self._tx)[:n])
-            t0 = clk.ticks_ms()
-            while True:
-                left = wait - clk.ticks_diff(clk.ticks_ms(), t0)
-                if left <= 0:
-                    break
-                f = self._recv(left)
-                if f is None:
-                    continue
-                if f.cluster and f.to_client and f.command == cmd and f.seq == seq \
-                        and f.mfr_code is None:
-                    if not attempt:  # Karn: time only answers to a single transmission
-                        self._sample(clk.ticks_diff(clk.ticks_ms(), t0))
-                    return f
-                self._unsolicited(f)
+        tries = self.retries + 1
+        while tries:
+            self.link.send(v)
+            f = self._await(wait, tries > self.retries)
+            if f is not None:
+                break
             self.retransmits += 1
             wait = wait * 2 if wait < 4000 else 8000
+            tries -= 1
+        self._cmd = 0
+        self._blk = False
+        return f
+
+    def _await(self, wait, first):
+        # the answer to the request just sent, within wait ms
+        t0 = self.clock.ticks_ms()
+        left = wait
+        while left > 0:
+            f = self._recv(left)
+            left = wait - self._since(t0)  # also sets _now
+            if f is not None:
+                if f is _BLOCK or self._answers(f):
+                    if first:  # Karn: time only answers to a single transmission
+                        self._sample(wait - left)
+                    return f
+                self._unsolicited(f)
         return None
+
+    def _answers(self, f):
+        return f.cluster and f.to_client and f.command == self._cmd and f.seq == self._seqw \
+            and f.mfr_code is None
+
+    def _since(self, t0):
+        c = self.clock
+        self._now = c.ticks_ms()
+        return c.ticks_diff(self._now, t0)
 
     def _rto(self):
         """Retransmission timeout from the measured round trips (RFC 6298's estimator)."""
@@ -190,7 +260,7 @@ class Client:
         c = self.dev.cfg
         n = zcl.encode_query_next(self._tx, self._next_seq(), c.manufacturer, c.image_type,
                                   self.dev.st.run_version, c.hw_version)
-        f = self._request(n, zcl.CMD_QUERY_NEXT_RSP)
+        f = self._request(memoryview(self._tx)[:n], zcl.CMD_QUERY_NEXT_RSP)
         if f is None:
             raise OtaError(TIMEOUT, "query next image")
         if f.status != zcl.S_SUCCESS:
@@ -222,35 +292,41 @@ class Client:
         except OtaError:
             return ABORTED
         clk = self.clock
-        last = clk.ticks_ms()
+        last = self._now = clk.ticks_ms()
         period = 0
         self.bytes = 0
         self._say("download version 0x%08X, %d bytes" % (ver, size))
+        zcl.encode_block_request(self._bq, 0, man, itype, ver, 0, 0)
         while not d.done():
-            if clk.ticks_diff(clk.ticks_ms(), last) > self.stall_s * 1000:
+            if clk.ticks_diff(self._now, last) > self.stall_s * 1000:  # answers, no progress
                 return STALLED
             want = size - off
             if want <= 0:
                 return self._reject(d.end, man, itype, ver)
-            n = zcl.encode_block_request(self._tx, self._next_seq(), man, itype, ver, off,
-                                         want if want < self.block else self.block)
-            f = self._request(n, zcl.CMD_BLOCK_RSP)
+            zcl.set_block_request(self._bq, self._next_seq(), off,
+                                  want if want < self.block else self.block)
+            f = self._request(self._bqv, zcl.CMD_BLOCK_RSP)
             if f is None:
                 return STALLED
-            st = f.status
+            st = zcl.S_SUCCESS if f is _BLOCK else f.status
             if st == zcl.S_SUCCESS:
-                if f.offset != off or f.file_version != ver or f.data_len == 0:
+                if f is _BLOCK:
+                    k = self._rx[_LEN]
+                elif f.offset != off or f.file_version != ver or f.data_len == 0:
                     continue
-                mv = memoryview(self._rx)[f.data_off:f.data_off + f.data_len]
+                else:
+                    k = f.data_len
                 try:
-                    nxt = d.feed(off, mv)
+                    nxt = d.take(off, self._data(k))
                 except OtaError as e:
-                    self._say("rejected: %s" % e)
-                    self._upgrade_end(zcl.S_INVALID_IMAGE, man, itype, ver)
-                    return REJECTED
+                    if not d.refetch(e):
+                        self._say("rejected: %s" % e)
+                        self._upgrade_end(zcl.S_INVALID_IMAGE, man, itype, ver)
+                        return REJECTED
+                    nxt = d.parser.pos
                 if nxt != off:
-                    last = clk.ticks_ms()
-                    self.bytes += f.data_len
+                    last = self._now
+                    self.bytes += k
                 off = nxt
                 if period:
                     self._idle(period)
@@ -279,7 +355,7 @@ class Client:
         if status != zcl.S_SUCCESS:  # the server may answer with a Default Response
             self.link.send(memoryview(self._tx)[:n])
             return None
-        return self._request(n, zcl.CMD_UPGRADE_END_RSP)
+        return self._request(memoryview(self._tx)[:n], zcl.CMD_UPGRADE_END_RSP)
 
     def _end(self, status, man, itype, ver):
         f = self._upgrade_end(status, man, itype, ver)
@@ -298,7 +374,7 @@ class Client:
             if left <= 0:
                 return
             f = self._recv(left)
-            if f is not None:
+            if f is not None and f is not _BLOCK:
                 self._unsolicited(f)
             if self.dev.reset_needed:
                 return

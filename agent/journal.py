@@ -61,6 +61,9 @@ class Journal:
         self.slots_per_sector = ss // rs
         self._buf = bytearray(rs)
         self._mv = memoryview(self._buf)
+        self._body = self._mv[0:rs - CRC_SIZE]  # views made once: save() allocates nothing
+        self._crc = self._mv[rs - CRC_SIZE:rs]
+        self._seq = self._mv[4:REC_HDR]          # REC_FMT's sequence number
         self._e = bytes((area.erased,))
         self.seq = 0
         self.bad = 0
@@ -80,13 +83,11 @@ class Journal:
         b = self._buf
         if b[0] != MAGIC or b[1] != VERSION:
             return -1
-        n = self.record_size - CRC_SIZE
-        _m, _v, plen, seq = struct.unpack_from(REC_FMT, b, 0)
-        if plen != self.payload_len:
+        if b[2] | b[3] << 8 != self.payload_len:  # REC_FMT's payload length
             return -1
-        if struct.unpack_from(CRC_FMT, b, n)[0] != crc32(self._mv[0:n]):
+        if int.from_bytes(self._crc, "little") != crc32(self._body):  # CRC_FMT
             return -1
-        return seq
+        return int.from_bytes(self._seq, "little")
 
     def _erased(self):
         return self._buf.count(self._e) == self.record_size
@@ -140,42 +141,55 @@ class Journal:
     def save(self, payload):
         """Append payload as the record seq + 1. After a power cut during save, load()
         returns either this payload or the one before it."""
-        plen = self.payload_len
-        if len(payload) != plen:
+        if len(payload) != self.payload_len:
             raise OtaError(JOURNAL_CORRUPT, "payload of %d bytes, journal holds %d"
-                           % (len(payload), plen))
+                           % (len(payload), self.payload_len))
         if not self._loaded:
             self.load()
         seq = max(self.seq, self._used) + 1
         if seq > SEQ_MAX:
             raise OtaError(JOURNAL_FULL, "sequence number exhausted")
-        area = self.area
+        if self._slot >= self.slots_per_sector or self._erase:
+            self._next_sector()
+        self._record(payload, seq)
+        off = self._offset(self._sector, self._slot)
+        # the slot and the sequence number are used from here on, whatever the write does
+        self._slot += 1
+        self._used = seq
+        self.area.write(off, self._buf)
+        self.records += 1
+        self.area.read(off, self._buf)
+        if self._valid() != seq:
+            raise OtaError(FLASH_IO, "journal record at 0x%X did not verify" % off)
+        self.seq = seq
+
+    def _next_sector(self):
+        # move on to the next sector when this one is full; erase it before its first record
         if self._slot >= self.slots_per_sector:
             self._sector = (self._sector + 1) % self.sectors
             self._slot = 0
             self._erase = True
         if self._erase:
-            area.erase(self._offset(self._sector, 0), area.sector_size)
+            self.area.erase(self._offset(self._sector, 0), self.area.sector_size)
             self.erases += 1
             self._erase = False
-        rs = self.record_size
-        b = self._buf
-        struct.pack_into(REC_FMT, b, 0, MAGIC, VERSION, plen, seq)
-        b[REC_HDR:REC_HDR + plen] = payload
-        for i in range(REC_HDR + plen, rs - CRC_SIZE):
-            b[i] = 0
-        crc = crc32(self._mv[0:rs - CRC_SIZE])
-        struct.pack_into(CRC_FMT, b, rs - CRC_SIZE, crc)
-        off = self._offset(self._sector, self._slot)
-        # the slot and the sequence number are used from here on, whatever the write does
-        self._slot += 1
-        self._used = seq
-        area.write(off, b)
-        self.records += 1
-        area.read(off, b)
-        if self._valid() != seq:
-            raise OtaError(FLASH_IO, "journal record at 0x%X did not verify" % off)
-        self.seq = seq
+
+    def _record(self, payload, seq):
+        # the record for payload with sequence number seq, into _buf (in small steps: each
+        # function's frame stays on the C stack under MicroPython)
+        n = REC_HDR + self.payload_len
+        self._head(seq)
+        self._buf[REC_HDR:n] = payload
+        while n < self.record_size - CRC_SIZE:
+            self._buf[n] = 0
+            n += 1
+        self._seal(n)
+
+    def _head(self, seq):
+        struct.pack_into(REC_FMT, self._buf, 0, MAGIC, VERSION, self.payload_len, seq)
+
+    def _seal(self, n):
+        struct.pack_into(CRC_FMT, self._buf, n, crc32(self._body))
 
     def format(self):
         """Erase the whole journal area (factory provisioning). The journal is then empty."""

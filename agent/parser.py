@@ -80,8 +80,16 @@ class Parser:
             self._after_payload()
 
     def feed(self, data):
-        mv = memoryview(data)
-        n = len(mv)
+        n = len(data)
+        if self.state == _S_PAYLOAD and n < self._need:  # the common case, allocating nothing
+            self.pos += n
+            self._need -= n
+            self.sink.on_payload(data)
+        else:
+            self._feed(data, n)
+
+    def _feed(self, data, n):
+        mv = None
         i = 0
         while i < n:
             st = self.state
@@ -90,7 +98,12 @@ class Parser:
             take = self._need
             if take > n - i:
                 take = n - i
-            chunk = mv[i:i + take]
+            if take == n:
+                chunk = data
+            else:
+                if mv is None:
+                    mv = memoryview(data)
+                chunk = mv[i:i + take]
             i += take
             self.pos += take
             self._need -= take

@@ -1,6 +1,9 @@
 # Emulated NOR flash, strict: the rules of hal/flash.py are enforced, not assumed.
 #
-#   NorFlash(size, sector_size=4096, write_size=1, erased=0xFF)   contents in RAM
+#   NorFlash(size, sector_size=4096, write_size=1, erased=0xFF, mirror=False)
+#                                                                 contents in RAM; with
+#                       mirror, also in an io.BytesIO that reads come from, so that a read
+#                       allocates nothing (a memoryview slice would), for twice the RAM
 #   FileFlash(path, size, ...)                                    RAM copy written through to a file
 #
 # Rules: writes cover whole write units and only erased bytes (a write to any non-erased byte
@@ -40,7 +43,7 @@ class NorFlash:
     An operation cut by power still counts.
     """
 
-    def __init__(self, size, sector_size=4096, write_size=1, erased=0xFF):
+    def __init__(self, size, sector_size=4096, write_size=1, erased=0xFF, mirror=False):
         ss = sector_size
         ws = write_size
         if (ss < 1 or ss & (ss - 1) or ws < 1 or ws & (ws - 1) or ws > ss
@@ -55,6 +58,10 @@ class NorFlash:
         self._mem = bytearray(size)
         self._mv = memoryview(self._mem)
         self._fill()
+        self._io = None
+        if mirror:
+            import io
+            self._io = io.BytesIO(self._mem)
         self.sector_erases = [0] * (size // ss)
         self.ops = self.writes = self.erases = self.bytes_written = 0
         self.cut = False
@@ -69,9 +76,12 @@ class NorFlash:
         for o in range(0, self.size, ss):
             self._mem[o:o + ss] = self._blank
 
-    def _sync(self, offset, n):
-        # contents changed in [offset, offset + n): nothing to do in RAM
-        pass
+    def _sync(self, offset, n, data=None):
+        # contents changed in [offset, offset + n); data, when given, holds the new bytes
+        m = self._io
+        if m is not None:
+            m.seek(offset)
+            m.write(self._mv[offset:offset + n] if data is None else data)
 
     # ---- fault injection -------------------------------------------------------------
 
@@ -177,22 +187,18 @@ class NorFlash:
         self._alive()
         n = len(buf)
         self._range(offset, n)
-        buf[0:n] = self._mv[offset:offset + n]
+        m = self._io
+        if m is None:
+            buf[0:n] = self._mv[offset:offset + n]
+        else:
+            m.seek(offset)
+            m.readinto(buf)
 
     def write(self, offset, data):
-        self._alive()
+        # checks in _writable, so that this frame stays on the C stack under MicroPython
         n = len(data)
-        ws = self.write_size
-        if offset % ws or n % ws:
-            raise OtaError(FLASH_ALIGN, "write 0x%X+%d, unit %d" % (offset, n, ws))
-        self._range(offset, n)
-        if n == 0:
+        if not self._writable(offset, n):
             return
-        if self._bad_writes > 0:
-            self._bad_writes -= 1
-            raise OtaError(FLASH_IO, "write 0x%X+%d" % (offset, n))
-        if self._mem.count(self._e, offset, offset + n) != n:
-            raise OtaError(FLASH_NOT_ERASED, "write 0x%X+%d" % (offset, n))
         cut = self._count()
         self.writes += 1
         if cut and self._tear:
@@ -202,10 +208,26 @@ class NorFlash:
             raise PowerCut()
         self._mem[offset:offset + n] = data
         self.bytes_written += n
-        self._sync(offset, n)
+        self._sync(offset, n, data)
         if cut:
             self.cut = True
             raise PowerCut()
+
+    def _writable(self, offset, n):
+        # False for an empty write; raises for any other that breaks a rule
+        self._alive()
+        ws = self.write_size
+        if offset % ws or n % ws:
+            raise OtaError(FLASH_ALIGN, "write 0x%X+%d, unit %d" % (offset, n, ws))
+        self._range(offset, n)
+        if n == 0:
+            return False
+        if self._bad_writes > 0:
+            self._bad_writes -= 1
+            raise OtaError(FLASH_IO, "write 0x%X+%d" % (offset, n))
+        if self._mem.count(self._e, offset, offset + n) != n:
+            raise OtaError(FLASH_NOT_ERASED, "write 0x%X+%d" % (offset, n))
+        return True
 
     def erase(self, offset, size):
         self._alive()
@@ -224,16 +246,20 @@ class NorFlash:
             self._sync(offset, size)
             self.cut = True
             raise PowerCut()
-        first = offset // ss
-        for i in range(size // ss):
-            o = offset + i * ss
-            self._mem[o:o + ss] = self._blank
-            self.sector_erases[first + i] += 1
-        self.erases += size // ss
-        self._sync(offset, size)
+        self._wipe(offset, size)
         if cut:
             self.cut = True
             raise PowerCut()
+
+    def _wipe(self, offset, size):
+        ss = self.sector_size
+        while size:
+            self._mem[offset:offset + ss] = self._blank
+            self.sector_erases[offset // ss] += 1
+            self._sync(offset, ss, self._blank)
+            self.erases += 1
+            offset += ss
+            size -= ss
 
     # ---- torn operations ---------------------------------------------------------------
 
@@ -333,12 +359,12 @@ class FileFlash(NorFlash):
                 raise OtaError(FLASH_IO, "%s: read %d of %d" % (path, got, size))
             got += k
 
-    def _sync(self, offset, n):
+    def _sync(self, offset, n, data=None):
         f = self._f
         if f is None or n <= 0:
             return
         f.seek(offset)
-        f.write(self._mv[offset:offset + n])
+        f.write(self._mv[offset:offset + n] if data is None else data)
         f.flush()
 
     def close(self):

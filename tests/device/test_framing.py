@@ -7,7 +7,7 @@ from hal import serial as ser
 from hal.serial import SerialTransport, crc16, frame_into, FLAG, ESC
 from hal.udp import UdpTransport
 from hal.clock import SystemClock
-from agent import zcl
+from agent import zcl, zcl_server
 from agent.errors import OtaError, BAD_FRAME, LINK_IO
 from tutil import raises, eq
 
@@ -95,7 +95,8 @@ def test_round_trip_all_byte_values():
     t = SerialTransport(p)
     buf = bytearray(300)
     payloads = [bytes(range(256))[:ser.MAX_FRAME], b"\x7e" * 40, b"\x7d\x7e\x7d", b"abc",
-                zcl.build(zcl.encode_block_response, 1, 0x1234, 7, 1, 0, bytes(range(200)))]
+                zcl_server.build(zcl_server.encode_block_response, 1, 0x1234, 7, 1, 0,
+                                 bytes(range(200)))]
     for d in payloads:
         t.send(d)
         n = t.recv(buf, 0)
@@ -240,13 +241,13 @@ def test_udp_one_frame_per_datagram():
     dev, local = _device(port)
     try:
         srv.settimeout(2)
-        req = zcl.build(zcl.encode_query_next, 1, 0x1234, 7, 3)
+        req = zcl_server.build(zcl.encode_query_next, 1, 0x1234, 7, 3)
         dev.send(req)
         dev.send(memoryview(req)[0:3])
         data, addr = srv.recvfrom(1000)
         eq(data, req)
         eq(srv.recvfrom(1000)[0], req[:3])
-        rsp = zcl.build(zcl.encode_query_next_response, 1, 0x98)
+        rsp = zcl_server.build(zcl_server.encode_query_next_response, 1, 0x98)
         srv.sendto(rsp, addr)
         buf = bytearray(zcl.FRAME_MAX)
         n = dev.recv(buf, 2000)

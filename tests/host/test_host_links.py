@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 import crcmod.predefined
 
-from agent import zcl
+from agent import zcl, zcl_server
 from hal import serial as dser
 from hal.serial import SerialTransport, open_tty
 from hal.udp import UdpTransport
@@ -55,19 +55,19 @@ def serve(link_, frames, addr_of=lambda a: a, before_reply=None):
     for _ in range(frames):
         req, addr = link_.recv(10)
         assert req is not None, "device went quiet after %d frames" % len(seen)
-        f = zcl.parse(req, MFR)
+        f = zcl_server.parse(req, MFR)
         seen.append(f)
         if before_reply:
             before_reply(addr, f)
         if f.command == zcl.CMD_QUERY_NEXT:
-            n = zcl.encode_query_next_response(buf, f.seq, zcl.S_SUCCESS, f.manufacturer,
-                                               f.image_type, f.file_version + 1, len(IMAGE))
+            n = zcl_server.encode_query_next_response(buf, f.seq, zcl.S_SUCCESS, f.manufacturer,
+                                                      f.image_type, f.file_version + 1, len(IMAGE))
         elif f.command == zcl.CMD_BLOCK_REQ:
-            n = zcl.encode_block_response(buf, f.seq, f.manufacturer, f.image_type,
-                                          f.file_version, f.offset,
-                                          IMAGE[f.offset:f.offset + f.max_size])
+            n = zcl_server.encode_block_response(buf, f.seq, f.manufacturer, f.image_type,
+                                                 f.file_version, f.offset,
+                                                 IMAGE[f.offset:f.offset + f.max_size])
         elif f.command == zcl.CMD_ALERT:
-            n = zcl.encode_alert_ack(buf, f.seq, MFR, f.alert_seq)
+            n = zcl_server.encode_alert_ack(buf, f.seq, MFR, f.alert_seq)
         else:
             raise AssertionError("unexpected command 0x%02X" % f.command)
         link_.send(bytes(buf[:n]), addr)
@@ -210,7 +210,8 @@ def test_udp_micropython_device_against_server_link(mpy_dir, tmp_path):
 
     def interfere(addr, f):
         if f.seq == 3:  # a datagram from another address must be ignored
-            stray.sendto(zcl.build(zcl.encode_block_status, f.seq, zcl.S_ABORT), addr)
+            stray.sendto(zcl_server.build(zcl_server.encode_block_status, f.seq, zcl.S_ABORT),
+                         addr)
 
     with UdpServerLink("127.0.0.1", 0) as srv:
         proc = run_device(mpy_dir, tmp_path, DEVICE_OTA + """
@@ -237,12 +238,12 @@ def test_serial_cpython_device_over_pty():
         dev = SerialTransport(open_tty(path))
         host = SerialLink(master)
         host.write_raw(b"\x00\x7d\x7eline noise\x7e")      # garbage: dropped, counted
-        host.send(zcl.build(zcl.encode_block_status, 1, zcl.S_ABORT))
+        host.send(zcl_server.build(zcl_server.encode_block_status, 1, zcl.S_ABORT))
         buf = bytearray(zcl.FRAME_MAX)
         n = dev.recv(buf, 2000)
-        assert zcl.parse(bytes(buf[:n])).status == zcl.S_ABORT
+        assert zcl_server.parse(bytes(buf[:n])).status == zcl.S_ABORT
         assert dev.bad_frames == 1
-        req = zcl.build(zcl.encode_block_request, 9, MFR, 0x7E7D, 0x7D7E7D7E, 0x7E, 0x7D)
+        req = zcl_server.build(zcl.encode_block_request, 9, MFR, 0x7E7D, 0x7D7E7D7E, 0x7E, 0x7D)
         dev.send(req)
         got, addr = host.recv(2)
         assert (got, addr) == (req, None)
@@ -268,7 +269,8 @@ t.close()
         def interfere(addr, f):
             if f.seq == 4:  # noise, then a corrupted copy of the answer: two bad frames
                 host.write_raw(b"\x55\xaa\x7d")
-                wire = bytearray(frame_bytes(zcl.build(zcl.encode_block_status, 4, 0x95)))
+                wire = bytearray(frame_bytes(zcl_server.build(zcl_server.encode_block_status, 4,
+                                                              0x95)))
                 wire[2] ^= 0x01
                 host.write_raw(wire)
 

@@ -14,7 +14,7 @@ import zigpy.types as t
 from zigpy.zcl import foundation
 from zigpy.zcl.clusters.general import Ota
 
-from agent import zcl
+from agent import zcl, zcl_server
 from agent.errors import OtaError, BAD_FRAME
 
 C2S = foundation.Direction.Client_to_Server
@@ -98,7 +98,7 @@ def check(ours, zdef, direction, tsn, fields, ours_fields, manufacturer=None,
     theirs = zigpy_frame(zdef, direction, tsn, manufacturer, **zfields)
     assert theirs == ours
     # ... and our decoder reads them to the same values
-    f = zcl.parse(theirs)
+    f = zcl_server.parse(theirs)
     assert f.known and f.seq == tsn and f.command == zdef.id
     assert f.to_client == (direction == S2C)
     assert f.mfr_code == manufacturer
@@ -110,7 +110,7 @@ def check(ours, zdef, direction, tsn, fields, ours_fields, manufacturer=None,
 @FAST
 @given(seq=u8, ptype=st.integers(0, 3), jitter=u8, m=u16, it=u16, fv=u32)
 def test_image_notify(seq, ptype, jitter, m, it, fv):
-    ours = zcl.build(zcl.encode_image_notify, seq, ptype, jitter, m, it, fv)
+    ours = zcl_server.build(zcl_server.encode_image_notify, seq, ptype, jitter, m, it, fv)
     names = (("manufacturer_code", "manufacturer", m), ("image_type", "image_type", it),
              ("new_file_version", "file_version", fv))[:ptype]
     fields = {"payload_type": ptype, "query_jitter": jitter}
@@ -125,7 +125,7 @@ def test_image_notify(seq, ptype, jitter, m, it, fv):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, hw=opt16)
 def test_query_next_image(seq, m, it, fv, hw):
-    ours = zcl.build(zcl.encode_query_next, seq, m, it, fv, hw)
+    ours = zcl_server.build(zcl.encode_query_next, seq, m, it, fv, hw)
     fields = {"field_control": 0 if hw is None else 1, "manufacturer_code": m,
               "image_type": it, "current_file_version": fv}
     if hw is not None:
@@ -138,10 +138,10 @@ def test_query_next_image(seq, m, it, fv, hw):
 @given(seq=u8, status=st.sampled_from([0x00, 0x98, 0x7E]), m=u16, it=u16, fv=u32, size=u32,
        specific=st.booleans())
 def test_query_responses(seq, status, m, it, fv, size, specific):
-    enc = zcl.encode_file_response if specific else zcl.encode_query_next_response
+    enc = zcl_server.encode_file_response if specific else zcl_server.encode_query_next_response
     zdef = (Ota.ClientCommandDefs.query_specific_file_response if specific
             else Ota.ClientCommandDefs.query_next_image_response)
-    ours = zcl.build(enc, seq, status, m, it, fv, size)
+    ours = zcl_server.build(enc, seq, status, m, it, fv, size)
     fields = {"status": status}
     mine = {"status": status, "manufacturer": None, "image_size": None}
     if status == 0:
@@ -153,7 +153,7 @@ def test_query_responses(seq, status, m, it, fv, size, specific):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, off=u32, mx=u8, addr=optieee, period=opt16)
 def test_image_block_request(seq, m, it, fv, off, mx, addr, period):
-    ours = zcl.build(zcl.encode_block_request, seq, m, it, fv, off, mx, addr, period)
+    ours = zcl_server.build(zcl.encode_block_request, seq, m, it, fv, off, mx, addr, period)
     fc = (0 if addr is None else 1) | (0 if period is None else 2)
     fields = {"field_control": fc, "manufacturer_code": m, "image_type": it,
               "file_version": fv, "file_offset": off, "maximum_data_size": mx}
@@ -169,7 +169,7 @@ def test_image_block_request(seq, m, it, fv, off, mx, addr, period):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, off=u32, mx=u8, ps=u16, sp=u16, addr=optieee)
 def test_image_page_request(seq, m, it, fv, off, mx, ps, sp, addr):
-    ours = zcl.build(zcl.encode_page_request, seq, m, it, fv, off, mx, ps, sp, addr)
+    ours = zcl_server.build(zcl.encode_page_request, seq, m, it, fv, off, mx, ps, sp, addr)
     fields = {"field_control": 0 if addr is None else 1, "manufacturer_code": m,
               "image_type": it, "file_version": fv, "file_offset": off,
               "maximum_data_size": mx, "page_size": ps, "response_spacing": sp}
@@ -182,7 +182,7 @@ def test_image_page_request(seq, m, it, fv, off, mx, ps, sp, addr):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, off=u32, data=st.binary(max_size=254))
 def test_image_block_response_success(seq, m, it, fv, off, data):
-    ours = zcl.build(zcl.encode_block_response, seq, m, it, fv, off, data)
+    ours = zcl_server.build(zcl_server.encode_block_response, seq, m, it, fv, off, data)
     f = check(ours, Ota.ClientCommandDefs.image_block_response, S2C, seq,
               {"status": 0, "manufacturer_code": m, "image_type": it, "file_version": fv,
                "file_offset": off, "image_data": data},
@@ -193,7 +193,7 @@ def test_image_block_response_success(seq, m, it, fv, off, data):
 def test_image_block_response_255_bytes():
     # zigpy refuses to write a 255-byte octet string but reads one
     data = bytes(range(255))
-    ours = zcl.build(zcl.encode_block_response, 1, MFR, 7, 1, 0, data)
+    ours = zcl_server.build(zcl_server.encode_block_response, 1, MFR, 7, 1, 0, data)
     _, cmd = _cluster().deserialize(ours)
     assert cmd.image_data == data
 
@@ -201,7 +201,7 @@ def test_image_block_response_255_bytes():
 @FAST
 @given(seq=u8, now=u32, req=u32, period=u16)
 def test_image_block_response_wait(seq, now, req, period):
-    ours = zcl.build(zcl.encode_block_wait, seq, now, req, period)
+    ours = zcl_server.build(zcl_server.encode_block_wait, seq, now, req, period)
     check(ours, Ota.ClientCommandDefs.image_block_response, S2C, seq,
           {"status": foundation.Status.WAIT_FOR_DATA, "current_time": now,
            "request_time": req, "minimum_block_period": period},
@@ -211,7 +211,7 @@ def test_image_block_response_wait(seq, now, req, period):
 
 @pytest.mark.parametrize("status", [0x95, 0x98, 0x7E])
 def test_image_block_response_abort(status):
-    ours = zcl.build(zcl.encode_block_status, 9, status)
+    ours = zcl_server.build(zcl_server.encode_block_status, 9, status)
     check(ours, Ota.ClientCommandDefs.image_block_response, S2C, 9, {"status": status},
           {"status": status, "manufacturer": None, "current_time": None})
 
@@ -219,7 +219,7 @@ def test_image_block_response_abort(status):
 @FAST
 @given(seq=u8, status=st.sampled_from([0x00, 0x95, 0x96, 0x99]), m=u16, it=u16, fv=u32)
 def test_upgrade_end_request(seq, status, m, it, fv):
-    ours = zcl.build(zcl.encode_upgrade_end, seq, status, m, it, fv)
+    ours = zcl_server.build(zcl.encode_upgrade_end, seq, status, m, it, fv)
     check(ours, Ota.ServerCommandDefs.upgrade_end, C2S, seq,
           {"status": status, "manufacturer_code": m, "image_type": it, "file_version": fv},
           {"status": status, "manufacturer": m, "image_type": it, "file_version": fv})
@@ -228,7 +228,7 @@ def test_upgrade_end_request(seq, status, m, it, fv):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, now=u32, when=u32)
 def test_upgrade_end_response(seq, m, it, fv, now, when):
-    ours = zcl.build(zcl.encode_upgrade_end_response, seq, m, it, fv, now, when)
+    ours = zcl_server.build(zcl_server.encode_upgrade_end_response, seq, m, it, fv, now, when)
     check(ours, Ota.ClientCommandDefs.upgrade_end_response, S2C, seq,
           {"manufacturer_code": m, "image_type": it, "file_version": fv,
            "current_time": now, "upgrade_time": when},
@@ -238,7 +238,7 @@ def test_upgrade_end_response(seq, m, it, fv, now, when):
 @FAST
 @given(seq=u8, addr=ieee, m=u16, it=u16, fv=u32, stack=u16)
 def test_query_device_specific_file_request(seq, addr, m, it, fv, stack):
-    ours = zcl.build(zcl.encode_file_request, seq, addr, m, it, fv, stack)
+    ours = zcl_server.build(zcl.encode_file_request, seq, addr, m, it, fv, stack)
     check(ours, Ota.ServerCommandDefs.query_specific_file, C2S, seq,
           {"request_node_addr": addr, "manufacturer_code": m, "image_type": it,
            "file_version": fv, "current_zigbee_stack_version": stack},
@@ -248,7 +248,7 @@ def test_query_device_specific_file_request(seq, addr, m, it, fv, stack):
 @FAST
 @given(seq=u8, to_client=st.booleans(), cmd=u8, status=u8, mfr=st.none() | u16)
 def test_default_response(seq, to_client, cmd, status, mfr):
-    ours = zcl.build(zcl.encode_default_response, seq, to_client, cmd, status, mfr)
+    ours = zcl_server.build(zcl.encode_default_response, seq, to_client, cmd, status, mfr)
     direction = S2C if to_client else C2S
     hdr, rsp = _cluster().deserialize(ours)
     assert hdr.frame_control.frame_type == foundation.FrameType.GLOBAL_COMMAND
@@ -263,7 +263,7 @@ def test_default_response(seq, to_client, cmd, status, mfr):
               .serialize() + foundation.DefaultResponse(command_id=cmd, status=status)
               .serialize())
     assert theirs == ours
-    f = zcl.parse(theirs)
+    f = zcl_server.parse(theirs)
     assert (f.known, f.cluster, f.rsp_command, f.status, f.mfr_code, f.to_client) == (
         True, False, cmd, status, mfr, to_client)
 
@@ -273,7 +273,7 @@ def test_zigpy_default_response_to_an_unknown_manufacturer_command():
     hdr = foundation.ZCLHeader.general(5, foundation.GeneralCommand.Default_Response, MFR, S2C)
     frame = hdr.serialize() + foundation.DefaultResponse(
         command_id=0xF0, status=foundation.Status.UNSUP_MANUF_CLUSTER_COMMAND).serialize()
-    f = zcl.parse(frame, MFR)
+    f = zcl_server.parse(frame, MFR)
     assert (f.rsp_command, f.status, f.mfr_code, f.seq) == (0xF0, 0x83, MFR, 5)
     assert f.status == zcl.S_UNSUP_MANUF_CLUSTER_COMMAND
 
@@ -282,7 +282,7 @@ def test_zigpy_default_response_to_an_unknown_manufacturer_command():
 @given(seq=u8, aseq=u16, code=st.sampled_from([0x8F72, 0x8F1C, 0x8F1B, 0x8F43, 0x8F66]),
        reason=u16, h=st.none() | digest, extra=st.none() | u32)
 def test_alert(seq, aseq, code, reason, h, extra):
-    ours = zcl.build(zcl.encode_alert, seq, MFR, aseq, code, reason, h, extra)
+    ours = zcl_server.build(zcl.encode_alert, seq, MFR, aseq, code, reason, h, extra)
     fc = (0 if h is None else 1) | (0 if extra is None else 2)
     fields = {"field_control": fc, "alert_seq": aseq, "alert_code": code, "reason": reason}
     if h is not None:
@@ -298,7 +298,7 @@ def test_alert(seq, aseq, code, reason, h, extra):
 @FAST
 @given(seq=u8, aseq=u16)
 def test_alert_ack(seq, aseq):
-    ours = zcl.build(zcl.encode_alert_ack, seq, MFR, aseq)
+    ours = zcl_server.build(zcl_server.encode_alert_ack, seq, MFR, aseq)
     check(ours, OtaWithAlerts.ClientCommandDefs.alert_ack, S2C, seq, {"alert_seq": aseq},
           {"alert_seq": aseq}, MFR, OtaWithAlerts)
 
@@ -306,7 +306,7 @@ def test_alert_ack(seq, aseq):
 @FAST
 @given(seq=u8, h=digest, when=u32)
 def test_activate_image(seq, h, when):
-    ours = zcl.build(zcl.encode_activate, seq, MFR, h, when)
+    ours = zcl_server.build(zcl_server.encode_activate, seq, MFR, h, when)
     f = check(ours, OtaWithAlerts.ClientCommandDefs.activate_image, S2C, seq,
               {"digest": h, "activation_time": when}, {"activation_time": when}, MFR,
               OtaWithAlerts)
@@ -316,7 +316,7 @@ def test_activate_image(seq, h, when):
 @FAST
 @given(seq=u8, outcome=st.integers(0, 3), h=digest)
 def test_activate_response(seq, outcome, h):
-    ours = zcl.build(zcl.encode_activate_response, seq, MFR, outcome, h)
+    ours = zcl_server.build(zcl.encode_activate_response, seq, MFR, outcome, h)
     zdef = OtaWithAlerts.ServerCommandDefs.activate_response
     hdr, cmd = _cluster(OtaWithAlerts).deserialize(ours)
     assert (hdr.command_id, hdr.manufacturer, hdr.tsn, hdr.direction) == (0xF3, MFR, seq, C2S)
@@ -326,15 +326,15 @@ def test_activate_response(seq, outcome, h):
     theirs = (foundation.ZCLHeader(fc, MFR, seq, zdef.id).serialize()
               + zdef.schema(outcome=outcome, digest=list(h)).serialize())
     assert theirs == ours
-    f = zcl.parse(theirs, MFR)
+    f = zcl_server.parse(theirs, MFR)
     assert (f.outcome, f.digest, f.seq) == (outcome, h, seq)
 
 
 @pytest.mark.parametrize("frame", [
-    zcl.build(zcl.encode_alert, 1, MFR, 2, 0x8F72, 0, bytes(32), 7),
-    zcl.build(zcl.encode_alert_ack, 1, MFR, 2),
-    zcl.build(zcl.encode_activate, 1, MFR, bytes(32), 0),
-    zcl.build(zcl.encode_activate_response, 1, MFR, 0, bytes(32)),
+    zcl_server.build(zcl.encode_alert, 1, MFR, 2, 0x8F72, 0, bytes(32), 7),
+    zcl_server.build(zcl_server.encode_alert_ack, 1, MFR, 2),
+    zcl_server.build(zcl_server.encode_activate, 1, MFR, bytes(32), 0),
+    zcl_server.build(zcl.encode_activate_response, 1, MFR, 0, bytes(32)),
 ])
 def test_plain_zigpy_ota_cluster_leaves_manufacturer_commands_alone(frame):
     # the stock cluster does not mistake them for a standard command: the payload stays raw
@@ -347,10 +347,10 @@ def test_plain_zigpy_ota_cluster_leaves_manufacturer_commands_alone(frame):
 
 
 def test_zigpy_rejects_what_we_reject():
-    ours = zcl.build(zcl.encode_block_response, 1, MFR, 7, 1, 0, b"abcdef")
+    ours = zcl_server.build(zcl_server.encode_block_response, 1, MFR, 7, 1, 0, b"abcdef")
     for cut in (4, 10, len(ours) - 1):
         with pytest.raises(OtaError) as e:
-            zcl.parse(ours[:cut])
+            zcl_server.parse(ours[:cut])
         assert e.value.reason == BAD_FRAME
         with pytest.raises(ValueError):
             _cluster().deserialize(ours[:cut])

@@ -1,0 +1,181 @@
+# Allocation in the per-block path: a download through agent.client.Client, from frames
+# built beforehand, on an emulated board whose flash reads allocate nothing
+# (NorFlash mirror=True). From the first block wholly in the payload to the last one,
+# under MicroPython:
+#   - gc.mem_alloc() with the collector off does not grow;
+#   - nothing allocates under micropython.heap_lock();
+#   - no block touches the heap at all, transient allocations included (a function whose
+#     frame exceeds MicroPython's limit takes it from the heap on every call), except at the
+#     per-sector checkpoint: with gc.threshold(1) any allocation runs a collection, which
+#     frees a piece of garbage made before the block.
+# Under CPython the same download runs and is checked; the heap checks are MicroPython's.
+import sys
+import gc
+
+from agent import client as C
+from agent import zcl_server
+from agent.keys import Trust
+from agent.core import Config, Device
+from agent import state as S
+from hal.nor import NorFlash
+from hal.emu import EmuBoard, Layout
+from tutil import read_data, eq
+
+MP = sys.implementation.name == "micropython"
+if MP:
+    import micropython
+
+MAN = 0x1234
+TYPE = 0x0001
+HW = 2
+BLOCK = 48
+
+
+class Replay:
+    """A link that answers each request with the next frame (its sequence number patched
+    in); at frame `start` it begins a measurement and at frame `stop` ends it."""
+
+    def __init__(self, frames, start, stop):
+        self.frames = frames
+        self.start = start
+        self.stop = stop
+
+    def rewind(self, mode):
+        self.i = self.seq = 0
+        self.mode = mode
+        self.value = 0
+        self.mark = 0
+        self.lock = False
+
+    def send(self, data):
+        self.seq = data[1]
+
+    def recv(self, buf, timeout_ms):
+        i = self.i
+        if self.start <= i <= self.stop:
+            self._measure(i)
+        f = self.frames[i]
+        n = len(f)
+        buf[0:n] = f
+        buf[1] = self.seq
+        self.i = i + 1
+        return n
+
+    def _measure(self, i):
+        m = self.mode
+        if m == "alloc":
+            if i == self.start:
+                gc.collect()
+                gc.disable()
+                self.value = gc.mem_alloc()
+            elif i == self.stop:
+                self.value = gc.mem_alloc() - self.value
+                gc.enable()
+        elif m == "lock":
+            if i == self.start:
+                micropython.heap_lock()
+                self.lock = True
+            elif i == self.stop:
+                micropython.heap_unlock()
+                self.lock = False
+        elif m == "touch":
+            if i > self.start and gc.mem_alloc() < self.mark:
+                self.value += 1  # a collection ran: something allocated during that block
+            bytearray(256)       # garbage that the next collection frees
+            self.mark = gc.mem_alloc()
+
+
+class Clock:
+    def ticks_ms(self):
+        return 0
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def now(self):
+        return 0
+
+
+def payload_offset(img):
+    off = img[6] | img[7] << 8  # header length
+    for k in range(3):
+        n = int.from_bytes(img[off + 2:off + 6], "little")
+        off += 6 + (n if k < 2 else 0)
+    return off
+
+
+def rig(name):
+    img = read_data(name)
+    ver = int.from_bytes(img[14:18], "little")
+    frames = [zcl_server.build(zcl_server.encode_block_response, 0, MAN, TYPE, ver, o,
+                               img[o:o + BLOCK]) for o in range(0, len(img), BLOCK)]
+    start = (payload_offset(img) + BLOCK - 1) // BLOCK
+    link = Replay(frames, start, len(frames) - 1)
+    lay = Layout.for_image(4096, 64 * 1024)
+    board = EmuBoard(NorFlash(lay.size, 4096, 4, 0xFF, True), lay)
+    board.power_on()
+    dev = Device(board, Config(Trust([read_data("core_pub.bin")]), MAN, TYPE, HW))
+    dev.start()
+    cl = C.Client(dev, link, Clock(), BLOCK)
+    return img, ver, link, dev, cl
+
+
+def download(img, ver, link, dev, cl, mode):
+    link.rewind(mode)
+    try:
+        eq(cl._download(MAN, TYPE, ver, len(img)), C.HELD, "download")
+    finally:
+        if link.lock:
+            micropython.heap_unlock()
+    eq(dev.st.phase, S.HELD, "phase")
+    return link.value
+
+
+def test_download_through_the_replayed_link():
+    img, ver, link, dev, cl = rig("core_v2.ota")
+    download(img, ver, link, dev, cl, "time")
+    assert link.stop - link.start > 400  # about 20 KiB of payload in 48-byte blocks
+    eq(dev.st.held_version, ver, "held version")
+    # and again: a second download of the same image into the same slot
+    download(img, ver, link, dev, cl, "time")
+    eq(dev.st.phase, S.HELD)
+
+
+def test_no_allocation_per_block():
+    img, ver, link, dev, cl = rig("core_v2.ota")
+    download(img, ver, link, dev, cl, "time")  # warm: every view and buffer exists
+    if not MP:
+        return
+    try:
+        got = download(img, ver, link, dev, cl, "alloc")
+    finally:
+        gc.enable()
+    eq(got, 0, "bytes allocated from the first payload block to the last")
+
+
+def test_per_block_path_runs_with_the_heap_locked():
+    img, ver, link, dev, cl = rig("core_v2.ota")
+    download(img, ver, link, dev, cl, "time")
+    if not MP:
+        return
+    gc.collect()
+    download(img, ver, link, dev, cl, "lock")  # a MemoryError would fail the test
+
+
+def test_no_block_touches_the_heap_but_at_a_checkpoint():
+    img, ver, link, dev, cl = rig("core_v2.ota")
+    download(img, ver, link, dev, cl, "time")
+    if not MP:
+        return
+    saves = dev.journal.records
+    gc.collect()
+    gc.threshold(1)
+    try:
+        touched = download(img, ver, link, dev, cl, "touch")
+    finally:
+        gc.threshold(-1)
+    checkpoints = dev.journal.records - saves  # one per sector, plus the start and the end
+    assert checkpoints >= 5, checkpoints
+    # agent.state.State.pack takes its frame from the heap (pack_into of 16 fields), once
+    # per checkpoint; no other block may touch it
+    assert touched <= checkpoints, (touched, checkpoints)
