@@ -48,6 +48,7 @@ class Device:
         self.writer = SlotWriter(config.page)
         self.writer.on_sector = self._on_sector
         self.writer.check = config.payload_check or getattr(board, "payload_check", None)
+        self.on_payload = self.writer.on_payload  # the parser calls the writer directly
         self.parser = None
         self.trial = False
         self.reset_needed = False
@@ -59,6 +60,10 @@ class Device:
 
     def _save(self):
         self.journal.save(self.st.pack(self._buf))
+        if self._out:  # not at a per-sector checkpoint
+            self._send()
+
+    def _send(self):
         out = self._out
         self._out = []
         if self.sink is not None:
@@ -181,21 +186,34 @@ class Device:
     def feed(self, offset, data):
         """Image bytes at file offset; returns the offset wanted next. Data for another
         offset (a duplicate or late block) is ignored."""
-        p = self.parser
-        if offset != p.pos:
-            return p.pos
         try:
-            p.feed(data)
+            return self.take(offset, data)
         except OtaError as e:
-            st = self.st
-            if e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
-                st.fails += 1
-                self._save()
-                p.seek(self.writer.resume_offset(p.payload_offset()))
-                return p.pos
-            self._reject(e)
-            raise
+            if not self.refetch(e):
+                raise
+            return self.parser.pos
+
+    def take(self, offset, data):
+        """feed() for a caller that catches OtaError itself and passes it to refetch():
+        the per-block path without a try block, whose frame MicroPython would take from
+        the heap on every call."""
+        p = self.parser
+        if offset == p.pos:
+            p.feed(data)
         return p.pos
+
+    def refetch(self, e):
+        """After take() raised e: True when a sector that failed its check is fetched again
+        (from the offset parser.pos), False when the image is rejected (e stands)."""
+        st = self.st
+        p = self.parser
+        if e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
+            st.fails += 1
+            self._save()
+            p.seek(self.writer.resume_offset(p.payload_offset()))
+            return True
+        self._reject(e)
+        return False
 
     def done(self):
         """True once the image is received and verified."""
@@ -228,7 +246,7 @@ class Device:
         self._mine = True
         if (st.phase == S.DOWNLOADING and st.ident == ident and st.slot == i and st.next
                 and self._meta_intact(slot, p)):
-            self.writer.resume(slot, p.manifest, p.cose_len, st.next)
+            self.writer.resume(slot, p.manifest, p.cose_len, st.next, st.mi_state)
             return self.writer.resume_offset(p.payload_offset())
         st.phase = S.DOWNLOADING
         st.slot = i
@@ -259,13 +277,11 @@ class Device:
     def on_table_end(self):
         self.writer.on_table_end()
 
-    def on_payload(self, mv):
-        self.writer.on_payload(mv)
-
     def _on_sector(self, nxt, mi):
         st = self.st
         st.next = nxt
         st.fails = 0
+        self.writer.mi_save(st.mi_state)
         if mi is not None:
             st.mi_hash = mi
         self._save()

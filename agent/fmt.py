@@ -56,10 +56,13 @@ TRAILER_SIG_LEN = const(0x40)
 # Sector table entries, one per sector of the installed payload:
 TABLE_RAW_FMT = "<I"
 #   I    CRC-32 of the installed bytes of the sector
-TABLE_DEFLATE_FMT = "<III"
+TABLE_DEFLATE_FMT = "<III16s"
 #   I    CRC-32 of the installed bytes of the sector
 #   I    offset of the sector's deflate chunk in the payload element's data
 #   I    length of that chunk
+#   16s  first 16 bytes of the chunk's SHA-256: binds the encoded bytes (and with them the
+#        Manufacturer Image hash) to the signature, chunk by chunk, so a resumed or
+#        re-fetched chunk is checked on its own
 ENC_RAW = const(0)
 ENC_DEFLATE = const(1)   # each sector raw deflate on its own, window = min(sector, 32 KiB)
 
@@ -80,9 +83,6 @@ M_ENC_SIZE = const(12)     # uint: length of the payload element's data
 M_SECTOR = const(13)       # uint: sector size the table and encoding use
 M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
 M_KID = const(15)          # bstr: key id of the signing key
-M_ENC_SHA256 = const(16)   # bstr 32: SHA-256 of the payload element's data (deflate only),
-                           # so the encoded bytes, and with them the Manufacturer Image
-                           # hash, are bound to the signature too
 KID_LEN = const(8)         # key id = first 8 bytes of SHA-256(uncompressed public point)
 MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
 MIN_SECTOR = const(256)
@@ -199,8 +199,11 @@ def parse_trailer(buf):
     return force, bytes(sig)
 
 
+CHUNK_DIGEST = const(16)
+
+
 def table_entry_size(encoding):
-    return 4 if encoding == ENC_RAW else 12
+    return 4 if encoding == ENC_RAW else 28
 
 
 def sector_count(size, sector):

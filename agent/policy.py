@@ -41,9 +41,6 @@ class Manifest:
                                % (self.size, self.enc_size))
         elif self.encoding != fmt.ENC_DEFLATE:
             raise OtaError(BAD_ENCODING, "encoding %d" % self.encoding)
-        self.enc_sha256 = None
-        if self.encoding == fmt.ENC_DEFLATE:
-            self.enc_sha256 = _bytes(m, fmt.M_ENC_SHA256, 32)
         self.sectors = fmt.sector_count(self.size, s)
         self.table_size = self.sectors * fmt.table_entry_size(self.encoding)
 

@@ -18,9 +18,9 @@ except ImportError:
         return x
 
 from agent import fmt
-from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, \
-    PAYLOAD_DIGEST
+from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO
 from agent.inflate import inflate_into
+from agent.sha256r import Sha256
 
 META_MAGIC = const(0x4D41544F)
 META_FMT = "<IHHI"
@@ -60,10 +60,17 @@ def align(n, w):
 def scan(area, off, n, buf, crc=0, h1=None, h2=None):
     """CRC-32 of n flash bytes from off (continuing crc), read through buf; the same bytes
     also go into the hashes h1 and h2 when given."""
-    mv = memoryview(buf)
+    size = len(buf)
+    mv = None
     while n:
-        k = len(buf) if n > len(buf) else n
-        part = mv[:k]
+        if n >= size:  # whole buffers need no view
+            k = size
+            part = buf
+        else:
+            k = n
+            if mv is None:
+                mv = memoryview(buf)
+            part = mv[:k]
         area.read(off, part)
         crc = binascii.crc32(part, crc)
         if h1 is not None:
@@ -108,10 +115,24 @@ class SlotWriter:
     images get theirs from flash, in agent.verify), else None."""
 
     def __init__(self, page=256):
-        self._page = bytearray(page)
+        # the page being gathered and the start of the next one: a block is copied in whole
+        # and each full page written from a view made here, so the payload path allocates
+        # nothing (a memoryview slice is an allocation under MicroPython)
+        self._pg = page
+        self._buf = bytearray(2 * page)
+        self._cap = 2 * page
+        self._pv = memoryview(self._buf)
+        self._lo = self._pv[:page]
+        self._hi = self._pv[page:]
         self._rb = bytearray(page)
         self._prefix = bytearray(TRAILER_OFF)
-        self._ent = bytearray(12)
+        self._ent = bytearray(28)
+        e = memoryview(self._ent)
+        self._e0 = e[0:4]   # the fields of fmt.TABLE_DEFLATE_FMT (the first also
+        self._e1 = e[4:8]   # fmt.TABLE_RAW_FMT), read as little-endian u32 without the
+        self._e2 = e[8:12]  # tuple struct.unpack_from would allocate
+        self.raw = False    # streaming raw payload sectors (checked as each one ends)
+        self.mi = None      # Manufacturer Image hash of a deflate download (agent.sha256r)
         self._chunk = None
         self._sec = None
         self.on_sector = None
@@ -121,14 +142,22 @@ class SlotWriter:
         """Begin a new download into slot."""
         self.slot = slot
         self.next = 0
+        self.raw = False
 
-    def resume(self, slot, manifest, cose_len, next_sector):
-        """Continue a download whose meta area and sectors < next_sector are in flash."""
+    def resume(self, slot, manifest, cose_len, next_sector, mi_state=None):
+        """Continue a download whose meta area and sectors < next_sector are in flash;
+        mi_state: the saved Manufacturer Image hash of a deflate image (mi_save)."""
         self.slot = slot
         self.m = manifest
         self.cose_len = cose_len
         self.next = next_sector
-        self._payload_start()
+        self.raw = False
+        self._payload_start(mi_state)
+
+    def mi_save(self, out):
+        """Save the running Manufacturer Image hash (deflate images) into out."""
+        if self.mi is not None:
+            self.mi.save(out)
 
     def resume_offset(self, payload_offset):
         """File offset to fetch from after start/resume or a failed sector."""
@@ -167,7 +196,11 @@ class SlotWriter:
         self._payload_start()
 
     def on_payload(self, mv):
-        if self.m.encoding == fmt.ENC_RAW:
+        if self.raw:  # as _raw, one call less
+            self._stream(mv)
+            if self.woff + self.wfill == self.m.size:
+                self._flush()
+        elif self.m.encoding == fmt.ENC_RAW:
             self._raw(mv)
         else:
             self._deflate(mv)
@@ -182,59 +215,74 @@ class SlotWriter:
 
     # -- payload -------------------------------------------------------------
 
-    def _payload_start(self):
+    def _payload_start(self, mi_state=None):
         m = self.m
         self.pos = 0
+        self.mi = None
         if m.encoding == fmt.ENC_RAW:
             self.sector = self.next
-            self._load(self.sector)
             self._begin(self.sector * m.sector)
+            self.raw = True
+            self._load(self.sector)
             return
         if self._chunk is None or len(self._sec) < m.sector:
             self._chunk = self._sec = None
             self._chunk = bytearray(m.sector + (m.sector >> 3) + 64)
             self._sec = bytearray(m.sector)
-        # deflate: every chunk is hashed in order; chunks of sectors already in flash
-        # (after a resume) are fetched again, checked and hashed but not written
-        self.mi = hashlib.sha256()
-        self.enc = hashlib.sha256()
-        hash_prefix(self.slot, self.cose_len, m, self.mi, self._rb)
-        self.epos = 0
-        self.sector = 0
-        self._load(0)
+        # deflate: the encoded chunks are not kept, so the Manufacturer Image hash runs in
+        # a SHA-256 whose state is saved with every checkpoint; a resume continues it
+        k = self.next
+        if k and mi_state is not None:
+            self.mi = Sha256(mi_state)
+        else:
+            k = self.next = 0
+            self.mi = Sha256()
+            hash_prefix(self.slot, self.cose_len, m, self.mi, self._rb)
+        self.sector = k
+        if k < m.sectors:
+            self.epos = table_entry(self.slot, m, k, self._ent)[1]
+            self._load(k)
+        else:
+            self.epos = m.enc_size
 
     def _load(self, k):
         """Sector k's table entry into self.crc, self.clen (deflate), checking chunk order."""
         m = self.m
         if k >= m.sectors:
+            self.raw = False
             return
-        self.crc, off, clen = table_entry(self.slot, m, k, self._ent)
         if m.encoding == fmt.ENC_RAW:
-            return
+            self.slot.area.read(self.slot.meta + TABLE_OFF + 4 * k, self._e0)
+            self.crc = int.from_bytes(self._e0, "little")
+            self.send = k * m.sector + sector_len(m, k)  # where sector k ends
+        else:
+            self._chunk_entry(k)
+
+    def _chunk_entry(self, k):
+        m = self.m
+        self.slot.area.read(self.slot.meta + TABLE_OFF + 28 * k, self._ent)
+        self.crc = int.from_bytes(self._e0, "little")
+        off = int.from_bytes(self._e1, "little")
+        clen = int.from_bytes(self._e2, "little")
         if off != self.epos or clen == 0 or clen > len(self._chunk) or off + clen > m.enc_size \
                 or (k == m.sectors - 1 and off + clen != m.enc_size):
             raise OtaError(BAD_TABLE, "sector %d chunk %d+%d" % (k, off, clen))
         self.clen = clen
 
     def _raw(self, mv):
-        i = 0
-        n = len(mv)
-        while i < n:
-            end = sector_len(self.m, self.sector)
-            take = end - self.pos
-            if take > n - i:
-                take = n - i
-            self._stream(mv[i:i + take])
-            i += take
-            self.pos += take
-            if self.pos == end:
-                self._flush()
-                k = self.sector
-                if self._readback(k, end) != self.crc:
-                    self.pos = 0
-                    self._begin(k * self.m.sector)
-                    raise OtaError(SECTOR_CRC, "sector %d" % k)
-                self._advance(None)
+        # a page that ends a sector is checked as it is written (_put); the last sector
+        # ends inside a page
+        self._stream(mv)
+        if self.woff + self.wfill == self.m.size:
+            self._flush()
+
+    def _sector_end(self):
+        k = self.sector
+        m = self.m
+        if self._readback(k, self.send - k * m.sector) != self.crc:
+            self._begin(k * m.sector)  # bytes of the next sector gathered are dropped too
+            raise OtaError(SECTOR_CRC, "sector %d" % k)
+        self._advance(None)
 
     def _deflate(self, mv):
         i = 0
@@ -243,7 +291,7 @@ class SlotWriter:
             take = self.clen - self.pos
             if take > n - i:
                 take = n - i
-            self._chunk[self.pos:self.pos + take] = mv[i:i + take]
+            self._chunk[self.pos:self.pos + take] = mv if take == n else mv[i:i + take]
             self.pos += take
             i += take
             if self.pos == self.clen:
@@ -256,6 +304,8 @@ class SlotWriter:
         out = memoryview(self._sec)[:n]
         chunk = memoryview(self._chunk)[:self.clen]
         self.pos = 0
+        if hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
+            raise OtaError(SECTOR_CRC, "sector %d: chunk digest" % k)
         try:
             inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
             bad = binascii.crc32(out) != self.crc
@@ -264,29 +314,18 @@ class SlotWriter:
         if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
             raise OtaError(SECTOR_CRC, "sector %d" % k)
         self.mi.update(chunk)
-        self.enc.update(chunk)
         self.epos += self.clen
-        if k == m.sectors - 1 and self.enc.digest() != m.enc_sha256:
-            raise OtaError(PAYLOAD_DIGEST, "encoded payload")
-        if k >= self.next:
-            a = self.slot.area
-            w = align(n, a.write_size)
-            self._fill_erased(self._sec, w, n)
-            for _ in range(2):
-                a.erase(k * m.sector, m.sector)
-                a.write(k * m.sector, memoryview(self._sec)[:w])
-                if self._readback(k, n) == self.crc:
-                    break
-            else:
-                raise OtaError(FLASH_IO, "sector %d reads back wrong" % k)
-        if k == m.sectors - 1:
-            self.mi_hash = self.mi.digest()
-            self._advance(self.mi_hash)
-        elif k + 1 > self.next:
-            self._advance(None)
+        a = self.slot.area
+        w = align(n, a.write_size)
+        self._fill_erased(self._sec, w, n)
+        for _ in range(2):
+            a.erase(k * m.sector, m.sector)
+            a.write(k * m.sector, memoryview(self._sec)[:w])
+            if self._readback(k, n) == self.crc:
+                break
         else:
-            self.sector = k + 1
-            self._load(k + 1)
+            raise OtaError(FLASH_IO, "sector %d reads back wrong" % k)
+        self._advance(self.mi.digest() if k == m.sectors - 1 else None)
 
     def _advance(self, mi):
         k = self.sector
@@ -298,11 +337,23 @@ class SlotWriter:
         if self.on_sector:
             self.on_sector(k + 1, mi)
         self._load(k + 1)
-        if self.m.encoding == fmt.ENC_RAW:
-            self._begin((k + 1) * self.m.sector)
 
     def _readback(self, k, n):
-        return scan(self.slot.area, k * self.m.sector, n, self._rb)
+        # CRC-32 of sector k's first n bytes as read from flash (scan, with a smaller frame)
+        self._off = k * self.m.sector
+        self._crc = 0
+        rb = self._rb
+        while n >= len(rb):
+            self._scan(rb)
+            n -= len(rb)
+        if n:
+            self._scan(memoryview(rb)[:n])
+        return self._crc
+
+    def _scan(self, b):
+        self.slot.area.read(self._off, b)
+        self._off += len(b)
+        self._crc = binascii.crc32(b, self._crc)
 
     # -- sequential aligned writer -------------------------------------------
 
@@ -317,29 +368,56 @@ class SlotWriter:
         self.wfill = 0
 
     def _stream(self, mv):
-        p = self._page
-        i = 0
         n = len(mv)
-        while i < n:
-            take = len(p) - self.wfill
+        f = self.wfill  # below one page between calls
+        if f + n > self._cap:
+            self._long(mv, n)
+            return
+        self._buf[f:f + n] = mv
+        f += n
+        self.wfill = f
+        if f >= self._pg:
+            self._spill()
+            while self.wfill >= self._pg:
+                self._spill()
+
+    def _long(self, mv, n):
+        pg = self._pg
+        i = 0
+        while i < n:  # a block longer than a page
+            take = pg - self.wfill
             if take > n - i:
                 take = n - i
-            p[self.wfill:self.wfill + take] = mv[i:i + take]
+            self._buf[self.wfill:self.wfill + take] = mv[i:i + take]
             self.wfill += take
             i += take
-            if self.wfill == len(p):
-                self._flush()
+            if self.wfill == pg:
+                self._spill()
+
+    def _spill(self):
+        # the first page is full: write it, then move what follows it to the front
+        pg = self._pg
+        self._put(self._lo, pg)
+        f = self.wfill - pg
+        if f > 0:
+            self._buf[0:pg] = self._hi
+        self.wfill = f
 
     def _flush(self):
         f = self.wfill
         if not f:
             return
+        w = align(f, self.slot.area.write_size)
+        self._fill_erased(self._buf, w, f)
+        self.wfill = 0
+        self._put(self._lo if w == self._pg else self._pv[:w], w)
+
+    def _put(self, data, w):
         a = self.slot.area
         off = self.woff
         if off < self.slot.capacity and off % a.sector_size == 0:
             a.erase(off, a.sector_size)
-        w = align(f, a.write_size)
-        self._fill_erased(self._page, w, f)
-        a.write(off, memoryview(self._page)[:w])
+        a.write(off, data)
         self.woff = off + w
-        self.wfill = 0
+        if self.raw and self.woff >= self.send:
+            self._sector_end()

@@ -17,7 +17,7 @@ ALERTS = const(4)                 # alerts kept until the server acknowledges th
 
 F_FUTURE = const(1)     # the activation time was in the future when it was set
 
-STATE_FMT = "<BBBBBBBBIIIIII32s32s"
+STATE_FMT = "<BBBBBBBBIIIIII32s32s100s"
 #   B    phase (IDLE, DOWNLOADING, HELD, ACTIVATING)
 #   B    slot being downloaded, held or activated
 #   B    flags (F_FUTURE)
@@ -34,14 +34,15 @@ STATE_FMT = "<BBBBBBBBIIIIII32s32s"
 #   I    firmware version running (confirmed)
 #   32s  download identity: SHA-256 of the OTA header and the COSE manifest
 #   32s  Manufacturer Image hash of the held image
+#   100s state of the Manufacturer Image hash of a compressed download (agent.sha256r)
 ALERT_FMT = "<HBBI"
 #   H    alert code (0x8F72, 0x8F1C, ...)
 #   B    reason code (agent.errors)
 #   B    alert id, echoed by the server's acknowledgement
 #   I    value: firmware version, or activation time
-STATE_BASE = const(96)
+STATE_BASE = const(196)
 ALERT_SIZE = const(8)
-STATE_SIZE = const(128)  # STATE_BASE + ALERTS * ALERT_SIZE
+STATE_SIZE = const(228)  # STATE_BASE + ALERTS * ALERT_SIZE
 
 
 class State:
@@ -59,13 +60,14 @@ class State:
         self.run_version = 0
         self.ident = bytes(32)
         self.mi_hash = bytes(32)
+        self.mi_state = bytearray(100)
         self.alerts = []  # [code, reason, id, value]
 
     def pack(self, buf):
         struct.pack_into(STATE_FMT, buf, 0, self.phase, self.slot, self.flags, len(self.alerts),
                          self.next_alert, self.fails, 0, 0, self.seq, self.next, self.act_time,
                          self.held_version, self.held_seq, self.run_version, self.ident,
-                         self.mi_hash)
+                         self.mi_hash, self.mi_state)
         off = STATE_BASE
         for i in range(ALERTS):
             a = self.alerts[i] if i < len(self.alerts) else (0, 0, 0, 0)
@@ -76,7 +78,8 @@ class State:
     def unpack(self, buf):
         (self.phase, self.slot, self.flags, n, self.next_alert, self.fails, _r1, _r2, self.seq,
          self.next, self.act_time, self.held_version, self.held_seq, self.run_version,
-         self.ident, self.mi_hash) = struct.unpack_from(STATE_FMT, buf, 0)
+         self.ident, self.mi_hash, mi_state) = struct.unpack_from(STATE_FMT, buf, 0)
+        self.mi_state[:] = mi_state
         self.alerts = []
         for i in range(n if n <= ALERTS else ALERTS):
             self.alerts.append(list(struct.unpack_from(ALERT_FMT, buf, STATE_BASE + i * ALERT_SIZE)))

@@ -66,7 +66,7 @@ def check(slot, policy=None, verifier=None, mi_hash=None):
     m = info.manifest
     a = slot.area
     buf = bytearray(256)
-    ent = bytearray(12)
+    ent = bytearray(28)
     full = policy is not None
     psha = mi = None
     if full:

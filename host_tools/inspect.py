@@ -28,7 +28,7 @@ MANIFEST_NAMES = {
     fmt.M_HW_MIN: "hw_min", fmt.M_HW_MAX: "hw_max", fmt.M_SIZE: "size",
     fmt.M_SHA256: "sha256", fmt.M_CRC32: "crc32", fmt.M_ENCODING: "encoding",
     fmt.M_ENC_SIZE: "enc_size", fmt.M_SECTOR: "sector_size",
-    fmt.M_TABLE_SHA256: "table_sha256", fmt.M_KID: "kid", fmt.M_ENC_SHA256: "enc_sha256",
+    fmt.M_TABLE_SHA256: "table_sha256", fmt.M_KID: "kid",
 }
 ENCODING_NAMES = {fmt.ENC_RAW: "raw", fmt.ENC_DEFLATE: "deflate"}
 COSE_ALG_NAMES = {-7: "ES256", -35: "ES384", -36: "ES512", -8: "EdDSA"}

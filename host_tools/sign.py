@@ -151,7 +151,8 @@ def encode_payload(fw, sector, compress, progress=None):
         table = bytearray(len(crcs) * entry.size)
         pos = 0
         for k, chunk in enumerate(chunks):
-            entry.pack_into(table, k * entry.size, crcs[k], pos, len(chunk))
+            entry.pack_into(table, k * entry.size, crcs[k], pos, len(chunk),
+                            hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST])
             pos += len(chunk)
         return bytes(table), b"".join(chunks), total
     return b"".join(map(struct.Struct(fmt.TABLE_RAW_FMT).pack, crcs)), fw, total
@@ -244,8 +245,6 @@ def build(fw, private_key, version, seq, manufacturer, image_type, hw_min, hw_ma
     m[fmt.M_SECTOR] = sector_size
     m[fmt.M_TABLE_SHA256] = hashlib.sha256(table).digest()
     m[fmt.M_KID] = out.kid
-    if compress:
-        m[fmt.M_ENC_SHA256] = hashlib.sha256(data).digest()
     out.manifest_cbor = cbor2.dumps(m, canonical=True)
 
     protected = _protected(out.kid)

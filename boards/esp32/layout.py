@@ -20,8 +20,8 @@
 SECTOR = 4096       # erase unit of the SPI flash and block size of esp32.Partition
 WRITE_SIZE = 4      # program unit the agent uses (ESP-IDF accepts any; 4 keeps words whole)
 ERASED = 0xFF
-META_SIZE = 8192    # agent meta area at the end of each app partition: room for the
-                    # sector table of a 1.5 MiB deflate image (384 x 12 bytes)
+META_SIZE = 12288   # agent meta area at the end of each app partition: room for the
+                    # sector table of a 1.5 MiB deflate image (384 x 28 bytes)
 SLOT_LABELS = ("ota_0", "ota_1")
 JOURNAL_LABEL = "ota_journal"
 JOURNAL_OFF = 0          # agent journal: offset and size in ota_journal

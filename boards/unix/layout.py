@@ -5,11 +5,11 @@ SECTOR = 4096
 WRITE_SIZE = 4
 ERASED = 0xFF
 SLOT_PAYLOAD = 512 * 1024   # largest installed payload
-TABLE_MAX = 128 * 12        # sector table of a 512 KiB deflate image
+TABLE_MAX = 128 * 28        # sector table of a 512 KiB deflate image
 TRIALS = 3
 
 
 def layout(sector=SECTOR, payload=SLOT_PAYLOAD):
     """The hal.emu.Layout of the flash file."""
     from hal.emu import Layout
-    return Layout.for_image(sector, payload, (payload // sector) * 12)
+    return Layout.for_image(sector, payload, (payload // sector) * 28)

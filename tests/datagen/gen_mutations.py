@@ -196,7 +196,7 @@ class Model:
         m = self._cose(need(ln), d[:hlen])
         sector, size, enc = m[13], m[8], m[11]
         sectors = (size + sector - 1) // sector
-        tsize = sectors * (4 if enc == 0 else 12)
+        tsize = sectors * (4 if enc == 0 else 28)
         rest = total - (self.pos + 12 + tsize + m[12])
         if rest not in (0, 66):
             raise Reject(E.SIZE_MISMATCH)
@@ -222,15 +222,15 @@ class Model:
                     raise Reject(E.SECTOR_CRC)
                 fw += part
             else:
-                crc, off, clen = struct.unpack_from("<III", table, 12 * k)
+                crc, off, clen, dig = struct.unpack_from("<III16s", table, 28 * k)
                 self.pos = start + off
                 chunk = need(clen)
+                if hashlib.sha256(chunk).digest()[:16] != dig:
+                    raise Reject(E.SECTOR_CRC)
                 if not inflates_to(chunk, want, crc, wbits):
                     raise Reject(E.SECTOR_CRC)
                 fw += zlib.decompress(chunk, -wbits)
         self.pos = start + m[12]
-        if enc != 0 and hashlib.sha256(d[start:self.pos]).digest() != m.get(16):
-            raise Reject(E.PAYLOAD_DIGEST)
         mi = d[hlen:self.pos]
         if rest:
             force, slen = need(66)[:2]
@@ -415,8 +415,8 @@ def _payload(mk, lay):
         mk.flip("payload.sector", off + ln - 1, 7)
         return
     table = mk.d[lay.table[0]:lay.table[0] + lay.table[1]]
-    for k in range(lay.table[1] // 12):
-        _crc, co, cl = struct.unpack_from("<III", table, 12 * k)
+    for k in range(lay.table[1] // 28):
+        _crc, co, cl, _dig = struct.unpack_from("<III16s", table, 28 * k)
         for i in (0, 1, cl // 2, cl - 2, cl - 1):
             mk.flip("payload.chunk", off + co + i, 0)
         mk.set("payload.chunk", off + co + cl // 4, bytes(16))
