@@ -1,10 +1,11 @@
 # Runs the device-side tests under the real MicroPython interpreter.
 #
-#   micropython tests/mprun.py [-k SUBSTRING] [tests/device/test_x.py ...]
+#   micropython -X heapsize=16M tests/mprun.py [-k SUBSTRING] [tests/device/test_x.py ...]
 #
 # The device code is imported from build/mpy (compiled by mpy-cross), never from source.
 # Each test module is imported and each function whose name starts with "test_" is called;
 # a test passes when it returns. The last line is "micropython: N passed, M failed".
+import gc
 import sys
 import os
 
@@ -50,6 +51,7 @@ def main(argv):
             failed += 1
             failures.append(modname)
             continue
+        gc.collect()
         names = sorted(n for n in dir(mod) if n.startswith("test_"))
         for n in names:
             full = modname + "::" + n

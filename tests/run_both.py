@@ -29,7 +29,7 @@ def count(tail, pattern):
 
 def main():
     rc1, tail1 = run([sys.executable, "-m", "pytest", "tests"] + sys.argv[1:])
-    rc2, tail2 = run([os.path.join(BIN, "micropython"), "tests/mprun.py"])
+    rc2, tail2 = run([os.path.join(BIN, "micropython"), "-X", "heapsize=16M", "tests/mprun.py"])
     cp_pass = count(tail1, r"(\d+) passed")
     cp_fail = count(tail1, r"(\d+) failed") + count(tail1, r"(\d+) error")
     mp_pass = count(tail2, r"(\d+) passed")
