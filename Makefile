@@ -7,7 +7,7 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed
 DEVICE_SRC := $(shell find agent hal boards -name '*.py' 2>/dev/null)
 
-.PHONY: all venv mpy testdata test test-cpython test-micropython demo clean
+.PHONY: all venv mpy testdata test test-cpython test-micropython demo bench powercut deploy clean
 
 all: test
 
@@ -26,7 +26,7 @@ build/mpy/.stamp: $(STAMP) $(DEVICE_SRC)
 	$(PY) -m host_tools.mpy --out build/mpy --quiet
 	touch $@
 
-build/testdata/.stamp: $(STAMP) $(wildcard tests/datagen/*.py) $(wildcard agent/*.py) $(wildcard host_tools/*.py)
+build/testdata/.stamp: $(STAMP) $(wildcard tests/datagen/*.py) $(wildcard agent/*.py) $(wildcard host_tools/*.py) $(wildcard boards/*/*.py)
 	$(PY) -m tests.datagen build/testdata
 
 testdata: build/testdata/.stamp
@@ -35,13 +35,30 @@ test-cpython: build/testdata/.stamp
 	$(PY) -m pytest tests
 
 test-micropython: build/mpy/.stamp build/testdata/.stamp
-	$(MP) tests/mprun.py
+	$(MP) -X heapsize=16M tests/mprun.py
 
 test: build/mpy/.stamp build/testdata/.stamp
 	@$(PY) tests/run_both.py
 
 demo: $(STAMP)
-	$(PY) -m host_tools demo
+	$(PY) -m host_tools.demo
+
+bench: $(STAMP) build/mpy/.stamp
+	$(PY) -m host_tools bench
+
+# The full power-cut campaign: a 256 KiB update, every phase, cut and torn at every flash
+# operation, every write unit and both erased values, plus random multi-cut runs.
+powercut: build/testdata/.stamp
+	$(PY) tests/datagen/pem.py build/testdata/core_pub.bin build/testdata/core_pub.pem
+	$(PY) -m host_tools powercut --image build/testdata/core_256k.ota \
+	    --from build/testdata/core_v1.ota --public build/testdata/core_pub.pem \
+	    --phase all --tear --alignment 1,4,8,16 --erased 0xff,0x00 \
+	    --random-cuts 5 --seeds 20 --json > build/powercut.json
+	@$(PY) -c "import json; r=json.load(open('build/powercut.json')); print({k: r[k] for k in ('cut_points','torn_points','bricked','lost_confirmed_image','resumed_from_zero','max_extra_erases','seconds')})"
+
+# make deploy BOARD=esp32 PORT=/dev/ttyUSB0 PUB=pub.pem
+deploy: $(STAMP)
+	$(PY) -m host_tools deploy --board $(BOARD) --port $(PORT) $(if $(PUB),--public $(PUB))
 
 clean:
 	rm -rf build .venv
