@@ -12,6 +12,7 @@ from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, UNKNOWN_K
     ROLLBACK, NOT_IN_TRIAL, ACTIVATION_FAILED
 from agent.keys import Trust
 from hal.clock import FakeClock
+import devkit
 from devkit import Alerts, MAN, TYPE, HW
 from tutil import read_data, eq, ROOT
 
@@ -123,22 +124,11 @@ class BoardRig:
             self.dev_flash.nor.flip_bits(a.base + offset, 1)
 
     def provision(self, name=None):
-        img = read_data(name or self.images[0])
-        self.dev.provision(lambda off, n: img[off:off + n], len(img))
+        devkit.provision(self.dev, read_data(name or self.images[0]))
         return self.reboot()
 
     def download(self, img, block=48, limit=None):
-        d = self.dev
-        off = d.begin()
-        n = 0
-        while not d.done():
-            if limit is not None and n >= limit:
-                return off
-            off = d.feed(off, img[off:off + block])
-            n += 1
-            if off >= len(img) and not d.done():
-                d.end()
-        return off
+        return devkit.download(self.dev, img, block, limit)
 
     def update(self, name=None, block=48):
         """Download, activate now, reset: the device on trial."""

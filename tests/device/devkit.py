@@ -10,6 +10,25 @@ TYPE = 0x0001
 HW = 2
 
 
+def provision(dev, img):
+    """Factory install of the image file img (bytes) on a blank device."""
+    dev.provision(lambda off, n: img[off:off + n], len(img))
+
+
+def download(dev, img, block=48, limit=None):
+    """Feed img from the offset the device asks for; stop after `limit` blocks."""
+    off = dev.begin()
+    n = 0
+    while not dev.done():
+        if limit is not None and n >= limit:
+            return off
+        off = dev.feed(off, img[off:off + block])
+        n += 1
+        if off >= len(img) and not dev.done():
+            dev.end()
+    return off
+
+
 class Alerts:
     def __init__(self):
         self.got = []
@@ -41,23 +60,11 @@ class Rig:
         return self.dev
 
     def provision(self, name="core_v1.ota"):
-        img = read_data(name)
-        self.dev.provision(lambda off, n: img[off:off + n], len(img))
+        provision(self.dev, read_data(name))
         return self.reboot()
 
     def download(self, img, block=48, limit=None):
-        """Feed img from the offset the device asks for; stop after `limit` blocks."""
-        d = self.dev
-        off = d.begin()
-        n = 0
-        while not d.done():
-            if limit is not None and n >= limit:
-                return off
-            off = d.feed(off, img[off:off + block])
-            n += 1
-            if off >= len(img) and not d.done():
-                d.end()
-        return off
+        return download(self.dev, img, block, limit)
 
     def running(self):
         return self.board.boot.running()
