@@ -13,7 +13,8 @@ import sys
 
 # Modules providing the subcommands, in the order of the help text.
 # The verify command goes here as "verify" once host_tools/verify.py exists.
-COMMAND_MODULES = ("keys", "sign", "inspect", "verify", "powercut", "serve", "device", "deploy")
+COMMAND_MODULES = ("keys", "sign", "inspect", "verify", "powercut", "serve", "device", "deploy",
+                   "bench")
 
 EXIT_OK = 0
 EXIT_REJECTED = 1

@@ -111,7 +111,7 @@ def rig(name):
                                img[o:o + BLOCK]) for o in range(0, len(img), BLOCK)]
     start = (payload_offset(img) + BLOCK - 1) // BLOCK
     link = Replay(frames, start, len(frames) - 1)
-    lay = Layout.for_image(4096, 64 * 1024)
+    lay = Layout.for_image(4096, 24 * 1024)  # core_v2: 20 KiB and 100 bytes
     board = EmuBoard(NorFlash(lay.size, 4096, 4, 0xFF, True), lay)
     board.power_on()
     dev = Device(board, Config(Trust([read_data("core_pub.bin")]), MAN, TYPE, HW))
