@@ -306,8 +306,8 @@ class Client:
             zcl.set_block_request(self._bq, self._next_seq(), off,
                                   want if want < self.block else self.block)
             f = self._request(self._bqv, zcl.CMD_BLOCK_RSP)
-            if f is None:
-                return STALLED
+            if f is None:  # this request's retries ran out: only the stall timeout ends it
+                continue
             st = zcl.S_SUCCESS if f is _BLOCK else f.status
             if st == zcl.S_SUCCESS:
                 if f is _BLOCK:
