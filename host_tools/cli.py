@@ -12,7 +12,6 @@ import os
 import sys
 
 # Modules providing the subcommands, in the order of the help text.
-# The verify command goes here as "verify" once host_tools/verify.py exists.
 COMMAND_MODULES = ("keys", "sign", "inspect", "verify", "powercut", "serve", "device", "deploy",
                    "bench")
 
