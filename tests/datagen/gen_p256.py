@@ -1,8 +1,8 @@
 """ECDSA P-256 / SHA-256 test vectors for agent.p256, in forms a device reads line by line.
 
 Files written:
-  p256_wycheproof.txt  Project Wycheproof ecdsa_secp256r1_sha256_p1363_test.json (the shared
-                       fixture), one case a line:
+  p256_wycheproof.txt  Project Wycheproof ecdsa_secp256r1_sha256_p1363_test.json (tests/fixtures/,
+                       see its README), one case a line:
                          TCID RESULT KEY SIG MSG
                        RESULT is V (valid), I (invalid) or A (acceptable), KEY the
                        uncompressed public key (04||x||y), SIG r||s as given (any length),
@@ -34,8 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 WYCHEPROOF = "wycheproof/ecdsa_secp256r1_sha256_p1363_test.json"
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "..", "shared", "fixtures")
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551
 
 RANDOM_COUNT = 2000

@@ -8,7 +8,7 @@ except ImportError:  # MicroPython: mprun runs from the repository root
     ROOT = "."
 
 DATA = ROOT + "/build/testdata"
-FIXTURES = ROOT + "/../shared/fixtures"
+FIXTURES = ROOT + "/tests/fixtures"
 
 
 def data_path(name):

@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 OTATOOL = [os.path.join(BIN, "otatool")]
 MODULE = [sys.executable, "-m", "host_tools"]
-GBCS_ESME = os.path.join(ROOT, "..", "shared", "fixtures", "gbcs", "rtds_esme_11x_image.bin")
+GBCS_ESME = os.path.join(ROOT, "tests", "fixtures", "gbcs", "rtds_esme_11x_image.bin")
 SIGN_ARGS = ["--version", "0x0102", "--seq", "3", "--manufacturer", "0x1234",
              "--image-type", "1", "--hw-min", "1", "--hw-max", "0x0003"]
 

@@ -11,7 +11,7 @@ from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_LENGTH
 from host_tools import inspect as ins
 from host_tools import keys, sign
 
-GBCS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "gbcs")
+GBCS = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gbcs")
 MI_SHA = "7542f475e3f12eae887d81e32c46d313741d67076b13caec2f82e00ba5e1bb36"
 PARAMS = dict(version=0x00020003, seq=9, manufacturer=0x1234, image_type=1, hw_min=2, hw_max=5)
 

@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 OTATOOL = os.path.join(BIN, "otatool")
 DATA = os.path.join(ROOT, "build", "testdata")
-GBCS = os.path.join(ROOT, "..", "shared", "fixtures", "gbcs")
+GBCS = os.path.join(ROOT, "tests", "fixtures", "gbcs")
 
 
 def data(name):
