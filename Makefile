@@ -7,7 +7,7 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed
 DEVICE_SRC := $(shell find agent hal boards -name '*.py' 2>/dev/null)
 
-.PHONY: all venv mpy testdata test test-cpython test-micropython demo bench powercut deploy clean
+.PHONY: all venv mpy testdata herdsman test test-cpython test-micropython demo bench powercut deploy clean
 
 all: test
 
@@ -31,13 +31,22 @@ build/testdata/.stamp: $(STAMP) $(wildcard tests/datagen/*.py) $(wildcard agent/
 
 testdata: build/testdata/.stamp
 
-test-cpython: build/testdata/.stamp
+# zigbee-herdsman (the OTA code Zigbee2MQTT runs), pinned in tests/herdsman/package-lock.json,
+# for the tests only: its image parser and OTA server against our files and device.
+HERDSMAN := tests/herdsman/node_modules/.stamp
+$(HERDSMAN): tests/herdsman/package.json tests/herdsman/package-lock.json
+	@cd tests/herdsman && npm ci --ignore-scripts --no-audit --no-fund --silent
+	@touch $@
+
+herdsman: $(HERDSMAN)
+
+test-cpython: build/testdata/.stamp $(HERDSMAN)
 	$(PY) -m pytest tests
 
 test-micropython: build/mpy/.stamp build/testdata/.stamp
 	$(MP) -X heapsize=16M tests/mprun.py
 
-test: build/mpy/.stamp build/testdata/.stamp
+test: build/mpy/.stamp build/testdata/.stamp $(HERDSMAN)
 	@$(PY) tests/run_both.py
 
 demo: $(STAMP)

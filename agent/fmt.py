@@ -2,7 +2,10 @@
 #
 # OTA Upgrade File (ZigBee ZCL cluster 0x0019), laid out as a GBCS OTA Upgrade Image:
 #   OTA header | Manufacturer Image (sub-elements) | [GBCS supplier trailer]
-# Sub-elements, in this order: 0xF000 manifest, 0xF001 sector table, 0x0000 payload.
+# Sub-elements, in this order: 0xF0A1 manifest, 0xF0A2 sector table, 0x0000 payload.
+# The two manufacturer-specific tags are ones no known vendor uses: zigpy and zigbee-herdsman
+# read 0xF000 as Telink's AES element (with a longer element header), and IKEA files carry
+# 0xFFBE/0xFFBF; both parsers list 0xF0A1 and 0xF0A2 as plain sub-elements.
 import struct
 try:
     from micropython import const
@@ -42,8 +45,8 @@ ELEM_FMT = "<HI"
 #   I    length of the data that follows
 ELEM_SIZE = const(6)
 TAG_PAYLOAD = const(0x0000)
-TAG_MANIFEST = const(0xF000)
-TAG_TABLE = const(0xF001)
+TAG_MANIFEST = const(0xF0A1)
+TAG_TABLE = const(0xF0A2)
 
 # GBCS supplier trailer (66 bytes): force-replace, length, signature.
 TRAILER_FMT = "<BB64s"

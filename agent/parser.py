@@ -188,7 +188,7 @@ class Parser:
         elif tag == fmt.TAG_PAYLOAD:
             order = 3
         elif not self._seen:
-            raise OtaError(MISSING_ELEMENT, "no signed manifest (0xF000) after the header, "
+            raise OtaError(MISSING_ELEMENT, "no signed manifest (0xF0A1) after the header, "
                            "tag 0x%04X instead" % tag)
         else:
             raise OtaError(UNKNOWN_ELEMENT, "tag 0x%04X" % tag)

@@ -1,7 +1,7 @@
 """Build and sign an image file (format v1, see agent/fmt.py) and the sign command.
 
-OTA header | 0xF000 manifest (COSE_Sign1, ES256, external_aad = header)
-           | 0xF001 sector table | 0x0000 payload | [GBCS supplier trailer]
+OTA header | 0xF0A1 manifest (COSE_Sign1, ES256, external_aad = header)
+           | 0xF0A2 sector table | 0x0000 payload | [GBCS supplier trailer]
 """
 import hashlib
 import os
@@ -37,8 +37,8 @@ class Built:
         self.header = b""          # the OTA header bytes (the COSE external_aad)
         self.manifest = {}         # the manifest map (integer keys fmt.M_*)
         self.manifest_cbor = b""   # its deterministic CBOR encoding (the COSE payload)
-        self.cose = b""            # the 0xF000 element's data
-        self.table = b""           # the 0xF001 element's data
+        self.cose = b""            # the 0xF0A1 element's data
+        self.table = b""           # the 0xF0A2 element's data
         self.kid = b""
         self.trailer = None        # the GBCS trailer bytes, when a supplier signed it
         self.mi_sha256 = None      # Manufacturer Image SHA-256, once computed (supplier)

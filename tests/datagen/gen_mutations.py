@@ -31,7 +31,7 @@ BASES = (("img_raw.ota", None), ("img_deflate.ota", None),
          ("img_supplier.ota", "supplier_pub.bin"), ("img_small_sector.ota", None))
 TRUST = ("dev_pub.bin", "other_pub.bin")
 MAGIC = 0x0BEEF11E
-TAGS = {0xF000: 1, 0xF001: 2, 0x0000: 3}
+TAGS = {0xF0A1: 1, 0xF0A2: 2, 0x0000: 3}
 RANDOM_FLIPS = 24   # per base, anywhere in the file
 RANDOM_FRONT = 24   # per base, in the bytes before the payload
 
@@ -362,8 +362,8 @@ def _header(mk, lay):
 
 def _elements(mk, lay):
     names = ("manifest", "table", "payload")
-    tags = ((0xF001, 0x0000, 0x1234, 0xF002), (0xF000, 0x0000, 0xF002, 0x0001),
-            (0xF000, 0xF001, 0x0001, 0x0005))
+    tags = ((0xF0A2, 0x0000, 0x1234, 0xF000), (0xF0A1, 0x0000, 0xF000, 0x0001),
+            (0xF0A1, 0xF0A2, 0x0001, 0x0005))
     for (off, ln), name, others in zip(lay.elems, names, tags):
         for t in others:
             mk.set("elem.%s.tag" % name, off, struct.pack("<H", t))

@@ -43,7 +43,7 @@ def test_our_raw_image(key):
     assert (h["hw_min"], h["hw_max"]) == (2, 5)
     assert h["header_string"] == "ota-agent v0x00020003"
     assert h["stack_version"] == 2 and h["header_version"] == 0x0100
-    assert [e["tag"] for e in info["elements"]] == [0xF000, 0xF001, 0x0000]
+    assert [e["tag"] for e in info["elements"]] == [0xF0A1, 0xF0A2, 0x0000]
     assert [e["name"] for e in info["elements"]] == ["manifest", "sector table", "upgrade image"]
     e0, e1, e2 = info["elements"]
     assert e0["offset"] == 60 and e1["offset"] == 60 + 6 + e0["length"]
@@ -212,5 +212,5 @@ def test_inspect_file_and_text(tmp_path, key):
     assert info["file"] == str(p)
     text = ins.format_text(info)
     for needle in ("manufacturer      0x1234", "file version      0x00020003",
-                   "hardware          0x0002..0x0005", "0xF000 manifest", "seq               9"):
+                   "hardware          0x0002..0x0005", "0xF0A1 manifest", "seq               9"):
         assert needle in text

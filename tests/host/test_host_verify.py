@@ -133,7 +133,7 @@ def test_gbcs_fixtures_rejected_clearly():
         for extra in ((), ("--as-device",)):
             line = rejected(run(os.path.join(GBCS, name), "--public", data("dev_pub.pem"),
                                 *extra), 10)
-            assert "no signed manifest (0xF000) after the header, tag 0x7243" in line, line
+            assert "no signed manifest (0xF0A1) after the header, tag 0x7243" in line, line
 
 
 def test_usage_and_input_errors(tmp_path):
