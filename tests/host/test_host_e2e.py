@@ -129,7 +129,9 @@ def test_power_cut_mid_download_resumes(lab, image):
     # the header and manifest are fetched again, then the device jumps to its checkpoint
     payload = [o for o in after if o > 2048]
     assert payload and payload[0] > size * 0.4, payload[:3]
-    assert sum(b["size"] for b in srv.events("block")[n:]) < size * 0.6
+    # distinct bytes fetched again (a retransmission on a loaded machine is not a re-fetch)
+    fetched = dict((b["offset"], b["size"]) for b in srv.events("block")[n:])
+    assert sum(fetched.values()) < size * 0.6, sorted(fetched)[:5]
 
 
 def test_killed_while_activation_is_scheduled(lab):
