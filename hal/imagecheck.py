@@ -6,6 +6,7 @@
 #   check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024) -> Info
 #   summary(info)   the one-line result
 #   micropython -m hal.imagecheck FILE KEY... [-s KEY] [-w HW] [-q SEQ] [-b BLOCK]
+#                                 [-l SECTOR,SLOT,META] [-m MANUFACTURER] [-t IMAGE_TYPE]
 #
 # read(offset, n) returns up to n bytes of the file from offset (the device asks for a sector
 # again when its CRC fails, so the file is read by offset, not as a stream). A KEY on the
@@ -116,8 +117,7 @@ def _peek_manifest(read, size, hlen):
 def _board(size, m, cap):
     """An emulated board whose slots fit the manifest's payload and sector table, or, when
     there is no usable manifest (the device rejects such a file), the file's size."""
-    from hal.emu import EmuBoard, Layout
-    from hal.nor import NorFlash
+    from hal.emu import Layout
     if m is not None and m.size <= cap and m.table_size <= cap:
         sector = m.sector if m.sector < _FLASH_SECTOR else _FLASH_SECTOR
         payload = m.size
@@ -128,11 +128,17 @@ def _board(size, m, cap):
         table = _TABLE_MIN
     if payload < 1:
         payload = 1
-    lay = Layout.for_image(sector, payload, table)
+    return board_for(Layout.for_image(sector, payload, table))
+
+
+def board_for(lay):
+    """An emulated board over a RAM flash laid out as lay (a hal.emu.Layout)."""
+    from hal.emu import EmuBoard
+    from hal.nor import NorFlash
     flash = None
     for _ in range(2):
         try:
-            flash = NorFlash(lay.size, sector)
+            flash = NorFlash(lay.size, lay.sector_size)
             break
         except MemoryError:
             import gc
@@ -143,11 +149,13 @@ def _board(size, m, cap):
 
 
 def check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024,
-                cap=None):
+                cap=None, layout=None, manufacturer=None, image_type=None):
     """Run the file (size bytes, read(offset, n)) through an emulated device that trusts keys
     (64/65-byte points) and, with supplier_key, requires a valid GBCS supplier trailer.
-    The device is the header's manufacturer and image type, hardware version hw (default
-    the header's hw_min), with anti-rollback counter seq; it is fed block bytes at a time.
+    The device is the header's manufacturer and image type (or those given), hardware
+    version hw (default the header's hw_min), with anti-rollback counter seq; it is fed
+    block bytes at a time. layout (a hal.emu.Layout): the device's flash, whose slots bound
+    what it accepts; None sizes the flash for the image (at most cap bytes a slot).
     Returns an Info, or raises the device's OtaError."""
     from agent.core import Config, Device
     from agent.keys import Trust
@@ -157,8 +165,15 @@ def check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024,
     trust = Trust(keys)
     sup = p256.check_key(supplier_key) if supplier_key is not None else None
     man, itype, hw0, m = _peek(read, size)
-    board = _board(size, m, default_cap() if cap is None else cap)
+    if layout is not None:
+        board = board_for(layout)
+    else:
+        board = _board(size, m, default_cap() if cap is None else cap)
     board.power_on()
+    if manufacturer is not None:
+        man = manufacturer
+    if image_type is not None:
+        itype = image_type
     cfg = Config(trust, man, itype, hw0 if hw is None else hw, sup)
     dev = Device(board, cfg)
     dev.start()  # empty flash: raises a boot alert, nothing else
@@ -203,7 +218,7 @@ def file_reader(f, block):
 
 def _usage():
     print("usage: micropython -m hal.imagecheck FILE KEY... [-s KEY] [-w HW] [-q SEQ] "
-          "[-b BLOCK]")
+          "[-b BLOCK] [-l SECTOR,SLOT,META] [-m MANUFACTURER] [-t IMAGE_TYPE]")
     return 2
 
 
@@ -211,7 +226,8 @@ def run(argv):
     """The command line; returns the exit code."""
     import os
     pos = []
-    opt = {"-s": None, "-w": None, "-q": "0", "-b": "1024"}
+    opt = {"-s": None, "-w": None, "-q": "0", "-b": "1024", "-l": None, "-m": None,
+           "-t": None}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -231,6 +247,13 @@ def run(argv):
         hw = None if opt["-w"] is None else int(opt["-w"])
         seq = int(opt["-q"])
         block = int(opt["-b"])
+        man = None if opt["-m"] is None else int(opt["-m"])
+        itype = None if opt["-t"] is None else int(opt["-t"])
+        lay = None
+        if opt["-l"] is not None:
+            from hal.emu import Layout
+            sector, slot, meta = [int(x) for x in opt["-l"].split(",")]
+            lay = Layout(sector, slot, meta)
     except ValueError:
         return _usage()
     if block < 1:
@@ -240,7 +263,8 @@ def run(argv):
         sup = None if opt["-s"] is None else _key(opt["-s"])
         size = os.stat(pos[0])[6]
         with open(pos[0], "rb") as f:
-            info = check_image(file_reader(f, block), size, keys, sup, hw, seq, block)
+            info = check_image(file_reader(f, block), size, keys, sup, hw, seq, block,
+                               None, lay, man, itype)
     except OtaError as e:
         print(str(e))
         return 1

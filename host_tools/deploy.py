@@ -113,7 +113,7 @@ def deploy(board, port, public=(), dry_run=False, out=None, outdir=None):
     from mpremote.transport_serial import SerialTransport
     from host_tools.progress import Progress
     out = out or sys.stdout
-    outdir = outdir or os.path.join(mpy.ROOT, "build", "mpy-" + board)
+    outdir = outdir or mpy.build_dir("mpy-" + board)
     files, sizes = plan(board, outdir, public)
     out.write("deploy: %d files for %s, %d bytes of .mpy\n"
               % (len(files), board, sum(sizes.values())))

