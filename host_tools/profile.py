@@ -172,3 +172,20 @@ def device_layout(sector=None, slot=None, meta=None):
         raise InputError("slot size %d leaves no room beside its %d-byte meta area"
                          % (slot, meta))
     return Layout(sector, slot, meta)
+
+
+DEFAULT_SECTOR = 4096
+SIGN_KEYS = {"manufacturer": "manufacturer", "image_type": "image_type", "hw_min": "hw_min",
+             "hw_max": "hw_max", "sector_size": "sector_size", "supplier_key": "supplier_key"}
+
+
+def apply_sign(args):
+    """Fill sign's options from --profile (options given win); the signing key only when
+    no --public (an external signer) was given. Sector size: 4096 when neither says."""
+    names = dict(SIGN_KEYS)
+    if getattr(args, "public", None) is None:
+        names["key"] = "key"
+    fill(args, of(args), names)
+    if args.sector_size is None:
+        args.sector_size = DEFAULT_SECTOR
+    return args

@@ -16,6 +16,7 @@ import struct
 from agent import fmt
 from agent import state as S
 from agent.errors import OtaError, BAD_LAYOUT, message
+from host_tools import argtypes
 from host_tools.cli import InputError, out, verbosity
 
 PHASES = {S.IDLE: "idle", S.DOWNLOADING: "downloading", S.HELD: "held",
@@ -91,15 +92,17 @@ def _unix(flash):
                    [Area(flash, o, lay.slot_size) for o in lay.slot_off], lay.meta_size, "sim")
 
 
-def _rp2(flash):
+def _rp2(flash, slot_size=None):
     from boards.rp2 import layout as L
     from hal.flash import Area
+    slot_size = slot_size or L.SLOT_SIZE
     try:
-        _fs, boot, journal, slots = L.regions(flash.size)
+        _fs, boot, journal, slots = L.regions(flash.size, slot_size)
     except OtaError:
-        raise InputError("not an rp2 storage region: %d bytes" % flash.size)
+        raise InputError("not an rp2 storage region with %d-byte slots: %d bytes"
+                         % (slot_size, flash.size))
     return Regions(Area(flash, boot, L.BOOT_SIZE), Area(flash, journal, L.JOURNAL_SIZE),
-                   [Area(flash, o, L.SLOT_SIZE) for o in slots], L.META_SIZE, "sim")
+                   [Area(flash, o, slot_size) for o in slots], L.META_SIZE, "sim")
 
 
 def esp_partitions(data):
@@ -227,7 +230,7 @@ def _journal_state(area):
     return res
 
 
-def read_state(path, board="unix"):
+def read_state(path, board="unix", slot_size=None):
     """The state of the flash file at path as a JSON-ready dict."""
     with open(path, "rb") as f:
         data = f.read()
@@ -238,7 +241,7 @@ def read_state(path, board="unix"):
     elif board == "rp2":
         from boards.rp2 import layout as L
         flash = FileFlash(data, L.SECTOR, L.WRITE_SIZE, L.ERASED)
-        reg = _rp2(flash)
+        reg = _rp2(flash, slot_size)
     else:
         from boards.unix import layout as L
         flash = FileFlash(data, L.SECTOR, L.WRITE_SIZE, L.ERASED)
@@ -309,15 +312,19 @@ def register(sub):
     p.add_argument("flash", metavar="FLASH", help="the flash file or flash dump")
     p.add_argument("--board", choices=BOARDS, default="unix",
                    help="whose layout the file has")
+    p.add_argument("--slot-size", type=argtypes.integer(2 * 4096, 1 << 30, "slot size"),
+                   metavar="N", help="rp2: bytes of each slot (default: boards/rp2/layout.py's)")
     p.add_argument("--json", action="store_true", help="print JSON (on failure: "
                                                        "{\"ok\": false, \"code\", \"reason\"})")
-    p.set_defaults(func=run_state)
+    p.set_defaults(func=run_state, parser_error=p.error)
 
 
 def run_state(args):
     if os.path.isdir(args.flash):
         raise InputError("%s is a directory" % args.flash)
-    st = read_state(args.flash, args.board)
+    if args.slot_size is not None and args.board != "rp2":
+        args.parser_error("--slot-size applies to --board rp2 only")
+    st = read_state(args.flash, args.board, args.slot_size)
     if args.json:
         st["ok"] = True
         out(json.dumps(st, indent=2))

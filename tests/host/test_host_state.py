@@ -1,0 +1,151 @@
+"""otatool state: a device's flash read back (unix flash file, rp2 and ESP32 dumps)."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from agent import fmt
+from agent.core import Config, Device
+from agent.keys import Trust
+from hal.clock import FakeClock
+from host_tools import inspect as ins
+from host_tools import state as stt
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "device"))
+import boardkit  # noqa: E402
+import devkit  # noqa: E402
+from tutil import read_data  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OTATOOL = os.path.join(os.path.dirname(sys.executable), "otatool")
+
+
+def otatool(*args):
+    return subprocess.run([OTATOOL] + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, env=dict(os.environ, OTATOOL_PROGRESS="0"))
+
+
+def one_line_failure(r, needle):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("otatool: ") and needle in lines[0], r.stderr
+
+
+@pytest.fixture(scope="module")
+def held(tmp_path_factory):
+    """A unix flash file: v1 installed and confirmed in slot 0, v2 downloaded into slot 1
+    and held (its 0x8F72 alert not acknowledged)."""
+    from boards.unix.board import make_board
+    path = str(tmp_path_factory.mktemp("state") / "dev.flash")
+    board = make_board(path, clock=FakeClock(1000))
+    board.power_on()
+    cfg = Config(Trust([read_data("core_pub.bin")]), devkit.MAN, devkit.TYPE, devkit.HW)
+    dev = Device(board, cfg)
+    dev.start()
+    devkit.provision(dev, read_data("core_v1.ota"))
+    board.flash.close()
+    board = make_board(path, clock=FakeClock(2000))
+    board.power_on()
+    dev = Device(board, cfg)
+    dev.start()
+    devkit.download(dev, read_data("core_v2.ota"), 48, None)
+    board.flash.close()
+    return path
+
+
+def test_unix_flash_json(held):
+    r = otatool("state", "--json", held)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    v1 = ins.inspect_bytes(read_data("core_v1.ota"))
+    v2 = ins.inspect_bytes(read_data("core_v2.ota"))
+    s0, s1 = st["slots"]
+    assert s0["state"] == s1["state"] == "image"
+    assert s0["version"] == v1["manifest"]["version"] and s0["seq"] == v1["manifest"]["seq"]
+    assert s1["version"] == v2["manifest"]["version"] and s1["seq"] == v2["manifest"]["seq"]
+    assert s0["crc_ok"] and s1["crc_ok"]
+    assert s1["payload_sha256"] == v2["manifest"]["sha256"]
+    j = st["journal"]
+    assert j["phase"] == "held" and j["slot"] == 1
+    assert j["held_version"] == v2["manifest"]["version"]
+    assert j["device_seq"] == v1["manifest"]["seq"]
+    assert j["mi_sha256"] == v2["manufacturer_image_sha256"]
+    codes = [a["code"] for a in j["alerts"]]
+    assert fmt.ALERT_VERIFY_OK in codes
+    assert st["boot"]["confirmed_slot"] == 0 and st["boot"]["pending_slot"] is None
+    assert st["ok"] is True
+
+
+def test_unix_flash_text_and_damage(held, tmp_path):
+    r = otatool("state", held)
+    assert r.returncode == 0 and r.stderr == ""
+    v2 = ins.inspect_bytes(read_data("core_v2.ota"))
+    assert "phase held" in r.stdout and v2["manufacturer_image_sha256"] in r.stdout
+    assert "0x8F72 verification successful" in r.stdout
+    # one payload byte of slot 0 changed: the boot-time CRC check fails, reported as such
+    from boards.unix import layout as L
+    lay = L.layout()
+    data = bytearray(open(held, "rb").read())
+    data[lay.slot_off[0] + 10] ^= 0x01
+    bad = tmp_path / "bad.flash"
+    bad.write_bytes(bytes(data))
+    st = stt.read_state(str(bad))
+    assert st["slots"][0]["crc_ok"] is False and st["slots"][1]["crc_ok"] is True
+    assert "CRC-32 BAD" in stt.format_text(st)
+    # reading never writes
+    assert open(held, "rb").read() != bytes(data)
+
+
+def test_not_a_flash_file(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(os.urandom(1000))
+    one_line_failure(otatool("state", junk), "not a unix board flash file")
+    r = otatool("state", "--json", junk)
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
+    one_line_failure(otatool("state", tmp_path / "missing.flash"), "missing.flash")
+    one_line_failure(otatool("state", tmp_path), "is a directory")
+    one_line_failure(otatool("state", "--board", "rp2", junk), "not an rp2 storage region")
+    one_line_failure(otatool("state", "--board", "esp32", junk), "no ESP-IDF partition table")
+    assert otatool("state", "--board", "nrf", junk).returncode == 2
+    assert otatool("state", "--slot-size", "8192", junk).returncode == 2
+
+
+def test_rp2_dump(tmp_path):
+    r = boardkit.BoardRig("rp2")
+    r.provision()
+    dump = tmp_path / "rp2.bin"
+    dump.write_bytes(bytes(r.dev_flash.nor._mem))
+    res = otatool("state", "--json", "--board", "rp2", "--slot-size", boardkit.RP2_SLOT, dump)
+    assert res.returncode == 0, res.stderr
+    st = json.loads(res.stdout)
+    want = ins.inspect_bytes(read_data(r.images[0]))["manifest"]
+    s0 = st["slots"][0]
+    assert (s0["state"], s0["version"], s0["seq"]) == ("image", want["version"], want["seq"])
+    assert st["slots"][1]["state"] == "empty"
+    assert st["journal"]["phase"] == "idle" and st["boot"]["confirmed_slot"] == 0
+
+
+def test_esp32_dump_with_partition_table(tmp_path):
+    import fake_esp32
+    r = boardkit.BoardRig("esp32")
+    r.provision()
+    data = bytearray(r.chip.flash._mem)
+    off = stt.ESP_TABLE
+    for label, ptype, sub, poff, size in fake_esp32.TABLE:
+        struct.pack_into(stt.ESP_ENTRY, data, off, stt.ESP_MAGIC, ptype, sub, poff, size,
+                         label.encode(), 0)
+        off += stt.ESP_ENTRY_SIZE
+    dump = tmp_path / "esp32.bin"
+    dump.write_bytes(bytes(data))
+    res = otatool("state", "--json", "--board", "esp32", dump)
+    assert res.returncode == 0, res.stderr
+    st = json.loads(res.stdout)
+    want = ins.inspect_bytes(read_data(r.images[0]))["manifest"]
+    s0 = st["slots"][0]
+    assert (s0["state"], s0["version"], s0["seq"]) == ("image", want["version"], want["seq"])
+    assert s0["offset"] == 0x10000 and st["slots"][1]["offset"] == 0x30000
+    assert st["journal"]["phase"] == "idle"
+    assert stt.esp_partitions(bytes(data))["ota_journal"][2] == 0x50000
