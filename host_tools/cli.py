@@ -80,7 +80,7 @@ def build_parser():
     ap = _Parser(
         prog="otatool",
         description="Host tools for the OTA agent: keys, signed ZigBee OTA images, their "
-                    "checks, the update server, emulated devices.",
+                    "checks,\nthe update server, emulated devices.",
         epilog="examples:\n"
                "  otatool keygen --private release.pem --public release.pub\n"
                "  otatool sign --profile product.toml --in fw.bin --out fw.ota "
@@ -91,7 +91,7 @@ def build_parser():
                     help="print the version and exit")
     v = ap.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
-                   default=0, help="print nothing on stdout and no progress bars; the exit "
+                   help="print nothing on stdout and no progress bars; the exit "
                                    "status and a one-line reason on stderr still tell")
     v.add_argument("-v", "--verbose", dest="verbosity", action="count",
                    help="more detail (inspect: first bytes of each element; verify: the "

@@ -30,7 +30,9 @@ TAG_NAMES = {
 }
 # Manufacturer-specific tags other parsers give a meaning (shown on opaque elements).
 VENDOR_TAGS = {
-    0xF000: "Telink AES-encrypted image (zigpy, zigbee-herdsman)",
+    0xF000: "Telink AES: zigbee-herdsman TelinkAES, zigpy Telink encrypted",
+    0xFFBE: "IKEA: zigbee-herdsman IkeaUnknown2",
+    0xFFBF: "IKEA: zigbee-herdsman IkeaUnknown1",
 }
 MANIFEST_NAME = "manifest"
 TABLE_NAME = "sector table"
@@ -125,6 +127,8 @@ def _json_value(v, depth=0):
         return v if math.isfinite(v) else str(v)
     if isinstance(v, (bytes, bytearray, memoryview)):
         return bytes(v).hex()
+    if isinstance(v, cbor2.CBORSimpleValue):   # a tuple subclass: before tuples
+        return {"simple": v.value}
     if isinstance(v, dict):
         return {_key_text(k): _json_value(x, depth + 1) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -135,8 +139,6 @@ def _json_value(v, depth=0):
         return {"tag": v.tag, "value": _json_value(v.value, depth + 1)}
     if v is cbor2.undefined:
         return "undefined"
-    if isinstance(v, cbor2.CBORSimpleValue):
-        return {"simple": v.value}
     if isinstance(v, (datetime.datetime, datetime.date)):
         return v.isoformat()
     try:
@@ -437,8 +439,8 @@ exit status: 0 a readable ZigBee OTA file; 1 an unreadable, truncated or malform
 def register(sub):
     p = sub.add_parser("inspect", help="show the contents of a ZigBee OTA file",
                        description="Show the header, sub-elements, GBCS trailer, manifest and "
-                                   "Manufacturer Image SHA-256 of any ZigBee OTA file, and "
-                                   "the vendor wrapper around it (IKEA, Legrand, Third "
+                                   "Manufacturer Image SHA-256\nof any ZigBee OTA file, and "
+                                   "the vendor wrapper around it (IKEA, Legrand,\nThird "
                                    "Reality) when there is one.",
                        epilog=EXAMPLES)
     p.add_argument("file", metavar="FILE", help="the file to inspect")

@@ -306,8 +306,8 @@ def format_text(st, verbose=False):
 def register(sub):
     p = sub.add_parser("state", help="show what a device's flash holds",
                        description="Show the slots, versions, sequence numbers, held image "
-                                   "and its hash, the journal's phase and the alerts not yet "
-                                   "acknowledged, read from a flash file (nothing is written).",
+                                   "and its hash, the journal's\nphase and the alerts not yet "
+                                   "acknowledged, read from a flash file (nothing is\nwritten).",
                        epilog=EXAMPLES)
     p.add_argument("flash", metavar="FLASH", help="the flash file or flash dump")
     p.add_argument("--board", choices=BOARDS, default="unix",

@@ -30,6 +30,7 @@ from host_tools.cli import out, reject, verbosity
 MICROPYTHON_ENV = "OTATOOL_MICROPYTHON"  # path of the interpreter --as-device runs
 _HEAP_BASE = 8 << 20     # MicroPython heap for --as-device beyond the emulated flash
 _BLOCK_MAX = 1 << 20
+_FORMAT_CODES_END = 20   # reason codes below this are the file format's (agent.errors)
 
 EXAMPLES = """examples:
   otatool verify --profile product.toml fw-v2.ota
@@ -59,9 +60,9 @@ def byte_size(lo, hi, what):
 def register(sub):
     p = sub.add_parser("verify", help="check an image as a device would",
                        description="Check an image file exactly as a device does: stream it "
-                                   "through the agent into an emulated device (parse, "
-                                   "signatures, policy, slot size, write, verify from flash). "
-                                   "Numbers are decimal or 0x-hex.",
+                                   "through the agent into\nan emulated device (parse, "
+                                   "signatures, policy, slot size, write, verify from\nflash). "
+                                   "Numbers are decimal or 0x-hex; sizes may also be 64k, 4m.",
                        epilog=EXAMPLES)
     p.add_argument("file", metavar="FILE", help="the image file to check")
     profile.add_option(p)
@@ -183,16 +184,21 @@ def _first_tag(path, size):
 
 
 def _explain(code, line, path, size):
-    """The device's rejection (reason code, its line) as (code, one line): a file whose
-    first element is not our manifest is named as not signed for this device."""
+    """The device's rejection (reason code, its line) as (code, one line). A file whose
+    first element is not our manifest, refused for its format or for the missing manifest,
+    is named as not signed for this device (code MISSING_ELEMENT); the device's own reason
+    follows when it stopped at something else first."""
     tag = _first_tag(path, size)
-    if tag is not None and tag != fmt.TAG_MANIFEST and code == MISSING_ELEMENT:
-        from host_tools.inspect import TAG_NAMES, VENDOR_TAGS
-        what = TAG_NAMES.get(tag) or VENDOR_TAGS.get(tag) or "an element of another vendor"
+    if tag is None or tag == fmt.TAG_MANIFEST or not code or code >= _FORMAT_CODES_END:
+        return code, line
+    from host_tools.inspect import TAG_NAMES, VENDOR_TAGS
+    what = TAG_NAMES.get(tag) or VENDOR_TAGS.get(tag) or "an element of another vendor"
+    head = ("E%d not signed for this device: no manifest (first sub-element 0x%04X, %s)"
+            % (MISSING_ELEMENT, tag, what))
+    if code == MISSING_ELEMENT:
         detail = line.split(": ", 1)[1] if ": " in line else ""
-        return code, ("E%d not signed for this device: no manifest (first sub-element "
-                      "0x%04X, %s)%s" % (code, tag, what, "; " + detail if detail else ""))
-    return code, line
+        return code, head + ("; " + detail if detail else "")
+    return MISSING_ELEMENT, head + "; the device stops first at: " + line
 
 
 def run_verify(args):

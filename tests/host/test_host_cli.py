@@ -67,7 +67,7 @@ def test_keygen_prints_kid_and_refuses_overwrite(tmp_path):
     k, p = str(tmp_path / "a.pem"), str(tmp_path / "b.pem")
     r = run(MODULE, "keygen", "--private", k, "--public", p)
     assert r.returncode == 0 and r.stderr == ""
-    kid = r.stdout.strip()
+    kid = r.stdout.splitlines()[0].split()[-1]          # "key id       <hex>"
     assert kid == keys.key_id(keys.public_point(keys.load_public(p))).hex()
     before = open(k, "rb").read()
     rejected(run(OTATOOL, "keygen", "--private", k, "--public", str(tmp_path / "new.pem")),
@@ -79,7 +79,7 @@ def test_keygen_prints_kid_and_refuses_overwrite(tmp_path):
     assert open(k, "rb").read() == before
     os.chmod(k, 0o644)
     r = run(OTATOOL, "keygen", "--private", k, "--public", p, "--force")
-    assert r.returncode == 0 and r.stdout.strip() != kid
+    assert r.returncode == 0 and r.stdout.splitlines()[0].split()[-1] != kid
     assert open(k, "rb").read() != before
     assert stat.S_IMODE(os.stat(k).st_mode) == 0o600
 
@@ -135,8 +135,6 @@ def sign_cmd(work, *extra, out="bad.ota"):
     (["--sector-size", "3000"], "power of two"),
     (["--sector-size", "128"], "power of two"),
     (["--hw-min", "9"], "hw min 0x0009 above hw max"),
-    (["--manufacturer", "0x10000"], "manufacturer code 65536 out of range"),
-    (["--version", "0x100000000"], "version"),
     (["--header-string", "h" * 33], "header string"),
     (["--force-replace"], "supplier key"),
 ])
@@ -181,6 +179,11 @@ def test_inspect_rejects_non_ota(work, tmp_path):
      "--seq", "1", "--manufacturer", "1", "--image-type", "1", "--hw-min", "1", "--hw-max", "1"],
     ["sign", "--key", "k.pem", "--in", "f", "--out", "o", "--version", "-1",
      "--seq", "1", "--manufacturer", "1", "--image-type", "1", "--hw-min", "1", "--hw-max", "1"],
+    ["sign", "--key", "k.pem", "--in", "f", "--out", "o", "--version", "0x100000000",
+     "--seq", "1", "--manufacturer", "1", "--image-type", "1", "--hw-min", "1", "--hw-max", "1"],
+    ["sign", "--key", "k.pem", "--in", "f", "--out", "o", "--version", "1",
+     "--seq", "1", "--manufacturer", "0x10000", "--image-type", "1", "--hw-min", "1",
+     "--hw-max", "1"],
     ["inspect"],
     ["inspect", "a", "--bogus"],
     ["keygen", "--private", "x.pem"],
@@ -204,10 +207,10 @@ def test_progress_bar_when_forced(work):
     assert r.returncode == 0
     assert "sign [" in r.stderr and "100%" in r.stderr and r.stderr.endswith("\n")
     r = run(OTATOOL, "sign", "--key", str(work / "k.pem"), "--in", str(work / "fw.bin"),
-            "--out", str(work / "p.ota"), *SIGN_ARGS, env={"OTATOOL_PROGRESS": "1"})
+            "--out", str(work / "p.ota"), "--force", *SIGN_ARGS, env={"OTATOOL_PROGRESS": "1"})
     assert "100%" in r.stderr
     r = run(OTATOOL, "--no-progress", "sign", "--key", str(work / "k.pem"), "--in",
-            str(work / "fw.bin"), "--out", str(work / "p.ota"), *SIGN_ARGS,
+            str(work / "fw.bin"), "--out", str(work / "p.ota"), "--force", *SIGN_ARGS,
             env={"OTATOOL_PROGRESS": "1"})
     assert r.returncode == 0 and r.stderr == ""
 
@@ -267,3 +270,90 @@ def test_progress_bar_behaviour(monkeypatch):
         assert not progress.Progress(1, stream=FakeTty()).enabled
     finally:
         progress.force(None)
+
+
+# -- global options, help texts, --json everywhere, the README's reference ----------------
+
+import argparse  # noqa: E402
+
+
+def _subparsers():
+    ap = cli.build_parser()
+    for a in ap._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return ap, a.choices
+    raise AssertionError("no subcommands")
+
+
+def test_version():
+    r = run(OTATOOL, "--version")
+    assert r.returncode == 0 and r.stdout == "otatool %s\n" % cli.VERSION
+    assert run(MODULE, "--version").stdout == r.stdout
+
+
+def test_every_option_has_help_default_and_example():
+    ap, subs = _subparsers()
+    assert set(subs) >= {"keygen", "sign", "inspect", "verify", "state", "serve", "device",
+                         "powercut", "deploy", "bench"}
+    for name, p in [("otatool", ap)] + sorted(subs.items()):
+        text = " ".join(p.format_help().split())
+        assert p.epilog and ("otatool " + name if name != "otatool" else "otatool ") in \
+            p.epilog, name
+        for act in p._actions:
+            if isinstance(act, (argparse._SubParsersAction,)):
+                continue
+            assert act.help and act.help != argparse.SUPPRESS, (name, act.option_strings)
+            d = act.default
+            shown = d is not None and d is not False and d != [] and act.option_strings \
+                and not isinstance(act, (argparse._HelpAction, argparse._VersionAction))
+            if shown:
+                assert "(default: %s)" % d in text or "default" in act.help, \
+                    (name, act.option_strings, d)
+
+
+def test_quiet_and_verbose(tmp_path):
+    r = run(OTATOOL, "-q", "inspect", GBCS_ESME)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(open(GBCS_ESME, "rb").read()[:200])
+    r = run(OTATOOL, "-q", "inspect", cut)
+    assert r.returncode == 1 and r.stdout == "" and r.stderr.startswith("otatool: file truncated")
+    r = run(OTATOOL, "-v", "inspect", GBCS_ESME)
+    assert r.returncode == 0 and "first bytes" in r.stdout
+    assert "first bytes" not in run(OTATOOL, "inspect", GBCS_ESME).stdout
+    assert run(OTATOOL, "-q", "-v", "inspect", GBCS_ESME).returncode == 2
+
+
+def test_json_failures_carry_the_reason_code(tmp_path):
+    junk = tmp_path / "junk.ota"
+    junk.write_bytes(b"\x00" * 100)
+    r = run(OTATOOL, "inspect", "--json", junk)
+    assert r.returncode == 1 and json.loads(r.stdout) == {
+        "ok": False, "code": 1, "reason": "E1 bad magic number: 0x00000000"}
+    assert r.stderr == "otatool: E1 bad magic number: 0x00000000\n"
+    pub = os.path.join(ROOT, "build", "testdata", "dev_pub.pem")
+    r = run(OTATOOL, "verify", "--json", "--public", pub, junk)
+    assert r.returncode == 1 and json.loads(r.stdout)["code"] == 1
+    r = run(OTATOOL, "verify", "--json", "--public", pub, tmp_path / "missing.ota")
+    res = json.loads(r.stdout)
+    assert r.returncode == 1 and res["ok"] is False and res["code"] is None
+    assert "missing.ota" in res["reason"]
+    r = run(OTATOOL, "state", "--json", junk)
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
+
+
+def test_readme_reference_matches_help():
+    from host_tools import helpdoc
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    ref = helpdoc.reference()
+    assert helpdoc.splice(text, ref) == text, \
+        "README.md's command reference is stale: run python -m host_tools.helpdoc"
+    _ap, subs = _subparsers()
+    for name in subs:
+        assert "### otatool %s\n" % name in text
+    r = run(MODULE[:1] + ["-m", "host_tools.helpdoc", "--check"])
+    assert r.returncode == 0, r.stderr
+    stale = text.replace("show the contents of a ZigBee OTA file", "show a file")
+    with pytest.raises(AssertionError):
+        assert helpdoc.splice(stale, ref) == stale

@@ -216,3 +216,207 @@ def test_inspect_file_and_text(tmp_path, key):
     for needle in ("manufacturer      0x1234", "file version      0x00020003",
                    "hardware          0x0002..0x0005", "0xF0A1 manifest", "seq               9"):
         assert needle in text
+
+
+# -- vendor wrappers, as zigpy reads them; vendor elements; any CBOR value ----------------
+
+import datetime  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import cbor2  # noqa: E402
+
+OTATOOL = os.path.join(os.path.dirname(sys.executable), "otatool")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def otatool(*args):
+    return subprocess.run([OTATOOL] + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, env=dict(os.environ, OTATOOL_PROGRESS="0"))
+
+
+def ikea(ota, offset=48, sig=b"\x5a" * 64):
+    """An IKEA signed container: "NGIS", the OTA file's offset and length at 16 and 20,
+    the OTA file, the container's signature after it."""
+    head = bytearray(offset)
+    head[0:4] = b"NGIS"
+    struct.pack_into("<II", head, 16, offset, len(ota))
+    return bytes(head) + ota + sig
+
+
+def legrand(ota):
+    """A Legrand file: the OTA file's length as u32 LE, the file, a 17-byte suffix."""
+    return struct.pack("<I", len(ota)) + ota + b"\x01" + bytes(range(16))
+
+
+def thirdreality(ota):
+    """A Third Reality file: 152-byte header with SHA-512 of bytes 64.. at 0 and the file
+    size - 64 at 68, then the OTA file."""
+    head = bytearray(152)
+    struct.pack_into("<I", head, 68, 152 + len(ota) - 64)
+    data = bytearray(head + ota)
+    data[0:64] = hashlib.sha512(bytes(data[64:])).digest()
+    return bytes(data)
+
+
+WRAPPERS = {"ikea": ikea, "legrand": legrand, "thirdreality": thirdreality}
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPPERS))
+def test_vendor_wrappers_read_as_zigpy_does(kind, tmp_path, key):
+    from zigpy.ota.image import parse_ota_image
+    ota = vendor_file()
+    data = WRAPPERS[kind](ota)
+    info = roundtrip(ins.inspect_bytes(data))
+    w = info["wrapper"]
+    assert w["kind"] == kind and w["length"] == len(ota)
+    assert data[w["offset"]:w["offset"] + w["length"]] == ota
+    assert info["file_size"] == len(data) and info["errors"] == []
+    zimg, rest = parse_ota_image(data)
+    assert info["header"]["manufacturer_code"] == zimg.header.manufacturer_id
+    assert info["header"]["image_type"] == zimg.header.image_type
+    assert [e["tag"] for e in info["elements"]] == [int(e.tag_id) for e in zimg.subelements]
+    assert [e["length"] for e in info["elements"]] == [len(e.data) for e in zimg.subelements]
+    p = tmp_path / ("v." + kind)
+    p.write_bytes(data)
+    r = otatool("inspect", p)
+    assert r.returncode == 0 and "wrapper" in r.stdout and w["description"] in r.stdout
+    # a device takes none of them: one line naming the wrapper
+    pub = tmp_path / "p.pem"
+    from cryptography.hazmat.primitives import serialization as ser
+    pub.write_bytes(key.public_key().public_bytes(ser.Encoding.PEM,
+                                                  ser.PublicFormat.SubjectPublicKeyInfo))
+    r = otatool("verify", "--public", pub, p)
+    assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("otatool: E1 not a ZigBee OTA file: a ") and \
+        w["description"] in r.stderr
+
+
+def test_wrapped_signed_image_and_cut_container(tmp_path, key):
+    img = sign.build_image(b"w" * 3000, key, **PARAMS)
+    info = ins.inspect_bytes(ikea(img))
+    assert info["manifest"]["seq"] == 9 and info["wrapper"]["suffix_length"] == 64
+    assert [e["name"] for e in info["elements"]] == ["manifest", "sector table",
+                                                     "upgrade image"]
+    cut = ikea(img)[:48 + len(img)]        # no signature after the OTA file: zigpy refuses
+    with pytest.raises(ValueError):
+        ins.inspect_bytes(cut)
+    p = tmp_path / "cut.ota"
+    p.write_bytes(cut)
+    r = otatool("inspect", p)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "IKEA container" in r.stderr
+    r = otatool("inspect", "--json", p)
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
+
+
+def test_vendor_file_without_manifest_clear_reason(tmp_path, key):
+    p = tmp_path / "vendor.ota"
+    p.write_bytes(vendor_file())
+    pub = tmp_path / "p.pem"
+    from cryptography.hazmat.primitives import serialization as ser
+    pub.write_bytes(key.public_key().public_bytes(ser.Encoding.PEM,
+                                                  ser.PublicFormat.SubjectPublicKeyInfo))
+    r = otatool("verify", "--public", pub, p)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("otatool: E10 not signed for this device: no manifest ")
+    assert "0x0000, upgrade image" in r.stderr and "before its predecessor" not in r.stderr
+    r = otatool("verify", "--public", pub, "--json", p)
+    assert json.loads(r.stdout)["code"] == 10
+
+
+def _file_with(elems):
+    h = fmt.Header()
+    body = b"".join(struct.pack(fmt.ELEM_FMT, t, len(d)) + d for t, d in elems)
+    h.total_size = fmt.HDR_SIZE + len(body)
+    return fmt.pack_header(h) + body
+
+
+def test_other_vendors_elements_are_opaque_and_labelled():
+    data = _file_with([(0xF000, b"\x00\x00" + os.urandom(40)), (0xFFBF, b"abc"),
+                       (0xF123, b"zz"), (0x0000, b"fw")])
+    info = ins.inspect_bytes(data)
+    names = [(e["tag"], e["name"], e.get("known_as")) for e in info["elements"]]
+    assert names[0][:2] == (0xF000, "opaque") and "Telink" in names[0][2]
+    assert names[1][:2] == (0xFFBF, "opaque") and "IKEA" in names[1][2]
+    assert names[2] == (0xF123, "opaque", "manufacturer-specific")
+    assert names[3] == (0x0000, "upgrade image", None)
+    assert "opaque (Telink AES" in ins.format_text(info)
+
+
+def test_our_tags_named_only_when_they_decode(key):
+    """Our tag values (from agent.fmt) with foreign content are opaque; a table that does
+    not match the manifest's digest is not called a sector table."""
+    junk = _file_with([(fmt.TAG_MANIFEST, b"\xa1\x01\x02"), (fmt.TAG_TABLE, b"\x00" * 8)])
+    info = ins.inspect_bytes(junk)
+    assert [e["name"] for e in info["elements"]] == ["opaque", "opaque"]
+    assert info["manifest"] is None
+    b = sign.build(b"t" * 5000, key, **PARAMS)
+    img = bytearray(b.tobytes())
+    t = img.index(struct.pack(fmt.ELEM_FMT, fmt.TAG_TABLE, len(b.table)))
+    img[t + 6] ^= 0xFF
+    info = ins.inspect_bytes(bytes(img))
+    assert [e["name"] for e in info["elements"]] == ["manifest", "opaque", "upgrade image"]
+
+
+def _with_manifest(key, extra):
+    """Our signed image whose manifest map holds extra entries (re-encoded, signature not
+    redone: inspect shows, it does not judge)."""
+    b = sign.build(b"c" * 100, key, **PARAMS)
+    m = dict(b.manifest)
+    m.update(extra)
+    cose = cbor2.loads(b.cose)
+    cose.value[2] = cbor2.dumps(m, datetime_as_timestamp=False, timezone=datetime.timezone.utc)
+    new = cbor2.dumps(cose)
+    img = b.tobytes()
+    hl = fmt.parse_header(img).length
+    body = struct.pack(fmt.ELEM_FMT, fmt.TAG_MANIFEST, len(new)) + new + \
+        img[hl + 6 + len(b.cose):]
+    h = fmt.parse_header(img)
+    h.total_size = hl + len(body)
+    return fmt.pack_header(h) + body
+
+
+def test_any_cbor_value_prints(key, tmp_path):
+    values = {
+        fmt.M_ENCODING: [1, 2],
+        fmt.M_VERSION: {"a": {1, 2}},
+        fmt.M_KID: cbor2.undefined,
+        100: datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+        101: frozenset([b"x", 3]),
+        102: cbor2.CBORSimpleValue(99),
+        103: float("nan"),
+        104: 1 << 20000,
+        105: cbor2.CBORTag(999, [None, True]),
+        (1, 2): "tuple key",
+    }
+    data = _with_manifest(key, values)
+    info = ins.inspect_bytes(data)
+    m = info["manifest"]
+    assert m["encoding"] == [1, 2] and m["kid"] == "undefined"
+    assert m["other"]["100"] == "2020-01-02T03:04:05+00:00"
+    assert m["other"]["102"] == {"simple": 99} and m["other"]["103"] == "nan"
+    assert m["other"]["104"].startswith("0x1000")
+    assert m["other"]["105"] == {"tag": 999, "value": [None, True]}
+    json.loads(json.dumps(info, allow_nan=False))
+    text = ins.format_text(info)
+    assert "encoding          [1, 2]" in text
+    p = tmp_path / "odd.ota"
+    p.write_bytes(data)
+    for args in (("inspect", p), ("inspect", "--json", p), ("-v", "inspect", p)):
+        r = otatool(*args)
+        assert r.returncode == 0 and r.stderr == "", (args, r.stderr)
+
+
+def test_truncated_file_exits_1(tmp_path, key):
+    img = sign.build_image(b"z" * 5000, key, **PARAMS)
+    p = tmp_path / "t.ota"
+    p.write_bytes(img[:3000])
+    r = otatool("inspect", p)
+    assert r.returncode == 1 and "error: file truncated" in r.stdout
+    assert r.stderr == "otatool: file truncated: 3000 of %d bytes (total image size)\n" \
+        % len(img)
+    r = otatool("inspect", "--json", p)
+    info = json.loads(r.stdout)
+    assert r.returncode == 1 and info["ok"] is False and info["errors"]
+    p.write_bytes(img)
+    assert otatool("inspect", p).returncode == 0
