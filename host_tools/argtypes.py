@@ -8,15 +8,18 @@ A bad value is a usage error: argparse prints the usage line and
     p.add_argument("--heap", type=size(64 * 1024, 1 << 30), default="4m")
 
 HelpFormatter shows each option's default (when it has one) and keeps the epilog's examples
-as written.
+as written. read_input, read_image and public_points check input files once the options are
+parsed: a bad file is a rejected input (InputError, exit 1), not a usage error.
 """
 import argparse
 import calendar
 import math
+import os
 import re
 import time
 
-ZIGBEE_EPOCH = 946684800          # 2000-01-01T00:00:00Z: ZigBee UTC time counts from here
+from hal.clock import ZIGBEE_EPOCH
+
 U32 = 0xFFFFFFFF
 
 ArgumentTypeError = argparse.ArgumentTypeError
@@ -229,3 +232,61 @@ def activation(text):
 
 
 activation.__name__ = "activation"
+
+
+def power_of_two(lo, hi, what="size"):
+    """A power of two in lo..hi (decimal, 0x-hex, or with k/m)."""
+    base = size(lo, hi, what)
+
+    def check(text):
+        v = base(text)
+        if v & (v - 1):
+            raise ArgumentTypeError("%s must be a power of two, not %s" % (what, text))
+        return v
+    return _name(check, what)
+
+
+# -- input files: checked after parsing; a bad one is a rejected input (exit 1) ---------------
+
+def _input_error(text):
+    from host_tools.cli import InputError
+    return InputError(text)
+
+
+def read_input(path, what="file", limit=None):
+    """The bytes of an existing regular file (the first `limit` bytes when given)."""
+    if os.path.isdir(path):
+        raise _input_error("%s is a directory, not %s" % (path, what))
+    try:
+        with open(path, "rb") as f:
+            return f.read() if limit is None else f.read(limit)
+    except OSError as e:
+        raise _input_error("%s: %s" % (path, e.strerror or e))
+
+
+def read_image(path, what="an OTA image"):
+    """The bytes of a ZigBee OTA file whose header parses and agrees with its size."""
+    from agent import fmt
+    from agent.errors import OtaError
+    data = read_input(path, what)
+    try:
+        h = fmt.parse_header(data)
+    except OtaError as e:
+        raise _input_error("%s is not %s: %s" % (path, what, e))
+    if h.total_size != len(data):
+        raise _input_error("%s: the header says %d bytes, the file has %d (truncated?)"
+                           % (path, h.total_size, len(data)))
+    return data
+
+
+def public_points(paths):
+    """The 65-byte points of public keys (PEM, DER or raw point files). A private key given
+    where a public one belongs is named as such."""
+    from host_tools import keys
+    out = []
+    for p in paths:
+        if b"PRIVATE KEY" in read_input(p, "a public key", 4096):
+            raise _input_error("%s is a private key: give the public key (the --public file "
+                               "of otatool keygen)" % p)
+        out.append(keys.public_point(keys.load_public(p)))
+    return out

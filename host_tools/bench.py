@@ -590,12 +590,18 @@ def markdown(rows):
 
 
 def register(sub):
+    from host_tools.argtypes import HelpFormatter
     p = sub.add_parser("bench", help="measure the performance figures",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0] + " Exit codes: 0 done; 1 a "
+                       "bad input or a run that did not complete; 2 usage; 130 interrupted.",
+                       epilog="examples:\n  otatool bench --only p256 --only size --markdown"
+                              "\n  otatool bench --out /tmp/results.json\n",
+                       formatter_class=HelpFormatter)
     p.add_argument("--only", action="append", choices=ITEMS, metavar="ITEM",
-                   help="run only these items (%s); the others keep their last results"
-                        % ", ".join(ITEMS))
-    p.add_argument("--out", default=os.path.join(BENCH, "results.json"))
+                   help="run only this item (one of %s; repeat for more); the others keep "
+                        "their last results" % ", ".join(ITEMS))
+    p.add_argument("--out", default=os.path.join(BENCH, "results.json"), metavar="FILE",
+                   help="where the results go (JSON)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.set_defaults(func=run_bench)
 
@@ -606,6 +612,9 @@ RUNNERS = {"ingest": run_ingest, "heap": run_heap, "p256": run_p256, "link": run
 
 def run_bench(args):
     items = args.only or list(ITEMS)
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if os.path.isdir(args.out) or not os.path.isdir(parent):
+        raise InputError("%s: not a file in an existing directory" % args.out)
     res = {}
     if args.only and os.path.exists(args.out):
         with open(args.out) as f:

@@ -62,14 +62,8 @@ def port_path(port):
 
 
 def key_bytes(paths):
-    from host_tools import keys
-    out = b""
-    for p in paths:
-        try:
-            out += keys.public_point(keys.load_public(p))
-        except OSError as e:
-            raise InputError("%s: %s" % (p, e.strerror or e))
-    return out
+    from host_tools.argtypes import public_points
+    return b"".join(public_points(paths))
 
 
 def plan(board, outdir, public=()):
@@ -177,12 +171,23 @@ def run(args):
     return EXIT_OK
 
 
+EXAMPLE = """examples:
+  otatool deploy --board esp32 --port /dev/ttyUSB0 --public pub.pem
+  otatool deploy --board rp2 --port a0 --public pub.pem --dry-run
+"""
+
+
 def register(sub):
+    from host_tools.argtypes import HelpFormatter
     p = sub.add_parser("deploy", help="copy the agent onto a board over its serial REPL",
                        description="Build the board's .mpy files and copy what differs onto "
                                    "the board with mpremote, with the trusted public keys; "
-                                   "then import the agent on the board.")
-    p.add_argument("--board", required=True, choices=sorted(mpy.BOARDS))
+                                   "then import the agent on the board. Exit codes: 0 done; "
+                                   "1 a bad input or the board refused; 2 usage; "
+                                   "130 interrupted.",
+                       epilog=EXAMPLE, formatter_class=HelpFormatter)
+    p.add_argument("--board", required=True, choices=sorted(mpy.BOARDS),
+                   help="the board's adapter")
     p.add_argument("--port", required=True,
                    help="serial device (/dev/ttyACM0, COM3, or mpremote's a0, u0, c0)")
     p.add_argument("--public", action="append", metavar="P.pem",

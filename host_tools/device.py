@@ -3,75 +3,299 @@
 Runs the agent with the unix board (a flash file and an emulated bootloader) on the real
 MicroPython interpreter (or CPython with --python). A reboot is the process ending and
 starting again over the same flash file, as a device's reset would.
+
+Every option and file is checked here before the device process starts; the device's own
+refusals come out as "otatool: E<code> <text>: <detail>". Exit codes: 0 done; 1 refused
+(one line on stderr); 2 usage; 3 no answer from the server; 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM). Signals are passed on to the device process.
 """
 import os
+import signal
+import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 
-from host_tools.cli import InputError, number
+from host_tools import argtypes as T
+from host_tools.cli import InputError, fail
 
-REBOOT = 3
+REBOOT = 3               # the device process asks to be started again (a reset)
+CHILD_REFUSED = 1        # ... printed its reason on stderr
+CHILD_NO_ANSWER = 4      # ... heard nothing from the server (boards/unix/run.py)
+CHILD_INTERRUPTED = 130
+EXIT_NO_ANSWER = 3       # otatool device: no answer from the server
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+HEAP_MIN = 2 << 20       # the flash file is held in the heap, with the agent's code
+
+EXAMPLE = """examples:
+  otatool device --flash dev.flash --public pub.pem --factory v1.ota --server 127.0.0.1:4000
+  otatool device --flash dev.flash --public pub.pem --server 127.0.0.1:4000 --once --stall 10
+"""
 
 
 def register(sub):
     p = sub.add_parser("device", help="run the emulated device (unix board)",
-                       description=__doc__.split("\n\n")[1])
-    p.add_argument("--flash", required=True, metavar="FILE", help="flash image file")
-    p.add_argument("--public", action="append", required=True, metavar="P.pem")
-    p.add_argument("--factory", metavar="FACTORY.ota", help="first image for a blank flash")
+                       description=__doc__.split("\n\n", 1)[1], epilog=EXAMPLE,
+                       formatter_class=T.HelpFormatter)
+    p.add_argument("--flash", required=True, metavar="FILE",
+                   help="the device's flash file, created erased when missing (then "
+                        "--factory is needed)")
+    p.add_argument("--public", action="append", required=True, metavar="P.pem",
+                   help="trusted public key (PEM, DER or raw point); repeat for more")
+    p.add_argument("--factory", metavar="FACTORY.ota",
+                   help="signed image installed first on a blank flash")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", metavar="HOST:PORT")
-    where.add_argument("--serial", metavar="DEV")
-    p.add_argument("--python", action="store_true", help="run under CPython")
+    where.add_argument("--server", metavar="HOST:PORT", type=T.host_port(),
+                       help="the update server's UDP address")
+    where.add_argument("--serial", metavar="DEV", help="a serial line (tty) to the server")
+    p.add_argument("--python", action="store_true",
+                   help="run under CPython instead of MicroPython")
+    p.add_argument("--target", choices=("unix", "mcu"), default="unix",
+                   help="unix: MicroPython's unix port; mcu: the Cortex-M3 firmware under "
+                        "QEMU (make mcu), flash in its RAM outside the heap, the link on its "
+                        "UART (--serial pty: a new pseudo-terminal); its heap is 1 MiB")
     p.add_argument("--heap", metavar="SIZE", default="4m",
-                   help="MicroPython heap (the emulated flash lives in it too)")
-    p.add_argument("--hw", type=number, help="hardware version (default: the image's lowest)")
-    p.add_argument("--block", type=number, default=48, help="block size to request")
+                   type=T.size(HEAP_MIN, 1 << 30, "heap"),
+                   help="MicroPython heap, e.g. 4m (the emulated flash lives in it too)")
+    p.add_argument("--hw", type=T.integer(0, 0xFFFF, "hardware version"),
+                   help="hardware version, 0..0xFFFF (default: the image's lowest)")
+    p.add_argument("--block", type=T.integer(1, 255, "block size"), default=48,
+                   metavar="BYTES", help="block size to request, 1..255")
     p.add_argument("--once", action="store_true", help="stop after one update session")
     p.add_argument("--unhealthy", action="store_true",
                    help="the application health check fails on a trial boot")
-    p.add_argument("--stall", type=number, default=60, help="stall timeout, seconds")
-    p.add_argument("--max-boots", type=number, default=20)
+    p.add_argument("--stall", type=T.duration(0, 86400, what="stall timeout"), default=60,
+                   metavar="SECONDS",
+                   help="give a session up after this long without progress or answer")
+    p.add_argument("--max-boots", type=T.integer(1, 1000, "boot count"), default=20,
+                   metavar="N", help="stop after this many resets")
     p.set_defaults(func=run_device)
 
 
-def command(args):
-    from host_tools.mpy import ROOT, build
-    dev_args = ["--flash", args.flash, "--block", str(args.block), "--stall", str(args.stall)]
-    for k in args.public:
-        dev_args += ["--key", k]
-    for name in ("factory", "server", "serial", "hw"):
-        v = getattr(args, name)
-        if v is not None:
-            dev_args += ["--" + name, str(v)]
+# -- checks before the device process starts -------------------------------------------------
+
+def _flash_size():
+    from boards.unix.layout import layout
+    return layout().size
+
+
+def check_flash(path, factory):
+    """The flash file: an existing one must be a writable file of the board's size; a
+    missing one must be creatable, and a blank device needs a factory image."""
+    size = _flash_size()
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise InputError("%s: no such directory for the flash file" % parent)
+        if not os.access(parent, os.W_OK):
+            raise InputError("%s: cannot create the flash file here (permission denied)"
+                             % parent)
+        if not factory:
+            raise InputError("%s does not exist: a blank device needs --factory IMG.ota"
+                             % path)
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError("%s is a directory, not a flash file" % path)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError("%s is not a regular file" % path)
+    if st.st_size != size:
+        raise InputError("%s holds %d bytes, not %d: not a flash file of the unix board"
+                         % (path, st.st_size, size))
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise InputError("%s: the flash file must be readable and writable" % path)
+    return True
+
+
+def resolve(host, port):
+    """The numeric address of HOST, for the device process (which then resolves nothing)."""
+    try:
+        info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    except socket.gaierror as e:
+        raise InputError("unknown host %s: %s" % (host, e.strerror or e))
+    fam, addr = info[0][0], info[0][4][0]
+    return ("[%s]:%d" if fam == socket.AF_INET6 else "%s:%d") % (addr, port)
+
+
+def check_serial(path):
+    from host_tools.link import check_tty
+    why = check_tty(path)
+    if why:
+        raise InputError("%s: %s" % (path, why))
+
+
+def device_args(args):
+    """The device process's options, after every check."""
+    existed = check_flash(args.flash, args.factory)
+    points = T.public_points(args.public)
+    if args.factory:
+        T.read_image(args.factory)
+    dev = ["--flash", args.flash, "--block", str(args.block), "--stall", repr(args.stall)]
+    for pt in points:
+        dev += ["--point", pt.hex()]
+    if args.server:
+        dev += ["--server", resolve(*args.server)]
+    else:
+        check_serial(args.serial)
+        dev += ["--serial", args.serial]
+    if args.factory:
+        dev += ["--factory", args.factory]
+    if args.hw is not None:
+        dev += ["--hw", str(args.hw)]
     for flag in ("once", "unhealthy"):
         if getattr(args, flag):
-            dev_args.append("--" + flag)
+            dev.append("--" + flag)
+    return dev, existed
+
+
+def command(args, dev_args):
+    from host_tools.mpy import ROOT, build, build_dir
     if args.python:
-        return [sys.executable, "-m", "boards.unix.run"] + dev_args, dict(os.environ,
-                                                                           PYTHONPATH=ROOT)
-    out = os.path.join(ROOT, "build", "mpy")
+        return [sys.executable, "-m", "boards.unix.run"] + dev_args, dict(
+            os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    out = build_dir("mpy")
     build(out)
     mp = os.path.join(os.path.dirname(sys.executable), "micropython")
     env = dict(os.environ, MICROPYPATH=out)
-    return [mp if os.path.exists(mp) else "micropython", "-X", "heapsize=" + args.heap,
+    return [mp if os.path.exists(mp) else "micropython", "-X", "heapsize=%d" % args.heap,
             "-m", "boards.unix.run"] + dev_args, env
 
 
+# -- running it ----------------------------------------------------------------------------
+
+class Terminated(Exception):
+    """SIGTERM reached otatool device."""
+
+
+def _on_term(signum, frame):
+    raise Terminated()
+
+
+class Boot:
+    """One run of the device process: its output lines shown (progress lines drive a bar),
+    its stderr kept for the reason of a refusal."""
+
+    def __init__(self, cmd, env):
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self.err = []
+        self.bar = None
+        self._t = threading.Thread(target=self._read_err, daemon=True)
+        self._t.start()
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.err.append(line.rstrip("\n"))
+
+    def run(self):
+        from host_tools import progress
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith("progress "):
+                self._progress(line)
+                continue
+            if line.startswith("device: session:"):
+                self._close(line.split(":", 2)[2].split()[0] in ("held", "activate"))
+            elif line.startswith("device: reset"):
+                self._close()
+            progress.write(line, sys.stdout)
+        self._close()
+        rc = self.proc.wait()
+        self._t.join(5)
+        return rc
+
+    def _progress(self, line):
+        from host_tools.progress import Progress
+        try:
+            pos, size = (int(x) for x in line.split()[1:3])
+        except ValueError:
+            return
+        if self.bar is None:
+            self.bar = Progress(size, "device", initial=pos)
+        self.bar.update(pos)
+
+    def _close(self, ok=False):
+        """End the bar: full when the download completed, else taken down."""
+        if self.bar is not None:
+            self.bar.close(ok)
+            self.bar = None
+
+    def stop(self, sig):
+        """Pass the signal on; wait a little, then kill."""
+        self._close()
+        p = self.proc
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            except ProcessLookupError:
+                pass
+
+    def reason(self):
+        lines = [ln for ln in self.err if ln.strip()]
+        if not lines:
+            return None
+        if any("Traceback" in ln or ln.startswith("FATAL") for ln in lines):
+            return "the device process failed: %s" % lines[-1]
+        return lines[-1]
+
+
+def run_mcu(args):
+    """--target mcu: the device inside the Cortex-M3 firmware (host_tools/mcu_device.py)."""
+    from host_tools import mcu_device
+    return mcu_device.run(args)
+
+
 def run_device(args):
-    for p in args.public + ([args.factory] if args.factory else []):
-        if not os.path.exists(p):
-            raise InputError("no such file: %s" % p)
-    cmd, env = command(args)
-    for boot in range(args.max_boots):
-        t0 = time.monotonic()
-        rc = subprocess.call(cmd, env=env)
-        if rc != REBOOT:
-            if rc not in (0,):
-                print("otatool: device stopped with status %d" % rc, file=sys.stderr)
-                return 1
-            return 0
-        print("device: -- reset (%.1f s) --" % (time.monotonic() - t0), flush=True)
-    print("otatool: device rebooted %d times" % args.max_boots, file=sys.stderr)
-    return 1
+    if args.target == "mcu":
+        return run_mcu(args)
+    dev_args, existed = device_args(args)
+    cmd, env = command(args, dev_args)
+    old_term = signal.signal(signal.SIGTERM, _on_term)
+    booted = False
+    boot = None
+    try:
+        for _ in range(args.max_boots):
+            t0 = time.monotonic()
+            boot = Boot(cmd, env)
+            rc = boot.run()
+            if rc == REBOOT:
+                booted = True
+                print("device: -- reset (%.1f s) --" % (time.monotonic() - t0), flush=True)
+                continue
+            if rc == 0:
+                return 0
+            if rc == CHILD_NO_ANSWER:
+                where = args.serial or "%s:%d" % args.server
+                fail("no answer from the server at %s (stall timeout %g s)"
+                     % (where, args.stall))
+                return EXIT_NO_ANSWER
+            if rc in (CHILD_INTERRUPTED, -signal.SIGINT):
+                sys.stderr.write("\n")
+                return EXIT_INTERRUPTED
+            if not booted and not existed and os.path.exists(args.flash):
+                os.remove(args.flash)   # nothing was installed: leave no flash file behind
+            why = boot.reason()
+            if rc == CHILD_REFUSED and why:
+                return fail(why)
+            return fail(why or "the device process stopped with status %d" % rc)
+        return fail("the device reset %d times (--max-boots)" % args.max_boots)
+    except KeyboardInterrupt:
+        if boot is not None:
+            boot.stop(signal.SIGINT)
+        sys.stderr.write("\n")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        if boot is not None:
+            boot.stop(signal.SIGTERM)
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, old_term)

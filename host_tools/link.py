@@ -10,6 +10,7 @@ CRC-16 is computed by crcmod.
 import os
 import select
 import socket
+import stat
 import termios
 import time
 import tty
@@ -109,6 +110,27 @@ class Deframer:
             self._dropping = True
         else:
             self._cur.append(c)
+
+
+def check_tty(path):
+    """None if path is a tty this process can open for reading and writing; else the reason,
+    in a few words."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such serial device"
+    except OSError as e:
+        return e.strerror or str(e)
+    if not stat.S_ISCHR(st.st_mode):
+        return "not a serial device (a tty)"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as e:
+        return e.strerror or str(e)
+    try:
+        return None if os.isatty(fd) else "not a serial device (a tty)"
+    finally:
+        os.close(fd)
 
 
 def set_raw(fd):

@@ -13,63 +13,77 @@ import subprocess
 import sys
 import time
 
-from host_tools.cli import InputError, number
+from host_tools import argtypes as T
+from host_tools.cli import InputError
 
 PHASES = ("download", "verify", "activate", "confirm", "revert")
+EXIT_CODES = """
+
+Exit codes: 0 every check held; 1 a bad input, or a check failed (the first failure on
+stderr); 2 usage; 130 interrupted."""
+
+
+EXAMPLE = """examples:
+  otatool powercut --image v2.ota --from v1.ota --public pub.pem --phase download --tear
+  otatool powercut --image v2.ota --public pub.pem --alignment 1,4,8,16 --erased 0xff,0x00 \\
+      --random-cuts 5 --seeds 20 --json
+"""
 
 
 def register(sub):
     p = sub.add_parser("powercut", help="power-cut campaign on the emulated device",
-                       description=__doc__.split("\n\n")[1])
-    p.add_argument("--image", required=True, help="the update (signed image)")
+                       description=__doc__.split("\n\n", 1)[1] + EXIT_CODES, epilog=EXAMPLE,
+                       formatter_class=T.HelpFormatter)
+    p.add_argument("--image", required=True, metavar="IMG.ota",
+                   help="the update (a signed image)")
     p.add_argument("--public", required=True, action="append", metavar="P.pem",
-                   help="trusted public key (repeatable)")
+                   help="trusted public key; repeat for more (PEM with --micropython)")
     p.add_argument("--from", dest="factory", metavar="OLD.ota",
                    help="factory image the device runs first (default: the update itself)")
-    p.add_argument("--phase", default="all", choices=PHASES + ("all",))
-    p.add_argument("--tear", action="store_true", help="also tear every operation")
-    p.add_argument("--alignment", default="1", help="write sizes, e.g. 1,4,8,16")
-    p.add_argument("--erased", default="0xff", help="erased values, e.g. 0xff,0x00")
-    p.add_argument("--sector-size", type=number, default=4096)
-    p.add_argument("--random-cuts", type=number, default=0, metavar="K",
-                   help="up to K cuts in one update, at pseudo-random operations")
-    p.add_argument("--seeds", type=number, default=0, metavar="N", help="random runs")
+    p.add_argument("--phase", default="all", choices=PHASES + ("all",),
+                   help="the phase whose flash operations are cut")
+    p.add_argument("--tear", action="store_true",
+                   help="also tear every operation (power lost part-way through it)")
+    p.add_argument("--alignment", default="1", metavar="LIST",
+                   type=T.int_list((1, 2, 4, 8, 16), "alignment"),
+                   help="flash write units to run, from 1, 2, 4, 8, 16, e.g. 1,4,8,16")
+    p.add_argument("--erased", default="0xff", metavar="LIST",
+                   type=T.int_list((0xFF, 0x00), "erased value", hexa=True),
+                   help="erased byte values to run, e.g. 0xff,0x00")
+    p.add_argument("--sector-size", type=T.power_of_two(256, 65536, "sector size"),
+                   default=4096, metavar="BYTES",
+                   help="flash sector size, a power of two 256..65536 (CPython only)")
+    p.add_argument("--random-cuts", type=T.integer(0, 100, "cut count"), default=0,
+                   metavar="K", help="up to K cuts in one update, at pseudo-random "
+                                     "operations (needs --seeds)")
+    p.add_argument("--seeds", type=T.integer(0, 100000, "seed count"), default=0,
+                   metavar="N", help="random runs (with --random-cuts)")
     p.add_argument("--micropython", action="store_true",
                    help="run the campaign under the real MicroPython interpreter")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run_powercut)
-
-
-def _list(text, what, base=10):
-    try:
-        out = [int(x, base) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError("bad %s list %r" % (what, text))
-    if not out:
-        raise InputError("empty %s list" % what)
-    return out
+    p.set_defaults(func=run_powercut, usage_error=p.error)
 
 
 def run_powercut(args):
     from agent.keys import point
-    from host_tools import keys as hk
     from host_tools.progress import Progress
     from hal import powercut
 
-    aligns = _list(args.alignment, "alignment")
-    for a in aligns:
-        if a not in (1, 2, 4, 8, 16):
-            raise InputError("alignment %d: use 1, 2, 4, 8 or 16" % a)
-    erased = _list(args.erased, "erased value", 0)
-    for e in erased:
-        if e not in (0xFF, 0x00):
-            raise InputError("erased value 0x%X: use 0xff or 0x00" % e)
+    aligns, erased = args.alignment, args.erased
     if args.random_cuts and not args.seeds:
-        raise InputError("--random-cuts needs --seeds")
+        args.usage_error("--random-cuts needs --seeds")
+    if args.seeds and not args.random_cuts:
+        args.usage_error("--seeds needs --random-cuts")
+    if args.micropython and args.sector_size != 4096:
+        args.usage_error("--sector-size works only without --micropython")
     phases = PHASES if args.phase == "all" else (args.phase,)
-    update = _read(args.image)
-    factory = _read(args.factory) if args.factory else update
-    keys = [point(hk.public_point(hk.load_public(p))) for p in args.public]
+    update = T.read_image(args.image)
+    factory = T.read_image(args.factory) if args.factory else update
+    keys = [point(p) for p in T.public_points(args.public)]
+    if args.micropython:
+        for p in args.public:
+            if not T.read_input(p, "a public key", 64).startswith(b"-----BEGIN PUBLIC KEY"):
+                raise InputError("%s: --micropython takes PEM public keys" % p)
     t0 = time.monotonic()
     if args.micropython:
         res = _under_micropython(args, phases, aligns, erased)
@@ -92,11 +106,6 @@ def run_powercut(args):
         print("otatool: campaign failed: %s" % "; ".join(res["failures"][:1]), file=sys.stderr)
         return 1
     return 0
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def _under_micropython(args, phases, aligns, erased):

@@ -1,77 +1,107 @@
-"""otatool serve: run the update server (the Hub) on UDP or a serial line."""
-import calendar
-import sys
-import time
+"""otatool serve: run the update server (the Hub) on UDP or a serial line.
 
-from host_tools.cli import InputError, number
-from host_tools.server import Faults, Hub, Image, ZIGBEE_EPOCH
+A ZigBee OTA Upgrade cluster server: it offers each device the newest image that fits its
+manufacturer code, image type and hardware version, serves blocks, schedules activation,
+acknowledges alerts and logs every request. Fault options make the link lossy for tests.
+Exit codes: 0 done (or --exit-when met); 1 a bad input, or --timeout passed before
+--exit-when was met; 2 usage; 130 interrupted (Ctrl-C).
+"""
+import os
+import sys
+
+from host_tools import argtypes as T
+from host_tools.cli import InputError
+from host_tools.server import Faults, Hub, Image
+
+EXAMPLE = """examples:
+  otatool serve --image v2.ota --udp 127.0.0.1:4000
+  otatool serve --image v2.ota --udp 127.0.0.1:4000 --rate-bps 250000 --drop 0.2 \\
+      --activate command --exit-when confirmed --timeout 10m
+"""
 
 
 def register(sub):
     p = sub.add_parser("serve", help="update server playing the Communications Hub",
-                       description="ZigBee OTA Upgrade cluster server over UDP or serial.")
-    p.add_argument("--image", action="append", required=True, metavar="IMG.ota")
+                       description=__doc__.split("\n\n", 1)[1], epilog=EXAMPLE,
+                       formatter_class=T.HelpFormatter)
+    p.add_argument("--image", action="append", required=True, metavar="IMG.ota",
+                   help="a signed image to offer; repeat for more")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--udp", metavar="HOST:PORT")
-    where.add_argument("--serial", metavar="DEV")
-    p.add_argument("--block-size", type=number, help="largest block served (bytes)")
-    p.add_argument("--activate", default="now",
-                   help="now | at:ISO-8601 UTC | relative:SECONDS | command")
-    p.add_argument("--drop", type=float, default=0.0, help="probability a frame is lost")
-    p.add_argument("--dup", type=float, default=0.0, help="probability a frame is doubled")
-    p.add_argument("--corrupt", type=float, default=0.0, help="probability of a bit flip")
-    p.add_argument("--reorder", type=float, default=0.0, help="probability a frame is late")
-    p.add_argument("--delay", type=number, default=0, metavar="MS")
-    p.add_argument("--wait-for-data", type=number, default=0, metavar="N",
-                   help="answer the first N block requests with WAIT_FOR_DATA")
-    p.add_argument("--wait-seconds", type=number, default=2)
-    p.add_argument("--abort-at", type=number, metavar="OFFSET")
-    p.add_argument("--rate-bps", type=number, help="emulate the HAN bit rate, e.g. 250000")
+    where.add_argument("--udp", metavar="HOST:PORT", type=T.host_port(),
+                       help="listen on this UDP address (port 1..65535)")
+    where.add_argument("--serial", metavar="DEV", help="serve on this serial line (a tty)")
+    p.add_argument("--block-size", type=T.integer(1, 255, "block size"), metavar="BYTES",
+                   help="largest block served, 1..255 (default: what the device asks)")
+    p.add_argument("--activate", type=T.activation, default="now",
+                   metavar="now|at:TIME|relative:S|command",
+                   help="activation: at once, at a UTC time (at:2030-01-01T00:00:00Z), "
+                        "SECONDS after the download, or on an Activate Image command")
+    for name, what in (("drop", "a frame is lost"), ("dup", "a frame is sent twice"),
+                       ("corrupt", "a frame gets a bit flipped"),
+                       ("reorder", "a frame is held back behind the next")):
+        p.add_argument("--" + name, type=T.probability, default=0.0, metavar="P",
+                       help="probability that %s, 0..1" % what)
+    p.add_argument("--delay", type=T.integer(0, 60000, "delay"), default=0, metavar="MS",
+                   help="extra delay before each frame sent, 0..60000 ms")
+    p.add_argument("--wait-for-data", type=T.integer(0, 1000000, "count"), default=0,
+                   metavar="N", help="answer the first N block requests with WAIT_FOR_DATA")
+    p.add_argument("--wait-seconds", type=T.integer(1, 3600, "wait"), default=2,
+                   metavar="S", help="the delay WAIT_FOR_DATA asks for, 1..3600 s")
+    p.add_argument("--abort-at", type=T.integer(0, T.U32, "offset"), metavar="OFFSET",
+                   help="answer ABORT to the first block request at or past OFFSET")
+    p.add_argument("--rate-bps", type=T.integer(1000, 100000000, "bit rate"), metavar="BPS",
+                   help="emulate the HAN's bit rate, 1000..100000000, e.g. 250000 "
+                        "(default: as fast as the link goes)")
     p.add_argument("--plain", action="store_true",
                    help="behave as a plain ZCL OTA server: 50-byte blocks, no "
                         "manufacturer-specific commands")
-    p.add_argument("--seed", type=number)
-    p.add_argument("--json-log", metavar="FILE")
-    p.add_argument("--timeout", type=float, help="stop after this many seconds")
-    p.add_argument("--linger", type=float, default=2.0,
-                   help="seconds to keep serving after --exit-when is met")
+    p.add_argument("--seed", type=T.integer(0, 2 ** 64 - 1, "seed"), metavar="N",
+                   help="seed of the fault generator (default: a fresh one)")
+    p.add_argument("--json-log", metavar="FILE", help="append every event as JSON lines")
+    p.add_argument("--timeout", type=T.duration(0, 30 * 86400, what="timeout"),
+                   metavar="SECONDS", help="stop after this long (default: never)")
+    p.add_argument("--linger", type=T.duration(0, 3600, allow_zero=True, what="linger"),
+                   default=2.0, metavar="SECONDS",
+                   help="keep serving this long after --exit-when is met")
     p.add_argument("--exit-when", choices=("confirmed", "ended", "rejected"),
                    help="stop when a device confirms the update / ends a download / "
                         "rejects an image")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no log lines or bars on stderr")
     p.set_defaults(func=run_serve)
 
 
-def parse_activate(text):
-    if text in ("now", "command"):
-        return (text, 0)
-    kind, _, val = text.partition(":")
-    if kind == "relative":
-        try:
-            return ("relative", int(val))
-        except ValueError:
-            raise InputError("bad --activate %r" % text)
-    if kind == "at":
-        try:
-            t = time.strptime(val.rstrip("Z"), "%Y-%m-%dT%H:%M:%S")
-        except ValueError:
-            raise InputError("bad --activate time %r (use YYYY-MM-DDTHH:MM:SSZ)" % val)
-        return ("at", calendar.timegm(t) - ZIGBEE_EPOCH)
-    raise InputError("bad --activate %r" % text)
+def load_images(paths):
+    images = []
+    for p in paths:
+        T.read_image(p)
+        images.append(Image(p))
+    return images
+
+
+def check_log(path):
+    """The JSON log is appended to: it must be a file in a directory that exists."""
+    if os.path.isdir(path):
+        raise InputError("%s is a directory, not a log file" % path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InputError("%s: no such directory for the log file" % parent)
 
 
 def open_link(args):
-    from host_tools.link import UdpServerLink, SerialLink
+    from host_tools.link import UdpServerLink, SerialLink, check_tty
     if args.udp:
-        host, _, port = args.udp.rpartition(":")
+        host, port = args.udp
         try:
-            return UdpServerLink(host or "127.0.0.1", int(port))
-        except (ValueError, OSError) as e:
-            raise InputError("cannot listen on %s: %s" % (args.udp, e))
+            return UdpServerLink(host, port)
+        except OSError as e:
+            raise InputError("cannot listen on %s:%d: %s" % (host, port, e.strerror or e))
+    why = check_tty(args.serial)
+    if why:
+        raise InputError("%s: %s" % (args.serial, why))
     try:
         return SerialLink(args.serial)
     except OSError as e:
-        raise InputError("cannot open %s: %s" % (args.serial, e))
+        raise InputError("cannot open %s: %s" % (args.serial, e.strerror or e))
 
 
 def until_for(mode):
@@ -86,31 +116,37 @@ def until_for(mode):
 
 
 def run_serve(args):
-    from host_tools.progress import Progress
-    images = [Image(p) for p in args.image]
+    from host_tools import progress
+    images = load_images(args.image)
+    if args.json_log:
+        check_log(args.json_log)
     faults = Faults(args.drop, args.dup, args.corrupt, args.reorder, args.delay,
                     args.wait_for_data, args.wait_seconds, args.abort_at, args.seed)
     link = open_link(args)
-    log = open(args.json_log, "a") if args.json_log else None
+    try:
+        log = open(args.json_log, "a") if args.json_log else None
+    except OSError as e:
+        link.close()
+        raise InputError("%s: %s" % (args.json_log, e.strerror or e))
 
     def echo(rec):
-        if not args.quiet:
+        if not args.quiet and rec["event"] not in ("block", "page"):   # those: the bar
             extra = " ".join("%s=%s" % (k, v) for k, v in rec.items()
                              if k not in ("t", "device", "event") and v not in (None, ""))
-            print("[%8.3f] %s %s %s" % (rec["t"], rec["device"], rec["event"], extra),
-                  file=sys.stderr, flush=True)
-    hub = Hub(images, link, args.block_size, parse_activate(args.activate), faults,
-              args.rate_bps, log, args.plain,
-              progress=None if args.quiet else (lambda total, label: Progress(total, label)),
+            progress.write("[%8.3f] %s %s %s" % (rec["t"], rec["device"], rec["event"], extra),
+                           sys.stderr)
+    hub = Hub(images, link, args.block_size, args.activate, faults, args.rate_bps, log,
+              args.plain,
+              progress=None if args.quiet else (
+                  lambda total, label: progress.Progress(total, label)),
               echo=echo)
     if not args.quiet:
-        where = args.udp and "udp %s:%d" % link.address[:2] or args.serial
-        print("serving %d image(s) on %s" % (len(images), where), file=sys.stderr, flush=True)
+        where = "udp %s:%d" % link.address[:2] if args.udp else args.serial
+        progress.write("serving %d image(s) on %s" % (len(images), where), sys.stderr)
     try:
         ok = hub.serve(args.timeout, until_for(args.exit_when), args.linger)
-    except KeyboardInterrupt:
-        ok = True
     finally:
+        hub.close()
         link.close()
         if log:
             log.close()

@@ -16,7 +16,8 @@ import time
 from agent import fmt, zcl, zcl_server
 from agent.errors import OtaError, SIZE_MISMATCH
 
-ZIGBEE_EPOCH = 946684800
+from hal.clock import ZIGBEE_EPOCH
+
 # Bytes a frame costs on an APS-encrypted 802.15.4 HAN beyond the ZCL frame: PHY preamble,
 # SFD and length (6), MAC header and FCS (11), NWK header (8), APS header (8), APS
 # auxiliary security header and MIC (9); acknowledgements and back-off are not counted.
@@ -121,6 +122,13 @@ class Hub:
             self.logf.flush()
         if self.echo and event not in ("block",):
             self.echo(rec)
+
+    def close(self):
+        """Take down the progress bars (the server is stopping)."""
+        for dev in self.devices.values():
+            if dev.bar is not None:
+                dev.bar.close(False)
+                dev.bar = None
 
     # -- link with faults and airtime ------------------------------------------
 
@@ -272,10 +280,12 @@ class Hub:
             if self.logf:
                 self.log(dev, "block", offset=fr.offset, size=len(data))
             dev.served += len(data)
-            if fr.offset + len(data) > dev.top:
-                dev.top = fr.offset + len(data)
             if dev.bar is None and self.progress is not None:
                 dev.bar = self.progress(img.size, _label(dev.addr))
+            if dev.bar is not None and fr.offset > dev.top:
+                dev.bar.skip(fr.offset)   # resumed from a checkpoint: not served now
+            if fr.offset + len(data) > dev.top:
+                dev.top = fr.offset + len(data)
             if dev.bar is not None:
                 dev.bar.update(dev.top)
         self._send(memoryview(b)[:n], dev.addr)

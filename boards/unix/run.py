@@ -1,18 +1,30 @@
 # The emulated device's firmware main on the unix port: the agent over a flash file, an
 # emulated bootloader, and the OTA client on UDP or a serial line. A reset is this process
 # ending with exit code REBOOT; `otatool device` starts it again over the same flash file,
-# as a device's reset would.
+# as a device's reset would. `otatool device` checks every option and file before it starts
+# this process; run by hand, the options are:
 #
-#   micropython -m boards.unix.run --flash F --key P.pem [--key ...] [--factory IMG]
+#   micropython -m boards.unix.run --flash F (--key P.pem | --point HEX) [...] [--factory IMG]
 #       (--server HOST:PORT | --serial DEV) [--hw N] [--block N] [--once] [--unhealthy]
 #       [--slot-size BYTES] [--sector BYTES] [--stall S]  (slot-size: largest payload)
+#
+# Output: log lines "device: ..." and, during a download, "progress OFFSET SIZE" lines on
+# stdout (about two a second); a refusal is one line "E<code> <text>: <detail>" on stderr.
+# Exit codes: 0 done (--once); 1 refused, or with --once aborted (the line on stderr);
+# 3 reset; 4 no answer from the server (with --once: a session stalled; without: a session
+# stalled and the server never answered since this boot); 130 interrupted.
 import sys
 
 REBOOT = 3
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_NO_ANSWER = 4
+EXIT_INTERRUPTED = 130
+PROGRESS_MS = 500   # between progress lines
 
 
 def _opts(argv):
-    o = {"key": [], "hw": None, "block": 48, "once": False, "unhealthy": False,
+    o = {"key": [], "point": [], "hw": None, "block": 48, "once": False, "unhealthy": False,
          "slot-size": 512 * 1024, "sector": 4096, "stall": 60, "factory": None,
          "server": None, "serial": None, "flash": None, "poll": 1000}
     i = 0
@@ -23,15 +35,21 @@ def _opts(argv):
             i += 1
             continue
         if k not in o or i + 1 >= len(argv):
-            raise SystemExit("usage: unknown or incomplete option %s" % argv[i])
+            raise ValueError("unknown or incomplete option %s" % argv[i])
         v = argv[i + 1]
-        if k == "key":
+        if k in ("key", "point"):
             o[k].append(v)
-        elif k in ("hw", "block", "slot-size", "sector", "stall", "poll"):
+        elif k in ("hw", "block", "slot-size", "sector", "poll"):
             o[k] = int(v, 0)
+        elif k == "stall":
+            o[k] = float(v)
         else:
             o[k] = v
         i += 2
+    if not o["flash"] or not (o["server"] or o["serial"]) or not (o["key"] or o["point"]):
+        raise ValueError("--flash, --key or --point, and --server or --serial are required")
+    if not 0 < o["block"] < 256 or o["stall"] <= 0:
+        raise ValueError("--block must be 1..255 and --stall positive")
     return o
 
 
@@ -44,6 +62,10 @@ def say(text):
     print("device: " + text)
 
 
+def refuse(text):
+    sys.stderr.write(text + "\n")
+
+
 def board_for(o):
     from boards.unix.board import make_board
     from boards.unix.layout import layout
@@ -54,47 +76,109 @@ def identity(board, o):
     """Manufacturer, image type and hardware version: from the running firmware, or the
     factory image on a blank device."""
     from agent import verify, fmt
+    from agent.errors import OtaError, SLOT_EMPTY
     try:
         info = verify.read_meta(board.slots[board.boot.running()])
         h = info.header
-    except Exception:
+    except OtaError:
         if not o["factory"]:
-            raise SystemExit("device: blank flash and no --factory image")
+            raise OtaError(SLOT_EMPTY, "the flash %s is blank: give --factory IMG.ota to "
+                                       "provision it" % o["flash"])
         with open(o["factory"], "rb") as f:
             h = fmt.parse_header(f.read(fmt.HDR_MAX))
     return h.manufacturer, h.image_type, o["hw"] if o["hw"] is not None else h.hw_min
 
 
-def main(argv):
+def retries_for(stall_s):
+    """Retries of one request (1 s, then doubling up to 8 s) that fit in the stall time, so
+    a server that never answers is given up after about stall_s seconds."""
+    n, wait, total = 0, 1, 1
+    while n < 8 and total < stall_s:
+        wait = wait * 2 if wait < 4 else 8
+        total += wait
+        n += 1
+    return n
+
+
+class Watched:
+    """The link, noting whether the server ever answered, and printing the download's
+    progress ("progress OFFSET SIZE") at most every PROGRESS_MS while it moves."""
+
+    def __init__(self, link, dev, clock):
+        self.link = link
+        self.dev = dev
+        self.clock = clock
+        self.client = None
+        self.heard = False
+        self._t = clock.ticks_ms()
+        self._pos = -1
+
+    def send(self, data):
+        self.link.send(data)
+
+    def recv(self, buf, timeout_ms):
+        n = self.link.recv(buf, timeout_ms)
+        if n:
+            self.heard = True
+            now = self.clock.ticks_ms()
+            if self.clock.ticks_diff(now, self._t) >= PROGRESS_MS:
+                self._t = now
+                self._progress()
+        return n
+
+    def _progress(self):
+        p = self.dev.parser
+        cl = self.client
+        if p is None or cl is None or cl.offer is None:
+            return
+        pos, size = p.pos, cl.offer[3]
+        if pos != self._pos and pos < size:
+            self._pos = pos
+            print("progress %d %d" % (pos, size))
+
+
+def open_link(o):
+    if o["serial"]:
+        from hal.serial import SerialTransport, open_tty
+        return SerialTransport(open_tty(o["serial"]))
+    from hal.udp import UdpTransport
+    host, port = o["server"].rsplit(":", 1)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return UdpTransport(host, int(port))
+
+
+def keys(o):
+    from agent.keys import from_pem
+    from binascii import unhexlify
+    return [from_pem(_read(k)) for k in o["key"]] + [unhexlify(p) for p in o["point"]]
+
+
+def run(o):
     from agent.core import Config, Device
-    from agent.keys import Trust, from_pem
+    from agent.keys import Trust
     from agent import client as C
     from agent import state as S
-    o = _opts(argv)
+    from agent.errors import OtaError, SERVER_ABORT
     board = board_for(o)
-    run = board.power_on()
+    run_slot = board.power_on()
     man, itype, hw = identity(board, o)
     healthy = not o["unhealthy"]
-    cfg = Config(Trust([from_pem(_read(k)) for k in o["key"]]), man, itype, hw,
-                 trials=board.trials, health=lambda: healthy)
+    cfg = Config(Trust(keys(o)), man, itype, hw, trials=board.trials, health=lambda: healthy)
     dev = Device(board, cfg)
     dev.start()
     st = dev.st
     if st.run_version == 0 and o["factory"]:
         img = _read(o["factory"])
-        try:
-            dev.provision(lambda off, n: img[off:off + n], len(img))
-        except Exception as e:
-            say("factory image refused: %s" % e)
-            return 1
-        say("provisioned version 0x%08X into slot %d" % (dev.st.run_version, run))
+        dev.provision(lambda off, n: img[off:off + n], len(img))
+        say("provisioned version 0x%08X into slot %d" % (dev.st.run_version, run_slot))
         return REBOOT
     try:
         ver = dev.check_running(False).manifest.version
     except Exception:
         ver = 0
     say("boot slot %d, version 0x%08X, seq %d, %s" % (
-        run, ver, st.seq,
+        run_slot, ver, st.seq,
         ("trial boot, %d left" % board.boot.trials_left()) if dev.trial else "confirmed"))
     if dev.trial:
         ok = dev.run_health()
@@ -102,14 +186,10 @@ def main(argv):
                                       "confirmed" if ok else "reverting"))
     if dev.reset_needed:
         return REBOOT
-    if o["serial"]:
-        from hal.serial import SerialTransport, open_tty
-        link = SerialTransport(open_tty(o["serial"]))
-    else:
-        from hal.udp import UdpTransport
-        host, port = o["server"].rsplit(":", 1)
-        link = UdpTransport(host, int(port))
-    cl = C.Client(dev, link, board.clock, o["block"], stall_s=o["stall"], log=say)
+    link = Watched(open_link(o), dev, board.clock)
+    cl = C.Client(dev, link, board.clock, o["block"], retries=retries_for(o["stall"]),
+                  stall_s=o["stall"], log=say)
+    link.client = cl
     if dev.trial is False and dev.unacked():
         cl.resend_alerts()
     while True:
@@ -118,14 +198,37 @@ def main(argv):
         if dev.reset_needed:
             say("reset to activate")
             return REBOOT
+        if r == C.STALLED and (o["once"] or not link.heard):
+            return EXIT_NO_ANSWER
+        if o["once"] and r == C.ABORTED:
+            refuse(str(OtaError(SERVER_ABORT, "the session ended at offset %d; the checkpoint"
+                                " is kept" % (dev.parser.pos if dev.parser else 0))))
+            return EXIT_REFUSED
         if o["once"] and r != C.HELD:
-            return 0 if r in (C.NO_UPDATE, C.REJECTED) else 2
+            return EXIT_OK
         if r == C.HELD and dev.st.act_time == S.WAIT_COMMAND:
             say("image held, waiting for an activation command")
         for _ in range(30 if r == C.HELD else 5):
             if cl.idle(o["poll"]):
                 say("reset to activate")
                 return REBOOT
+            if cl.notified:  # an Image Notify: query now, not at the next poll
+                break
+
+
+def main(argv):
+    from agent.errors import OtaError
+    try:
+        return run(_opts(argv))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except OtaError as e:
+        refuse(str(e))
+    except MemoryError:
+        refuse("out of memory: the heap is too small for this device (otatool device --heap)")
+    except (OSError, ValueError) as e:
+        refuse("%s: %s" % (e.__class__.__name__, e))
+    return EXIT_REFUSED
 
 
 if __name__ == "__main__":
