@@ -10,7 +10,8 @@ import crcmod.predefined
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed, decode_dss_signature, encode_dss_signature)
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agent import fmt
@@ -364,3 +365,41 @@ def test_pycose_verifies_manifest(key, supplier, supplied):
     msg.external_aad = hdr
     msg.key = EC2Key(crv="P_256", x=other.x.to_bytes(32, "big"), y=other.y.to_bytes(32, "big"))
     assert not msg.verify_signature()
+
+
+def test_every_image_signature_is_low_s(key, supplier):
+    """Over many images, the manifest signature and the supplier's are low-s (s <= n/2), so
+    no (r, n - s) twin with another Manufacturer Image hash comes from the signer; plain
+    ECDSA from cryptography would give high s in about half of them."""
+    order = keys.N
+    high_plain = 0
+    for i in range(300):
+        b = sign.build(b"fw %d" % i, key, supplier_key=supplier, sector_size=256, **PARAMS)
+        sig = cbor2.loads(b.cose).value[3]
+        r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+        assert s <= order // 2
+        tbs = sign.sig_structure(b.protected, b.header, b.manifest_cbor)
+        assert keys.verify(key.public_key(), sig, tbs)
+        twin = sig[:32] + (order - s).to_bytes(32, "big")
+        assert keys.verify(key.public_key(), twin, tbs)        # the twin would verify too
+        assert int.from_bytes(b.trailer[-32:], "big") <= order // 2
+        _, s_plain = decode_dss_signature(key.sign(tbs, ec.ECDSA(hashes.SHA256())))
+        high_plain += s_plain > order // 2
+    assert 90 < high_plain < 210
+
+
+def test_signature_in_is_normalised_and_checked(key):
+    fw = firmware(3000)
+    prep = sign.prepare(fw, key.public_key(), **PARAMS)
+    r, s = decode_dss_signature(key.sign(prep.digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
+    high = s if s > keys.HALF_N else keys.N - s
+    raw_high = r.to_bytes(32, "big") + high.to_bytes(32, "big")
+    img = sign.finish(prep, raw_high).tobytes()
+    assert prep.normalised
+    check_image(img, fw, key.public_key())
+    assert cbor2.loads(prep.cose).value[3][32:] == (keys.N - high).to_bytes(32, "big")
+    again = sign.prepare(fw, key.public_key(), **PARAMS)
+    assert sign.finish(again, der(raw_high)).tobytes() == img
+    other = keys.generate()
+    with pytest.raises(InputError, match="does not verify"):
+        sign.finish(sign.prepare(fw, key.public_key(), **PARAMS), keys.sign(other, prep.tbs))
