@@ -288,8 +288,9 @@ FORMATS = ("all", "pem", "der", "raw", "c", "micropython", "kid")
 def register(sub):
     p = sub.add_parser("keygen", help="make an ECDSA P-256 signing key pair",
                        formatter_class=argtypes.HelpFormatter, epilog=KEYGEN_EXAMPLE,
-                       description="Make an ECDSA P-256 key pair and print its key id. All "
-                                   "the files are written, or none.")
+                       description="Make an ECDSA P-256 key pair and print its key id (and "
+                                   "the files written). All the files\nare written, or none; "
+                                   "an existing one is refused without --force.")
     p.add_argument("--private", required=True, metavar="K.pem",
                    help="private key out: PKCS#8 PEM, mode 0600 (required)")
     p.add_argument("--public", required=True, metavar="P.pem",
@@ -309,7 +310,7 @@ def register(sub):
     p = sub.add_parser("getpub", help="print the public key of a key in several forms",
                        formatter_class=argtypes.HelpFormatter, epilog=GETPUB_EXAMPLE,
                        description="The public key of a private key (or of a public key or "
-                                   "X.509 certificate) as PEM, DER, the raw 65-byte point, a C "
+                                   "X.509 certificate) as PEM, DER,\nthe raw 65-byte point, a C "
                                    "array and a MicroPython bytes literal, and its key id.")
     p.add_argument("--key", required=True, metavar="K.pem",
                    help="private key (PEM or DER, encrypted or not), public key, raw point or "

@@ -407,9 +407,10 @@ def register(sub):
     p = sub.add_parser("sign", help="sign a firmware payload into an OTA image",
                        formatter_class=argtypes.HelpFormatter, epilog=SIGN_EXAMPLE,
                        description="Sign a firmware payload into a ZigBee OTA image file "
-                                   "(format v1). Numbers are decimal or 0x-hex. The outputs "
+                                   "(format v1). Numbers are decimal or 0x-hex.\nThe outputs "
                                    "are written whole or not at all; an existing one is "
-                                   "refused without --force.")
+                                   "refused without --force.\nEvery signature written is "
+                                   "low-s (s <= n/2), so an image has one identity.")
     profile.add_option(p)
     p.add_argument("--key", metavar="K.pem",
                    help="signing key: P-256 private key, PEM or DER, encrypted or not "
