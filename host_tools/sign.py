@@ -505,8 +505,9 @@ def run_sign(args):
     size = firmware_size(args.infile, args.sector_size, args.supplier_key is not None)
     key = keys.load_private(args.key, args.password_env) if args.key else None
     public = key.public_key() if key is not None else keys.load_public(args.public)
+    # with --digest-out only the trailer's presence counts (its size is in the header)
     supplier = keys.load_private(args.supplier_key, args.supplier_password_env) \
-        if args.supplier_key else None
+        if args.supplier_key and args.digest_out is None else None
     external = None
     if args.signature_in is not None:
         with open(args.signature_in, "rb") as f:
@@ -514,7 +515,7 @@ def run_sign(args):
         keys.split_signature(external, args.signature_in)
     fw = _read_firmware(args.infile, size)
     with Progress(size, "sign") as bar:
-        img = prepare(fw, public, supplier=supplier is not None, progress=bar.update,
+        img = prepare(fw, public, supplier=args.supplier_key is not None, progress=bar.update,
                       raw_if_larger=True, **params)
         if args.digest_out is None:
             finish(img, external if external is not None else keys.sign(key, img.tbs),

@@ -208,6 +208,32 @@ def test_hsm_flow_with_openssl_and_a_certificate(kit, tmp_path):
     check_image(image(out), (d / "fw.bin").read_bytes(), key.public_key(), **PARAMS)
 
 
+def test_hsm_flow_with_a_supplier_trailer(kit, tmp_path):
+    """The first run needs only the supplier key's name (the header counts the trailer), not
+    its password; the second signs the trailer."""
+    d, key = kit
+    supplier = keys.generate()
+    (tmp_path / "s.pem").write_bytes(keys.private_pem(supplier, b"sup"))
+    dg = tmp_path / "d.bin"
+    r = subprocess.run(OTATOOL + ["sign", "--in", str(d / "fw.bin"), "--public", str(d / "p.pem"),
+                                  "--digest-out", str(dg), "--supplier-key",
+                                  str(tmp_path / "s.pem")] + SIGN_ARGS,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r_, s_ = hsm_sign(key, dg.read_bytes())
+    (tmp_path / "m.sig").write_bytes(encode_dss_signature(r_, s_))
+    out = tmp_path / "img.ota"
+    ok(sign(d, "--public", d / "p.pem", "--signature-in", tmp_path / "m.sig", "--out", out,
+            "--supplier-key", tmp_path / "s.pem", "--supplier-password-env", "SUP",
+            key=None, env={"SUP": "sup"}))
+    img = image(out)
+    check_image(img, (d / "fw.bin").read_bytes(), key.public_key(), **PARAMS)
+    assert keys.verify(supplier.public_key(), img[-64:], img[60:-66])
+    # without the supplier key in the first run the header differs: the signature does not fit
+    rejected(sign(d, "--public", d / "p.pem", "--signature-in", tmp_path / "m.sig", "--out",
+                  tmp_path / "x.ota", key=None), "does not verify")
+
+
 def test_hsm_signature_that_does_not_match_is_refused(kit, tmp_path):
     d, key = kit
     dg = tmp_path / "d.bin"
