@@ -163,8 +163,20 @@ def deploy(board, port, public=(), dry_run=False, out=None, outdir=None):
             t.close()
 
 
+def check_port(port):
+    """A port named by a path must be a serial device (checked before the build)."""
+    from host_tools.link import check_tty
+    path = port_path(port)
+    if path.startswith("/"):
+        why = check_tty(path)
+        if why:
+            raise InputError("cannot open %s: %s" % (path, why))
+
+
 def run(args):
     try:
+        key_bytes(args.public or ())
+        check_port(args.port)
         deploy(args.board, args.port, args.public or (), args.dry_run)
     except InputError as e:
         return fail(str(e))
