@@ -28,7 +28,7 @@ ALERT_NAMES = {fmt.ALERT_VERIFY_OK: "verification successful",
                fmt.ALERT_FUTURE_ACTIONED: "future-dated activation actioned",
                fmt.ALERT_FUTURE_NOT_ACTIONED: "future-dated activation not actioned"}
 ZIGBEE_EPOCH = 946684800
-BOARDS = ("unix", "rp2", "esp32")
+BOARDS = ("auto", "unix", "rp2", "esp32")
 ESP_TABLE = 0x8000          # ESP-IDF partition table offset and entry format
 ESP_ENTRY = "<HBBII16sI"    # magic 0x50AA, type, subtype, offset, size, label, flags
 ESP_ENTRY_SIZE = 32
@@ -38,7 +38,7 @@ EXAMPLES = """examples:
   otatool state dev.flash
   otatool state --json dev.flash | jq .journal.phase
   otatool state --board rp2 pico-storage.bin       # a dump of rp2.Flash()
-  otatool state --board esp32 esp32-flash.bin      # a whole-flash dump (esptool read_flash)
+  otatool state esp32-flash.bin      # a whole-flash dump (esptool read_flash): its table says
 
 A live device: read its flash first (esptool read_flash, or mpremote with the board's block
 device); the update link carries no state query."""
@@ -230,10 +230,27 @@ def _journal_state(area):
     return res
 
 
-def read_state(path, board="unix", slot_size=None):
+def detect(data):
+    """The board whose layout the flash bytes have, where they say it: an ESP-IDF partition
+    table with the agent's partitions, or the size of the unix board's flash file."""
+    from boards.esp32 import layout as E
+    from boards.unix import layout as U
+    parts = esp_partitions(data)
+    if parts and all(n in parts for n in E.SLOT_LABELS + (E.JOURNAL_LABEL,)):
+        return "esp32"
+    if len(data) == U.layout().size:
+        return "unix"
+    raise InputError("cannot tell the board from the file (%d bytes, no ESP-IDF partition "
+                     "table with %s): give --board" % (len(data), ", ".join(
+                         E.SLOT_LABELS + (E.JOURNAL_LABEL,))))
+
+
+def read_state(path, board="auto", slot_size=None):
     """The state of the flash file at path as a JSON-ready dict."""
     with open(path, "rb") as f:
         data = f.read()
+    if board == "auto":
+        board = detect(data)
     if board == "esp32":
         from boards.esp32 import layout as L
         flash = FileFlash(data, L.SECTOR, L.WRITE_SIZE, L.ERASED)
@@ -310,8 +327,10 @@ def register(sub):
                                    "acknowledged, read from a flash file (nothing is\nwritten).",
                        epilog=EXAMPLES)
     p.add_argument("flash", metavar="FLASH", help="the flash file or flash dump")
-    p.add_argument("--board", choices=BOARDS, default="unix",
-                   help="whose layout the file has")
+    p.add_argument("--board", choices=BOARDS, default="auto",
+                   help="whose layout the file has; auto: esp32 when the file holds an "
+                        "ESP-IDF partition table with the agent's partitions, unix when its "
+                        "size is the unix flash file's (an rp2 dump needs --board rp2)")
     p.add_argument("--slot-size", type=argtypes.integer(2 * 4096, 1 << 30, "slot size"),
                    metavar="N", help="rp2: bytes of each slot (default: boards/rp2/layout.py's)")
     p.add_argument("--json", action="store_true", help="print JSON (on failure: "

@@ -60,6 +60,7 @@ def test_unix_flash_json(held):
     r = otatool("state", "--json", held)
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
+    assert st["board"] == "unix"
     v1 = ins.inspect_bytes(read_data("core_v1.ota"))
     v2 = ins.inspect_bytes(read_data("core_v2.ota"))
     s0, s1 = st["slots"]
@@ -102,7 +103,8 @@ def test_unix_flash_text_and_damage(held, tmp_path):
 def test_not_a_flash_file(tmp_path):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(os.urandom(1000))
-    one_line_failure(otatool("state", junk), "not a unix board flash file")
+    one_line_failure(otatool("state", junk), "cannot tell the board from the file")
+    one_line_failure(otatool("state", "--board", "unix", junk), "not a unix board flash file")
     r = otatool("state", "--json", junk)
     assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
     one_line_failure(otatool("state", tmp_path / "missing.flash"), "missing.flash")
@@ -140,9 +142,11 @@ def test_esp32_dump_with_partition_table(tmp_path):
         off += stt.ESP_ENTRY_SIZE
     dump = tmp_path / "esp32.bin"
     dump.write_bytes(bytes(data))
-    res = otatool("state", "--json", "--board", "esp32", dump)
+    res = otatool("state", "--json", dump)        # the partition table says esp32
     assert res.returncode == 0, res.stderr
     st = json.loads(res.stdout)
+    assert st["board"] == "esp32"
+    assert json.loads(otatool("state", "--json", "--board", "esp32", dump).stdout) == st
     want = ins.inspect_bytes(read_data(r.images[0]))["manifest"]
     s0 = st["slots"][0]
     assert (s0["state"], s0["version"], s0["seq"]) == ("image", want["version"], want["seq"])
