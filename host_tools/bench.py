@@ -592,7 +592,7 @@ def markdown(rows):
 def register(sub):
     from host_tools.argtypes import HelpFormatter
     p = sub.add_parser("bench", help="measure the performance figures",
-                       description=__doc__.split("\n\n")[0] + " Exit codes: 0 done; 1 a "
+                       description=__doc__.split("\n\n")[0] + "\n\nExit codes: 0 done; 1 a "
                        "bad input or a run that did not complete; 2 usage; 130 interrupted.",
                        epilog="examples:\n  otatool bench --only p256 --only size --markdown"
                               "\n  otatool bench --out /tmp/results.json\n",

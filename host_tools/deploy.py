@@ -192,11 +192,11 @@ EXAMPLE = """examples:
 def register(sub):
     from host_tools.argtypes import HelpFormatter
     p = sub.add_parser("deploy", help="copy the agent onto a board over its serial REPL",
-                       description="Build the board's .mpy files and copy what differs onto "
-                                   "the board with mpremote, with the trusted public keys; "
-                                   "then import the agent on the board. Exit codes: 0 done; "
-                                   "1 a bad input or the board refused; 2 usage; "
-                                   "130 interrupted.",
+                       description="Builds the board's .mpy files and copies what differs "
+                                   "onto the board with mpremote,\nwith the trusted public keys;"
+                                   " then imports the agent on the board.\n\nExit codes: 0 done;"
+                                   " 1 a bad input or the board refused; 2 usage; 130 "
+                                   "interrupted.",
                        epilog=EXAMPLE, formatter_class=HelpFormatter)
     p.add_argument("--board", required=True, choices=sorted(mpy.BOARDS),
                    help="the board's adapter")

@@ -43,12 +43,10 @@ def gone(lab, name):
     return not os.path.exists(lab.path(name))
 
 
-def test_help_has_every_option_a_default_and_an_example():
+def test_help_shows_defaults_and_exit_codes():
     r = run("device", "--help")
     assert r.returncode == 0
-    h = help_entries(r.stdout)
-    for spec, text in h.items():
-        assert text, "option without help: %s" % spec
+    h = help_entries(r.stdout)     # (every option has help: test_host_cli_options)
     assert "(default: 4m)" in h["--heap SIZE"] and "(default: 48)" in h["--block BYTES"]
     assert "(default: 60)" in h["--stall SECONDS"]
     assert "no answer from the server" in r.stdout and "otatool device --flash" in r.stdout

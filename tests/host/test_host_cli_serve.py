@@ -33,12 +33,10 @@ def serve(lab, *args, udp=None, timeout=30):
                timeout=timeout)
 
 
-def test_help_has_every_option_a_default_and_an_example():
+def test_help_shows_defaults_and_exit_codes():
     r = run("serve", "--help")
     assert r.returncode == 0
-    h = help_entries(r.stdout)
-    for spec, text in h.items():
-        assert text, "option without help: %s" % spec
+    h = help_entries(r.stdout)     # (every option has help: test_host_cli_options)
     assert "(default: 0.0)" in h["--drop P"] and "(default: 2.0)" in h["--linger SECONDS"]
     assert "(default: now)" in h["--activate now|at:TIME|relative:S|command"]
     assert "otatool serve --image" in r.stdout and "130 interrupted" in r.stdout
