@@ -86,6 +86,11 @@ def test_unix_flash_text_and_damage(held, tmp_path):
     v2 = ins.inspect_bytes(read_data("core_v2.ota"))
     assert "phase held" in r.stdout and v2["manufacturer_image_sha256"] in r.stdout
     assert "0x8F72 verification successful" in r.stdout
+    assert "journal record" not in r.stdout
+    v = otatool("-v", "state", held)
+    assert v.returncode == 0 and "journal record" in v.stdout and "payload sha256" in v.stdout
+    q = otatool("-q", "state", held)
+    assert q.returncode == 0 and q.stdout == "" and q.stderr == ""
     # one payload byte of slot 0 changed: the boot-time CRC check fails, reported as such
     from boards.unix import layout as L
     lay = L.layout()

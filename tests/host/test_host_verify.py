@@ -221,3 +221,28 @@ def test_device_command_line(interpreter, index):
     assert r.returncode == 1 and r.stdout.startswith("E43 ")
     assert device_cli(interpreter, data("img_raw.ota")).returncode == 2
     assert device_cli(interpreter, data("img_raw.ota"), hexkey, "-x", "1").returncode == 2
+
+
+@pytest.mark.parametrize("interpreter", ["micropython", "python"])
+def test_device_command_line_layout(interpreter, index):
+    """-l SECTOR,SLOT,META: the device's own flash; a payload larger than its slot is E44,
+    a malformed layout a usage error, a device of another manufacturer (-m) E40."""
+    big = data("img_big.ota")          # 256 KiB payload
+    r = device_cli(interpreter, big, data("dev_pub.pem"), "-l", "4096,139264,8192")
+    assert r.returncode == 1 and r.stdout.startswith("E44 image larger than the slot"), r.stdout
+    r = device_cli(interpreter, big, data("dev_pub.pem"), "-l", "4096,532480,16384")
+    assert r.returncode == 0 and r.stdout.startswith("OK "), r.stdout + r.stderr
+    assert device_cli(interpreter, big, data("dev_pub.pem"), "-l", "4096,x").returncode == 2
+    r = device_cli(interpreter, big, data("dev_pub.pem"), "-l", "4096,532480,16384",
+                   "-m", "1", "-t", "1")
+    assert r.returncode == 1 and r.stdout.startswith("E40 "), r.stdout
+
+
+def test_as_device_agrees_on_the_profile_device(index):
+    """In-process and --as-device give the same answer for the same device layout."""
+    big = data("img_big.ota")
+    for slot, want in (("139264", 1), ("532480", 0)):
+        a = run(big, "--public", data("dev_pub.pem"), "--slot-size", slot)
+        b = run(big, "--public", data("dev_pub.pem"), "--slot-size", slot, "--as-device")
+        assert a.returncode == b.returncode == want, (a.stderr, b.stderr)
+        assert a.stdout == b.stdout and a.stderr == b.stderr
