@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed, decode_dss_signature, encode_dss_signature)
 
 from agent import fmt
-from host_tools import argtypes
+from host_tools import argtypes, pkcs8
 from host_tools.atomic import Outputs
 from host_tools.report import Rejected, add_output_options, emit, json_command
 
@@ -229,11 +229,11 @@ def verify(public_key, signature, data=None, digest=None):
 
 def private_pem(key, password=None):
     """PKCS#8 PEM of a private key; encrypted when a password is given (PBES2: PBKDF2-HMAC-
-    SHA256 and AES-256-CBC, as cryptography's best available encryption makes it)."""
-    enc = serialization.NoEncryption() if password is None \
-        else serialization.BestAvailableEncryption(password)
+    SHA256 with pkcs8.ITERATIONS iterations, AES-256-CBC)."""
+    if password is not None:
+        return pkcs8.encrypted_pem(key, password)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             enc)
+                             serialization.NoEncryption())
 
 
 def public_pem(key):
@@ -299,8 +299,8 @@ def register(sub):
                    help="also write the raw 65-byte public point, as a device trust store "
                         "holds it (default: not written)")
     p.add_argument("--encrypt", action="store_true",
-                   help="encrypt the private key with a password (PBES2, AES-256-CBC), asked "
-                        "twice on the terminal (default: off)")
+                   help="encrypt the private key with a password (PBES2: PBKDF2-HMAC-SHA256, "
+                        "AES-256-CBC), asked twice on the terminal (default: off)")
     p.add_argument("--password-env", metavar="VAR",
                    help="encrypt the private key with the password in environment variable "
                         "VAR (implies --encrypt; default: none)")

@@ -353,3 +353,46 @@ def test_parse_signature_forms_and_normalisation():
         with pytest.raises(Rejected) as e:
             keys.parse_signature(bad, "sig.bin")
         assert e.value.code == "bad-signature" and "sig.bin" in str(e.value)
+
+
+# -- encrypted key format -------------------------------------------------------------------
+
+def test_pkcs8_der_pieces():
+    from host_tools import pkcs8
+    assert pkcs8._oid(pkcs8.OID_PBES2) == bytes.fromhex("06092a864886f70d01050d")
+    assert pkcs8._oid(pkcs8.OID_AES256_CBC) == bytes.fromhex("060960864801650304012a")
+    assert pkcs8._integer(600000) == bytes.fromhex("02030927c0")
+    assert pkcs8._integer(128) == bytes.fromhex("02020080")        # no sign bit set
+    assert pkcs8._octets(bytes(200))[:3] == bytes.fromhex("0481c8")   # long form length
+    assert pkcs8._octets(bytes(300))[:4] == bytes.fromhex("0482012c")
+
+
+def test_encrypted_key_is_strong_and_standard(tmp_path):
+    from host_tools import pkcs8
+    k = keys.generate()
+    pem = keys.private_pem(k, b"pw")
+    der = serialization.load_pem_private_key(pem, b"pw").private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    assert der == k.private_bytes(serialization.Encoding.DER,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    with pytest.raises(ValueError):
+        serialization.load_pem_private_key(pem, b"pW")
+    (tmp_path / "k.pem").write_bytes(pem)
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    parsed = subprocess.run(["openssl", "asn1parse", "-in", str(tmp_path / "k.pem")],
+                            capture_output=True, text=True, check=True, timeout=60).stdout
+    assert ":PBES2" in parsed and ":PBKDF2" in parsed and ":hmacWithSHA256" in parsed
+    assert ":aes-256-cbc" in parsed
+    ints = [int(ln.rsplit(":", 1)[1], 16) for ln in parsed.splitlines() if "prim: INTEGER" in ln]
+    assert ints == [pkcs8.ITERATIONS]
+    r = subprocess.run(["openssl", "pkey", "-in", str(tmp_path / "k.pem"), "-passin",
+                        "env:PW", "-pubout", "-outform", "DER"], capture_output=True,
+                       env=dict(os.environ, PW="pw"), timeout=60)
+    assert r.returncode == 0 and r.stdout == keys.public_der(k)
+    r = subprocess.run(["openssl", "pkey", "-in", str(tmp_path / "k.pem"), "-passin",
+                        "env:PW", "-noout"], capture_output=True,
+                       env=dict(os.environ, PW="wrong"), timeout=60)
+    assert r.returncode != 0
