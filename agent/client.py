@@ -7,6 +7,8 @@
 # activation as the Upgrade End Response says: now, at a time, or on an Activate Image
 # command naming the image's hash. Alerts travel as manufacturer-specific commands and stay
 # queued (in the journal) until the server acknowledges them.
+# What a server's activation commands, times and waits may do is agent.activation's; no
+# exception leaves session() or idle().
 try:
     from micropython import const
 except ImportError:
@@ -16,6 +18,7 @@ except ImportError:
 from agent import zcl
 from agent import fmt
 from agent import state as S
+from agent import activation as A
 from agent.errors import OtaError, TIMEOUT
 
 NO_UPDATE = const(0)   # the server has nothing for us
@@ -24,7 +27,9 @@ ACTIVATE = const(2)    # activation done: the device must reset now
 REJECTED = const(3)    # the image was refused (alert sent)
 ABORTED = const(4)     # the server aborted; the checkpoint is kept
 STALLED = const(5)     # no answer; the checkpoint is kept
-OUTCOMES = ("no update", "held", "activate", "rejected", "aborted", "stalled")
+FAULT = const(6)       # an unexpected error; the device is back at its journal's state
+OUTCOMES = ("no update", "held", "activate", "rejected", "aborted", "stalled", "fault")
+_STALL_MAX_S = const(86400)  # the stall timeout is measured with ticks_ms: at most a day
 
 # An Image Block Response to one of our requests, as the client checks it on arrival: the
 # ZCL header without a manufacturer code (3 bytes), then zcl.BLOCK_RSP_FMT, whose fields
@@ -43,7 +48,7 @@ _HASHED = (fmt.ALERT_VERIFY_OK, fmt.ALERT_VERIFY_FAIL, fmt.ALERT_VERSION_CHANGED
 
 class Client:
     def __init__(self, device, link, clock, block=48, timeout_ms=1000, retries=8,
-                 stall_s=300, log=None, min_timeout_ms=20):
+                 stall_s=300, log=None, min_timeout_ms=20, wait_cap_s=600):
         self.dev = device
         self.link = link
         self.clock = clock
@@ -54,7 +59,8 @@ class Client:
         self._rttvar = 0                  # its mean deviation, ms x 4
         self.retransmits = 0
         self.retries = retries
-        self.stall_s = stall_s
+        self.stall_s = stall_s if stall_s < _STALL_MAX_S else _STALL_MAX_S
+        self.wait_cap_s = wait_cap_s  # longest WAIT_FOR_DATA honoured (agent.activation)
         self.log = log
         self.mfr = device.cfg.manufacturer
         self._tx = bytearray(zcl.FRAME_MAX)
@@ -197,11 +203,11 @@ class Client:
             if c == zcl.CMD_ALERT_ACK:
                 self.dev.ack(f.alert_seq & 0xFF)
             elif c == zcl.CMD_ACTIVATE:
-                self._activate_cmd(f)
+                A.command(self, f)
         elif c == zcl.CMD_IMAGE_NOTIFY:
             self.notified = True
         elif c == zcl.CMD_UPGRADE_END_RSP:
-            self._scheduled(f)
+            A.end_response(self, f)
 
     # -- alerts ----------------------------------------------------------------
 
@@ -222,37 +228,6 @@ class Client:
 
     # -- activation ------------------------------------------------------------
 
-    def _activate_cmd(self, f):
-        h = bytes(memoryview(self._rx)[f.hash_off:f.hash_off + zcl.HASH_SIZE])
-        d = self.dev
-        if f.activation_time and f.activation_time > self.clock.now():
-            if d.st.phase != S.HELD:
-                out = fmt.ACT_NO_IMAGE
-            elif h != d.st.mi_hash:
-                out = fmt.ACT_HASH_MISMATCH
-            else:
-                d.schedule(f.activation_time)
-                out = fmt.ACT_SUCCESS
-        else:
-            out = d.activate(h)
-        self._say("activate command: outcome %d" % out)
-        n = zcl.encode_activate_response(self._tx, f.seq, self.mfr, out, h)
-        self.link.send(memoryview(self._tx)[:n])
-
-    def _scheduled(self, f):
-        d = self.dev
-        if d.st.phase != S.HELD:
-            return
-        t = f.upgrade_time
-        if t == zcl.UPGRADE_WAIT:
-            d.schedule(S.WAIT_COMMAND)
-            self._say("activation: waiting for a command")
-            return
-        delay = t if f.current_time == 0 else t - f.current_time
-        when = self.clock.now() + delay if delay > 0 else 0
-        self._say("activation in %d s" % (delay if delay > 0 else 0))
-        d.schedule(when)
-
     # -- a session -------------------------------------------------------------
 
     def query(self):
@@ -269,7 +244,23 @@ class Client:
         return self.offer
 
     def session(self):
-        """Query, download, end, activate. Returns one of the outcomes above."""
+        """Query, download, end, activate. Returns one of the outcomes above and never
+        raises: a fault no check foresaw ends the session as FAULT, with the device back at
+        the state its journal holds."""
+        try:
+            return self._session()
+        except Exception as e:  # a session ends with an outcome, whatever happened
+            return self._fault(e)
+
+    def _fault(self, e):
+        try:
+            self._say("session fault: %r" % (e,))
+            self.dev.recover()
+        except Exception:
+            self.dev.loading = False
+        return FAULT
+
+    def _session(self):
         d = self.dev
         self.notified = False
         self.resend_alerts()
@@ -279,8 +270,9 @@ class Client:
         except OtaError:
             return STALLED
         man, itype, ver, size = self.offer
-        if not (d.st.phase == S.HELD and d.st.held_version == ver):
+        if not A.names_held(d, man, itype, ver):
             r = self._download(man, itype, ver, size)
+            d.close()
             if r != HELD:
                 return r
         return self._end(zcl.S_SUCCESS, man, itype, ver)
@@ -330,13 +322,9 @@ class Client:
                 off = nxt
                 if period:
                     self._idle(period)
-            elif st == zcl.S_WAIT_FOR_DATA:
-                delay = f.request_time if f.current_time == 0 else \
-                    f.request_time - f.current_time
+            elif st == zcl.S_WAIT_FOR_DATA:  # capped; no progress: the stall timeout runs on
                 period = f.min_period or 0
-                self._say("server: wait %d s" % (delay if delay > 0 else 0))
-                self._idle((delay if delay > 0 else 0) * 1000 + period)
-                last = clk.ticks_ms()
+                A.wait(self, A.wait_ms(self, f, clk.ticks_diff(clk.ticks_ms(), last)))
             else:
                 self._say("server: status 0x%02X" % st)
                 return ABORTED if st != zcl.S_NO_IMAGE_AVAILABLE else NO_UPDATE
@@ -361,7 +349,7 @@ class Client:
         f = self._upgrade_end(status, man, itype, ver)
         if f is None:
             return HELD  # no answer: the image stays held, the next session asks again
-        self._scheduled(f)
+        A.end_response(self, f)
         self.dev.tick()
         return ACTIVATE if self.dev.reset_needed else HELD
 
@@ -380,8 +368,12 @@ class Client:
                 return
 
     def idle(self, ms):
-        """Between sessions: serve activation commands and scheduled activations."""
-        self._idle(ms)
-        if not self.dev.reset_needed:
-            self.dev.tick()
+        """Between sessions: serve activation commands and scheduled activations. Never
+        raises: a fault is logged and the device goes back to its journal's state."""
+        try:
+            A.wait(self, ms)
+            if not self.dev.reset_needed:
+                self.dev.tick()
+        except Exception as e:  # the device's loop goes on
+            self._fault(e)
         return self.dev.reset_needed

@@ -1,0 +1,179 @@
+# Activation against a network peer: an Activate Image or an Upgrade End Response acts only
+# on the held image it names and never during a download; a slot pending boot is never
+# written; activation times beyond the horizon are refused with an alert; long waits are
+# measured with the clock, not with ticks that wrap.
+from agent import client as C
+from agent import fmt, zcl
+from agent import state as S
+from agent.errors import TIME_RANGE
+from hal.clock import FakeClock
+from devkit import Rig, MAN, TYPE
+from hubkit import Hub, TooLong
+from tutil import read_data, eq
+
+V2 = read_data("core_v2.ota")
+V3 = read_data("core_v3.ota")
+T0 = 800000000  # device time at the start, seconds since 2000
+DAY = 86400
+_snap = []      # flash of a device running v1 and holding v2, made once
+
+
+def _client(r, clk, link, **kw):
+    r.board.clock = clk
+    return C.Client(r.dev, link, clk, 48, **kw)
+
+
+def _held_v2():
+    """A device running v1 that holds v2, verified, waiting for an Activate Image."""
+    r = Rig()
+    if _snap:
+        r.flash.restore(_snap[0])
+        r.reboot()
+    else:
+        r.provision()
+        clk = FakeClock(T0)
+        eq(C.OUTCOMES[_client(r, clk, Hub(clk, V2, 2)).session()], "held", "v2 session")
+        _snap.append(r.flash.snapshot())
+    eq(r.dev.st.phase, S.HELD, "phase")
+    eq(r.dev.st.held_version, 2, "held")
+    eq(r.dev.st.act_time, S.WAIT_COMMAND, "waits for a command")
+    return r
+
+
+def _v3_with(r, inject):
+    """A session that offers v3 to the device holding v2; inject(hub, v2 hash) runs at the
+    first block request, before its answer."""
+    clk = FakeClock(T0)
+    hub = Hub(clk, V3, 3)
+    v2 = r.dev.st.mi_hash
+
+    def hook(h, f):
+        if h.blocks == 1:
+            inject(h, v2)
+    hub.hook = hook
+    out = _client(r, clk, hub).session()
+    return clk, hub, out, v2
+
+
+def _only_v3_named(r, clk, hub, out):
+    # nothing named v3: it is held, no slot is pending, and after a reset v1 still runs
+    eq(C.OUTCOMES[out], "held", "outcome")
+    eq(r.dev.st.held_version, 3, "held")
+    eq(r.board.boot.pending(), None, "pending slot")
+    d = r.reboot()
+    assert not d.trial, "v3 booted though nothing named it"
+    eq(r.running(), 0, "running slot")
+    eq(d.st.phase, S.HELD, "phase")
+    return d
+
+
+def test_activate_image_for_the_held_image_during_a_download_is_refused():
+    r = _held_v2()
+    clk, hub, out, v2 = _v3_with(r, lambda h, v2: h.activate(v2, 0))
+    rsp = hub.sent(zcl.CMD_ACTIVATE_RSP)
+    eq(len(rsp), 1, "activate responses")
+    eq(rsp[0].outcome, fmt.ACT_FAILURE, "outcome during the download")
+    d = _only_v3_named(r, clk, hub, out)
+    r.board.clock = clk
+    eq(d.activate(v2), fmt.ACT_HASH_MISMATCH, "v2's hash names nothing now")
+    eq(d.activate(d.st.mi_hash), fmt.ACT_SUCCESS, "v3's hash")
+    d = r.reboot()
+    assert d.trial
+    eq(d.st.held_version, 3, "on trial")
+
+
+def test_upgrade_end_response_during_a_download_does_nothing():
+    r = _held_v2()
+    clk, hub, out, v2 = _v3_with(r, lambda h, v2: h.end_response(h.seq(), 2, 0, 0))
+    _only_v3_named(r, clk, hub, out)
+
+
+def test_a_download_never_writes_a_slot_pending_boot():
+    r = _held_v2()
+    r.board.boot.set_pending(1, 3)  # behind the journal's back (lost, or a foreign tool)
+    clk, hub, out, v2 = _v3_with(r, lambda h, v2: None)
+    _only_v3_named(r, clk, hub, out)
+
+
+def test_upgrade_end_response_acts_only_on_the_held_image():
+    r = _held_v2()
+    clk = FakeClock(T0)
+    hub = Hub(clk, V2, 2)
+    cl = _client(r, clk, hub)
+    d = r.dev
+    for man, itype, ver in ((MAN, TYPE, 1),                          # late, older image
+                            (MAN, TYPE, 3),                          # another image
+                            (0xFFFF, 0xFFFF, 0xFFFFFFFF),            # wildcards
+                            (MAN + 1, TYPE, 2), (MAN, TYPE + 1, 2)):  # other products
+        hub.end_response(hub.seq(), ver, 0, 0, man, itype)
+        eq(cl.idle(1000), False, "activation by 0x%X" % ver)
+        eq(d.st.act_time, S.WAIT_COMMAND, "act_time")
+        eq(d.st.phase, S.HELD, "phase")
+    hub.end_response(hub.seq(), 2, 0, 0)  # the held image: now
+    eq(cl.idle(1000), True, "activation of the held image")
+    assert r.reboot().trial
+
+
+def test_activation_times_beyond_the_horizon_are_refused():
+    r = _held_v2()
+    clk = FakeClock(T0)
+    d = r.dev
+    # Upgrade End Response answering ours: upgrade time 0xFFFFFFFE, current time 0
+    hub = Hub(clk, V2, 2, up=0xFFFFFFFE, cur=0)
+    cl = _client(r, clk, hub)
+    eq(C.OUTCOMES[cl.session()], "held", "outcome")
+    # an Activate Image naming v2 too far ahead, and at 0xFFFFFFFF
+    hub.activate(d.st.mi_hash, T0 + S.HORIZON + 2)
+    hub.activate(d.st.mi_hash, 0xFFFFFFFF)
+    hub.end_response(hub.seq(), 2, T0, T0 + S.HORIZON + 1)  # absolute, a second too far
+    cl.idle(1000)
+    outs = [f.outcome for f in hub.sent(zcl.CMD_ACTIVATE_RSP)]
+    eq(outs, [fmt.ACT_FAILURE, fmt.ACT_FAILURE], "activate responses")
+    refused = [(a.alert_code, a.reason) for a in hub.sent(zcl.CMD_ALERT)
+               if a.alert_code == fmt.ALERT_FUTURE_NOT_ACTIONED]
+    eq(refused, [(fmt.ALERT_FUTURE_NOT_ACTIONED, TIME_RANGE)] * 4, "alerts")
+    eq(d.st.act_time, S.WAIT_COMMAND, "nothing scheduled")
+    # the journal still saves and loads; nothing activates, however long the device waits
+    d = r.reboot()
+    r.board.clock = clk
+    eq(d.st.act_time, S.WAIT_COMMAND, "act_time after reset")
+    clk.advance(400 * DAY)
+    eq(d.tick(), None, "tick")
+    d = r.reboot()
+    assert not d.trial
+    # at the horizon exactly, the schedule holds and runs when its time comes
+    r.board.clock = clk
+    cl = _client(r, clk, hub)
+    now = clk.now()
+    hub.end_response(hub.seq(), 2, 0, S.HORIZON)
+    eq(cl.idle(1000), False, "not yet")
+    eq(d.st.act_time, now + S.HORIZON, "scheduled")
+    clk.advance(S.HORIZON)
+    eq(d.tick(), fmt.ACT_SUCCESS, "actioned")
+    assert r.reboot().trial
+
+
+class WrapClock(FakeClock):
+    """ticks_ms as on a 32-bit port: 30 bits, so a difference spans about 6 days."""
+
+    def ticks_ms(self):
+        return self.t_ms & 0x3FFFFFFF
+
+    def ticks_diff(self, a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+
+def test_a_wait_of_days_is_measured_with_the_clock():
+    r = Rig()
+    clk = WrapClock(T0)
+    hub = Hub(clk, V2, 2, limit_s=30 * DAY)
+    cl = _client(r, clk, hub)
+    for days in (1, 7, 13):
+        t0 = clk.t_ms
+        try:
+            cl.idle(days * DAY * 1000)
+        except TooLong:
+            raise AssertionError("a wait of %d days did not end" % days)
+        waited = clk.t_ms - t0
+        assert days * DAY * 1000 <= waited <= days * DAY * 1000 + 3600000, (days, waited)
+        hub.limit += days * DAY
