@@ -109,7 +109,7 @@ def duration(lo=0.0, hi=None, allow_zero=False, what="duration"):
     """Seconds: "2", "0.5", "500ms", "2s", "5m", "1h"; more than lo (or equal when allow_zero
     and lo is 0), at most hi seconds."""
     def check(text):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*",
+        m = re.fullmatch(r"\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*",
                          text.lower())
         if not m or m.group(2) not in _UNITS_S:
             raise ArgumentTypeError("not a duration (seconds, or with ms/s/m/h): %r" % text)

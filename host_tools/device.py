@@ -185,6 +185,7 @@ class Boot:
                                      text=True, bufsize=1)
         self.err = []
         self.bar = None
+        self._got = 0
         self._t = threading.Thread(target=self._read_err, daemon=True)
         self._t.start()
 
@@ -210,13 +211,20 @@ class Boot:
         return rc
 
     def _progress(self, line):
+        """"progress OFFSET SIZE RECEIVED": an advance beyond the bytes received (the jump
+        to a checkpoint on resume) moves the bar without counting in its rate."""
         from host_tools.progress import Progress
         try:
-            pos, size = (int(x) for x in line.split()[1:3])
+            pos, size, got = (int(x) for x in line.split()[1:4])
         except ValueError:
             return
         if self.bar is None:
             self.bar = Progress(size, "device", initial=pos)
+        else:
+            jump = (pos - self.bar.done) - (got - self._got)
+            if jump > 0:
+                self.bar.skip(self.bar.done + jump)
+        self._got = got
         self.bar.update(pos)
 
     def _close(self, ok=False):
@@ -297,5 +305,9 @@ def run_device(args):
         if boot is not None:
             boot.stop(signal.SIGTERM)
         return EXIT_TERMINATED
+    except BaseException:      # e.g. stdout closed under us: never leave the device running
+        if boot is not None:
+            boot.stop(signal.SIGTERM)
+        raise
     finally:
         signal.signal(signal.SIGTERM, old_term)

@@ -8,8 +8,8 @@
 #       (--server HOST:PORT | --serial DEV) [--hw N] [--block N] [--once] [--unhealthy]
 #       [--slot-size BYTES] [--sector BYTES] [--stall S]  (slot-size: largest payload)
 #
-# Output: log lines "device: ..." and, during a download, "progress OFFSET SIZE" lines on
-# stdout (about two a second); a refusal is one line "E<code> <text>: <detail>" on stderr.
+# Output: log lines "device: ..." and, during a download, "progress OFFSET SIZE RECEIVED"
+# lines on stdout (about two a second); a refusal is one line "E<code> <text>: <detail>" on stderr.
 # Exit codes: 0 done (--once); 1 refused, or with --once aborted (the line on stderr);
 # 3 reset; 4 no answer from the server (with --once: a session stalled; without: a session
 # stalled and the server never answered since this boot); 130 interrupted.
@@ -102,7 +102,8 @@ def retries_for(stall_s):
 
 class Watched:
     """The link, noting whether the server ever answered, and printing the download's
-    progress ("progress OFFSET SIZE") at most every PROGRESS_MS while it moves."""
+    progress ("progress OFFSET SIZE RECEIVED": where the download is, the image size, the
+    bytes received in this session) at most every PROGRESS_MS while it moves."""
 
     def __init__(self, link, dev, clock):
         self.link = link
@@ -134,7 +135,7 @@ class Watched:
         pos, size = p.pos, cl.offer[3]
         if pos != self._pos and pos < size:
             self._pos = pos
-            print("progress %d %d" % (pos, size))
+            print("progress %d %d %d" % (pos, size, cl.bytes))
 
 
 def open_link(o):

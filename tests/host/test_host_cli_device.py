@@ -117,7 +117,7 @@ def test_missing_serial_device(lab):
     ("--block", "0", "block size must be between 1 and 255, not 0"),
     ("--block", "256", "block size must be between 1 and 255"),
     ("--stall", "0", "stall timeout must be more than 0"),
-    ("--stall", "-1", "not a duration"),
+    ("--stall", "-1", "stall timeout must be more than 0 s, not -1"),
     ("--hw", "0x10000", "hardware version must be between 0 and 65535"),
     ("--max-boots", "0", "boot count must be between 1 and 1000"),
 ])
@@ -231,3 +231,25 @@ def test_update_with_device_progress(lab):
     assert bars[-1].rstrip().endswith("/s") and "100%" in bars[-1]   # done: full, no ETA
     for line in r.stdout.splitlines():
         assert line.startswith("device: "), line
+
+
+def test_resumed_download_shows_its_real_rate(lab):
+    """Power cut mid-download, then the device again with its bar: the bar starts at the
+    checkpoint, and the jump to it is not counted as bytes just received (the link is
+    limited to 40 kbit/s, about 4.9 KiB/s of frames)."""
+    size = os.path.getsize(lab.path("v2.ota"))
+    srv = lab.serve(["v2.ota"], "--exit-when", "confirmed", "--timeout", 90, "--linger",
+                    "0.5", "--rate-bps", 40000)
+    first = lab.device(srv, "cut.flash", "v1.ota", "--once", log="cut.log")
+    assert srv.wait(lambda s: any(b["offset"] > size * 0.5 for b in s.events("block")), 60)
+    lab.power_cut(first)
+    r = device(lab, "--once", flash="cut.flash", server="127.0.0.1:%d" % srv.port,
+               OTATOOL_PROGRESS="1")
+    srv.wait(lambda s: s.proc.poll() is not None, 15)
+    assert r.returncode == 0, r.stderr
+    bars = [f for f in r.stderr.splitlines() if f.startswith("device [")]
+    assert bars, r.stderr
+    assert int(bars[0].split("]")[1].split("%")[0]) >= 25, bars[0]    # from the checkpoint
+    rates = [float(b.split("  ")[-2 if "ETA" in b else -1].split()[0]) for b in bars
+             if "KiB/s" in b]
+    assert rates and max(rates) < 8.0, bars

@@ -50,7 +50,7 @@ def test_help_shows_defaults_and_exit_codes():
     (("--drop", "1.5"), "probability must be between 0 and 1, not 1.5"),
     (("--dup", "-0.1"), "probability must be between 0 and 1"),
     (("--corrupt", "nan"), "not a finite number"),
-    (("--timeout", "-1"), "not a duration"),
+    (("--timeout", "-1"), "timeout must be more than 0 s, not -1"),
     (("--timeout", "0"), "timeout must be more than 0"),
     (("--linger", "2h"), "linger must be at most 3600 s"),
     (("--activate", "relative:-5"), "relative:SECONDS must be between 0 and"),
