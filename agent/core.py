@@ -7,20 +7,23 @@ import hashlib
 from agent import fmt
 from agent import state as S
 from agent.errors import OtaError, BUSY, NO_IMAGE, NOT_IN_TRIAL, SECTOR_CRC, \
-    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY, TRUNCATED, DOWNLOAD_ACTIVE, \
-    TIME_RANGE, SECTOR_CHANGED
+    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY, TRUNCATED, ROLLBACK, \
+    REVERTED_IMAGE, NO_FALLBACK
 from agent.journal import Journal
 from agent.policy import Policy
 from agent.parser import Parser
 from agent.slot import SlotWriter, scan, TABLE_OFF
 from agent import verify
 
+QUIET_S = 60  # an image refused before its signature verified: at most one alert a minute,
+              # sent from RAM (nothing is written to flash for such a refusal)
+
 
 class Config:
     """What the device is and whom it trusts."""
 
     def __init__(self, trust, manufacturer, image_type, hw_version, supplier_key=None,
-                 trials=3, refetch=3, page=256, health=None, payload_check=None):
+                 trials=3, refetch=3, page=256, health=None, payload_check=None, ieee=None):
         self.trust = trust
         self.manufacturer = manufacturer
         self.image_type = image_type
@@ -32,12 +35,16 @@ class Config:
         self.health = health      # application health check for a trial boot: () -> bool
         self.payload_check = payload_check  # fn(first payload bytes): raises OtaError when
                                             # the board cannot boot such a payload
+        self.ieee = ieee          # the device's IEEE address, 8 bytes in OTA header order
+                                  # (None: the board's .ieee); addressed images must name it
 
 
 class Device:
     """board: .slots (two agent.slot.Slot), .journal_area, .boot (hal/boot.py interface),
-    .clock, .verifier (hardware signature check or None). alerts: an object with
-    alert(code, reason, alert_id, value) called after each alert is saved, or None."""
+    .clock, .verifier (hardware signature check or None), optionally .ieee and
+    .boot_verifies (True: the bootloader verifies signatures, the power-on check is CRC-32
+    only). alerts: an object with alert(code, reason, alert_id, value) called after each
+    alert is saved (or, for refusals before a signature verified, sent from RAM), or None."""
 
     def __init__(self, board, config, alerts=None):
         self.board = board
@@ -53,10 +60,14 @@ class Device:
         self.parser = None
         self.trial = False
         self.reset_needed = False
-        self.loading = False  # a transfer is open (begin() until done, rejected or close())
         self._out = []
         self._mine = False
         self._factory = False
+        self.floor = 0             # signed seq of the image in the confirmed slot (start())
+        self._quiet = [None, 0]    # last RAM-only alert (clock seconds), refusals since
+        self._told = False         # the refusal of a reverted image was saved this boot
+        self.stuck = 0             # reason the running slot failed at power on with no
+                                   # acceptable image to fall back to (it runs on), else 0
 
     # -- state and alerts ----------------------------------------------------
 
@@ -97,8 +108,10 @@ class Device:
     def policy(self):
         c = self.cfg
         s = self.board.slots[0]
-        return Policy(c.trust, c.manufacturer, c.image_type, c.hw_version, self.st.seq,
-                      s.capacity, s.area.sector_size, s.table_max, c.supplier_key)
+        seq = self.st.seq if self.st.seq > self.floor else self.floor
+        return Policy(c.trust, c.manufacturer, c.image_type, c.hw_version, seq,
+                      s.capacity, s.area.sector_size, s.table_max, c.supplier_key,
+                      c.ieee if c.ieee is not None else getattr(self.board, "ieee", None))
 
     # -- power on ------------------------------------------------------------
 
@@ -120,23 +133,53 @@ class Device:
         elif st.phase == S.ACTIVATING and b.pending() != st.slot:
             why = b.boot_info()[1] or ACTIVATION_FAILED
             st.phase = S.IDLE
+            if why == ACTIVATION_FAILED:  # never confirmed in its trials
+                st.flags |= S.F_REVERTED
             self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, why, st.held_version)
             self._save()
         elif st.phase in (S.DOWNLOADING, S.HELD) and st.slot == run:
             st.phase = S.IDLE   # never write into, or activate, the running slot
             self._save()
+        self._read_floor()
         try:
-            m = verify.check(self.board.slots[run]).manifest
-            if st.run_version != m.version and not self.trial:
+            info = self._boot_check(run)
+            m = info.manifest
+            if not self.trial and (st.run_version != m.version or st.seq < m.seq):
                 st.run_version = m.version
+                if st.seq < m.seq:  # the journal was lost: the floor is the running image's
+                    st.seq = m.seq
                 self._save()
         except OtaError as e:
             if raw is None and e.reason == SLOT_EMPTY:
                 return self.trial  # a blank device, never provisioned: nothing to report
             self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, e.reason, st.run_version)
             self._save()
+            self.stuck = e.reason
             self._fall_back(run)
         return self.trial
+
+    def _boot_check(self, run):
+        """The running slot's power-on check: CRC-32 where the bootloader verifies
+        signatures (board.boot_verifies), else the payload SHA-256 against the signed
+        manifest, whose signature is verified once per image (remembered in st.sig_ok)."""
+        slot = self.board.slots[run]
+        if getattr(self.board, "boot_verifies", False):
+            return verify.check(slot)
+        st = self.st
+        info = verify.boot_check(slot, self.cfg.trust, self.board.verifier, st.sig_ok)
+        if st.sig_ok != info.tag:
+            st.sig_ok = info.tag
+            self._save()
+        return info
+
+    def _read_floor(self):
+        # the anti-rollback floor kept in flash by the confirmed image itself: its signed
+        # sequence number, read from its meta area (it survives the loss of the journal)
+        try:
+            self.floor = verify.read_meta(
+                self.board.slots[self.board.boot.confirmed()]).manifest.seq
+        except OtaError:
+            self.floor = 0
 
     def check_running(self, full=True):
         """Check the running slot from flash: CRC-32 only, or fully (signature, digests)."""
@@ -164,10 +207,19 @@ class Device:
             return
         other = 1 - run
         try:
-            m = verify.check(self.board.slots[other], self.policy(), self.board.verifier,
-                             st.mi_hash if st.slot == other else None).manifest
+            p = self.policy()
+            info = verify.check(self.board.slots[other], p, self.board.verifier,
+                                st.mi_hash if st.slot == other else None)
+            m = info.manifest
+            if m.seq < p.seq:  # never below the floor, as a downgrade-preventing bootloader
+                raise OtaError(ROLLBACK, "slot %d seq %d < %d" % (other, m.seq, p.seq))
         except OtaError:
-            return  # nothing better to run: keep going, the alert is raised
+            # nothing acceptable to run instead: stay on the running image and say so
+            self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK, st.run_version)
+            self._save()
+            return
+        self.stuck = 0
+        st.sig_ok = info.tag
         b.set_confirmed(other)
         if st.slot == other:
             st.phase = S.IDLE
@@ -179,19 +231,11 @@ class Device:
 
     def begin(self):
         """Start a transfer session; returns the file offset to fetch first."""
-        if self.trial or self.st.phase == S.ACTIVATING or self.reset_needed:
+        if self.trial or self.st.phase == S.ACTIVATING:
             raise OtaError(BUSY, "activation in progress")
-        b = self.board.boot
-        if not self._factory and b.pending() == 1 - b.running():
-            b.revert()  # a pending boot the journal does not know of: cancel it before writing
         self.parser = Parser(self.policy(), self, self.board.verifier)
         self._mine = False
-        self.loading = True
         return 0
-
-    def close(self):
-        """The transfer session ended (finished or not): activation may run again."""
-        self.loading = False
 
     def feed(self, offset, data):
         """Image bytes at file offset; returns the offset wanted next. Data for another
@@ -217,10 +261,7 @@ class Device:
         (from the offset parser.pos), False when the image is rejected (e stands)."""
         st = self.st
         p = self.parser
-        if e.reason == SECTOR_CRC and self._mine and p.state == 6:
-            # the final check from flash: a sector written and checked has changed since
-            e = OtaError(SECTOR_CHANGED, e.detail)
-        elif e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
+        if e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
             st.fails += 1
             self._save()
             p.seek(self.writer.resume_offset(p.payload_offset()))
@@ -242,18 +283,43 @@ class Device:
 
     def _reject(self, e):
         st = self.st
-        self.loading = False
+        p = self.parser
+        quiet = p is None or not p.signed  # anyone can send these: they must not wear flash
+        if e.reason == REVERTED_IMAGE:
+            quiet = self._told  # saved once per boot, then as the others
+            self._told = True
+        if quiet and not self._mine:
+            self._quiet_alert(e.reason)
+            return
         if self._mine and st.phase == S.DOWNLOADING:
             st.phase = S.IDLE
         self._mine = False
         self._alert(fmt.ALERT_VERIFY_FAIL, e.reason, 0)
         self._save()
 
+    def _quiet_alert(self, reason):
+        # an alert that is not saved, at most one per QUIET_S; value: refusals since the last
+        q = self._quiet
+        q[1] += 1
+        now = self.board.clock.now()
+        if q[0] is not None and now - q[0] < QUIET_S:
+            return
+        st = self.st
+        aid = st.next_alert
+        st.next_alert = (aid + 1) & 0xFF
+        n = q[1]
+        q[0] = now
+        q[1] = 0
+        if self.sink is not None:
+            self.sink.alert(fmt.ALERT_VERIFY_FAIL, reason, aid, n)
+
     def on_manifest(self, p):
         st = self.st
         h = hashlib.sha256(p.header_bytes())
         h.update(p.cose_bytes())
         ident = h.digest()
+        if st.flags & S.F_REVERTED and st.ident == ident and st.phase == S.IDLE:
+            raise OtaError(REVERTED_IMAGE, "refused until another image is offered")
         run = self.board.boot.running()
         i = run if self._factory else 1 - run
         slot = self.board.slots[i]
@@ -308,11 +374,12 @@ class Device:
         info = verify.check(slot, self.policy(), self.board.verifier,
                             st.mi_hash if m.encoding == fmt.ENC_DEFLATE else None)
         st.mi_hash = info.mi_hash
+        if self._factory:  # it runs from the next reset: its signature is known good
+            st.sig_ok = info.tag
         st.held_version = m.version
         st.held_seq = m.seq
         st.act_time = S.WAIT_COMMAND
         self._mine = False
-        self.loading = False
         if self._factory:
             st.phase = S.IDLE
             st.seq = m.seq
@@ -348,18 +415,12 @@ class Device:
     # -- activation ----------------------------------------------------------
 
     def schedule(self, when):
-        """Activate the held image at device time `when` (seconds; 0 or past = now; at most
-        state.HORIZON ahead) or on a command (state.WAIT_COMMAND). Returns the activation
-        outcome if it ran now."""
+        """Activate the held image at device time `when` (seconds; 0 or past = now) or on
+        a command (state.WAIT_COMMAND). Returns the activation outcome if it ran now."""
         st = self.st
         if st.phase != S.HELD:
             raise OtaError(NO_IMAGE)
-        if self.loading:
-            raise OtaError(DOWNLOAD_ACTIVE)
         now = self.board.clock.now()
-        if when != S.WAIT_COMMAND and (when < 0 or when - now > S.HORIZON
-                                       or when >= S.WAIT_COMMAND):
-            raise OtaError(TIME_RANGE, "activation at %d, now %d" % (when, now))
         st.act_time = when
         st.flags = S.F_FUTURE if when != S.WAIT_COMMAND and when > now else 0
         self._save()
@@ -368,7 +429,7 @@ class Device:
     def tick(self):
         """Call now and then: runs an activation whose time has come."""
         st = self.st
-        if st.phase != S.HELD or st.act_time == S.WAIT_COMMAND or self.loading:
+        if st.phase != S.HELD or st.act_time == S.WAIT_COMMAND:
             return None
         if self.board.clock.now() < st.act_time:
             return None
@@ -381,24 +442,7 @@ class Device:
             return fmt.ACT_NO_IMAGE
         if bytes(mi_hash) != st.mi_hash:
             return fmt.ACT_HASH_MISMATCH
-        if self.loading:  # never in the middle of a download
-            return fmt.ACT_FAILURE
         return self._activate(False)
-
-    def refused(self, reason, value):
-        """A server's activation time was refused (out of range): alert 0x8F67."""
-        self._alert(fmt.ALERT_FUTURE_NOT_ACTIONED, reason, value)
-        self._save()
-
-    def recover(self):
-        """After a fault in a session: close the transfer, back to the journal's state."""
-        self.loading = False
-        self._mine = False
-        self.parser = None
-        self._out = []
-        raw = self.journal.load()
-        if raw is not None:
-            self.st.unpack(raw)
 
     def _activate(self, future):
         st = self.st
@@ -450,6 +494,8 @@ class Device:
         st = self.st
         self.trial = False
         st.phase = S.IDLE
+        if reason == ACTIVATION_FAILED:  # unhealthy: not to be taken again (on_manifest)
+            st.flags |= S.F_REVERTED
         self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, reason, st.held_version)
         self._save()
         self.reset_needed = True

@@ -15,7 +15,7 @@ except ImportError:
         return x
 
 from agent import cbor
-from agent.errors import OtaError, BAD_COSE, UNSUPPORTED_ALG, BAD_KEY
+from agent.errors import OtaError, BAD_COSE, UNSUPPORTED_ALG, BAD_KEY, HIGH_S
 
 TAG_SIGN1 = const(18)
 ALG_ES256 = const(-7)
@@ -26,6 +26,11 @@ SIG_LEN = const(64)    # ES256 signature: r || s, 32 bytes each
 PUB_LEN = const(64)    # P-256 public key: x || y, 32 bytes each
 # Sig_structure head: array of 4, text string of 10, "Signature1"
 _SIG1_HEAD = b"\x84\x6aSignature1"
+# (n - 1) / 2 for the P-256 group order n, big-endian: a signature's s must not exceed it.
+# (r, n - s) verifies whenever (r, s) does; accepting only the low one keeps the COSE bytes,
+# and with them the Manufacturer Image hash (the image's identity), unique to the signer.
+_HALF_N = b"\x7f\xff\xff\xff\x80\x00\x00\x00\x7f\xff\xff\xff\xff\xff\xff\xff" \
+    b"\xdes}V\xd3\x8b\xcfBy\xdc\xe5a~1\x92\xa8"
 
 
 class Sign1:
@@ -109,6 +114,13 @@ def sig_structure_digest(protected, external_aad, payload):
         h.update(cbor.encode_head(cbor.MAJOR_BSTR, len(part)))
         h.update(part)
     return h.digest()
+
+
+def check_low_s(msg):
+    """Refuse a signature whose s is above n/2: an image offered to the device must carry
+    the one encoding its signer made (images already in flash are not re-judged by it)."""
+    if bytes(msg.signature[32:64]) > _HALF_N:  # equal lengths: compares as numbers
+        raise OtaError(HIGH_S, "the signer must emit low-s signatures")
 
 
 def verify_sign1(msg, external_aad, pub, verifier=None):

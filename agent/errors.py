@@ -38,6 +38,12 @@ WRONG_HARDWARE = const(42)
 ROLLBACK = const(43)
 TOO_LARGE = const(44)
 BAD_SECTOR_SIZE = const(45)
+# Image identity, addressing and device hardening
+WRONG_DESTINATION = const(46)
+HIGH_S = const(47)
+LAYOUT_NO_FIT = const(48)
+REVERTED_IMAGE = const(49)
+NO_FALLBACK = const(50)
 # Payload integrity
 BAD_TABLE_DIGEST = const(60)
 BAD_TABLE = const(61)
@@ -62,11 +68,6 @@ HASH_MISMATCH = const(101)
 ACTIVATION_FAILED = const(102)
 NOT_IN_TRIAL = const(103)
 BUSY = const(104)
-# Activation and times named by a network peer
-DOWNLOAD_ACTIVE = const(105)
-NOT_HELD_IMAGE = const(106)
-TIME_RANGE = const(107)
-SECTOR_CHANGED = const(108)
 # Protocol and transport
 BAD_FRAME = const(120)
 UNEXPECTED_FRAME = const(121)
@@ -75,7 +76,6 @@ NO_IMAGE_AVAILABLE = const(123)
 TIMEOUT = const(124)
 FRAME_CRC = const(125)
 LINK_IO = const(126)
-SESSION_FAULT = const(127)
 # Board adapters
 BOARD = const(140)
 NOT_APP_IMAGE = const(141)
@@ -111,6 +111,11 @@ _TEXT = (
     43, "sequence number below the device's (rollback)",
     44, "image larger than the slot",
     45, "unsupported sector size",
+    46, "image addressed to another device",
+    47, "signature s above n/2 (malleable)",
+    48, "image sectors overrun the slot's payload area",
+    49, "image failed its trial and was reverted",
+    50, "no image at or above the rollback floor to fall back to",
     60, "sector table digest mismatch",
     61, "malformed sector table",
     62, "sector CRC-32 mismatch",
@@ -132,10 +137,6 @@ _TEXT = (
     102, "activation failed",
     103, "not in trial boot",
     104, "busy",
-    105, "activation refused while a download is in progress",
-    106, "command names an image other than the one held",
-    107, "time from the server beyond the device's horizon",
-    108, "a written sector changed in flash before the final check",
     120, "malformed frame",
     121, "unexpected frame",
     122, "server aborted the transfer",
@@ -143,7 +144,6 @@ _TEXT = (
     124, "timed out",
     125, "frame CRC mismatch",
     126, "link I/O error",
-    127, "unexpected fault in a session",
     140, "board error",
     141, "not an application image for this board",
 )

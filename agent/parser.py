@@ -22,7 +22,7 @@ from agent import fmt
 from agent.errors import OtaError, BAD_HEADER_LENGTH, SIZE_MISMATCH, BAD_ELEMENT, \
     UNKNOWN_ELEMENT, DUPLICATE_ELEMENT, MISSING_ELEMENT, TRAILING_DATA, TRUNCATED, \
     BAD_SIGNATURE, BAD_MANIFEST, BAD_TABLE, BAD_TABLE_DIGEST, SUPPLIER_SIG_REQUIRED, \
-    BAD_ENCODING
+    BAD_ENCODING, WRONG_DESTINATION
 from agent.policy import Manifest
 
 _S_HEADER = const(0)
@@ -57,6 +57,7 @@ class Parser:
         self.cose_len = 0
         self.trailer = None
         self._tsha = None
+        self.signed = False       # the manifest's signature has verified
 
     def header_bytes(self):
         return memoryview(self._hdr)[:self.header.length]
@@ -168,6 +169,9 @@ class Parser:
             raise OtaError(BAD_HEADER_LENGTH, "hardware versions absent")
         if h.total_size < h.length + 3 * fmt.ELEM_SIZE:
             raise OtaError(SIZE_MISMATCH, "total image size %d" % h.total_size)
+        if h.destination is not None and h.destination != self.policy.ieee:
+            raise OtaError(WRONG_DESTINATION, "upgrade file destination differs from the "
+                           "device's IEEE address")
         self.header = h
         self._expect_elem()
 
@@ -224,9 +228,11 @@ class Parser:
         from agent import cbor, cose
         h = self.header
         msg = cose.parse_sign1(self.cose_bytes())
+        cose.check_low_s(msg)
         pub = self.policy.trust.find(msg.kid)
         if not cose.verify_sign1(msg, self.header_bytes(), pub, self.verifier):
             raise OtaError(BAD_SIGNATURE)
+        self.signed = True
         m = Manifest(cbor.decode(msg.payload))
         if m.kid != msg.kid:
             raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")

@@ -1,7 +1,7 @@
 # The signed manifest: decoding, consistency with the OTA header, and device policy.
 from agent.errors import OtaError, BAD_MANIFEST, UNSUPPORTED_FORMAT, HEADER_MISMATCH, \
     WRONG_MANUFACTURER, WRONG_IMAGE_TYPE, WRONG_HARDWARE, ROLLBACK, TOO_LARGE, \
-    BAD_SECTOR_SIZE, BAD_ENCODING
+    BAD_SECTOR_SIZE, BAD_ENCODING, LAYOUT_NO_FIT
 from agent import fmt
 
 
@@ -71,6 +71,12 @@ class Manifest:
         if self.sector % p.sector_size:
             raise OtaError(BAD_SECTOR_SIZE, "%d is not a multiple of the flash sector %d"
                            % (self.sector, p.sector_size))
+        # a deflate sector is erased whole before it is written: the last one must end in
+        # the payload area, not in the meta area after it (raw sectors are erased a flash
+        # sector at a time, so size <= max_size suffices)
+        if self.encoding == fmt.ENC_DEFLATE and self.sectors * self.sector > p.max_size:
+            raise OtaError(LAYOUT_NO_FIT, "%d sectors of %d bytes, payload area %d bytes"
+                           % (self.sectors, self.sector, p.max_size))
 
 
 class Policy:
@@ -78,7 +84,7 @@ class Policy:
 
     def __init__(self, trust, manufacturer, image_type, hw_version, seq=0,
                  max_size=0xFFFFFFFF, sector_size=fmt.MIN_SECTOR, table_max=0,
-                 supplier_key=None):
+                 supplier_key=None, ieee=None):
         self.trust = trust
         self.manufacturer = manufacturer
         self.image_type = image_type
@@ -88,6 +94,8 @@ class Policy:
         self.sector_size = sector_size
         self.table_max = table_max
         self.supplier_key = supplier_key  # 64-byte x||y: trailer required and checked
+        self.ieee = ieee  # 8 bytes as in the OTA header: an image with an upgrade file
+                          # destination must name it (None: addressed images are refused)
 
 
 def _uint(m, k, top):

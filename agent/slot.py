@@ -18,7 +18,8 @@ except ImportError:
         return x
 
 from agent import fmt
-from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO
+from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, \
+    LAYOUT_NO_FIT
 from agent.inflate import inflate_into
 from agent.sha256r import Sha256
 
@@ -176,6 +177,8 @@ class SlotWriter:
             raise OtaError(TOO_LARGE, "%d > slot %d bytes" % (m.size, s.capacity))
         if m.table_size > s.table_max:
             raise OtaError(TOO_LARGE, "sector table %d > %d bytes" % (m.table_size, s.table_max))
+        if m.encoding != fmt.ENC_RAW and m.sectors * m.sector > s.capacity:
+            raise OtaError(LAYOUT_NO_FIT, "last sector ends past the payload area")
         self.m = m
         self.cose_len = p.cose_len
         a = s.area

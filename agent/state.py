@@ -13,13 +13,12 @@ HELD = const(2)         # a verified image waits in `slot` for its activation
 ACTIVATING = const(3)   # `slot` is pending in the bootloader or on trial
 
 WAIT_COMMAND = const(0xFFFFFFFF)  # activation time: wait for an activation command
-HORIZON = const(31622400)         # latest activation a server may set: 366 days ahead (s),
-                                  # so an activation time always fits its u32 field
 ALERTS = const(4)                 # alerts kept until the server acknowledges them
 
 F_FUTURE = const(1)     # the activation time was in the future when it was set
+F_REVERTED = const(2)   # the image of `ident` failed its trial: refused until another comes
 
-STATE_FMT = "<BBBBBBBBIIIIII32s32s100s"
+STATE_FMT = "<BBBBBBBBIIIIII32s32s100s16s"
 #   B    phase (IDLE, DOWNLOADING, HELD, ACTIVATING)
 #   B    slot being downloaded, held or activated
 #   B    flags (F_FUTURE)
@@ -37,14 +36,18 @@ STATE_FMT = "<BBBBBBBBIIIIII32s32s100s"
 #   32s  download identity: SHA-256 of the OTA header and the COSE manifest
 #   32s  Manufacturer Image hash of the held image
 #   100s state of the Manufacturer Image hash of a compressed download (agent.sha256r)
+#   16s  first 16 bytes of SHA-256(OTA header, COSE manifest) of the last manifest whose
+#        signature verified from flash (agent.verify.sig_tag): the power-on check verifies
+#        a running image's signature once, not at every boot
 ALERT_FMT = "<HBBI"
 #   H    alert code (0x8F72, 0x8F1C, ...)
 #   B    reason code (agent.errors)
 #   B    alert id, echoed by the server's acknowledgement
 #   I    value: firmware version, or activation time
-STATE_BASE = const(196)
+STATE_BASE = const(212)
 ALERT_SIZE = const(8)
-STATE_SIZE = const(228)  # STATE_BASE + ALERTS * ALERT_SIZE
+STATE_SIZE = const(244)  # STATE_BASE + ALERTS * ALERT_SIZE; at most 244, so that a journal
+                         # record (12 bytes more) fits a 256-byte sector
 
 
 class State:
@@ -63,13 +66,14 @@ class State:
         self.ident = bytes(32)
         self.mi_hash = bytes(32)
         self.mi_state = bytearray(100)
+        self.sig_ok = bytes(16)  # see STATE_FMT
         self.alerts = []  # [code, reason, id, value]
 
     def pack(self, buf):
         struct.pack_into(STATE_FMT, buf, 0, self.phase, self.slot, self.flags, len(self.alerts),
                          self.next_alert, self.fails, 0, 0, self.seq, self.next, self.act_time,
                          self.held_version, self.held_seq, self.run_version, self.ident,
-                         self.mi_hash, self.mi_state)
+                         self.mi_hash, self.mi_state, self.sig_ok)
         off = STATE_BASE
         for i in range(ALERTS):
             a = self.alerts[i] if i < len(self.alerts) else (0, 0, 0, 0)
@@ -80,7 +84,7 @@ class State:
     def unpack(self, buf):
         (self.phase, self.slot, self.flags, n, self.next_alert, self.fails, _r1, _r2, self.seq,
          self.next, self.act_time, self.held_version, self.held_seq, self.run_version,
-         self.ident, self.mi_hash, mi_state) = struct.unpack_from(STATE_FMT, buf, 0)
+         self.ident, self.mi_hash, mi_state, self.sig_ok) = struct.unpack_from(STATE_FMT, buf, 0)
         self.mi_state[:] = mi_state
         self.alerts = []
         for i in range(n if n <= ALERTS else ALERTS):

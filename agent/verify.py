@@ -25,6 +25,7 @@ class SlotInfo:
         self.manifest = None
         self.trailer = None
         self.mi_hash = None
+        self.tag = None  # sig_tag() once the manifest's signature has verified
 
 
 def read_meta(slot):
@@ -44,7 +45,8 @@ def read_meta(slot):
     from agent import cbor, cose
     info = SlotInfo()
     info.header_bytes = bytes(b[HDR_OFF:HDR_OFF + hl])
-    info.cose = cose.parse_sign1(bytes(b[COSE_OFF:COSE_OFF + cl]))
+    info.cose_raw = bytes(b[COSE_OFF:COSE_OFF + cl])
+    info.cose = cose.parse_sign1(info.cose_raw)
     info.header = fmt.parse_header(info.header_bytes)
     m = Manifest(cbor.decode(info.cose.payload))
     m.check_header(info.header)
@@ -55,6 +57,38 @@ def read_meta(slot):
     t = b[TRAILER_OFF:TRAILER_OFF + fmt.TRAILER_SIZE]
     if t[1] == fmt.TRAILER_SIG_LEN:
         info.trailer = fmt.parse_trailer(t)
+    return info
+
+
+def sig_tag(info):
+    """The first 16 bytes of SHA-256(OTA header || COSE_Sign1) of a slot's meta area: what
+    the journal remembers of a manifest whose signature verified."""
+    h = hashlib.sha256(info.header_bytes)
+    h.update(info.cose_raw)
+    return h.digest()[:16]
+
+
+def boot_check(slot, trust, verifier=None, known=None):
+    """Power-on check for a board whose boot chain does not verify signatures: the payload's
+    SHA-256 and CRC-32 against the manifest, so a change that keeps the CRC-32 is caught,
+    and the manifest's signature unless sig_tag() equals known (verified at an earlier
+    boot). Returns the SlotInfo with .tag set to its sig_tag()."""
+    info = read_meta(slot)
+    m = info.manifest
+    info.tag = sig_tag(info)
+    if info.tag != known:
+        from agent import cose
+        msg = info.cose
+        if not cose.verify_sign1(msg, info.header_bytes, trust.find(msg.kid), verifier):
+            raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
+        if m.kid != msg.kid:
+            raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+    psha = hashlib.sha256()
+    crc = scan(slot.area, 0, m.size, bytearray(512), 0, psha)
+    if crc != m.crc32:
+        raise OtaError(PAYLOAD_CRC, "slot %d" % slot.index)
+    if psha.digest() != m.sha256:
+        raise OtaError(PAYLOAD_DIGEST, "slot %d" % slot.index)
     return info
 
 
@@ -77,6 +111,7 @@ def check(slot, policy=None, verifier=None, mi_hash=None):
             raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
         if m.kid != msg.kid:
             raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+        info.tag = sig_tag(info)
         tsha = hashlib.sha256()
         scan(a, slot.meta + TABLE_OFF, m.table_size, buf, 0, tsha)
         if tsha.digest() != m.table_sha256:

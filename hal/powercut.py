@@ -127,7 +127,7 @@ class Campaign:
                 d.schedule(0)
                 self.boot()
                 continue
-            if activated:
+            if activated or st.flags & S.F_REVERTED:  # reverted: the image is not retaken
                 return self._finished(goal)
             self.download(marks)
         self._fail("bricked", "no end after 40 steps")
@@ -137,7 +137,10 @@ class Campaign:
         run = b.boot.running()
         ver = self.dev.st.run_version
         if goal == "confirm" and ver != self.version:
-            # several cuts can use up the trial boots: a legitimate revert; update again
+            # several cuts can use up the trial boots: a legitimate revert, after which the
+            # device refuses that image (agent.core, F_REVERTED) until another is offered
+            if self.dev.st.flags & S.F_REVERTED:
+                return None
             return self.drive(goal)
         if goal == "revert" and run != 0:
             self._fail("bricked", "did not revert")

@@ -189,9 +189,18 @@ def bad_cases(prot, payload, sig, kid):
     ]
 
 
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
 def sign(key, phdr, uhdr, payload, aad):
+    """pycose signs with a random s; devices take only s <= n/2, so the high form is turned
+    into the low one (the signature bstr is the message's last 64 bytes)."""
     m = Sign1Message(phdr=phdr, uhdr=uhdr, payload=payload, external_aad=aad, key=key)
-    return m, m.encode(tag=True)
+    enc = m.encode(tag=True)
+    s = int.from_bytes(enc[-32:], "big")
+    if s > P256_N // 2:
+        enc = enc[:-32] + (P256_N - s).to_bytes(32, "big")
+    return m, enc
 
 
 def generate(outdir):

@@ -9,7 +9,7 @@ from agent import fmt
 from agent import state as S
 from agent.core import Config, Device
 from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, UNKNOWN_KEY, \
-    ROLLBACK, NOT_IN_TRIAL, ACTIVATION_FAILED
+    ROLLBACK, NOT_IN_TRIAL, ACTIVATION_FAILED, REVERTED_IMAGE
 from agent.keys import Trust
 from hal.clock import FakeClock
 import devkit
@@ -207,7 +207,8 @@ def trial_runs_out(kind, trials=None):
     assert not d.trial
     eq(d.st.phase, S.IDLE, "phase")
     eq(r.alerts.got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, ACTIVATION_FAILED), "alert")
-    d = r.update()          # and it can be updated again
+    rejected(r, r.images[1], REVERTED_IMAGE)  # the image that failed is not taken again
+    d = r.update(r.images[2])  # another image is (the same firmware, deflate)
     d.confirm()
     eq(r.reboot().st.run_version, 2, "version")
     r.close()

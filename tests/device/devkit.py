@@ -29,6 +29,27 @@ def download(dev, img, block=48, limit=None):
     return off
 
 
+def refuse(dev, img, reason, block=48):
+    """Feed img until dev refuses it with this reason (an OtaError); it must not have asked
+    for anything past the manifest."""
+    from agent import fmt
+    from agent.errors import OtaError
+    off = dev.begin()
+    top = 0
+    try:
+        while True:
+            off = dev.feed(off, img[off:off + block])
+            top = off if off > top else top
+            if dev.done():
+                raise AssertionError("accepted")
+    except OtaError as e:
+        if e.reason != reason:
+            raise AssertionError("refused with %s, expected reason %d" % (e, reason))
+    hl = fmt.parse_header(img).length
+    if top > hl + 6 + (img[hl + 2] | img[hl + 3] << 8):
+        raise AssertionError("fetched past the manifest")
+
+
 class Alerts:
     def __init__(self):
         self.got = []

@@ -2,7 +2,7 @@
 from agent import fmt
 from agent import state as S
 from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, \
-    UNKNOWN_KEY, NOT_IN_TRIAL, NO_IMAGE, SUPPLIER_SIG_REQUIRED, BUSY
+    UNKNOWN_KEY, NOT_IN_TRIAL, NO_IMAGE, SUPPLIER_SIG_REQUIRED, BUSY, REVERTED_IMAGE
 from devkit import Rig
 from tutil import read_data, raises, eq
 
@@ -98,10 +98,11 @@ def test_trials_exhausted_reverts():
     assert not d.trial
     eq(d.st.phase, S.IDLE, "phase")
     assert r.alerts.got[-1][0] == fmt.ALERT_BOOT_VERIFY_FAIL
-    # and the device can be updated again
-    d = _updated(r)
+    # the image that failed its trials is refused from its manifest; another one is taken
+    _rejected_before_payload("core_v2.ota", REVERTED_IMAGE, r)
+    d = _updated(r, read_data("core_v3.ota"))
     d.confirm()
-    eq(r.reboot().st.run_version, 2, "version")
+    eq(r.reboot().st.run_version, 3, "version")
 
 
 def test_scheduled_activation_future():

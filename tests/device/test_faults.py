@@ -3,7 +3,8 @@
 from agent import fmt
 from agent import state as S
 from agent import verify
-from agent.errors import OtaError, FLASH_IO, SLOT_EMPTY, PAYLOAD_CRC, BAD_SIGNATURE
+from agent.errors import OtaError, FLASH_IO, SLOT_EMPTY, PAYLOAD_CRC, BAD_SIGNATURE, \
+    NO_FALLBACK
 from devkit import Rig
 from tutil import read_data, raises, eq
 
@@ -80,14 +81,16 @@ def test_slot_never_written():
 def test_running_slot_erased_halfway_falls_back():
     r = Rig()
     r.provision()
-    d = r.dev
-    r.download(V2)
-    d.schedule(0)
-    r.reboot().confirm()
-    d = r.reboot()
-    eq(r.running(), 1, "on v2")
-    # slot 1 erased halfway (sector 2 of 6): slot 0 still holds v1, signed and intact
-    r.flash.erase(r.layout.slot_off[1] + 2 * 4096, 4096)
+    for img, slot in ((V2, 1), (read_data("core_v2z.ota"), 0)):  # both seq 2
+        d = r.dev
+        r.download(img)
+        d.schedule(0)
+        r.reboot().confirm()
+        d = r.reboot()
+        eq(r.running(), slot, "updated")
+    # slot 0 erased halfway (sector 2 of 6): slot 1 still holds v2, signed, intact, and at
+    # the rollback floor (seq 2)
+    r.flash.erase(r.layout.slot_off[0] + 2 * 4096, 4096)
     codes_before = len(r.alerts.got)
     d = r.reboot()
     assert d.reset_needed, "fall back needs a reset"
@@ -95,8 +98,8 @@ def test_running_slot_erased_halfway_falls_back():
     eq(got[0][0], fmt.ALERT_BOOT_VERIFY_FAIL, "alert")
     eq(got[0][1], PAYLOAD_CRC, "reason")
     d = r.reboot()
-    eq(r.running(), 0, "fell back to the other valid image")
-    eq(d.st.run_version, 1, "version")
+    eq(r.running(), 1, "fell back to the other valid image")
+    eq(d.st.run_version, 2, "version")
 
 
 def test_running_slot_bad_and_no_alternative_keeps_running():
@@ -104,7 +107,8 @@ def test_running_slot_bad_and_no_alternative_keeps_running():
     r.provision()
     r.flash.erase(r.layout.slot_off[0] + r.layout.slot_size - r.layout.meta_size, 4096)
     d = r.reboot()
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, SLOT_EMPTY), "alert")
+    eq(r.alerts.got[-2][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, SLOT_EMPTY), "alert")
+    eq(r.alerts.got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "nothing to fall to")
     assert not d.reset_needed
 
 

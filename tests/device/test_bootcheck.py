@@ -1,0 +1,122 @@
+# The power-on check of the running slot catches tampering, not only corruption: on a board
+# whose boot chain does not verify signatures, the payload's SHA-256 against the signed
+# manifest, and the manifest's signature once per image (remembered in the journal).
+import struct
+
+from agent import fmt
+from agent import verify
+from agent.p256 import verify as p256_verify
+from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE
+from hal.emu import EmuBoard
+from agent.core import Device
+from devkit import Rig
+from tutil import read_data, eq
+
+
+class CountingRig(Rig):
+    """Rig whose board counts the P-256 verifications the agent asks for."""
+
+    def reboot(self):
+        self.board = EmuBoard(self.flash, self.layout, verifier=self._verify)
+        self.board.power_on()
+        self.verifies = 0
+        self.dev = Device(self.board, self.cfg, self.alerts)
+        self.dev.start()
+        return self.dev
+
+    def _verify(self, pub, digest, sig):
+        self.verifies += 1
+        return p256_verify(pub, digest, sig)
+
+
+def _rewrite(r, off, patch):
+    """Change flash bytes at off (in one sector) as an attacker with the flash would."""
+    ss = r.layout.sector_size
+    base = off - off % ss
+    buf = bytearray(ss)
+    r.flash.read(base, buf)
+    buf[off - base:off - base + len(patch)] = patch
+    r.flash.erase(base, ss)
+    r.flash.write(base, buf)
+
+
+def _tamper(r):
+    """16 changed bytes and 4 that restore the CRC-32, in the running slot 0's payload."""
+    t = read_data("hard_tamper.bin")
+    off = struct.unpack_from("<I", t, 0)[0]
+    _rewrite(r, r.layout.slot_off[0] + off, t[4:24])
+
+
+def test_crc_preserving_tamper_is_caught_at_power_on():
+    r = Rig()
+    r.provision()
+    _tamper(r)
+    verify.check(r.board.slots[0])  # the CRC-32 still matches: corruption checks pass
+    n = len(r.alerts.got)
+    d = r.reboot()
+    got = r.alerts.got[n:]
+    assert got, "tampering raised no alert"
+    eq(got[0][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, PAYLOAD_DIGEST), "alert")
+    assert not d.reset_needed  # nothing to fall back to: it runs on, and has said so
+
+
+def test_signature_checked_once_per_image():
+    r = CountingRig()
+    r.provision()
+    eq(r.verifies, 0, "the signature verified at install is remembered")
+    r.reboot()
+    eq(r.verifies, 0, "and at the next boot")
+    # the journal lost: the first boot verifies once, saves it, the next ones do not
+    r.flash.erase(r.layout.journal_off, r.layout.journal_size)
+    r.reboot()
+    eq(r.verifies, 1, "verified once")
+    r.reboot()
+    eq(r.verifies, 0, "remembered")
+    eq(r.alerts.got, [], "no alert for a good image")
+
+
+def test_new_image_verified_at_its_first_boot_only():
+    r = CountingRig()
+    r.provision()
+    r.download(read_data("core_v2.ota"))
+    r.reboot()
+    eq(r.verifies, 0, "a held image does not displace the running one's")
+    eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
+    d = r.reboot()
+    assert d.trial
+    eq(r.verifies, 1, "the new image's first boot")
+    d.confirm()
+    r.reboot()
+    eq(r.verifies, 0, "then remembered")
+
+
+def test_replaced_manifest_is_verified_and_refused():
+    r = CountingRig()
+    r.provision()
+    # a change in the manifest's signature changes what the journal remembers: the
+    # signature is checked again, and fails
+    meta = r.layout.slot_off[0] + r.layout.slot_size - r.layout.meta_size
+    b = bytearray(12)
+    r.flash.read(meta, b)
+    cose_len = b[6] | b[7] << 8
+    sig_end = meta + 85 + cose_len
+    s = bytearray(4)
+    r.flash.read(sig_end - 4, s)
+    s[3] ^= 0x01
+    _rewrite(r, sig_end - 4, s)
+    d = r.reboot()
+    eq(r.verifies, 1, "verified")
+    eq(r.alerts.got[0][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, BAD_SIGNATURE), "alert")
+    eq(d.stuck, BAD_SIGNATURE, "runs on, flagged")
+
+
+def test_board_whose_bootloader_verifies_keeps_the_cheap_check():
+    r = CountingRig()
+    r.provision()
+    r.flash.erase(r.layout.journal_off, r.layout.journal_size)  # nothing remembered
+    r.board.boot_verifies = True
+    r.dev = Device(r.board, r.cfg, r.alerts)
+    r.verifies = 0
+    r.dev.start()
+    eq(r.verifies, 0, "CRC-32 only: the bootloader has verified the signature")
+    eq(r.alerts.got, [], "no alert")
