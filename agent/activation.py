@@ -21,7 +21,7 @@ except ImportError:
 from agent import zcl
 from agent import fmt
 from agent import state as S
-from agent.errors import DOWNLOAD_ACTIVE, NOT_HELD_IMAGE, TIME_RANGE, message
+from agent.errors import OtaError, DOWNLOAD_ACTIVE, NOT_HELD_IMAGE, TIME_RANGE, message
 
 TICK_MAX_MS = const(3600000)  # longest wait measured with ticks_ms alone: an hour
 
@@ -38,11 +38,10 @@ def command(cl, f):
         out = fmt.ACT_HASH_MISMATCH
     elif d.loading:
         out = _refuse(cl, DOWNLOAD_ACTIVE)
-    elif t and ahead > S.HORIZON:
+    elif t == S.WAIT_COMMAND or (t and ahead > S.HORIZON):
         out = _refuse(cl, TIME_RANGE, t)
     elif t and ahead > 0:
-        d.schedule(t)
-        out = fmt.ACT_SUCCESS
+        out = _schedule(cl, t, t)
     else:
         out = d.activate(h)
     cl._say("activate command: outcome %d" % out)
@@ -81,7 +80,16 @@ def end_response(cl, f):
         _refuse(cl, TIME_RANGE, t)
         return
     cl._say("activation in %d s" % (delay if delay > 0 else 0))
-    d.schedule(d.board.clock.now() + delay if delay > 0 else 0)
+    _schedule(cl, d.board.clock.now() + delay if delay > 0 else 0, t)
+
+
+def _schedule(cl, when, t):
+    # the device's own checks stand too (a clock so far ahead that `when` would not fit)
+    try:
+        cl.dev.schedule(when)
+    except OtaError as e:
+        return _refuse(cl, e.reason, t)
+    return fmt.ACT_SUCCESS
 
 
 def wait_ms(cl, f, idle_ms):

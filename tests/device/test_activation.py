@@ -153,6 +153,21 @@ def test_activation_times_beyond_the_horizon_are_refused():
     assert r.reboot().trial
 
 
+def test_an_activation_time_that_would_not_fit_its_field_is_refused():
+    # a device clock near the end of the u32 range: now + a delay within the horizon
+    r = _held_v2()
+    clk = FakeClock(0xFFFFFFFF - 100)
+    hub = Hub(clk, V2, 2)
+    cl = _client(r, clk, hub)
+    hub.end_response(hub.seq(), 2, 0, 1000)
+    hub.activate(r.dev.st.mi_hash, 0xFFFFFFFF)  # 99 s ahead, but no time: refused
+    eq(cl.idle(1000), False, "activated")
+    eq([f.outcome for f in hub.sent(zcl.CMD_ACTIVATE_RSP)], [fmt.ACT_FAILURE], "outcome")
+    eq(len([a for a in hub.sent(zcl.CMD_ALERT) if a.reason == TIME_RANGE]), 2, "alerts")
+    eq(r.dev.st.act_time, S.WAIT_COMMAND, "nothing scheduled")
+    eq(r.reboot().st.act_time, S.WAIT_COMMAND, "journal")
+
+
 class WrapClock(FakeClock):
     """ticks_ms as on a 32-bit port: 30 bits, so a difference spans about 6 days."""
 
