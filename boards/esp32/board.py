@@ -30,7 +30,7 @@ def _find(P, kind, label):
 class Esp32Board:
     """slots, journal_area, boot, clock, verifier, payload_check (hal interfaces)."""
 
-    def __init__(self, port, reset_fn, clock, verifier=None):
+    def __init__(self, port, reset_fn, clock, verifier=None, ieee=None):
         P = port.Partition  # type: Type[Partition]
         parts = [_find(P, P.TYPE_APP, lab) for lab in L.SLOT_LABELS]
         jpart = _find(P, P.TYPE_DATA, L.JOURNAL_LABEL)
@@ -49,11 +49,13 @@ class Esp32Board:
         self.verifier = verifier
         self.payload_check = checker(L.CHIP_ID)
         self.trials = L.TRIALS
+        self.boot_verifies = L.SECURE_BOOT
+        self.ieee = ieee  # IEEE address, 8 bytes as in an OTA header's destination field
         self.parts = parts
         self.port = port
 
 
-def make_board(port=None, machine=None, clock=None, verifier=None):
+def make_board(port=None, machine=None, clock=None, verifier=None, ieee=None):
     """The board over the port's esp32 and machine modules (or stand-ins with the same
     API)."""
     if port is None:
@@ -65,7 +67,7 @@ def make_board(port=None, machine=None, clock=None, verifier=None):
     if clock is None:
         from hal.clock import SystemClock
         clock = SystemClock()
-    return Esp32Board(port, machine.reset, clock, verifier)
+    return Esp32Board(port, machine.reset, clock, verifier, ieee)
 
 
 def probe(board=None):

@@ -32,3 +32,7 @@ OTADATA_SUBTYPE = 0      # data partition subtype "ota"
 CHIP_ID = 0              # image header chip id the bootloader accepts: 0 = ESP32
                          # (2 S2, 5 C3, 9 S3, 12 C2, 13 C6, 16 H2, 18 P4)
 TRIALS = 1               # ESP-IDF boots a new app once on trial
+SECURE_BOOT = False      # True only for a firmware whose bootloader verifies the app's
+                         # signature at every boot (ESP-IDF Secure Boot v2): the agent's
+                         # power-on check is then CRC-32 only; False: SHA-256 against the
+                         # signed manifest (agent.verify.boot_check)

@@ -33,8 +33,8 @@ class Rp2Board:
     """slots, journal_area, boot, clock, verifier (hal interfaces) and fs_size: the bytes of
     rp2.Flash() left to the filesystem."""
 
-    def __init__(self, dev, reset_fn, clock, verifier=None, slot_size=L.SLOT_SIZE):
-        # type: (AbstractBlockDev, object, object, object, int) -> None
+    def __init__(self, dev, reset_fn, clock, verifier=None, slot_size=L.SLOT_SIZE, ieee=None):
+        # type: (AbstractBlockDev, object, object, object, int, object) -> None
         f = BlockFlash(dev, L.WRITE_SIZE, L.ERASED, L.PAGE)
         fs, boot_off, j_off, s_off = L.regions(f.size, slot_size)
         self.flash = f
@@ -47,6 +47,9 @@ class Rp2Board:
         self.verifier = verifier
         self.payload_check = check_bundle
         self.trials = L.TRIALS
+        self.boot_verifies = False  # the selector checks CRC-32 only: the agent's power-on
+                                    # check is the payload SHA-256 against the manifest
+        self.ieee = ieee  # IEEE address, 8 bytes as in an OTA header's destination field
 
     def _valid(self, slot):
         from agent import verify
@@ -62,7 +65,8 @@ def check_bundle(buf):
         raise OtaError(NOT_APP_IMAGE, "not an application bundle")
 
 
-def make_board(dev=None, machine=None, clock=None, verifier=None, slot_size=L.SLOT_SIZE):
+def make_board(dev=None, machine=None, clock=None, verifier=None, slot_size=L.SLOT_SIZE,
+               ieee=None):
     if dev is None:
         import rp2
         dev = rp2.Flash()
@@ -72,7 +76,7 @@ def make_board(dev=None, machine=None, clock=None, verifier=None, slot_size=L.SL
     if clock is None:
         from hal.clock import SystemClock
         clock = SystemClock()
-    return Rp2Board(dev, machine.reset, clock, verifier, slot_size)
+    return Rp2Board(dev, machine.reset, clock, verifier, slot_size, ieee)
 
 
 def probe(board=None):

@@ -8,9 +8,10 @@ from agent.errors import OtaError, BAD_LAYOUT
 from boards.unix import layout as L
 
 
-def make_board(path, layout=None, create=True, clock=None, verifier=None):
+def make_board(path, layout=None, create=True, clock=None, verifier=None, ieee=None):
     """hal.emu.EmuBoard over hal.nor.FileFlash(path). layout: a hal.emu.Layout (default
-    boards.unix.layout.layout()). create False: the file must exist."""
+    boards.unix.layout.layout()). create False: the file must exist. ieee: the device's
+    IEEE address (8 bytes), which an addressed image must name."""
     from hal.nor import FileFlash
     from hal.emu import EmuBoard
     import os
@@ -27,6 +28,8 @@ def make_board(path, layout=None, create=True, clock=None, verifier=None):
     board = EmuBoard(flash, lay, clock, verifier)
     board.trials = L.TRIALS
     board.payload_check = None
+    board.boot_verifies = False  # the emulated bootloader checks CRC-32 only
+    board.ieee = ieee  # IEEE address, 8 bytes as in an OTA header's destination field
     return board
 
 
