@@ -24,7 +24,7 @@ RATE = 250000          # the emulated HAN, bit/s
 BLOCK = 48             # the GBCS block size
 LOSS = 0.2
 UPDATE_KIB = 256
-ITEMS = ("ingest", "heap", "p256", "link", "compression", "size", "sign")
+ITEMS = ("ingest", "heap", "p256", "link", "compression", "size", "sign", "hardening")
 KIB = 1024
 
 
@@ -469,6 +469,19 @@ def run_sign(inp):
             "crc32_per_sector_s": t_crc}
 
 
+# -- 10: cost of the defences -------------------------------------------------------------
+
+def run_hardening(inp):
+    from host_tools import keys
+    p = subprocess.run([micropython(), "-X", "heapsize=4M",
+                        os.path.join(BENCH, "mp_hardening.py"), inp.raw,
+                        keys.public_point(inp.key).hex()],
+                       env=mp_env(), capture_output=True, text=True, timeout=600)
+    if p.returncode:
+        raise InputError("mp_hardening failed: %s" % (p.stdout + p.stderr).strip()[-400:])
+    return json.loads(p.stdout)
+
+
 # -- the table ----------------------------------------------------------------------------
 
 def _pick(rows, image, block):
@@ -577,6 +590,20 @@ def table(res):
             "%.0f ms, per-sector CRC-32 %.0f ms, SHA-256 %.0f ms" % (
                 g["read_s"] * 1e3, g["write_s"] * 1e3, g["crc32_per_sector_s"] * 1e3,
                 g["sha256_s"] * 1e3), cmd % "sign"))
+    if "hardening" in res:
+        k = res["hardening"]
+        out.append(("Journal writes per 1,000 rejected headers", "%d" % k["journal_writes"],
+                    "0", k["journal_writes"] == 0 and k["flash_writes"] == 0,
+                    "MicroPython: %d headers whose signature fails, fed to a device; flash "
+                    "writes %d, erases %d; %.1f ms a refusal (its P-256 check)" % (
+                        k["refusals"], k["flash_writes"], k["flash_erases"],
+                        k["refusal_ms"]), cmd % "hardening"))
+        out.append(("Power-on check of a 256 KiB slot", "%.1f ms" % k["boot_check_ms"], "-",
+                    None, "MicroPython: agent.verify.boot_check, payload SHA-256 + CRC-32 "
+                    "from emulated flash, best of %d; %.1f ms at an image's first boot "
+                    "(with its P-256 signature check); CRC-32 only (boards whose "
+                    "bootloader verifies) %.1f ms" % (k["reps"], k["boot_check_first_ms"],
+                                                       k["crc_check_ms"]), cmd % "hardening"))
     return out
 
 
@@ -607,7 +634,8 @@ def register(sub):
 
 
 RUNNERS = {"ingest": run_ingest, "heap": run_heap, "p256": run_p256, "link": run_link,
-           "compression": run_compression, "size": run_size, "sign": run_sign}
+           "compression": run_compression, "size": run_size, "sign": run_sign,
+           "hardening": run_hardening}
 
 
 def run_bench(args):
