@@ -16,6 +16,7 @@ except ImportError:
         return x
 
 from agent import zcl
+from agent import pager as P
 from agent import fmt
 from agent import state as S
 from agent import activation as A
@@ -81,7 +82,9 @@ class Client:
         self._f = zcl.Frame()
         self._seq = 0
         self.offer = None      # (manufacturer, image type, file version, size) offered
-        self.notified = False
+        self.notified = False  # an Image Notify selected us: query at once
+        self.page = P.PAGE     # page request size (0: Image Block Requests only)
+        self.pager = None
         self.bytes = 0         # payload bytes received in this session
         device.sink = self
 
@@ -205,7 +208,8 @@ class Client:
             elif c == zcl.CMD_ACTIVATE:
                 A.command(self, f)
         elif c == zcl.CMD_IMAGE_NOTIFY:
-            self.notified = True
+            if P.notify_selects(f, self.dev):
+                self.notified = True
         elif c == zcl.CMD_UPGRADE_END_RSP:
             A.end_response(self, f)
 
@@ -289,15 +293,33 @@ class Client:
         self.bytes = 0
         self._say("download version 0x%08X, %d bytes" % (ver, size))
         zcl.encode_block_request(self._bq, 0, man, itype, ver, 0, 0)
+        pg = self._pages(man, itype, ver)
         while not d.done():
             if clk.ticks_diff(self._now, last) > self.stall_s * 1000:  # answers, no progress
                 return STALLED
             want = size - off
             if want <= 0:
                 return self._reject(d.end, man, itype, ver)
-            zcl.set_block_request(self._bq, self._next_seq(), off,
-                                  want if want < self.block else self.block)
-            f = self._request(self._bqv, zcl.CMD_BLOCK_RSP)
+            if pg is not None and pg.on:
+                try:
+                    f = pg.fetch(off, want)
+                except OtaError as e:
+                    f = pg.refused(e)
+                if f is None:
+                    if pg.pos != off:
+                        last = self._now
+                        self.bytes += pg.pos - off if pg.pos > off else 0
+                    off = pg.pos
+                    continue
+                if f is P.REJECT:
+                    self._upgrade_end(zcl.S_INVALID_IMAGE, man, itype, ver)
+                    return REJECTED
+                if not f.cluster:
+                    continue  # page requests refused: block requests from now on
+            else:
+                zcl.set_block_request(self._bq, self._next_seq(), off,
+                                      want if want < self.block else self.block)
+                f = self._request(self._bqv, zcl.CMD_BLOCK_RSP)
             if f is None:  # this request's retries ran out: only the stall timeout ends it
                 continue
             st = zcl.S_SUCCESS if f is _BLOCK else f.status
@@ -330,6 +352,16 @@ class Client:
                 return ABORTED if st != zcl.S_NO_IMAGE_AVAILABLE else NO_UPDATE
         return HELD
 
+    def _pages(self, man, itype, ver):
+        # the page requests of this download, or None (block requests)
+        if not self.page:
+            return None
+        pg = self.pager
+        if pg is None or pg.size != self.page:
+            pg = self.pager = P.Pager(self, self.page)
+        pg.start(man, itype, ver)
+        return pg
+
     def _reject(self, fn, man, itype, ver):
         try:
             fn()
@@ -353,8 +385,9 @@ class Client:
         self.dev.tick()
         return ACTIVATE if self.dev.reset_needed else HELD
 
-    def _idle(self, ms):
-        """Wait ms while handling frames from the server (alert acks, activation)."""
+    def _idle(self, ms, wake=False):
+        """Wait ms while handling frames from the server (alert acks, activation); with
+        wake, only until an Image Notify selects us."""
         clk = self.clock
         t0 = clk.ticks_ms()
         while True:

@@ -52,6 +52,10 @@ def register(sub):
     p.add_argument("--rate-bps", type=T.integer(1000, 100000000, "bit rate"), metavar="BPS",
                    help="emulate the HAN's bit rate, 1000..100000000, e.g. 250000 "
                         "(default: as fast as the link goes)")
+    p.add_argument("--no-page", action="store_true",
+                   help="a block-only server: refuse Image Page Requests")
+    p.add_argument("--notify", action="store_true",
+                   help="send each device an Image Notify once it has been quiet a second")
     p.add_argument("--plain", action="store_true",
                    help="behave as a plain ZCL OTA server: 50-byte blocks, no "
                         "manufacturer-specific commands")
@@ -140,6 +144,8 @@ def run_serve(args):
               progress=None if args.quiet else (
                   lambda total, label: progress.Progress(total, label)),
               echo=echo)
+    hub.pages = not args.no_page
+    hub.notify = args.notify
     if not args.quiet:
         where = "udp %s:%d" % link.address[:2] if args.udp else args.serial
         progress.write("serving %d image(s) on %s" % (len(images), where), sys.stderr)

@@ -15,6 +15,7 @@ import time
 
 from agent import fmt, zcl, zcl_server
 from agent.errors import OtaError, SIZE_MISMATCH
+from host_tools.paging import serve_page, notify_idle
 
 from hal.clock import ZIGBEE_EPOCH
 
@@ -184,6 +185,7 @@ class Hub:
                 return False
             data, addr = self.link.recv(0.2 if left is None else min(0.2, left))
             self._retry_activations()
+            notify_idle(self)
             if data is None:
                 continue
             self.air_bytes += len(data) + FRAME_OVERHEAD
@@ -196,6 +198,7 @@ class Hub:
         dev = self.devices.get(addr)
         if dev is None:
             dev = self.devices[addr] = Device(addr)
+        dev.heard_at = time.monotonic()
         try:
             fr = zcl.decode(data, len(data))
         except OtaError as e:
@@ -219,6 +222,8 @@ class Hub:
             self._query(dev, fr)
         elif c == zcl.CMD_BLOCK_REQ:
             self._block(dev, fr)
+        elif c == zcl.CMD_PAGE_REQ:
+            serve_page(self, dev, fr)
         elif c == zcl.CMD_UPGRADE_END:
             self._end(dev, fr)
 

@@ -9,6 +9,8 @@
 #     per-sector checkpoint: with gc.threshold(1) any allocation runs a collection, which
 #     frees a piece of garbage made before the block.
 # Under CPython the same download runs and is checked; the heap checks are MicroPython's.
+# Both paths: Image Page Requests (the default: a page of blocks per request, the frames
+# replayed in order) and Image Block Requests (Client.page = 0).
 import sys
 import gc
 
@@ -104,7 +106,7 @@ def payload_offset(img):
     return off
 
 
-def rig(name):
+def rig(name, page=True):
     img = read_data(name)
     ver = int.from_bytes(img[14:18], "little")
     frames = [zcl_server.build(zcl_server.encode_block_response, 0, MAN, TYPE, ver, o,
@@ -117,6 +119,8 @@ def rig(name):
     dev = Device(board, Config(Trust([read_data("core_pub.bin")]), MAN, TYPE, HW))
     dev.start()
     cl = C.Client(dev, link, Clock(), BLOCK)
+    if not page:
+        cl.page = 0
     return img, ver, link, dev, cl
 
 
@@ -131,9 +135,10 @@ def download(img, ver, link, dev, cl, mode):
     return link.value
 
 
-def test_download_through_the_replayed_link():
-    img, ver, link, dev, cl = rig("core_v2.ota")
+def test_download_through_the_replayed_link(page=True):
+    img, ver, link, dev, cl = rig("core_v2.ota", page)
     download(img, ver, link, dev, cl, "time")
+    eq(cl.pager is not None and cl.pager.on, page, "page requests in use")
     assert link.stop - link.start > 400  # about 20 KiB of payload in 48-byte blocks
     eq(dev.st.held_version, ver, "held version")
     # and again: a second download of the same image into the same slot
@@ -141,8 +146,8 @@ def test_download_through_the_replayed_link():
     eq(dev.st.phase, S.HELD)
 
 
-def test_no_allocation_per_block():
-    img, ver, link, dev, cl = rig("core_v2.ota")
+def test_no_allocation_per_block(page=True):
+    img, ver, link, dev, cl = rig("core_v2.ota", page)
     download(img, ver, link, dev, cl, "time")  # warm: every view and buffer exists
     if not MP:
         return
@@ -153,8 +158,8 @@ def test_no_allocation_per_block():
     eq(got, 0, "bytes allocated from the first payload block to the last")
 
 
-def test_per_block_path_runs_with_the_heap_locked():
-    img, ver, link, dev, cl = rig("core_v2.ota")
+def test_per_block_path_runs_with_the_heap_locked(page=True):
+    img, ver, link, dev, cl = rig("core_v2.ota", page)
     download(img, ver, link, dev, cl, "time")
     if not MP:
         return
@@ -162,8 +167,8 @@ def test_per_block_path_runs_with_the_heap_locked():
     download(img, ver, link, dev, cl, "lock")  # a MemoryError would fail the test
 
 
-def test_no_block_touches_the_heap_but_at_a_checkpoint():
-    img, ver, link, dev, cl = rig("core_v2.ota")
+def test_no_block_touches_the_heap_but_at_a_checkpoint(page=True):
+    img, ver, link, dev, cl = rig("core_v2.ota", page)
     download(img, ver, link, dev, cl, "time")
     if not MP:
         return
@@ -179,3 +184,19 @@ def test_no_block_touches_the_heap_but_at_a_checkpoint():
     # agent.state.State.pack takes its frame from the heap (pack_into of 16 fields), once
     # per checkpoint; no other block may touch it
     assert touched <= checkpoints, (touched, checkpoints)
+
+
+def test_download_with_block_requests():
+    test_download_through_the_replayed_link(False)
+
+
+def test_no_allocation_per_block_with_block_requests():
+    test_no_allocation_per_block(False)
+
+
+def test_heap_locked_with_block_requests():
+    test_per_block_path_runs_with_the_heap_locked(False)
+
+
+def test_heap_untouched_with_block_requests():
+    test_no_block_touches_the_heap_but_at_a_checkpoint(False)
