@@ -175,6 +175,15 @@ def _on_term(signum, frame):
     raise Terminated()
 
 
+def _die_with_parent():
+    """In the device process (Linux): SIGTERM when otatool itself dies, even by SIGKILL."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Boot:
     """One run of the device process: its output lines shown (progress lines drive a bar),
     its stderr kept for the reason of a refusal."""
@@ -182,7 +191,9 @@ class Boot:
     def __init__(self, cmd, env):
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1,
+                                     preexec_fn=_die_with_parent if sys.platform.startswith(
+                                         "linux") else None)
         self.err = []
         self.bar = None
         self._got = 0
