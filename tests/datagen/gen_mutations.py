@@ -266,6 +266,8 @@ class Model:
             raise Reject(E.UNSUPPORTED_ALG)
         if len(sig) != 64:
             raise bad
+        if int.from_bytes(sig[32:], "big") > keys.HALF_N:  # before the key is looked up
+            raise Reject(E.HIGH_S)
         pub = self.keys.get(kid) if kid is not None else None
         if pub is None:
             raise Reject(E.UNKNOWN_KEY)
