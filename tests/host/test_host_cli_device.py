@@ -241,7 +241,8 @@ def test_resumed_download_shows_its_real_rate(lab):
     srv = lab.serve(["v2.ota"], "--exit-when", "confirmed", "--timeout", 90, "--linger",
                     "0.5", "--rate-bps", 40000)
     first = lab.device(srv, "cut.flash", "v1.ota", "--once", log="cut.log")
-    assert srv.wait(lambda s: any(b["offset"] > size * 0.5 for b in s.events("block")), 60)
+    assert srv.wait(lambda s: any(b["offset"] > size * 0.5 for b in s.events("block")),
+                    60), lab.device_log("cut.log")
     lab.power_cut(first)
     r = device(lab, "--once", flash="cut.flash", server="127.0.0.1:%d" % srv.port,
                OTATOOL_PROGRESS="1")
