@@ -188,6 +188,41 @@ def test_unhealthy_trial_reverts(lab):
     assert "boot slot 0, version 0x00000001" in lab.device_log().split("reverting")[-1]
 
 
+def test_page_requests_and_block_only_server(lab):
+    srv, dev, ok = run_update(lab, "v2z.ota", ("--drop", 0.1, "--seed", 4))
+    assert ok and dev.returncode == 0, lab.device_log()
+    pages = srv.events("page")
+    assert pages and not srv.events("page_refused")
+    # a gap is asked for on its own: some requests are shorter than a page
+    assert min(p["size"] for p in pages) < max(p["size"] for p in pages)
+    os.remove(lab.path("dev.flash"))  # a new device
+    srv, dev, ok = run_update(lab, "v2.ota", ("--no-page",))
+    assert ok and dev.returncode == 0, lab.device_log()
+    assert len(srv.events("page_refused")) == 1 and not srv.events("page")
+    assert "using block requests" in lab.device_log()
+
+
+def test_image_notify_brings_the_query_at_once(lab):
+    # nothing to offer (the device runs v1): it polls every 5 s; the server's unicast
+    # Image Notify after 1 s of quiet must bring a Query Next Image within a second
+    srv = lab.serve(["v1.ota"], "--notify", "--timeout", 40)
+    dev = lab.device(srv, "dev.flash", "v1.ota")
+    assert srv.wait(lambda s: len(s.events("notify")) >= 3, 40), lab.device_log()
+    lab.power_cut(dev)
+    srv.stop()
+    ev = srv.events()
+    delays = []
+    for i, e in enumerate(ev):
+        if e["event"] == "notify":
+            q = [x for x in ev[i:] if x["event"] == "query"]
+            before = [x for x in ev[:i] if x["event"] == "query"]
+            assert q and before, ev
+            assert e["t"] - before[-1]["t"] >= 1.0  # the device was idle, not querying
+            delays.append(q[0]["t"] - e["t"])
+    print("notify to query, s:", ["%.3f" % d for d in delays])
+    assert len(delays) >= 3 and max(delays) < 1.0, delays
+
+
 def test_plain_server_then_alerts_delivered_later(lab):
     # a plain ZCL OTA server: 50-byte blocks, manufacturer-specific commands ignored
     srv = lab.serve(["v2.ota"], "--plain", "--timeout", 60)
