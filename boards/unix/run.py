@@ -7,6 +7,8 @@
 #   micropython -m boards.unix.run --flash F (--key P.pem | --point HEX) [...] [--factory IMG]
 #       (--server HOST:PORT | --serial DEV) [--hw N] [--block N] [--once] [--unhealthy]
 #       [--slot-size BYTES] [--sector BYTES] [--stall S]  (slot-size: largest payload)
+#       [--ieee HEX]  (the device's IEEE address, most significant byte first: an image
+#                      addressed to another device is refused)
 #
 # Output: log lines "device: ..." and, during a download, "progress OFFSET SIZE RECEIVED"
 # lines on stdout (about two a second); a refusal is one line "E<code> <text>: <detail>" on stderr.
@@ -26,7 +28,7 @@ PROGRESS_MS = 500   # between progress lines
 def _opts(argv):
     o = {"key": [], "point": [], "hw": None, "block": 48, "once": False, "unhealthy": False,
          "slot-size": 512 * 1024, "sector": 4096, "stall": 60, "factory": None,
-         "server": None, "serial": None, "flash": None, "poll": 1000}
+         "server": None, "serial": None, "flash": None, "poll": 1000, "ieee": None}
     i = 0
     while i < len(argv):
         k = argv[i][2:]
@@ -43,6 +45,8 @@ def _opts(argv):
             o[k] = int(v, 0)
         elif k == "stall":
             o[k] = float(v)
+        elif k == "ieee":
+            o[k] = ieee_bytes(v)
         else:
             o[k] = v
         i += 2
@@ -51,6 +55,16 @@ def _opts(argv):
     if not 0 < o["block"] < 256 or o["stall"] <= 0:
         raise ValueError("--block must be 1..255 and --stall positive")
     return o
+
+
+def ieee_bytes(text):
+    """An IEEE address written most significant byte first (hex, ':' allowed) as the 8
+    bytes of an OTA header's destination field (little-endian, as ZCL sends it)."""
+    h = text.replace(":", "")
+    if len(h) != 16:
+        raise ValueError("--ieee needs 16 hex digits")
+    b = bytes(int(h[i:i + 2], 16) for i in range(0, 16, 2))
+    return bytes(b[7 - i] for i in range(8))
 
 
 def _read(path):
@@ -69,7 +83,7 @@ def refuse(text):
 def board_for(o):
     from boards.unix.board import make_board
     from boards.unix.layout import layout
-    return make_board(o["flash"], layout(o["sector"], o["slot-size"]))
+    return make_board(o["flash"], layout(o["sector"], o["slot-size"]), ieee=o.get("ieee"))
 
 
 def identity(board, o):

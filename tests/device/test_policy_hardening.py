@@ -135,6 +135,26 @@ def test_device_address_from_the_board():
     eq(r.dev.st.phase, S.HELD, "held")
 
 
+def test_unix_device_program_takes_the_address():
+    from boards.unix.run import ieee_bytes, board_for
+    from tutil import ROOT
+    eq(ieee_bytes("88:77:66:55:44:33:22:11"), IEEE, "written MSB first, sent LSB first")
+    for bad in ("8877", "88:77:66:55:44:33:22:11:00"):
+        try:
+            ieee_bytes(bad)
+            raise AssertionError("accepted " + bad)
+        except ValueError:
+            pass
+    path = ROOT + "/build/ieee_test.flash"
+    b = board_for({"flash": path, "sector": 4096, "slot-size": 64 * 1024, "ieee": IEEE})
+    try:
+        eq(b.ieee, IEEE, "board address")
+    finally:
+        b.flash.close()
+        import os
+        os.remove(path)
+
+
 # -- 10: image identity is not malleable --------------------------------------------------
 
 def test_high_s_signature_refused():
