@@ -172,7 +172,8 @@ class Terminated(Exception):
 
 
 def _on_term(signum, frame):
-    raise Terminated()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second one (timeout(1) sends two)
+    raise Terminated()                              # must not cut the clean-up short
 
 
 def _die_with_parent():
@@ -308,8 +309,12 @@ def run_device(args):
             return fail(why or "the device process stopped with status %d" % rc)
         return fail("the device reset %d times (--max-boots)" % args.max_boots)
     except KeyboardInterrupt:
-        if boot is not None:
-            boot.stop(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C waits for the clean-up
+        try:
+            if boot is not None:
+                boot.stop(signal.SIGINT)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.stderr.write("\n")
         return EXIT_INTERRUPTED
     except Terminated:

@@ -185,9 +185,10 @@ def _alive(pid):
     (signal.SIGINT, 130, True),       # Ctrl-C on a terminal: the whole process group
     (signal.SIGINT, 130, False),      # kill -INT to otatool alone
     (signal.SIGTERM, 143, False),
+    (signal.SIGTERM, 143, "twice"),   # timeout(1): to otatool, then to its group
 ])
 def test_signals_reach_the_device(lab, sig, code, group):
-    name = "sig%d%d.flash" % (sig, group)
+    name = "sig%d%s.flash" % (sig, group)
     p = subprocess.Popen(OTATOOL + ["device", "--flash", name, "--public", "dev_pub.pem",
                                     "--factory", "v1.ota", "--server",
                                     "127.0.0.1:%d" % free_udp_port()],
@@ -204,7 +205,10 @@ def test_signals_reach_the_device(lab, sig, code, group):
     time.sleep(1.0)
     child = [c for c in _children_of(p.pid) if _alive(c)]
     assert child
-    if group:
+    if group == "twice":
+        p.send_signal(sig)
+        os.killpg(p.pid, sig)
+    elif group:
         os.killpg(p.pid, sig)
     else:
         p.send_signal(sig)
