@@ -83,3 +83,60 @@ def test_old_tag_was_misread(node, tmp_path):
     p.write_bytes(bytes(data))
     got = herdsman_elements(node, str(p))[0]
     assert "error" in got or [e["tag"] for e in got["elements"]] != [0xF000] + OURS[1:]
+
+
+class _Port:
+    def __init__(self, port):
+        self.port = port
+
+
+@pytest.fixture(scope="module")
+def imgs(tmp_path_factory):
+    from host_tools.lab import Lab
+    d = str(tmp_path_factory.mktemp("herdsman"))
+    lab = Lab(d)
+    lab.keygen("dev")
+    import random
+    rnd = random.Random(9)
+    for name, size, ver in (("v1", 6000, 1), ("v2", 14000 + 77, 2)):
+        with open(lab.path(name + ".bin"), "wb") as f:
+            f.write(rnd.randbytes(size))
+        lab.sign(name + ".bin", name + ".ota", ver, ver)
+    return d
+
+
+@pytest.mark.parametrize("mode", ["page", "block"])
+def test_herdsman_ota_session_updates_the_device(node, imgs, tmp_path, mode):
+    """zigbee-herdsman's OtaSession (its block and page serving, its Zcl.Frame codec) updates
+    the device running on MicroPython over UDP, started by an Image Notify."""
+    from host_tools.lab import Lab, free_udp_port
+    lab = Lab(str(tmp_path))
+    for f in os.listdir(imgs):
+        if f.endswith((".ota", ".pem")):
+            os.link(os.path.join(imgs, f), lab.path(f))
+    port = free_udp_port()
+    srv = subprocess.Popen([node, os.path.join(HERE, "ota_server.js"), lab.path("v2.ota"),
+                            str(port), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    dev = lab.device(_Port(port), "dev.flash", "v1.ota")
+    try:
+        out, err = srv.communicate(timeout=150)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+        lab.power_cut(dev)
+    stats = json.loads(out.strip().splitlines()[-1])
+    print(stats)
+    assert srv.returncode == 0, (stats, err, lab.device_log())
+    assert stats["elements"] == OURS
+    assert stats["versionBefore"] == 1 and stats["versionAfter"] == 2
+    assert stats["endStatus"] == 0
+    assert stats["notifyToQueryMs"] < 1000
+    log = lab.device_log()
+    assert "health check passed: confirmed" in log
+    if mode == "page":
+        assert stats["pageRequests"] > 0 and stats["pagesRefused"] == 0
+        assert stats["blockRequests"] == 0
+    else:
+        assert stats["pagesRefused"] == 1 and stats["blockRequests"] > 14000 // 50
+        assert "no page requests (status 0x81), using block requests" in log
