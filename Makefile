@@ -48,6 +48,7 @@ test-micropython: build/mpy/.stamp build/testdata/.stamp
 
 test: build/mpy/.stamp build/testdata/.stamp $(HERDSMAN)
 	@$(PY) tests/run_both.py
+	@$(PY) -m host_tools.mcu status
 
 demo: $(STAMP)
 	$(PY) -m host_tools.demo
@@ -71,3 +72,16 @@ deploy: $(STAMP)
 
 clean:
 	rm -rf build .venv
+
+# The Cortex-M tier: MicroPython's qemu port (MPS2_AN385, Cortex-M3) under qemu-system-arm.
+# Source: MICROPYTHON_SRC (a folder or .tgz), else a shallow fetch of the pinned commit.
+.PHONY: mcu test-mcu bench-mcu
+mcu: $(STAMP)
+	@$(PY) -m host_tools.mcu check
+	MICROPYTHON_SRC="$(MICROPYTHON_SRC)" $(PY) -m host_tools.mcu build
+
+test-mcu: mcu build/testdata/.stamp
+	$(PY) tests/mcutier.py
+
+bench-mcu: mcu build/testdata/.stamp
+	$(PY) -m host_tools.bench_mcu --out bench/mcu.json

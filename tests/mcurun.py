@@ -1,0 +1,238 @@
+# Runs device tests inside the Cortex-M firmware (MicroPython's qemu port); the host side is
+# tests/mcutier.py, which builds the ROMFS image this comes from and starts the emulator.
+#
+#   import mcurun; mcurun.main(["test_cbor", ...], pattern, done)
+#
+# The image holds the device code (lib/), the tests (tests/) and their data (build/testdata,
+# tests/fixtures); a RAM overlay mounted at /ram (the working directory) reads through to
+# /rom and takes the files tests write. Each test prints "START mod::name", then one of
+#   PASS mod::name (N ms)  |  FAIL mod::name  |  SKIP mod::name: reason
+# (the host restarts the run past a test that overruns its time, naming it in `done`).
+# A test is skipped, never passed, when the port lacks a module it imports or the heap is
+# too small for it (MemoryError); the reason is printed. Last line: "mcu: N passed, ...".
+import gc
+import sys
+import os
+import time
+
+
+class _File:
+    """A file of RamOverlay: bytes in a bytearray, stored back on flush and close."""
+
+    def __init__(self, fs, path, data, text):
+        self.fs = fs
+        self.path = path
+        self.data = data
+        self.pos = 0
+        self.text = text
+
+    def read(self, n=-1):
+        d = self.data
+        end = len(d) if n is None or n < 0 else min(len(d), self.pos + n)
+        out = bytes(d[self.pos:end])
+        self.pos = end
+        return out.decode() if self.text else out
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.data) - self.pos)
+        buf[0:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def write(self, b):
+        if self.text:
+            b = b.encode()
+        end = self.pos + len(b)
+        if end > len(self.data):
+            self.data.extend(bytes(end - len(self.data)))
+        self.data[self.pos:end] = b
+        self.pos = end
+        return len(b)
+
+    def seek(self, off, whence=0):
+        self.pos = off if whence == 0 else (self.pos + off if whence == 1 else
+                                            len(self.data) + off)
+        return self.pos
+
+    def tell(self):
+        return self.pos
+
+    def flush(self):
+        self.fs.files[self.path] = self.data
+
+    def close(self):
+        self.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class RamOverlay:
+    """A writable filesystem in the heap over the read-only one at `under`."""
+
+    def __init__(self, under):
+        self.under = under
+        self.files = {}
+
+    def _norm(self, path):
+        parts = []
+        for p in path.split("/"):
+            if p and p != ".":
+                parts.append(p)
+        return "/" + "/".join(parts)
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def chdir(self, path):
+        pass
+
+    def getcwd(self):
+        return ""
+
+    def open(self, path, mode):
+        path = self._norm(path)
+        text = "b" not in mode
+        if "w" in mode:
+            self.files[path] = bytearray()
+        elif path not in self.files:
+            if "r" in mode and "+" not in mode:
+                return open(self.under + path, mode)
+            with open(self.under + path, "rb") as f:
+                self.files[path] = bytearray(f.read())
+        f = _File(self, path, self.files[path], text)
+        if "a" in mode:
+            f.pos = len(f.data)
+        return f
+
+    def stat(self, path):
+        path = self._norm(path)
+        if path in self.files:
+            return (0x8000, 0, 0, 0, 0, 0, len(self.files[path]), 0, 0, 0)
+        return os.stat(self.under + path)
+
+    def remove(self, path):
+        path = self._norm(path)
+        if path not in self.files:
+            raise OSError(2)
+        del self.files[path]
+
+    def ilistdir(self, path):
+        return os.ilistdir(self.under + self._norm(path))
+
+    def mkdir(self, path):
+        pass
+
+    def rename(self, a, b):
+        self.files[self._norm(b)] = self.files.pop(self._norm(a))
+
+
+# Memory outside the heap for the tests' emulated flash (boards/qemu/layout.py's PSRAM and
+# the board's unused SSRAM2/3): on a microcontroller the flash is not in RAM, so a test's
+# flash should not take its heap either. Allocated upwards, freed when a module ends.
+_SPANS = ((0x21401000, 0x21F00000), (0x20000000, 0x20400000))
+_top = [0, _SPANS[0][0]]
+
+
+def _outside_heap(size):
+    i, top = _top
+    while top + size > _SPANS[i][1]:
+        i += 1
+        if i >= len(_SPANS):
+            raise MemoryError("no room outside the heap for a flash of %d bytes" % size)
+        top = _SPANS[i][0]
+    _top[0] = i
+    _top[1] = top + size
+    import uctypes
+    return uctypes.bytearray_at(top, size)
+
+
+def _flash_outside_heap():
+    """hal.nor.NorFlash keeps its contents outside the heap (its rules unchanged)."""
+    from hal import nor
+    init = nor.NorFlash.__init__
+
+    def __init__(self, size, sector_size=4096, write_size=1, erased=0xFF, mirror=False):
+        if size <= 0 or size % sector_size or size <= sector_size:
+            init(self, size, sector_size, write_size, erased, mirror)
+            return
+        init(self, sector_size, sector_size, write_size, erased)
+        self.size = size
+        self._mem = _outside_heap(size)
+        self._mv = memoryview(self._mem)
+        self._fill()
+        self.sector_erases = [0] * (size // sector_size)
+        if mirror:
+            import io
+            self._io = io.BytesIO(self._mem)
+    nor.NorFlash.__init__ = __init__
+
+
+def _skip_reason(e):
+    if isinstance(e, MemoryError):
+        return "MemoryError: more than this heap of %d bytes" % (gc.mem_free() + gc.mem_alloc())
+    msg = str(e.args[0]) if e.args else ""
+    if isinstance(e, ImportError) and "'agent" not in msg and "'hal" not in msg:
+        return "not importable on this port: %s" % msg
+    return None
+
+
+def _not_passed(name, e):
+    """Print the SKIP or FAIL line of a test (or module) that raised e; return the word."""
+    why = _skip_reason(e)
+    gc.collect()
+    if why:
+        print("SKIP %s: %s" % (name, why))
+        return "SKIP"
+    print("FAIL %s" % name)
+    sys.print_exception(e)
+    return "FAIL"
+
+
+def main(modules, pattern=None, done=()):
+    import vfs
+    try:
+        vfs.mount(RamOverlay("/rom"), "/ram")
+    except OSError:
+        pass
+    os.chdir("/ram")
+    _flash_outside_heap()
+    import agent
+    where = getattr(agent, "__file__", "?")
+    print("agent from %s" % where)
+    n = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    for modname in modules:
+        _top[0] = 0
+        _top[1] = _SPANS[0][0]
+        gc.collect()
+        try:
+            mod = __import__(modname)
+        except BaseException as e:
+            n[_not_passed(modname + " (import)", e)] += 1
+            continue
+        names = sorted(k for k in dir(mod) if k.startswith("test_"))
+        for name in names:
+            full = modname + "::" + name
+            if (pattern and pattern not in full) or full in done:
+                continue
+            print("START %s" % full)
+            gc.collect()
+            t0 = time.ticks_ms()
+            try:
+                getattr(mod, name)()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:  # PowerCut and Reboot are BaseExceptions
+                n[_not_passed(full, e)] += 1
+                continue
+            print("PASS %s (%d ms)" % (full, time.ticks_diff(time.ticks_ms(), t0)))
+            n["PASS"] += 1
+        del sys.modules[modname]
+        mod = None
+    print("mcu: %d passed, %d failed, %d skipped" % (n["PASS"], n["FAIL"], n["SKIP"]))
