@@ -8,7 +8,7 @@ from agent import fmt
 from agent import state as S
 from agent.errors import OtaError, BUSY, NO_IMAGE, NOT_IN_TRIAL, SECTOR_CRC, \
     ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY, TRUNCATED, ROLLBACK, \
-    REVERTED_IMAGE, NO_FALLBACK
+    REVERTED_IMAGE, NO_FALLBACK, DOWNLOAD_ACTIVE, TIME_RANGE, SECTOR_CHANGED
 from agent.journal import Journal
 from agent.policy import Policy
 from agent.parser import Parser
@@ -60,6 +60,7 @@ class Device:
         self.parser = None
         self.trial = False
         self.reset_needed = False
+        self.loading = False  # a transfer is open (begin() until done, rejected or close())
         self._out = []
         self._mine = False
         self._factory = False
@@ -231,11 +232,19 @@ class Device:
 
     def begin(self):
         """Start a transfer session; returns the file offset to fetch first."""
-        if self.trial or self.st.phase == S.ACTIVATING:
+        if self.trial or self.st.phase == S.ACTIVATING or self.reset_needed:
             raise OtaError(BUSY, "activation in progress")
+        b = self.board.boot
+        if not self._factory and b.pending() == 1 - b.running():
+            b.revert()  # a pending boot the journal does not know of: cancel it before writing
         self.parser = Parser(self.policy(), self, self.board.verifier)
         self._mine = False
+        self.loading = True
         return 0
+
+    def close(self):
+        """The transfer session ended (finished or not): activation may run again."""
+        self.loading = False
 
     def feed(self, offset, data):
         """Image bytes at file offset; returns the offset wanted next. Data for another
@@ -261,7 +270,10 @@ class Device:
         (from the offset parser.pos), False when the image is rejected (e stands)."""
         st = self.st
         p = self.parser
-        if e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
+        if e.reason == SECTOR_CRC and self._mine and p.state == 6:
+            # the final check from flash: a sector written and checked has changed since
+            e = OtaError(SECTOR_CHANGED, e.detail)
+        elif e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
             st.fails += 1
             self._save()
             p.seek(self.writer.resume_offset(p.payload_offset()))
@@ -283,6 +295,7 @@ class Device:
 
     def _reject(self, e):
         st = self.st
+        self.loading = False
         p = self.parser
         quiet = p is None or not p.signed  # anyone can send these: they must not wear flash
         if e.reason == REVERTED_IMAGE:
@@ -380,6 +393,7 @@ class Device:
         st.held_seq = m.seq
         st.act_time = S.WAIT_COMMAND
         self._mine = False
+        self.loading = False
         if self._factory:
             st.phase = S.IDLE
             st.seq = m.seq
@@ -415,12 +429,18 @@ class Device:
     # -- activation ----------------------------------------------------------
 
     def schedule(self, when):
-        """Activate the held image at device time `when` (seconds; 0 or past = now) or on
-        a command (state.WAIT_COMMAND). Returns the activation outcome if it ran now."""
+        """Activate the held image at device time `when` (seconds; 0 or past = now; at most
+        state.HORIZON ahead) or on a command (state.WAIT_COMMAND). Returns the activation
+        outcome if it ran now."""
         st = self.st
         if st.phase != S.HELD:
             raise OtaError(NO_IMAGE)
+        if self.loading:
+            raise OtaError(DOWNLOAD_ACTIVE)
         now = self.board.clock.now()
+        if when != S.WAIT_COMMAND and (when < 0 or when - now > S.HORIZON
+                                       or when >= S.WAIT_COMMAND):
+            raise OtaError(TIME_RANGE, "activation at %d, now %d" % (when, now))
         st.act_time = when
         st.flags = S.F_FUTURE if when != S.WAIT_COMMAND and when > now else 0
         self._save()
@@ -429,7 +449,7 @@ class Device:
     def tick(self):
         """Call now and then: runs an activation whose time has come."""
         st = self.st
-        if st.phase != S.HELD or st.act_time == S.WAIT_COMMAND:
+        if st.phase != S.HELD or st.act_time == S.WAIT_COMMAND or self.loading:
             return None
         if self.board.clock.now() < st.act_time:
             return None
@@ -442,7 +462,24 @@ class Device:
             return fmt.ACT_NO_IMAGE
         if bytes(mi_hash) != st.mi_hash:
             return fmt.ACT_HASH_MISMATCH
+        if self.loading:  # never in the middle of a download
+            return fmt.ACT_FAILURE
         return self._activate(False)
+
+    def refused(self, reason, value):
+        """A server's activation time was refused (out of range): alert 0x8F67."""
+        self._alert(fmt.ALERT_FUTURE_NOT_ACTIONED, reason, value)
+        self._save()
+
+    def recover(self):
+        """After a fault in a session: close the transfer, back to the journal's state."""
+        self.loading = False
+        self._mine = False
+        self.parser = None
+        self._out = []
+        raw = self.journal.load()
+        if raw is not None:
+            self.st.unpack(raw)
 
     def _activate(self, future):
         st = self.st

@@ -68,6 +68,11 @@ HASH_MISMATCH = const(101)
 ACTIVATION_FAILED = const(102)
 NOT_IN_TRIAL = const(103)
 BUSY = const(104)
+# Activation and times named by a network peer
+DOWNLOAD_ACTIVE = const(105)
+NOT_HELD_IMAGE = const(106)
+TIME_RANGE = const(107)
+SECTOR_CHANGED = const(108)
 # Protocol and transport
 BAD_FRAME = const(120)
 UNEXPECTED_FRAME = const(121)
@@ -76,6 +81,7 @@ NO_IMAGE_AVAILABLE = const(123)
 TIMEOUT = const(124)
 FRAME_CRC = const(125)
 LINK_IO = const(126)
+SESSION_FAULT = const(127)
 # Board adapters
 BOARD = const(140)
 NOT_APP_IMAGE = const(141)
@@ -137,6 +143,10 @@ _TEXT = (
     102, "activation failed",
     103, "not in trial boot",
     104, "busy",
+    105, "activation refused while a download is in progress",
+    106, "command names an image other than the one held",
+    107, "time from the server beyond the device's horizon",
+    108, "a written sector changed in flash before the final check",
     120, "malformed frame",
     121, "unexpected frame",
     122, "server aborted the transfer",
@@ -144,6 +154,7 @@ _TEXT = (
     124, "timed out",
     125, "frame CRC mismatch",
     126, "link I/O error",
+    127, "unexpected fault in a session",
     140, "board error",
     141, "not an application image for this board",
 )

@@ -13,6 +13,8 @@ HELD = const(2)         # a verified image waits in `slot` for its activation
 ACTIVATING = const(3)   # `slot` is pending in the bootloader or on trial
 
 WAIT_COMMAND = const(0xFFFFFFFF)  # activation time: wait for an activation command
+HORIZON = const(31622400)         # latest activation a server may set: 366 days ahead (s),
+                                  # so an activation time always fits its u32 field
 ALERTS = const(4)                 # alerts kept until the server acknowledges them
 
 F_FUTURE = const(1)     # the activation time was in the future when it was set
