@@ -397,14 +397,15 @@ class Client:
             f = self._recv(left)
             if f is not None and f is not _BLOCK:
                 self._unsolicited(f)
-            if self.dev.reset_needed:
+            if self.dev.reset_needed or (wake and self.notified):
                 return
 
     def idle(self, ms):
-        """Between sessions: serve activation commands and scheduled activations. Never
+        """Between sessions: serve activation commands and scheduled activations. Returns
+        early when an Image Notify selects us (notified: start a session now). Never
         raises: a fault is logged and the device goes back to its journal's state."""
         try:
-            A.wait(self, ms)
+            A.wait(self, ms, True)
             if not self.dev.reset_needed:
                 self.dev.tick()
         except Exception as e:  # the device's loop goes on
