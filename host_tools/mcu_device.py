@@ -17,6 +17,7 @@ import select
 import shutil
 import socket
 import sys
+import tempfile
 import time
 
 from host_tools import mcu
@@ -210,19 +211,21 @@ def run(args):
     if args.python:
         raise InputError("--python and --target mcu do not go together")
     heap = mcu.HEAP_MAX
-    work = os.path.abspath(args.flash) + ".mcu"
-    os.makedirs(work, exist_ok=True)
     psram_file(args.flash)
-    rom, argv = device_rom(args, work)
-    link = Link(args)
-    for _ in range(args.max_boots):
-        t0 = time.monotonic()
-        rc = boot_once(args, rom, argv, link, heap)
-        if rc != REBOOT:
-            if rc:
-                print("otatool: device stopped with status %d" % rc, file=sys.stderr)
-                return 1
-            return 0
-        print("device: -- reset (%.1f s) --" % (time.monotonic() - t0), flush=True)
-    print("otatool: device rebooted %d times" % args.max_boots, file=sys.stderr)
-    return 1
+    work = tempfile.mkdtemp(prefix="otatool-mcu-")
+    try:
+        rom, argv = device_rom(args, work)
+        link = Link(args)
+        for _ in range(args.max_boots):
+            t0 = time.monotonic()
+            rc = boot_once(args, rom, argv, link, heap)
+            if rc != REBOOT:
+                if rc:
+                    print("otatool: device stopped with status %d" % rc, file=sys.stderr)
+                    return 1
+                return 0
+            print("device: -- reset (%.1f s) --" % (time.monotonic() - t0), flush=True)
+        print("otatool: device rebooted %d times" % args.max_boots, file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

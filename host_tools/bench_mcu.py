@@ -1,0 +1,252 @@
+"""make bench-mcu: the agent's figures inside MicroPython's Cortex-M3 firmware under QEMU.
+
+  python -m host_tools.bench_mcu [--out bench/mcu.json] [--step 1024]
+
+Each measurement runs bench/mp_mcu.py in a fresh emulator. Instruction counts come from
+-icount shift=0 (one Cortex-M3 instruction = 1 ns of virtual time, read with
+time.ticks_us()), so they are the same on every run; heap bytes come from gc.mem_alloc().
+The heap minima are bisected (in --step bytes) over the firmware's run-time heap size.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from host_tools import mcu
+from host_tools.mpy import sources
+
+ROOT = mcu.ROOT
+DATA = os.path.join(ROOT, "build", "testdata")
+WORK = os.path.join(mcu.BUILD, "bench")
+BLOCK = 48
+SECTOR = 4096
+PAYLOAD = 256 * 1024
+MAN, TYPE = 0x1234, 0x0001
+# the modules a device running an update imports (boards/qemu/run.py's session)
+IMPORTS = ("agent.core", "agent.client", "agent.verify", "agent.cose", "agent.p256",
+           "agent.keys", "agent.inflate", "hal.serial", "boards.qemu.board")
+PATHS = {"frozen": [".frozen", "/rom/bench", "/rom/lib"], "romfs": ["/rom/lib", "/rom/bench"],
+         "mpy": ["/heap/lib", "/rom/bench"]}
+FIRMWARE = {"frozen": "agent", "romfs": "bare", "mpy": "bare"}
+
+
+def payload_offset(img):
+    hl = int.from_bytes(img[6:8], "little")
+    off = hl
+    for i in range(3):
+        n = int.from_bytes(img[off + 2:off + 6], "little")
+        off += 6 + (n if i < 2 else 0)
+    return off
+
+
+def frames_file(image, out, block=BLOCK):
+    """Each block of image as an Image Block Response: u16 length, frame."""
+    from agent import zcl_server
+    with open(image, "rb") as f:
+        img = f.read()
+    ver = int.from_bytes(img[14:18], "little")
+    with open(out, "wb") as f:
+        for off in range(0, len(img), block):
+            fr = zcl_server.build(zcl_server.encode_block_response, 0, MAN, TYPE, ver, off,
+                                  img[off:off + block])
+            f.write(len(fr).to_bytes(2, "little") + bytes(fr))
+    return img
+
+
+def sign(fw, out, compress):
+    cmd = [sys.executable, "-m", "host_tools", "sign", "--key",
+           os.path.join(DATA, "dev_priv.pem"), "--in", fw, "--out", out, "--version", "2",
+           "--seq", "2", "--manufacturer", "0x1234", "--image-type", "1", "--hw-min", "1",
+           "--hw-max", "3"] + (["--compress"] if compress else [])
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if r.returncode:
+        raise mcu.McuError("sign: %s" % (r.stderr or r.stdout).strip())
+
+
+def stage():
+    """The ROMFS image: device code (lib/), bench/mp_mcu, the images and frames files."""
+    tree = os.path.join(WORK, "rom")
+    shutil.rmtree(tree, ignore_errors=True)
+    for rel in sources():
+        mcu.compile_to(os.path.join(ROOT, rel), os.path.join(tree, "lib", rel[:-3] + ".mpy"))
+    mcu.compile_to(os.path.join(ROOT, "bench", "mp_mcu.py"),
+                   os.path.join(tree, "bench", "mp_mcu.mpy"))
+    d = os.path.join(tree, "d")
+    os.makedirs(d)
+    info = {}
+    for name, src, key in (("v2", "core_v2.ota", "core_pub.bin"),
+                           ("v2z", "core_v2z.ota", "core_pub.bin")):
+        shutil.copy(os.path.join(DATA, src), os.path.join(d, name + ".ota"))
+        shutil.copy(os.path.join(DATA, key), os.path.join(d, name + ".pub"))
+        info[name] = frames_file(os.path.join(d, name + ".ota"), os.path.join(d, name + ".fr"))
+    for name, compress in (("u256", False), ("u256z", True)):
+        sign(os.path.join(DATA, "fw_256k.bin"), os.path.join(d, name + ".ota"), compress)
+        shutil.copy(os.path.join(DATA, "dev_pub.bin"), os.path.join(d, name + ".pub"))
+        info[name] = frames_file(os.path.join(d, name + ".ota"), os.path.join(d, name + ".fr"))
+    rom = os.path.join(WORK, "bench.romfs")
+    mcu.romfs(tree, rom)
+    return rom, info
+
+
+def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900):
+    """bench/mp_mcu.<call> on the device; its result dict, or raises McuError."""
+    code = "import sys\nsys.path[:] = %r\n" % PATHS[config]
+    if config == "mpy":
+        code += "import mp_mcu\nmp_mcu.mount_heapfs('/rom', '/heap')\n"
+    code += "import mp_mcu\nmp_mcu.%s\n" % call
+    with mcu.Mcu(mcu.firmware(FIRMWARE[config]), heap=heap, rom=rom, icount=icount) as m:
+        out, err = m.exec(code, timeout)
+    if err:
+        raise mcu.McuError(err.strip().splitlines()[-1])
+    for line in out.splitlines():
+        if line.startswith("result "):
+            return json.loads(line[7:])
+    raise mcu.McuError("no result: %s" % out.strip()[-200:])
+
+
+def ingest(rom, info, name, alloc=True):
+    img = info[name]
+    po = payload_offset(img)
+    nblocks = (len(img) + BLOCK - 1) // BLOCK
+    start = (po + BLOCK - 1) // BLOCK
+    stop = nblocks - 1
+    bounds = set()
+    for j in range(start, stop):
+        a, b = j * BLOCK - po, j * BLOCK + BLOCK - po
+        if b // SECTOR > a // SECTOR:
+            bounds.add(j)
+    d = "/rom/d/%s" % name
+    return run(rom, "frozen", "ingest(%r, %r, %r, %d, %d, %d, %d, %r)" % (
+        d + ".ota", d + ".fr", d + ".pub", BLOCK, start, stop, 64 * 1024,
+        sorted(bounds) if alloc else None))
+
+
+def update_ok(rom, config, name, heap, check=False):
+    d = "/rom/d/%s" % name
+    try:
+        r = run(rom, config, "update(%r, %r, %r, %d, %d, %r)" % (
+            d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD, check), heap=heap,
+            icount=check)
+        return r if r.get("ok") else None
+    except mcu.McuError:
+        return None
+
+
+def heap_min(rom, config, name, step, guess, say=None):
+    """The smallest heap (a multiple of step) in which the whole update completes: a
+    bracket found from guess outwards (doubling), then bisected."""
+    def ok(h):
+        good = update_ok(rom, config, name, h) is not None
+        if say:
+            say("  %s %s in %d bytes: %s" % (config, name, h, "done" if good else "failed"))
+        return good
+    guess = max(step, guess // step * step)
+    width = 4 * step
+    if ok(guess):
+        hi, lo = guess, guess - width
+        while lo > 0 and ok(lo):
+            hi, width = lo, width * 2
+            lo = hi - width
+        lo = max(lo, 0)
+    else:
+        lo, hi = guess, guess + width
+        while not ok(hi):
+            if hi >= mcu.HEAP_MAX:
+                raise mcu.McuError("%s %s: no update in the largest heap" % (config, name))
+            lo, width = hi, width * 2
+            hi = min(lo + width, mcu.HEAP_MAX)
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def p256_args():
+    """A public key, digest and signature that verify (from the P-256 test data)."""
+    with open(os.path.join(DATA, "p256_wycheproof.txt")) as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            tcid, res, pub, sig, msg = line.split()
+            if res == "V":
+                return pub, hashlib.sha256(bytes.fromhex(msg)).hexdigest(), sig
+    raise mcu.McuError("no valid P-256 case")
+
+
+def measure(step, say):
+    rom, info = stage()
+    out = {}
+    t0 = time.monotonic()
+    raw = ingest(rom, info, "v2")
+    say("raw 48-byte blocks: %s" % raw)
+    z = ingest(rom, info, "v2z", alloc=False)
+    say("deflate 48-byte blocks: %s" % z)
+    out["insns_per_block_raw_48"] = raw["insns_per_block"]
+    out["insns_per_block_deflate_48"] = z["insns_per_block"]
+    out["insns_per_block_bare_48"] = raw["bare_insns_per_block"]
+    out["alloc_bytes_per_block_48"] = round(raw["alloc_steady_per_block"], 1)
+    out["alloc_bytes_per_sector"] = round(raw["alloc_per_sector"], 1)
+    pub, dig, sig = p256_args()
+    out["insns_p256_verify"] = run(rom, "frozen", "p256(%r, %r, %r)" % (pub, dig, sig))["insns"]
+    chk = update_ok(rom, "frozen", "u256", mcu.HEAP_MAX, check=True)
+    if not chk:
+        raise mcu.McuError("the 256 KiB update did not complete")
+    out["insns_boot_check_256k"] = chk["boot_check_insns"]
+    for config in ("mpy", "romfs", "frozen"):
+        out["heap_after_import_" + config] = run(rom, config, "imports(%r)" % (IMPORTS,))["heap"]
+    say("figures so far: %s (%.0f s)" % (out, time.monotonic() - t0))
+    # each search starts from what the figures before it suggest: the deflate path needs
+    # what the raw one does and its inflate window; ROMFS adds its module objects
+    raw = out["heap_min_update_frozen_raw"] = heap_min(rom, "frozen", "u256", step, 48 * 1024,
+                                                       say)
+    out["heap_min_update_frozen_deflate"] = heap_min(rom, "frozen", "u256z", step,
+                                                     raw + 4096, say)
+    out["heap_min_update_romfs_raw"] = heap_min(
+        rom, "romfs", "u256", step,
+        raw + out["heap_after_import_romfs"] - out["heap_after_import_frozen"], say)
+    say("heap minima done (%.0f s)" % (time.monotonic() - t0))
+    out["firmware_bytes_agent"] = mcu.image_bytes(mcu.firmware("agent")) - \
+        mcu.image_bytes(mcu.firmware("bare"))
+    return out
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m host_tools.bench_mcu")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "mcu.json"))
+    ap.add_argument("--step", type=int, default=1024, help="heap bisection step, bytes")
+    a = ap.parse_args(argv)
+    why = mcu.unavailable()
+    if why:
+        print("bench-mcu: not run: %s" % why, file=sys.stderr)
+        return 1
+
+    def say(text):
+        print("bench-mcu: " + text, flush=True)
+    t0 = time.monotonic()
+    try:
+        figures = measure(a.step, say)
+    except mcu.McuError as e:
+        print("bench-mcu: %s" % e, file=sys.stderr)
+        return 1
+    doc = {"figures": figures,
+           "target": "MicroPython %s qemu port, board %s (Cortex-M3), qemu-system-arm -icount %s"
+                     % (mcu.PIN[:7], mcu.BOARD, mcu.ICOUNT),
+           "block": BLOCK, "seconds": round(time.monotonic() - t0)}
+    with open(a.out, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+    for k in sorted(figures):
+        print("%-34s %s" % (k, figures[k]))
+    print("bench-mcu: wrote %s (%.0f s)" % (os.path.relpath(a.out, ROOT), time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
