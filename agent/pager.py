@@ -6,7 +6,8 @@
 # type, file version and offset belong to the page). Blocks that arrive in order go straight
 # to the device; a block that arrives after a gap is kept in the page buffer (its start and
 # length noted), and is handed on once the gap is filled. Only what was lost is asked for
-# again: the next request covers the gap up to the first block already held, not the page.
+# again: when a page's blocks stop, one request per gap (up to the first block held after
+# it), sent back to back; the block that ends the last request ends the round.
 # A page never runs past the image's end (zigbee-herdsman would loop on an empty block).
 # A server that answers a page request with Default Response UNSUP_CLUSTER_COMMAND, or
 # never answers one, gets block requests from then on (Pager.on False).
@@ -19,9 +20,10 @@ except ImportError:
 from agent import zcl
 from agent.errors import OtaError
 
-PAGE = const(1024)       # bytes asked for by one page request (the page buffer's size)
+PAGE = const(2048)       # bytes asked for by one page request (the page buffer's size)
 SPACING = const(0)       # response spacing asked for, ms (the link's own pace suffices)
 SILENT = const(2)       # unanswered page requests, none ever answered: fall back
+GAPS = const(16)         # gap requests sent back to back in one round
 _REQ = const(21)         # a page request without the IEEE address: 3-byte header + 18
 _FC_BLOCK = const(0x09)  # cluster-specific, to the client, no manufacturer code
 _LEN = const(16)         # a block response's data size byte
@@ -62,6 +64,7 @@ class Pager:
         self.heard = False           # it has answered one
         self.silent = 0
         self.base = self.end = self.pos = 0
+        self._ia = 80  # block spacing x 8, ms (10 ms until measured)
         self._bv = memoryview(self.buf)
         self._rk = memoryview(cl._rx)[4:12]  # the block's manufacturer, type, version
         self._tk = memoryview(self.req)[4:12]
@@ -73,14 +76,6 @@ class Pager:
         self._w[:] = self._tk
         self.base = self.end = self.pos = 0
         self.silent = 0
-
-    def _gap(self, off):
-        # the gap at off, up to the first block held
-        i = off - self.base
-        n = self.end - self.base
-        while i < n and not self.at[i]:
-            i += 1
-        return i + self.base - off
 
     def _new(self, off, want):
         # a new page from off
@@ -118,17 +113,38 @@ class Pager:
     # 11 words (locals, stack, and no try block), so that calling them takes no heap.
 
     def _ask(self, off, want):
+        self._last = -1
+        self._single = True
         if self.base <= off < self.end:
-            n = self._gap(off)
+            self._gaps(off)
         else:
             n = self._new(off, want)
-        self._put(off, n)
+            self._put(off, n)
+            self._stop = off + n
+            self.cl.link.send(self.req)
         self.pos = off
-        self._stop = off + n
         self._got = False
         self._t0 = self.cl.clock.ticks_ms()
         self._wait = self._timeout()
-        self.cl.link.send(self.req)
+
+    def _gaps(self, off):
+        # one request per gap of the page from off (at most GAPS), sent back to back: the
+        # server answers them in order, so the last one's last block ends the round
+        i = off - self.base
+        n = self.end - self.base
+        k = 0
+        while i < n and k < GAPS:
+            j = i
+            while j < n and not self.at[j]:
+                j += 1
+            self._put(i + self.base, j - i)
+            self.cl.link.send(self.req)
+            self._stop = j + self.base
+            k += 1
+            while j < n and self.at[j]:
+                j += self.at[j]
+            i = j
+        self._single = k == 1
 
     def _put(self, off, n):
         # PAGE_REQ_FMT's sequence number, file offset, maximum data size and page size
@@ -143,13 +159,16 @@ class Pager:
         q[18] = n >> 8
 
     def _timeout(self):
+        # losses alone do not back off; a server silent three times in a row does
         s = self.silent
-        return self.cl._rto() << s if s < 4 else 8000
+        if s < 3:
+            return self.cl._rto()
+        return self.cl._rto() << (s - 2) if s < 7 else 8000
 
     def _collect(self):
         cl = self.cl
         left = self._wait
-        while left > 0 and self.pos < self._stop:
+        while left > 0 and self.pos < self._stop and self._last != self._stop:
             k = cl.link.recv(cl._rx, left)
             if k:
                 k = self._one(k)
@@ -162,19 +181,32 @@ class Pager:
         if not self._is_block(k):
             return self._frame(k)
         cl = self.cl
-        if not self._got and self.silent == 0:  # the round trip of a single transmission
+        if not self._got and self._single and self.silent == 0:  # one request's round trip
             cl._sample(cl.clock.ticks_diff(cl.clock.ticks_ms(), self._t0))
+        elif self._got:
+            self._pace(cl.clock.ticks_diff(cl.clock.ticks_ms(), self._t0))
         self._got = True
         self._take(k)
-        self._t0 = cl.clock.ticks_ms()  # the next block is due within a round trip
-        self._wait = cl._rto()
+        self._t0 = cl.clock.ticks_ms()
+        self._wait = self._next()
         return None
+
+    def _pace(self, ms):
+        # the blocks' spacing, smoothed (x 8)
+        self._ia += ms - (self._ia >> 3)
+
+    def _next(self):
+        # the wait for the next block of a run: four spacings and 10 ms, at most the RTO
+        w = (self._ia >> 1) + 10
+        r = self.cl._rto()
+        return w if w < r else r
 
     def _take(self, k):
         # the block in rx: to the device, or held
         rx = self.cl._rx
         o = rx[12] | rx[13] << 8 | rx[14] << 16 | rx[15] << 24
         k = rx[_LEN]
+        self._last = o + k  # the round ends with the block that ends its last request
         if o < self.pos or o + k > self.end:
             return  # a duplicate, or not ours
         if o > self.pos:

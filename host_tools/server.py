@@ -107,6 +107,7 @@ class Hub:
         self.devices = {}
         self.frames = 0
         self.air_bytes = 0
+        self.lost_air_bytes = 0  # of the frames the loss fault dropped (either way)
         self._held = None
         self._buf = bytearray(zcl.FRAME_MAX)
         self._seq = 0
@@ -148,6 +149,7 @@ class Hub:
         if faulty:
             r = f.rnd
             if f.drop and r.random() < f.drop:
+                self.lost_air_bytes += len(data) + FRAME_OVERHEAD
                 return
             if f.corrupt and r.random() < f.corrupt:
                 b = bytearray(data)
@@ -191,6 +193,7 @@ class Hub:
             self.air_bytes += len(data) + FRAME_OVERHEAD
             self._airtime(len(data))
             if self.f.drop and self.f.rnd.random() < self.f.drop:
+                self.lost_air_bytes += len(data) + FRAME_OVERHEAD
                 continue  # lost on the way in
             self.handle(data, addr)
 
