@@ -95,7 +95,7 @@ def test_status_says_why_the_tier_did_not_run(monkeypatch, capsys):
     assert "qemu-system-arm" in why and mcu.APT_LINE in why
     assert mcu.main(["status"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("Cortex-M tier: not run here: missing qemu-system-arm, "
+    assert line.startswith("Cortex-M tier: not run: missing qemu-system-arm, "
                            "gcc-arm-none-eabi, libnewlib-arm-none-eabi")
     assert "passed" not in line
     assert mcu.main(["check"]) == 1
