@@ -22,7 +22,7 @@ from agent.errors import OtaError
 
 PAGE = const(2048)       # bytes asked for by one page request (the page buffer's size)
 SPACING = const(0)       # response spacing asked for, ms (the link's own pace suffices)
-SILENT = const(2)       # unanswered page requests, none ever answered: fall back
+SILENT = const(2)         # unanswered page requests, none ever answered: fall back
 GAPS = const(16)         # gap requests sent back to back in one round
 _REQ = const(21)         # a page request without the IEEE address: 3-byte header + 18
 _FC_BLOCK = const(0x09)  # cluster-specific, to the client, no manufacturer code
