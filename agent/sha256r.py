@@ -1,7 +1,8 @@
 # SHA-256 whose state can be saved and restored (FIPS 180-4), for the one hash the agent
 # must carry across a reset: the Manufacturer Image hash of a compressed image, whose
-# encoded bytes are not kept in flash. hashlib's objects cannot be saved, so this one is
-# plain Python: slower than hashlib, still far faster than any HAN link.
+# encoded bytes are not kept in flash. hashlib's objects cannot be saved, so the hash is
+# done here: by agent.sha256v's viper function where the port has the emitter (Thumb,
+# Xtensa, RV32, x64: no allocation per block), else by the plain Python one below.
 import struct
 try:
     from micropython import const
@@ -29,27 +30,106 @@ STATE_FMT = "<8II64s"
 #   64s  bytes of the block not yet complete (length mod 64 of them count)
 STATE_SIZE = const(100)
 
+_fn = None      # the compression function in use, chosen at the first Sha256()
+_tab = None     # its table: 64 schedule words, the 64 round constants, 0xFFFFFFFF
+
+
+def plain(h, t, b, o):
+    """The compression function in plain Python, with the viper one's arguments: h the
+    state (8 little-endian words in a bytearray), t the table (unused here), b[o:o + 64]
+    the block. Its schedule is a new list each call: on a 32-bit port most words are heap
+    objects, which a list kept between calls would leave scattered over the heap."""
+    w = [0] * 64
+    M = _M
+    for i in range(16):
+        j = o + 4 * i
+        w[i] = (b[j] << 24) | (b[j + 1] << 16) | (b[j + 2] << 8) | b[j + 3]
+    for i in range(16, 64):
+        x = w[i - 15]
+        y = w[i - 2]
+        s0 = ((x >> 7 | x << 25) ^ (x >> 18 | x << 14) ^ (x >> 3)) & M
+        s1 = ((y >> 17 | y << 15) ^ (y >> 19 | y << 13) ^ (y >> 10)) & M
+        w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M
+    v = struct.unpack_from("<8I", h, 0)
+    a, b_, c, d, e, f, g, hh = v
+    K = _K
+    for i in range(64):
+        s1 = ((e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)) & M
+        t1 = (hh + s1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) & M
+        s0 = ((a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)) & M
+        t2 = (s0 + ((a & b_) ^ (a & c) ^ (b_ & c))) & M
+        hh = g
+        g = f
+        f = e
+        e = (d + t1) & M
+        d = c
+        c = b_
+        b_ = a
+        a = (t1 + t2) & M
+    struct.pack_into("<8I", h, 0, (v[0] + a) & M, (v[1] + b_) & M, (v[2] + c) & M,
+                     (v[3] + d) & M, (v[4] + e) & M, (v[5] + f) & M, (v[6] + g) & M,
+                     (v[7] + hh) & M)
+
+
+
+def native():
+    """The viper compression function, or None where the port (or CPython) has none."""
+    try:
+        from agent.sha256v import compress
+    except Exception:   # ImportError, or the port cannot load or compile native code
+        return None
+    return compress
+
+
+def table():
+    """The shared table of the compression functions (built once)."""
+    global _tab
+    if _tab is None:
+        t = bytearray(4 * 129)
+        struct.pack_into("<64I", t, 256, *_K)
+        struct.pack_into("<I", t, 512, _M)
+        _tab = t
+    return _tab
+
+
+def engine(name=None):
+    """The compression function in use, "viper" or "python"; name chooses one ("viper"
+    raises ValueError where native() finds none). Without name: viper where there is one."""
+    global _fn
+    if name == "python":
+        _fn = plain
+    elif name == "viper" or (name is None and _fn is None):
+        f = native()
+        if f is None and name == "viper":
+            raise ValueError("no viper emitter")
+        _fn = f or plain
+    table()
+    return "python" if _fn is plain else "viper"
+
 
 class Sha256:
     def __init__(self, state=None):
-        self._w = [0] * 64
+        if _fn is None:
+            engine()
+        self._h = bytearray(32)
         self._buf = bytearray(64)
         if state is None:
-            self._h = list(_IV)
+            struct.pack_into("<8I", self._h, 0, *_IV)
             self._n = 0
         else:
-            v = struct.unpack_from(STATE_FMT, state, 0)
-            self._h = list(v[:8])
-            self._n = v[8]
-            self._buf[:] = v[9]
+            mv = memoryview(state)
+            self._h[:] = mv[0:32]
+            self._n = struct.unpack_from("<I", mv, 32)[0]
+            self._buf[:] = mv[36:100]
 
     def save(self, out, off=0):
-        """Write the state (STATE_SIZE bytes) into out at off."""
-        h = self._h
-        struct.pack_into(STATE_FMT, out, off, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7],
-                         self._n, self._buf)
+        """Write the state (STATE_SIZE bytes, STATE_FMT) into out at off."""
+        out[off:off + 32] = self._h
+        struct.pack_into("<I64s", out, off + 32, self._n, self._buf)
 
     def update(self, data):
+        f = _fn
+        t = _tab
         mv = memoryview(data)
         n = len(mv)
         i = 0
@@ -63,16 +143,16 @@ class Sha256:
             i = take
             if fill + take < 64:
                 return
-            self._block(self._buf, 0)
+            f(self._h, t, self._buf, 0)
         while n - i >= 64:
-            self._block(mv, i)
+            f(self._h, t, mv, i)
             i += 64
         if i < n:
             self._buf[0:n - i] = mv[i:]
 
     def digest(self):
         c = Sha256()
-        c._h = list(self._h)
+        c._h[:] = self._h
         c._n = self._n
         c._buf[:] = self._buf
         n = self._n
@@ -81,41 +161,4 @@ class Sha256:
         k = (55 - n) & 63
         struct.pack_into(">Q", pad, k + 1, n << 3)
         c.update(memoryview(pad)[:k + 9])
-        return struct.pack(">8I", *c._h)
-
-    def _block(self, b, o):
-        w = self._w
-        M = _M
-        for i in range(16):
-            j = o + 4 * i
-            w[i] = (b[j] << 24) | (b[j + 1] << 16) | (b[j + 2] << 8) | b[j + 3]
-        for i in range(16, 64):
-            x = w[i - 15]
-            y = w[i - 2]
-            s0 = ((x >> 7 | x << 25) ^ (x >> 18 | x << 14) ^ (x >> 3)) & M
-            s1 = ((y >> 17 | y << 15) ^ (y >> 19 | y << 13) ^ (y >> 10)) & M
-            w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M
-        h = self._h
-        a, b_, c, d, e, f, g, hh = h
-        K = _K
-        for i in range(64):
-            s1 = ((e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)) & M
-            t1 = (hh + s1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) & M
-            s0 = ((a >> 2 | a << 30) ^ (a >> 13 | a << 19) ^ (a >> 22 | a << 10)) & M
-            t2 = (s0 + ((a & b_) ^ (a & c) ^ (b_ & c))) & M
-            hh = g
-            g = f
-            f = e
-            e = (d + t1) & M
-            d = c
-            c = b_
-            b_ = a
-            a = (t1 + t2) & M
-        h[0] = (h[0] + a) & M
-        h[1] = (h[1] + b_) & M
-        h[2] = (h[2] + c) & M
-        h[3] = (h[3] + d) & M
-        h[4] = (h[4] + e) & M
-        h[5] = (h[5] + f) & M
-        h[6] = (h[6] + g) & M
-        h[7] = (h[7] + hh) & M
+        return struct.pack(">8I", *struct.unpack("<8I", c._h))

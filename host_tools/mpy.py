@@ -18,12 +18,20 @@ SCRIPTS = ("manifest.py", "main.py", "_boot.py")
 BOARDS = {
     "esp32": ("xtensawin", ("hal/nor.py", "hal/emu.py", "hal/powercut.py", "hal/imagecheck.py")),
     "rp2": ("armv6m", ("hal/nor.py", "hal/emu.py", "hal/powercut.py", "hal/imagecheck.py")),
-    "unix": (None, ("hal/powercut.py",)),
+    "unix": ("host", ("hal/powercut.py",)),
 }
+# host: the arch of the machine mpy-cross runs on, that of a unix port on the same PC. Only
+# modules with native code (NATIVE) carry an arch; elsewhere one of them fails to load and
+# the agent uses its plain Python path.
 # Other -march values: armv7emsp for the RP2350 (Cortex-M33), xtensa for the ESP8266,
 # rv32imc for the ESP32-C3/C6, x64 or x86 for the unix port on a PC. Without -march the
 # .mpy holds bytecode only and loads on any port.
 _ARCH_STAMP = ".march"
+# Modules holding native (viper) code: mpy-cross compiles them only with a -march. A build
+# without one copies them as source instead, which a port compiles at import with its own
+# emitter (where it has none, the import fails and agent.sha256r uses its plain path).
+# They are not in the sizes build() returns.
+NATIVE = ("agent/sha256v.py",)
 
 
 def build_dir(name):
@@ -83,7 +91,14 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
     except OSError:
         same_arch = not want
     rels = board_sources(board, root) if board else sources(dirs, root)
+    kept = set()
     for rel in rels:
+        if not arch and rel.replace(os.sep, "/") in NATIVE:
+            kept.add(rel)
+            out = os.path.join(outdir, rel)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            shutil.copyfile(os.path.join(root, rel), out)
+            continue
         out = os.path.join(outdir, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         src = os.path.join(root, rel)
@@ -99,11 +114,12 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
         sizes[rel[:-3] + ".mpy"] = os.path.getsize(out)
     with open(stamp, "w") as f:
         f.write(want + "\n")
-    # drop .mpy files whose source is gone (or that the board does not use)
+    # drop .mpy files (and kept sources) whose source is gone or that the board does not use
     for base, _subdirs, files in os.walk(outdir):
         for f in files:
             rel = os.path.relpath(os.path.join(base, f), outdir)
-            if f.endswith(".mpy") and rel not in sizes:
+            if (f.endswith(".mpy") and rel not in sizes) or (f.endswith(".py")
+                                                              and rel not in kept):
                 os.remove(os.path.join(base, f))
     return sizes
 

@@ -1,8 +1,20 @@
-# The resumable SHA-256 agrees with hashlib, and survives a save/restore at any point.
+# The resumable SHA-256 agrees with hashlib, and survives a save/restore at any point, with
+# each compression function the interpreter has (plain Python everywhere; viper on
+# MicroPython), and across the two (a state saved by one is resumed by the other).
 import hashlib
 import struct
+import sys
+from agent import sha256r
 from agent.sha256r import Sha256, STATE_SIZE, STATE_FMT
 from tutil import eq
+
+# The state after the first 150 bytes of _data(300, 9), as the journal holds it (saved by
+# the earlier list-based implementation): the eight words after two blocks, the length 150,
+# the 22 pending bytes, zeros. SHA-256 of the 300 bytes: _WHOLE.
+_SAVED = bytes.fromhex(
+    "b3a5b3d3c77861a716f3cb82866f8c0187cc4b197362bd3f7dd1bf25d7714051"
+    "96000000" "bc6797327d0498b5158a0d3f777940681fc0b64c26d6" + "00" * 42)
+_WHOLE = bytes.fromhex("d9bf44e8d68e03d031293d0d6cbba21c435d3656b32bd4ce4973cf3a6fb1ec1e")
 
 
 def _data(n, seed):
@@ -14,38 +26,164 @@ def _data(n, seed):
     return bytes(out)
 
 
+def _engines():
+    """The engines this interpreter has; the one in use is restored by _restore."""
+    out = ["python"]
+    if sha256r.native() is not None:
+        out.append("viper")
+    return out
+
+
+def _each(fn):
+    was = sha256r.engine()
+    try:
+        for name in _engines():
+            eq(sha256r.engine(name), name, "engine")
+            fn(name)
+    finally:
+        sha256r.engine(was)
+
+
 def test_state_size():
     eq(struct.calcsize(STATE_FMT), STATE_SIZE, "state size")
 
 
+def test_viper_on_micropython():
+    # every MicroPython the project tests on (unix x64, the Cortex-M3 firmware) has the
+    # emitter, and the agent's hash must use it there
+    want = "viper" if sys.implementation.name == "micropython" else "python"
+    eq(sha256r.engine(), want, "default engine")
+    if want == "python":
+        try:
+            sha256r.engine("viper")
+            raise AssertionError("viper chosen without the emitter")
+        except ValueError:
+            pass
+        eq(sha256r.engine(), "python", "engine after the refusal")
+
+
 def test_known_answers():
-    eq(Sha256().digest(), hashlib.sha256(b"").digest(), "empty")
-    h = Sha256()
-    h.update(b"abc")
-    eq(h.digest(), bytes.fromhex(
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "abc")
+    def run(name):
+        eq(Sha256().digest(), hashlib.sha256(b"").digest(), "empty, " + name)
+        h = Sha256()
+        h.update(b"abc")
+        eq(h.digest(), bytes.fromhex(
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "abc " + name)
+        h = Sha256()
+        h.update(b"\xff" * 200)     # words with the top bit set everywhere
+        eq(h.digest(), hashlib.sha256(b"\xff" * 200).digest(), "ones " + name)
+    _each(run)
 
 
 def test_every_length_and_split():
-    for n in (1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000):
-        d = _data(n, n)
-        want = hashlib.sha256(d).digest()
-        for step in (1, 7, 48, 64, 100):
+    def run(name):
+        for n in (1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 129, 1000):
+            d = _data(n, n)
+            want = hashlib.sha256(d).digest()
+            for step in (1, 7, 48, 64, 100):
+                h = Sha256()
+                for i in range(0, n, step):
+                    h.update(d[i:i + step])
+                eq(h.digest(), want, "%s: length %d step %d" % (name, n, step))
+    _each(run)
+
+
+def test_random_lengths_and_splits():
+    def run(name):
+        x = 77
+        for case in range(12):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            n = x % 700
+            d = _data(n, case + 1)
             h = Sha256()
-            for i in range(0, n, step):
-                h.update(d[i:i + step])
-            eq(h.digest(), want, "length %d step %d" % (n, step))
+            i = 0
+            while i < n:
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                k = x % 150
+                h.update(memoryview(d)[i:i + k])
+                i += k
+            eq(h.digest(), hashlib.sha256(d).digest(), "%s: case %d, %d bytes" % (name, case, n))
+    _each(run)
 
 
 def test_save_restore_anywhere():
-    d = _data(700, 3)
-    want = hashlib.sha256(d).digest()
-    buf = bytearray(STATE_SIZE + 3)
-    for cut in (0, 1, 63, 64, 65, 333, 699, 700):
+    def run(name):
+        d = _data(700, 3)
+        want = hashlib.sha256(d).digest()
+        buf = bytearray(STATE_SIZE + 3)
+        for cut in (0, 1, 63, 64, 65, 333, 699, 700):
+            h = Sha256()
+            h.update(d[:cut])
+            h.save(buf, 3)
+            h2 = Sha256(memoryview(buf)[3:])
+            h2.update(d[cut:])
+            eq(h2.digest(), want, "%s: cut %d" % (name, cut))
+            eq(h.digest(), hashlib.sha256(d[:cut]).digest(), "digest leaves the state alone")
+    _each(run)
+
+
+def test_resume_across_engines_and_resets():
+    # a download hashed in legs, the state saved at each "reset" and resumed, alternately
+    # by each engine; the journal layout is the same for both
+    d = _data(1500, 21)
+    names = _engines()
+    was = sha256r.engine()
+    try:
+        for first in range(len(names)):
+            state = None
+            pos = 0
+            leg = 0
+            for stop in (37, 64, 200, 201, 777, 1024, 1499, 1500):
+                sha256r.engine(names[(first + leg) % len(names)])
+                h = Sha256(state)
+                h.update(d[pos:stop])
+                state = bytearray(STATE_SIZE)
+                h.save(state)
+                pos = stop
+                leg += 1
+            sha256r.engine(names[(first + leg) % len(names)])
+            eq(Sha256(state).digest(), hashlib.sha256(d).digest(), "legs from " + names[first])
+    finally:
+        sha256r.engine(was)
+
+
+def test_journal_state_compatible():
+    d = _data(300, 9)
+
+    def run(name):
         h = Sha256()
-        h.update(d[:cut])
-        h.save(buf, 3)
-        h2 = Sha256(memoryview(buf)[3:])
-        h2.update(d[cut:])
-        eq(h2.digest(), want, "cut %d" % cut)
-        eq(h.digest(), hashlib.sha256(d[:cut]).digest(), "digest leaves the state alone")
+        h.update(d[:150])
+        out = bytearray(STATE_SIZE)
+        h.save(out)
+        eq(bytes(out), _SAVED, "saved state, " + name)
+        h = Sha256(_SAVED)
+        h.update(d[150:])
+        eq(h.digest(), _WHOLE, "resumed from a saved state, " + name)
+        eq(hashlib.sha256(d).digest(), _WHOLE, "the data")
+    _each(run)
+
+
+def test_compression_functions_agree():
+    # the same block and state through each function (state words with high bits set)
+    t = sha256r.table()
+    fns = [sha256r.plain]
+    if sha256r.native() is not None:
+        fns.append(sha256r.native())
+    blk = _data(64 * 6 + 5, 5)
+    states = []
+    for fn in fns:
+        h = bytearray(b"\xff" * 16 + b"\x80" * 8 + b"\x7f" * 8)
+        for off in (0, 64, 5, 69, 133, 320):
+            fn(h, t, blk, off)
+        states.append(bytes(h))
+    for s in states[1:]:
+        eq(s, states[0], "states after six blocks")
+    # the plain function against hashlib on one padded block
+    h = bytearray(32)
+    struct.pack_into("<8I", h, 0, 0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F,
+                     0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
+    for fn in fns:
+        g = bytearray(h)
+        fn(g, t, b"abc\x80" + b"\x00" * 59 + b"\x18", 0)
+        eq(struct.pack(">8I", *struct.unpack("<8I", g)), hashlib.sha256(b"abc").digest(),
+           "one block")
