@@ -2,7 +2,8 @@
 # must carry across a reset: the Manufacturer Image hash of a compressed image, whose
 # encoded bytes are not kept in flash. hashlib's objects cannot be saved, so the hash is
 # done here: by agent.sha256v's viper function where the port has the emitter (Thumb,
-# Xtensa, RV32, x64: no allocation per block), else by the plain Python one below.
+# Xtensa, RV32, x64: nothing allocated), else by the plain Python one below. Both work on
+# the state as the journal stores it (STATE_FMT), in one bytearray.
 import struct
 try:
     from micropython import const
@@ -26,19 +27,43 @@ _IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0
 
 STATE_FMT = "<8II64s"
 #   8I   the eight working words after the last whole 64-byte block
-#   I    message length so far, in bytes
+#   I    message length so far, in bytes (modulo 2^32: an image is smaller)
 #   64s  bytes of the block not yet complete (length mod 64 of them count)
 STATE_SIZE = const(100)
+_PEND = const(36)       # where the pending bytes start
 
-_fn = None      # the compression function in use, chosen at the first Sha256()
+_fn = None      # the absorbing function in use, chosen at the first Sha256()
 _tab = None     # its table: 64 schedule words, the 64 round constants, 0xFFFFFFFF
 
 
-def plain(h, t, b, o):
-    """The compression function in plain Python, with the viper one's arguments: h the
-    state (8 little-endian words in a bytearray), t the table (unused here), b[o:o + 64]
-    the block. Its schedule is a new list each call: on a 32-bit port most words are heap
-    objects, which a list kept between calls would leave scattered over the heap."""
+def plain(s, t, d, n):
+    """Absorb d[:n] into the state s (a STATE_SIZE bytearray): plain Python, with the viper
+    function's arguments (t, the table, is not used here)."""
+    total = struct.unpack_from("<I", s, 32)[0]
+    struct.pack_into("<I", s, 32, (total + n) & _M)
+    fill = total & 63
+    i = 0
+    while i < n:
+        if fill == 0 and n - i >= 64:
+            _block(s, d, i)
+            i += 64
+            continue
+        k = 64 - fill
+        if k > n - i:
+            k = n - i
+        s[_PEND + fill:_PEND + fill + k] = d[i:i + k]
+        fill += k
+        i += k
+        if fill < 64:
+            break
+        _block(s, s, _PEND)
+        fill = 0
+
+
+def _block(s, b, o):
+    # the compression function (FIPS 180-4, 6.2.2) on the words of s and b[o:o + 64]; the
+    # schedule is a new list each call: on a 32-bit port most words are heap objects,
+    # which a list kept between calls would leave scattered over the heap
     w = [0] * 64
     M = _M
     for i in range(16):
@@ -50,7 +75,7 @@ def plain(h, t, b, o):
         s0 = ((x >> 7 | x << 25) ^ (x >> 18 | x << 14) ^ (x >> 3)) & M
         s1 = ((y >> 17 | y << 15) ^ (y >> 19 | y << 13) ^ (y >> 10)) & M
         w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M
-    v = struct.unpack_from("<8I", h, 0)
+    v = struct.unpack_from("<8I", s, 0)
     a, b_, c, d, e, f, g, hh = v
     K = _K
     for i in range(64):
@@ -66,23 +91,22 @@ def plain(h, t, b, o):
         c = b_
         b_ = a
         a = (t1 + t2) & M
-    struct.pack_into("<8I", h, 0, (v[0] + a) & M, (v[1] + b_) & M, (v[2] + c) & M,
+    struct.pack_into("<8I", s, 0, (v[0] + a) & M, (v[1] + b_) & M, (v[2] + c) & M,
                      (v[3] + d) & M, (v[4] + e) & M, (v[5] + f) & M, (v[6] + g) & M,
                      (v[7] + hh) & M)
 
 
-
 def native():
-    """The viper compression function, or None where the port (or CPython) has none."""
+    """The viper absorbing function, or None where the port (or CPython) has none."""
     try:
-        from agent.sha256v import compress
+        from agent.sha256v import absorb
     except Exception:   # ImportError, or the port cannot load or compile native code
         return None
-    return compress
+    return absorb
 
 
 def table():
-    """The shared table of the compression functions (built once)."""
+    """The table the absorbing functions share (built once)."""
     global _tab
     if _tab is None:
         t = bytearray(4 * 129)
@@ -93,7 +117,7 @@ def table():
 
 
 def engine(name=None):
-    """The compression function in use, "viper" or "python"; name chooses one ("viper"
+    """The absorbing function in use, "viper" or "python"; name chooses one ("viper"
     raises ValueError where native() finds none). Without name: viper where there is one."""
     global _fn
     if name == "python":
@@ -111,54 +135,26 @@ class Sha256:
     def __init__(self, state=None):
         if _fn is None:
             engine()
-        self._h = bytearray(32)
-        self._buf = bytearray(64)
+        self._s = bytearray(STATE_SIZE)
         if state is None:
-            struct.pack_into("<8I", self._h, 0, *_IV)
-            self._n = 0
+            struct.pack_into("<8I", self._s, 0, *_IV)
         else:
-            mv = memoryview(state)
-            self._h[:] = mv[0:32]
-            self._n = struct.unpack_from("<I", mv, 32)[0]
-            self._buf[:] = mv[36:100]
+            self._s[:] = memoryview(state)[:STATE_SIZE]
 
     def save(self, out, off=0):
         """Write the state (STATE_SIZE bytes, STATE_FMT) into out at off."""
-        out[off:off + 32] = self._h
-        struct.pack_into("<I64s", out, off + 32, self._n, self._buf)
+        out[off:off + STATE_SIZE] = self._s
 
     def update(self, data):
-        f = _fn
-        t = _tab
-        mv = memoryview(data)
-        n = len(mv)
-        i = 0
-        fill = self._n & 63
-        self._n += n
-        if fill:
-            take = 64 - fill
-            if take > n:
-                take = n
-            self._buf[fill:fill + take] = mv[:take]
-            i = take
-            if fill + take < 64:
-                return
-            f(self._h, t, self._buf, 0)
-        while n - i >= 64:
-            f(self._h, t, mv, i)
-            i += 64
-        if i < n:
-            self._buf[0:n - i] = mv[i:]
+        """Absorb data (any buffer); nothing is allocated on the viper path."""
+        _fn(self._s, _tab, data, len(data))
 
     def digest(self):
-        c = Sha256()
-        c._h[:] = self._h
-        c._n = self._n
-        c._buf[:] = self._buf
-        n = self._n
+        c = Sha256(self._s)
+        n = struct.unpack_from("<I", self._s, 32)[0]
         pad = bytearray(72)
         pad[0] = 0x80
         k = (55 - n) & 63
         struct.pack_into(">Q", pad, k + 1, n << 3)
         c.update(memoryview(pad)[:k + 9])
-        return struct.pack(">8I", *struct.unpack("<8I", c._h))
+        return struct.pack(">8I", *struct.unpack_from("<8I", c._s, 0))
