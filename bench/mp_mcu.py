@@ -125,7 +125,7 @@ def _download(dev, link, block, image):
     cl = C.Client(dev, link, FakeClock(), block)
     r = cl._download(MAN, TYPE, ver, size)
     if r != C.HELD:
-        raise SystemExit("download ended with %s" % C.OUTCOMES[r])
+        raise RuntimeError("download ended with %s" % C.OUTCOMES[r])
     return cl
 
 
@@ -169,13 +169,30 @@ def ingest(image, frames, pub, block, start, stop, payload, bounds=None):
             "alloc_total": sum(allocs), "sector_bounds": len(at_bounds)})
 
 
-def update(image, frames, pub, block, payload, check):
-    """A whole download and verification; with check, the power-on check of the slot (the
-    signature known from an earlier boot: SHA-256 and CRC-32 of the payload from flash)."""
+class Budget(Frames):
+    """Frames that end the download (RuntimeError) once it has run more than `budget`
+    instructions: a heap so small that the collector runs at every allocation."""
+
+    def __init__(self, path, budget):
+        Frames.__init__(self, path, 0, 0)
+        self.budget = budget // 1000
+        self.t0 = time.ticks_us()
+
+    def recv(self, buf, timeout_ms):
+        if self.budget and time.ticks_diff(time.ticks_us(), self.t0) > self.budget:
+            raise RuntimeError("over the budget of %d instructions" % (self.budget * 1000))
+        return Frames.recv(self, buf, timeout_ms)
+
+
+def update(image, frames, pub, block, payload, check, budget=0):
+    """A whole download and verification, within budget instructions (0: any); with
+    check, the power-on check of the slot (the signature known from an earlier boot:
+    SHA-256 and CRC-32 of the payload from flash)."""
     gc.collect()
+    t0 = time.ticks_us()
     dev, board = device(pub, payload)
-    _download(dev, Frames(frames, 0, 0), block, image)
-    out = {"ok": True, "heap": gc.mem_free() + gc.mem_alloc()}
+    _download(dev, Budget(frames, budget), block, image)
+    out = {"ok": True, "heap": gc.mem_free() + gc.mem_alloc(), "insns": insns(t0)}
     if check:
         from agent import verify
         slot = board.slots[dev.st.slot]
@@ -193,7 +210,7 @@ def p256(pub, digest, sig):
     from agent import p256 as P
     pub, digest, sig = [binascii.unhexlify(a) for a in (pub, digest, sig)]
     if not P.verify(pub, digest, sig):
-        raise SystemExit("the signature does not verify")
+        raise RuntimeError("the signature does not verify")
     gc.collect()
     t0 = time.ticks_us()
     ok = P.verify(pub, digest, sig)

@@ -71,7 +71,7 @@ def _sign(fw, out, compress, key):
     os.makedirs(os.path.dirname(out), exist_ok=True)
     cmd = [sys.executable, "-m", "host_tools", "sign", "--key", key, "--in", fw, "--out", out, "--version", "2",
            "--seq", "2", "--manufacturer", "0x1234", "--image-type", "1", "--hw-min", "1",
-           "--hw-max", "3"] + (["--compress"] if compress else [])
+           "--hw-max", "3", "--force"] + (["--compress"] if compress else [])
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
         raise mcu.McuError("sign: %s" % (r.stderr or r.stdout).strip())
@@ -135,22 +135,30 @@ def ingest(rom, info, name, alloc=True):
         sorted(bounds) if alloc else None))
 
 
-def update_ok(rom, config, name, heap, check=False):
+BUDGET = 4   # a heap minimum: the update within this many times its instructions in 1 MiB
+
+
+def update_ok(rom, config, name, heap, check=False, budget=0):
     d = "/rom/d/%s" % name
     try:
-        r = run(rom, config, "update(%r, %r, %r, %d, %d, %r)" % (
-            d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD, check), heap=heap,
-            icount=check)
+        r = run(rom, config, "update(%r, %r, %r, %d, %d, %r, %d)" % (
+            d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD, check, budget), heap=heap)
         return r if r.get("ok") else None
     except mcu.McuError:
         return None
 
 
 def heap_min(rom, config, name, step, guess, say=None):
-    """The smallest heap (a multiple of step) in which the whole update completes: a
-    bracket found from guess outwards (doubling), then bisected."""
+    """The smallest heap (a multiple of step) in which the whole update completes within
+    BUDGET times the instructions it takes in the largest heap (deterministic under
+    -icount): a bracket found from guess outwards (doubling), then bisected."""
+    full = update_ok(rom, config, name, mcu.HEAP_MAX)
+    if not full:
+        raise mcu.McuError("%s %s: no update in the largest heap" % (config, name))
+    budget = BUDGET * full["insns"]
+
     def ok(h):
-        good = update_ok(rom, config, name, h) is not None
+        good = update_ok(rom, config, name, h, budget=budget) is not None
         if say:
             say("  %s %s in %d bytes: %s" % (config, name, h, "done" if good else "failed"))
         return good
@@ -216,10 +224,8 @@ def measure(step, say):
     # what the raw one does and its inflate window; ROMFS adds its module objects
     raw = out["heap_min_update_frozen_raw"] = heap_min(rom, "frozen", "u256", step, 48 * 1024,
                                                        say)
-    # near its minimum the deflate update runs the collector at almost every allocation,
-    # which makes each run slow: coarser steps, from well above
-    out["heap_min_update_frozen_deflate"] = heap_min(rom, "frozen", "u256z", 4 * step,
-                                                     2 * raw, say)
+    out["heap_min_update_frozen_deflate"] = heap_min(rom, "frozen", "u256z", step,
+                                                     raw + 4096, say)
     out["heap_min_update_romfs_raw"] = heap_min(
         rom, "romfs", "u256", step,
         raw + out["heap_after_import_romfs"] - out["heap_after_import_frozen"], say)

@@ -75,45 +75,50 @@ def _run(cmd, log, cwd=None, env=None):
 
 
 def fetch_source(log):
-    """build/mcu/micropython from MICROPYTHON_SRC or upstream; returns its path."""
-    origin = os.environ.get("MICROPYTHON_SRC") or UPSTREAM + "@" + PIN
+    """build/mcu/micropython from MICROPYTHON_SRC or upstream; returns its path. A tree
+    already there is kept unless MICROPYTHON_SRC names another origin; a new one is made
+    beside it and takes its place only when complete."""
+    src = os.environ.get("MICROPYTHON_SRC")
     stamp = os.path.join(SRC, ".origin")
     try:
         with open(stamp) as f:
-            if f.read() == origin:
-                return SRC
+            have = f.read()
     except OSError:
-        pass
-    shutil.rmtree(SRC, ignore_errors=True)
-    os.makedirs(SRC)
-    src = os.environ.get("MICROPYTHON_SRC")
+        have = None
+    if have is not None and (not src or have == src):
+        return SRC
+    new = SRC + ".new"
+    shutil.rmtree(new, ignore_errors=True)
     if src and os.path.isdir(src):
-        shutil.rmtree(SRC)
-        shutil.copytree(src, SRC, ignore=shutil.ignore_patterns(".git", "build*"))
+        shutil.copytree(src, new, ignore=shutil.ignore_patterns(".git", "build*"))
     elif src:
         if not os.path.isfile(src):
             raise McuError("MICROPYTHON_SRC: no such file or folder %s" % src)
+        os.makedirs(new)
         with tarfile.open(src) as t:
-            t.extractall(SRC)
-        tops = os.listdir(SRC)
-        if len(tops) == 1 and os.path.isdir(os.path.join(SRC, tops[0], "py")):
-            inner = os.path.join(SRC, tops[0])
+            t.extractall(new)
+        tops = os.listdir(new)
+        if len(tops) == 1 and os.path.isdir(os.path.join(new, tops[0], "py")):
+            inner = os.path.join(new, tops[0])
             for name in os.listdir(inner):
-                os.rename(os.path.join(inner, name), os.path.join(SRC, name))
+                os.rename(os.path.join(inner, name), os.path.join(new, name))
             os.rmdir(inner)
     else:
+        os.makedirs(new)
         for cmd in (["git", "init", "-q"], ["git", "fetch", "-q", "--depth", "1", UPSTREAM, PIN],
                     ["git", "checkout", "-q", "FETCH_HEAD"]):
-            _run(cmd, log, cwd=SRC)
-    if not os.path.isdir(os.path.join(SRC, "ports", "qemu")):
-        raise McuError("%s holds no ports/qemu" % origin)
-    _patch(log)
-    with open(stamp, "w") as f:
-        f.write(origin)
+            _run(cmd, log, cwd=new)
+    if not os.path.isdir(os.path.join(new, "ports", "qemu")):
+        raise McuError("%s holds no ports/qemu" % (src or UPSTREAM))
+    _patch(log, new)
+    with open(os.path.join(new, ".origin"), "w") as f:
+        f.write(src or UPSTREAM + "@" + PIN)
+    shutil.rmtree(SRC, ignore_errors=True)
+    os.rename(new, SRC)
     return SRC
 
 
-def _patch(log):
+def _patch(log, tree):
     """Apply boards/qemu/*.patch; a patch whose change the tree already has is skipped."""
     pdir = os.path.join(ROOT, "boards", "qemu")
     for name in sorted(os.listdir(pdir)):
@@ -121,10 +126,10 @@ def _patch(log):
             continue
         p = os.path.join(pdir, name)
         rev = subprocess.run(["patch", "-p1", "-R", "--dry-run", "-s", "-f", "-i", p],
-                             cwd=SRC, capture_output=True)
+                             cwd=tree, capture_output=True)
         if rev.returncode == 0:
             continue
-        _run(["patch", "-p1", "-f", "-i", p], log, cwd=SRC)
+        _run(["patch", "-p1", "-f", "-i", p], log, cwd=tree)
 
 
 def mpy_cross():
