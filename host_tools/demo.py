@@ -174,9 +174,9 @@ def cortex_m(demo, bins, size=48 * 1024):
     from host_tools import mcu
     why = mcu.unavailable()
     if not why and not os.path.exists(mcu.firmware("agent")):
-        why = "the firmware: make mcu"
+        why = "no firmware (make mcu)"
     if why:
-        return "not run here: the Cortex-M step needs %s" % why
+        return "Cortex-M step not run: %s" % why
     lab = demo.lab
     imgs = []
     for i, (ver, path) in enumerate(bins[:3]):
