@@ -31,6 +31,7 @@ STATE_FMT = "<8II64s"
 #   64s  bytes of the block not yet complete (length mod 64 of them count)
 STATE_SIZE = const(100)
 _PEND = const(36)       # where the pending bytes start
+_RECORD = "<100s"       # the state as one field: struct checks the buffer's size
 
 _fn = None      # the absorbing function in use, chosen at the first Sha256()
 _tab = None     # its table: 64 schedule words, the 64 round constants, 0xFFFFFFFF
@@ -139,11 +140,11 @@ class Sha256:
         if state is None:
             struct.pack_into("<8I", self._s, 0, *_IV)
         else:
-            self._s[:] = memoryview(state)[:STATE_SIZE]
+            self._s[:] = struct.unpack_from(_RECORD, state, 0)[0]
 
     def save(self, out, off=0):
         """Write the state (STATE_SIZE bytes, STATE_FMT) into out at off."""
-        out[off:off + STATE_SIZE] = self._s
+        struct.pack_into(_RECORD, out, off, self._s)
 
     def update(self, data):
         """Absorb data (any buffer); nothing is allocated on the viper path."""

@@ -195,3 +195,24 @@ def test_absorbing_functions_agree():
         eq(struct.pack(">8I", *struct.unpack_from("<8I", s, 0)), hashlib.sha256(b"abc").digest(),
            "one block")
         eq(s[32:36], b"\x40\x00\x00\x00", "length after one block")
+
+
+def _refused(fn, *args):
+    try:
+        fn(*args)
+    except Exception:   # struct.error on CPython, ValueError on MicroPython
+        return True
+    return False
+
+
+def test_short_buffers_refused():
+    # the viper function writes the whole record: a short one must never get that far,
+    # and saving never grows the caller's buffer
+    eq(_refused(Sha256, bytearray(STATE_SIZE - 1)), True, "short state")
+    h = Sha256()
+    h.update(b"abc")
+    out = bytearray(STATE_SIZE + 2)
+    eq(_refused(h.save, out, 3), True, "save past the end")
+    eq(len(out), STATE_SIZE + 2, "buffer length")
+    h.save(out, 2)
+    eq(Sha256(memoryview(out)[2:]).digest(), hashlib.sha256(b"abc").digest(), "saved at 2")
