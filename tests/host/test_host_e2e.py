@@ -73,7 +73,7 @@ def test_update_end_to_end(lab):
 @pytest.mark.parametrize("image", ["v2.ota", "v2z.ota"])
 def test_lossy_link(lab, image):
     srv, dev, ok = run_update(lab, image, ("--drop", 0.2, "--dup", 0.1, "--reorder", 0.1,
-                                           "--seed", 7, "--linger", 5))
+                                           "--seed", 11, "--linger", 20))
     assert ok and dev.returncode == 0, lab.device_log()
 
 
