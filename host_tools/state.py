@@ -7,6 +7,12 @@ Shown: the bootloader's state, each slot (empty, or the image in it: version, se
 number, size, encoding, key id, and whether its payload passes the boot-time CRC-32 check),
 the agent's journal (phase, anti-rollback counter, the held image and its Manufacturer Image
 hash, the activation time) and the alerts not yet acknowledged by a server.
+
+With --port, the same is read from a board running the agent, over its USB serial REPL with
+mpremote (as otatool deploy connects): a read-only snippet opens the board's flash through
+its adapter (boards/<name>/board.py), prints the boot record, the journal and each slot's
+meta area in hex, and each slot's CRC-32 check as the board finds it; the host decodes them
+with the code that reads a flash file, so both modes print the same report.
 """
 import binascii
 import json
@@ -33,15 +39,18 @@ ESP_TABLE = 0x8000          # ESP-IDF partition table offset and entry format
 ESP_ENTRY = "<HBBII16sI"    # magic 0x50AA, type, subtype, offset, size, label, flags
 ESP_ENTRY_SIZE = 32
 ESP_MAGIC = 0x50AA
+LIVE_TIMEOUT = 5         # seconds a board has to enter its raw REPL (--port)
 
 EXAMPLES = """examples:
   otatool state dev.flash
   otatool state --json dev.flash | jq .journal.phase
   otatool state --board rp2 pico-storage.bin       # a dump of rp2.Flash()
   otatool state esp32-flash.bin      # a whole-flash dump (esptool read_flash): its table says
+                                     # where the partitions are
+  otatool state --port /dev/ttyACM0  # a board running the agent, over its serial REPL
+  otatool state --port /dev/pts/5 --board-flash dev.flash    # a unix-port board
 
-A live device: read its flash first (esptool read_flash, or mpremote with the board's block
-device); the update link carries no state query."""
+--port reads the board without writing to it (the update link carries no state query)."""
 
 
 class FileFlash:
@@ -162,7 +171,9 @@ def _boot_state(reg):
             "note": "ESP-IDF's otadata decides the boot; the record is the agent's view"}
 
 
-def _slot_state(area, meta, index):
+def _slot_state(area, meta, index, crc=False):
+    """crc: False to check the payload's CRC-32 here; else the board's own verdict (None:
+    passed, or the reason it failed)."""
     from agent.slot import Slot
     from agent import verify
     s = Slot(area, meta, index)
@@ -180,12 +191,16 @@ def _slot_state(area, meta, index):
                 "manufacturer": h.manufacturer, "image_type": h.image_type,
                 "hw_min": m.hw_min, "hw_max": m.hw_max, "kid": _hex(m.kid),
                 "payload_sha256": _hex(m.sha256), "supplier_signed": info.trailer is not None})
-    try:
-        verify.check(s)
-        res["crc_ok"] = True
-    except OtaError as e:
-        res["crc_ok"] = False
-        res["crc_reason"] = str(e)
+    if crc is False:
+        try:
+            verify.check(s)
+        except OtaError as e:
+            crc = str(e)
+        else:
+            crc = None
+    res["crc_ok"] = crc is None
+    if crc is not None:
+        res["crc_reason"] = crc
     return res
 
 
@@ -263,16 +278,207 @@ def read_state(path, board="auto", slot_size=None):
         from boards.unix import layout as L
         flash = FileFlash(data, L.SECTOR, L.WRITE_SIZE, L.ERASED)
         reg = _unix(flash)
-    res = {"file": path, "board": board, "size": len(data), "boot": _boot_state(reg),
-           "journal": _journal_state(reg.journal),
-           "slots": [_slot_state(a, reg.meta, i) for i, a in enumerate(reg.slots)]}
+    return describe(reg, {"file": path, "board": board, "size": len(data)})
+
+
+def describe(reg, head, crcs=None):
+    """The JSON-ready state of the regions, after the head's keys. crcs: the board's CRC-32
+    verdicts per slot (see _slot_state), else each payload is checked here."""
+    res = dict(head)
+    res.update({"boot": _boot_state(reg), "journal": _journal_state(reg.journal),
+                "slots": [_slot_state(a, reg.meta, i, False if crcs is None else crcs[i])
+                          for i, a in enumerate(reg.slots)]})
     return res
+
+
+# -- a live board, over its serial REPL ------------------------------------------------------
+
+# Runs on the board (MicroPython): reads only. Lines: "=B name size" (the board and its
+# flash's size), "=R what base size" then "=D hex" lines (a region's bytes), "=S index base
+# size meta" (a slot, then its meta area as a region), "=C index verdict" (a slot's CRC-32 check: "ok", "-" when its meta area holds no image, or the
+# reason), "=X reason" (the board cannot be read).
+_LIVE_SCRIPT = """def _ota_st(names, path):
+    import binascii
+    try:
+        from agent import verify
+        from agent.errors import OtaError
+    except ImportError as e:
+        print('=X the agent is not installed on the board (otatool deploy): %%s' %% e)
+        return
+    b = None
+    for n in names:
+        try:
+            m = getattr(getattr(__import__('boards.' + n + '.board'), n), 'board')
+        except ImportError:
+            continue
+        try:
+            b = m.make_board(path, create=False) if n == 'unix' else m.make_board()
+        except OtaError as e:
+            print('=X %%s' %% e)
+            return
+        break
+    if b is None:
+        print('=X no board adapter of %%s on the board (otatool deploy)' %% ', '.join(names))
+        return
+    mv = memoryview(bytearray(512))
+    def dump(what, area, off, size, base):
+        print('=R', what, base + off, size)
+        while size:
+            part = mv[:512 if size > 512 else size]
+            area.read(off, part)
+            print('=D', binascii.hexlify(part).decode())
+            off += len(part)
+            size -= len(part)
+    if n == 'esp32':
+        import esp
+        P = b.port.Partition
+        j = P.find(P.TYPE_DATA, 0xFF, label='ota_journal')[0].info()[2]
+        print('=B esp32', esp.flash_size())
+        dump('boot', b.record_area, 0, b.record_area.size, j + b.record_area.base)
+        dump('journal', b.journal_area, 0, b.journal_area.size, j + b.journal_area.base)
+        bases = [p.info()[2] for p in b.parts]
+    else:
+        print('=B', n, b.flash.size)
+        dump('boot', b.boot_area, 0, b.boot_area.size, b.boot_area.base)
+        dump('journal', b.journal_area, 0, b.journal_area.size, b.journal_area.base)
+        bases = [s.area.base for s in b.slots]
+    for i in range(2):
+        s = b.slots[i]
+        print('=S', i, bases[i], s.area.size, s.area.size - s.meta)
+        dump('meta', s.area, s.meta, s.area.size - s.meta, bases[i])
+        try:
+            verify.read_meta(s)
+        except OtaError:
+            print('=C', i, '-')
+            continue
+        try:
+            verify.check(s)
+            print('=C', i, 'ok')
+        except OtaError as e:
+            print('=C', i, e)
+    f = getattr(b, 'flash', None)
+    if n == 'unix' and f is not None:
+        f.close()
+_ota_st(%r, %r)
+del _ota_st
+"""
+
+
+class PieceFlash(FileFlash):
+    """A read-only flash of which only some regions were read (from a board)."""
+
+    def __init__(self, size, pieces, sector, write_size=4, erased=0xFF):
+        FileFlash.__init__(self, b"", sector, write_size, erased)
+        self.size = size
+        self.pieces = pieces  # [(offset, bytes)]
+
+    def read(self, offset, buf):
+        n = len(buf)
+        for base, data in self.pieces:
+            if base <= offset and offset + n <= base + len(data):
+                buf[:] = data[offset - base:offset - base + n]
+                return
+        raise OtaError(BAD_LAYOUT, "0x%X+%d was not read from the board" % (offset, n))
+
+
+def parse_live(text):
+    """(board, flash size, {what: [(base, bytes)]}, slots [(base, size, meta)], crc verdicts)
+    from the board's answer to _LIVE_SCRIPT."""
+    board = size = None
+    regions = {"boot": [], "journal": [], "meta": []}
+    slots, crcs = [], []
+    cur = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("="):
+            continue
+        tag, _s, rest = line[1:].partition(" ")
+        if tag == "X":
+            raise InputError(rest)
+        if tag == "B":
+            board, n = rest.split()
+            size = int(n)
+        elif tag == "R":
+            what, base, _n = rest.split()
+            cur = bytearray()
+            regions[what].append((int(base), cur))
+        elif tag == "D" and cur is not None:
+            cur += binascii.unhexlify(rest)
+        elif tag == "S":
+            slots.append(tuple(int(x) for x in rest.split()[1:4]))
+        elif tag == "C":
+            verdict = rest.split(" ", 1)[1]
+            crcs.append(None if verdict == "ok" else verdict)
+    if board not in BOARDS or len(slots) != 2 or len(crcs) != 2 or \
+            len(regions["boot"]) != 1 or len(regions["journal"]) != 1:
+        raise InputError("the board's answer is not a state report (%d lines)"
+                         % len(text.splitlines()))
+    for (base, n, meta), (mbase, data) in zip(slots, regions["meta"]):
+        if mbase != base + n - meta or len(data) != meta:
+            raise InputError("the board's answer is not a state report (slot meta area)")
+    return board, size, regions, slots, crcs
+
+
+def live_state(port, board="auto", path="dev.flash"):
+    """The state of the board at the serial port, as read_state gives a file's."""
+    from hal.flash import Area
+    from host_tools.deploy import check_port
+    check_port(port)
+    names = ("esp32", "rp2", "unix") if board == "auto" else (board,)
+    text = run_on_board(port, _LIVE_SCRIPT % (names, path))
+    name, size, regions, slots, crcs = parse_live(text)
+    L = __import__("boards.%s.layout" % name, fromlist=["layout"])
+    pieces = regions["boot"] + regions["journal"] + regions["meta"]
+    flash = PieceFlash(size, pieces, L.SECTOR, L.WRITE_SIZE, L.ERASED)
+    (boot, bdata), = regions["boot"]
+    (jour, jdata), = regions["journal"]
+    meta = slots[0][2]
+    reg = Regions(Area(flash, boot, len(bdata)), Area(flash, jour, len(jdata)),
+                  [Area(flash, b, n) for b, n, _m in slots], meta,
+                  "esp32" if name == "esp32" else "sim")
+    head = {"port": port, "board": name, "size": size}
+    if name == "unix":
+        head["flash"] = path
+    return describe(reg, head, crcs)
+
+
+def run_on_board(port, script):
+    """The output of script run in the board's raw REPL (no soft reset: nothing restarts)."""
+    from mpremote.transport import TransportError, TransportExecError
+    from mpremote.transport_serial import SerialTransport
+    from host_tools.deploy import port_path
+    import contextlib
+    import io
+    try:    # a read timeout, or mpremote waits for ever on a pseudo-terminal nobody answers
+        t = SerialTransport(port_path(port), baudrate=115200, timeout=1)
+    except TransportError as e:
+        raise InputError("cannot open %s: %s" % (port, e))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
+            t.enter_raw_repl(soft_reset=False, timeout_overall=LIVE_TIMEOUT)
+        return t.exec(script).decode("utf-8", "replace")
+    except TransportExecError as e:
+        err = e.error_output.strip().splitlines()
+        raise InputError("the board at %s failed to read its state: %s"
+                         % (port, err[-1] if err else e))
+    except TransportError as e:
+        raise InputError("the board at %s does not answer: %s" % (port, e))
+    finally:
+        try:
+            if t.in_raw_repl:
+                t.exit_raw_repl()
+        except TransportError:
+            pass
+        finally:
+            t.close()
 
 
 def format_text(st, verbose=False):
     lines = []
     add = lines.append
-    add("flash               %s (%s board, %d bytes)" % (st["file"], st["board"], st["size"]))
+    add("%s%s (%s board, %d bytes)" % ("flash               " if "file" in st else
+                                        "device              ", st.get("file", st.get("port")),
+                                        st["board"], st["size"]))
     b = st["boot"]
     if "confirmed_slot" in b:
         add("boot                confirmed slot %d, last boot ran slot %d, %d boots"
@@ -324,13 +530,22 @@ def register(sub):
     p = sub.add_parser("state", help="show what a device's flash holds",
                        description="Show the slots, versions, sequence numbers, held image "
                                    "and its hash, the journal's\nphase and the alerts not yet "
-                                   "acknowledged, read from a flash file (nothing is\nwritten).",
+                                   "acknowledged, read from a flash file or from a board "
+                                   "running the\nagent (--port; nothing is written).",
                        epilog=EXAMPLES)
-    p.add_argument("flash", metavar="FLASH", help="the flash file or flash dump")
+    p.add_argument("flash", metavar="FLASH", nargs="?",
+                   help="the flash file or flash dump (or --port)")
+    p.add_argument("--port", metavar="PORT",
+                   help="read a board running the agent instead, over its serial REPL "
+                        "(/dev/ttyACM0, COM3, or mpremote's a0, u0, c0); nothing is written")
     p.add_argument("--board", choices=BOARDS, default="auto",
                    help="whose layout the file has; auto: esp32 when the file holds an "
                         "ESP-IDF partition table with the agent's partitions, unix when its "
-                        "size is the unix flash file's (an rp2 dump needs --board rp2)")
+                        "size is the unix flash file's (an rp2 dump needs --board rp2); with "
+                        "--port, auto: the adapter installed on the board")
+    p.add_argument("--board-flash", metavar="PATH",
+                   help="--port with the unix board: its flash file, relative to the "
+                        "board's working directory (default: dev.flash)")
     p.add_argument("--slot-size", type=argtypes.integer(2 * 4096, 1 << 30, "slot size"),
                    metavar="N", help="rp2: bytes of each slot (default: boards/rp2/layout.py's)")
     p.add_argument("--json", action="store_true", help="print JSON (on failure: "
@@ -339,11 +554,22 @@ def register(sub):
 
 
 def run_state(args):
-    if os.path.isdir(args.flash):
-        raise InputError("%s is a directory" % args.flash)
-    if args.slot_size is not None and args.board != "rp2":
-        args.parser_error("--slot-size applies to --board rp2 only")
-    st = read_state(args.flash, args.board, args.slot_size)
+    if (args.flash is None) == (args.port is None):
+        args.parser_error("give either FLASH or --port")
+    if args.board_flash is not None and (args.port is None or args.board not in
+                                         ("auto", "unix")):
+        args.parser_error("--board-flash applies to --port with the unix board only")
+    if args.port is not None:
+        if args.slot_size is not None:
+            args.parser_error("--slot-size applies to a FLASH dump only (the board knows "
+                              "its own)")
+        st = live_state(args.port, args.board, args.board_flash or "dev.flash")
+    else:
+        if os.path.isdir(args.flash):
+            raise InputError("%s is a directory" % args.flash)
+        if args.slot_size is not None and args.board != "rp2":
+            args.parser_error("--slot-size applies to --board rp2 only")
+        st = read_state(args.flash, args.board, args.slot_size)
     if args.json:
         st["ok"] = True
         out(json.dumps(st, indent=2))

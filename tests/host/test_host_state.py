@@ -158,3 +158,100 @@ def test_esp32_dump_with_partition_table(tmp_path):
     assert s0["offset"] == 0x10000 and st["slots"][1]["offset"] == 0x30000
     assert st["journal"]["phase"] == "idle"
     assert stt.esp_partitions(bytes(data))["ota_journal"][2] == 0x50000
+
+
+# -- a live board: the real mpremote against the board harness of test_host_deploy.py ------
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_host_deploy import PtyBoard  # noqa: E402
+
+
+@pytest.fixture
+def board(tmp_path):
+    b = PtyBoard(str(tmp_path / "board"))
+    yield b
+    b.close()
+
+
+def _without(st, *keys):
+    return {k: v for k, v in st.items() if k not in keys}
+
+
+def _files(root):
+    out = {}
+    for d, _dirs, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = (os.stat(p).st_mtime_ns, f.read())
+    return out
+
+
+@pytest.fixture
+def board_dir(tmp_path):
+    d = tmp_path / "board"
+    d.mkdir()
+    return d
+
+
+def test_live_board_reads_as_its_flash_file(board_dir, board, held):
+    r = otatool("deploy", "--board", "unix", "--port", board.port)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = open(held, "rb").read()
+    (board_dir / "dev.flash").write_bytes(data)
+    # slot 0's payload damaged in a second flash file: the board's own CRC-32 check says so
+    from boards.unix import layout as L
+    bad = bytearray(data)
+    bad[L.layout().slot_off[0] + 10] ^= 0x01
+    (board_dir / "bad.flash").write_bytes(bytes(bad))
+    before = _files(str(board_dir))
+    for name in ("dev.flash", "bad.flash"):
+        path = str(board_dir / name)
+        extra = [] if name == "dev.flash" else ["--board-flash", name]
+        live = otatool("state", "--json", "--port", board.port, *extra)
+        assert live.returncode == 0, live.stderr
+        ref = otatool("state", "--json", path)
+        assert ref.returncode == 0, ref.stderr
+        got, want = json.loads(live.stdout), json.loads(ref.stdout)
+        assert (got["port"], got["flash"], got["board"]) == (board.port, name, "unix")
+        assert _without(got, "port", "flash") == _without(want, "file")
+        assert got["slots"][0]["crc_ok"] is (name == "dev.flash")
+        for verbose in ([], ["-v"]):
+            live = otatool(*verbose, "state", "--port", board.port, "--board", "unix", *extra)
+            ref = otatool(*verbose, "state", path)
+            assert live.returncode == ref.returncode == 0, live.stderr
+            head, *rest = live.stdout.splitlines()
+            assert head.split() == ["device", board.port, "(unix", "board,",
+                                    str(len(data)), "bytes)"], head
+            assert rest == ref.stdout.splitlines()[1:]
+            assert "phase held" in live.stdout
+    # nothing on the board changed, no file appeared
+    assert _files(str(board_dir)) == before
+
+
+def test_live_board_failures(board_dir, board, tmp_path):
+    # no agent on the board
+    one_line_failure(otatool("state", "--port", board.port), "the agent is not installed")
+    r = otatool("state", "--json", "--port", board.port)
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
+    # the agent, but no flash file of that name
+    assert otatool("deploy", "--board", "unix", "--port", board.port).returncode == 0
+    one_line_failure(otatool("state", "--port", board.port, "--board-flash", "none.flash"),
+                     "no flash file none.flash")
+    one_line_failure(otatool("state", "--port", board.port, "--board", "rp2"),
+                     "no board adapter of rp2")
+    assert not (board_dir / "dev.flash").exists()
+    # no such port; a terminal nobody answers on
+    one_line_failure(otatool("state", "--port", tmp_path / "no-such-tty"), "no such serial")
+    import pty
+    m, s = pty.openpty()
+    try:
+        one_line_failure(otatool("state", "--port", os.ttyname(s)), "does not answer")
+    finally:
+        os.close(m)
+        os.close(s)
+    # usage
+    assert otatool("state").returncode == 2
+    assert otatool("state", "--port", board.port, tmp_path / "x.flash").returncode == 2
+    assert otatool("state", "--board-flash", "d.flash", tmp_path / "x.flash").returncode == 2
+    assert otatool("state", "--port", board.port, "--slot-size", "8192").returncode == 2
