@@ -29,6 +29,7 @@ EXIT_NO_ANSWER = 3       # otatool device: no answer from the server
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 HEAP_MIN = 2 << 20       # the flash file is held in the heap, with the agent's code
+WAIT_CAP_S = 600         # the client's cap on a WAIT_FOR_DATA wait (agent.client.Client)
 
 EXAMPLE = """examples:
   otatool device --flash dev.flash --public pub.pem --factory v1.ota --server 127.0.0.1:4000
@@ -72,10 +73,31 @@ def register(sub):
                    help="give a session up after this long without progress or answer")
     p.add_argument("--max-boots", type=T.integer(1, 1000, "boot count"), default=20,
                    metavar="N", help="stop after this many resets")
-    p.set_defaults(func=run_device)
+    p.add_argument("--ieee", type=ieee_address, metavar="ADDR",
+                   help="the device's IEEE address, 16 hex digits, most significant first "
+                        "(colons allowed: 00:0d:6f:00:0a:90:11:22); an image addressed to "
+                        "another device is refused (default: none, every addressed image is)")
+    p.add_argument("--wait-cap", type=T.integer(1, 86400, "wait cap"), default=WAIT_CAP_S,
+                   metavar="SECONDS",
+                   help="longest wait, 1..86400 s, a server's WAIT_FOR_DATA answer is "
+                        "honoured for (a longer one is cut to it)")
+    p.set_defaults(func=run_device, parser_error=p.error)
 
 
 # -- checks before the device process starts -------------------------------------------------
+
+def ieee_address(text):
+    """An IEEE address: 16 hex digits, or 8 pairs of them separated by colons; returned as
+    the 16 digits."""
+    import argparse
+    import re
+    t = text.strip()
+    if not (re.fullmatch(r"[0-9A-Fa-f]{16}", t) or
+            re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){7}", t)):
+        raise argparse.ArgumentTypeError("an IEEE address is 16 hex digits (colons allowed "
+                                         "between pairs), not %r" % text)
+    return t.replace(":", "").lower()
+
 
 def _flash_size():
     from boards.unix.layout import layout
@@ -146,6 +168,9 @@ def device_args(args):
         dev += ["--factory", args.factory]
     if args.hw is not None:
         dev += ["--hw", str(args.hw)]
+    if args.ieee is not None:
+        dev += ["--ieee", args.ieee]
+    dev += ["--wait-cap", str(args.wait_cap)]
     for flag in ("once", "unhealthy"):
         if getattr(args, flag):
             dev.append("--" + flag)
@@ -276,6 +301,8 @@ def run_mcu(args):
 
 def run_device(args):
     if args.target == "mcu":
+        if args.ieee is not None or args.wait_cap != WAIT_CAP_S:
+            args.parser_error("--ieee and --wait-cap apply to --target unix only")
         return run_mcu(args)
     dev_args, existed = device_args(args)
     cmd, env = command(args, dev_args)

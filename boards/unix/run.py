@@ -9,6 +9,7 @@
 #       [--slot-size BYTES] [--sector BYTES] [--stall S]  (slot-size: largest payload)
 #       [--ieee HEX]  (the device's IEEE address, most significant byte first: an image
 #                      addressed to another device is refused)
+#       [--wait-cap S]  (longest wait a server's WAIT_FOR_DATA is honoured for, 1..86400 s)
 #
 # Output: log lines "device: ..." and, during a download, "progress OFFSET SIZE RECEIVED"
 # lines on stdout (about two a second); a refusal is one line "E<code> <text>: <detail>" on stderr.
@@ -28,7 +29,8 @@ PROGRESS_MS = 500   # between progress lines
 def _opts(argv):
     o = {"key": [], "point": [], "hw": None, "block": 48, "once": False, "unhealthy": False,
          "slot-size": 512 * 1024, "sector": 4096, "stall": 60, "factory": None,
-         "server": None, "serial": None, "flash": None, "poll": 1000, "ieee": None}
+         "server": None, "serial": None, "flash": None, "poll": 1000, "ieee": None,
+         "wait-cap": 600}
     i = 0
     while i < len(argv):
         k = argv[i][2:]
@@ -41,7 +43,7 @@ def _opts(argv):
         v = argv[i + 1]
         if k in ("key", "point"):
             o[k].append(v)
-        elif k in ("hw", "block", "slot-size", "sector", "poll"):
+        elif k in ("hw", "block", "slot-size", "sector", "poll", "wait-cap"):
             o[k] = int(v, 0)
         elif k == "stall":
             o[k] = float(v)
@@ -52,8 +54,8 @@ def _opts(argv):
         i += 2
     if not o["flash"] or not (o["server"] or o["serial"]) or not (o["key"] or o["point"]):
         raise ValueError("--flash, --key or --point, and --server or --serial are required")
-    if not 0 < o["block"] < 256 or o["stall"] <= 0:
-        raise ValueError("--block must be 1..255 and --stall positive")
+    if not 0 < o["block"] < 256 or o["stall"] <= 0 or not 0 < o["wait-cap"] <= 86400:
+        raise ValueError("--block must be 1..255, --stall positive, --wait-cap 1..86400")
     return o
 
 
@@ -203,7 +205,7 @@ def run(o):
         return REBOOT
     link = Watched(open_link(o), dev, board.clock)
     cl = C.Client(dev, link, board.clock, o["block"], retries=retries_for(o["stall"]),
-                  stall_s=o["stall"], log=say)
+                  stall_s=o["stall"], log=say, wait_cap_s=o["wait-cap"])
     link.client = cl
     if dev.trial is False and dev.unacked():
         cl.resend_alerts()

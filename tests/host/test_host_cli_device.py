@@ -120,6 +120,12 @@ def test_missing_serial_device(lab):
     ("--stall", "-1", "stall timeout must be more than 0 s, not -1"),
     ("--hw", "0x10000", "hardware version must be between 0 and 65535"),
     ("--max-boots", "0", "boot count must be between 1 and 1000"),
+    ("--wait-cap", "0", "wait cap must be between 1 and 86400, not 0"),
+    ("--wait-cap", "86401", "wait cap must be between 1 and 86400"),
+    ("--ieee", "88:77:66:55", "an IEEE address is 16 hex digits"),
+    ("--ieee", "887766554433221", "an IEEE address is 16 hex digits"),
+    ("--ieee", "88776655443322zz", "an IEEE address is 16 hex digits"),
+    ("--ieee", "887:766:55:44:33:22:11:00", "an IEEE address is 16 hex digits"),
 ])
 def test_option_ranges(lab, opt, value, reason):
     usage(device(lab, "--factory", "v1.ota", opt, value, server="127.0.0.1:9"), opt, reason)
@@ -258,3 +264,55 @@ def test_resumed_download_shows_its_real_rate(lab):
     rates = [float(b.split("  ")[-2 if "ETA" in b else -1].split()[0]) for b in bars
              if "KiB/s" in b]
     assert rates and max(rates) < 8.0, bars
+
+
+def _testdata(name):
+    from tutil import read_data
+    read_data(name)     # built by make build/testdata/.stamp; fails clearly when missing
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "build", "testdata", name)
+
+
+def test_ieee_address_reaches_the_device(lab):
+    """Images whose OTA header names an upgrade file destination (tests/datagen
+    gen_hardening: 11 22 .. 88 in header order, 88:77:..:11 written most significant
+    first): the device refuses one for another address with its reason, in one line, and
+    installs the one for its own."""
+    me, other = _testdata("hard_to_me.ota"), _testdata("hard_to_other.ota")
+    key = _testdata("hard_pub.bin")
+
+    def dev(factory, *opts, flash="addr.flash", port=9):
+        return run("device", "--flash", flash, "--public", key, "--factory", factory,
+                   "--server", "127.0.0.1:%d" % port, "--once", "--stall", "1", *opts,
+                   cwd=lab.dir, timeout=60)
+
+    line = rejected(dev(other, "--ieee", "88:77:66:55:44:33:22:11"),
+                    "upgrade file destination differs")
+    assert line.startswith("otatool: E"), line
+    assert gone(lab, "addr.flash")
+    # no address given: an addressed image is refused as well
+    rejected(dev(me), "upgrade file destination differs")
+    assert gone(lab, "addr.flash")
+    # its own address, written without colons: provisioned, then no server answers
+    r = dev(me, "--ieee", "8877665544332211", port=free_udp_port())
+    rejected(r, "no answer from the server", code=3)
+    assert "provisioned version 0x00000002" in r.stdout, r.stdout
+    # the Cortex-M firmware's device program takes neither option
+    usage(dev(me, "--target", "mcu", "--ieee", "8877665544332211"),
+          "--ieee and --wait-cap apply to --target unix only")
+
+
+def test_wait_cap_reaches_the_client(lab):
+    """A server asking for an hour's wait before the first block: with --wait-cap 1 the
+    device waits one second and the update completes."""
+    srv = lab.serve(["v2.ota"], "--no-page", "--wait-for-data", 1, "--wait-seconds", 3600,
+                    "--exit-when", "confirmed", "--timeout", 60, "--linger", "0.5")
+    t0 = time.monotonic()
+    r = device(lab, "--factory", "v1.ota", "--once", "--wait-cap", "1", flash="cap.flash",
+               server="127.0.0.1:%d" % srv.port)
+    took = time.monotonic() - t0
+    srv.wait(lambda s: s.proc.poll() is not None, 15)
+    assert r.returncode == 0, r.stderr
+    assert "server: wait 3600 s, capped at 1 s" in r.stdout, r.stdout
+    assert "health check passed: confirmed" in r.stdout
+    assert took < 40, took
