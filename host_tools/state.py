@@ -295,9 +295,10 @@ def describe(reg, head, crcs=None):
 
 # Runs on the board (MicroPython): reads only. Lines: "=B name size" (the board and its
 # flash's size), "=R what base size" then "=D hex" lines (a region's bytes), "=S index base
-# size meta" (a slot, then its meta area as a region), "=C index verdict" (a slot's CRC-32 check: "ok", "-" when its meta area holds no image, or the
-# reason), "=X reason" (the board cannot be read).
-_LIVE_SCRIPT = """def _ota_st(names, path):
+# size meta" (a slot, then its meta area as a region), "=C index verdict" (a slot's CRC-32
+# check: "ok", "-" when its meta area holds no image, or the reason), "=X reason" (the
+# board cannot be read).
+_LIVE_SCRIPT = """def _ota_st(names, path, slot_size):
     import binascii
     try:
         from agent import verify
@@ -312,7 +313,12 @@ _LIVE_SCRIPT = """def _ota_st(names, path):
         except ImportError:
             continue
         try:
-            b = m.make_board(path, create=False) if n == 'unix' else m.make_board()
+            if n == 'unix':
+                b = m.make_board(path, create=False)
+            elif n == 'rp2' and slot_size:
+                b = m.make_board(slot_size=slot_size)
+            else:
+                b = m.make_board()
         except OtaError as e:
             print('=X %%s' %% e)
             return
@@ -359,7 +365,7 @@ _LIVE_SCRIPT = """def _ota_st(names, path):
     f = getattr(b, 'flash', None)
     if n == 'unix' and f is not None:
         f.close()
-_ota_st(%r, %r)
+_ota_st(%r, %r, %r)
 del _ota_st
 """
 
@@ -419,13 +425,23 @@ def parse_live(text):
     return board, size, regions, slots, crcs
 
 
-def live_state(port, board="auto", path="dev.flash"):
+def live_script(board="auto", path="dev.flash", slot_size=None):
+    """The snippet that reads the board (the adapter of `board`, or the one installed)."""
+    names = ("esp32", "rp2", "unix") if board == "auto" else (board,)
+    return _LIVE_SCRIPT % (names, path, slot_size)
+
+
+def live_state(port, board="auto", path="dev.flash", slot_size=None):
     """The state of the board at the serial port, as read_state gives a file's."""
-    from hal.flash import Area
     from host_tools.deploy import check_port
     check_port(port)
-    names = ("esp32", "rp2", "unix") if board == "auto" else (board,)
-    text = run_on_board(port, _LIVE_SCRIPT % (names, path))
+    text = run_on_board(port, live_script(board, path, slot_size))
+    return from_answer(text, {"port": port}, path)
+
+
+def from_answer(text, head, path="dev.flash"):
+    """The state from the board's answer to live_script(), after the head's keys."""
+    from hal.flash import Area
     name, size, regions, slots, crcs = parse_live(text)
     L = __import__("boards.%s.layout" % name, fromlist=["layout"])
     pieces = regions["boot"] + regions["journal"] + regions["meta"]
@@ -436,7 +452,7 @@ def live_state(port, board="auto", path="dev.flash"):
     reg = Regions(Area(flash, boot, len(bdata)), Area(flash, jour, len(jdata)),
                   [Area(flash, b, n) for b, n, _m in slots], meta,
                   "esp32" if name == "esp32" else "sim")
-    head = {"port": port, "board": name, "size": size}
+    head = dict(head, board=name, size=size)
     if name == "unix":
         head["flash"] = path
     return describe(reg, head, crcs)
@@ -547,7 +563,8 @@ def register(sub):
                    help="--port with the unix board: its flash file, relative to the "
                         "board's working directory (default: dev.flash)")
     p.add_argument("--slot-size", type=argtypes.integer(2 * 4096, 1 << 30, "slot size"),
-                   metavar="N", help="rp2: bytes of each slot (default: boards/rp2/layout.py's)")
+                   metavar="N", help="rp2: bytes of each slot (default: boards/rp2/layout.py's, "
+                                     "as the board's own make_board() has)")
     p.add_argument("--json", action="store_true", help="print JSON (on failure: "
                                                        "{\"ok\": false, \"code\", \"reason\"})")
     p.set_defaults(func=run_state, parser_error=p.error)
@@ -559,16 +576,13 @@ def run_state(args):
     if args.board_flash is not None and (args.port is None or args.board not in
                                          ("auto", "unix")):
         args.parser_error("--board-flash applies to --port with the unix board only")
+    if args.slot_size is not None and args.board != "rp2":
+        args.parser_error("--slot-size applies to --board rp2 only")
     if args.port is not None:
-        if args.slot_size is not None:
-            args.parser_error("--slot-size applies to a FLASH dump only (the board knows "
-                              "its own)")
-        st = live_state(args.port, args.board, args.board_flash or "dev.flash")
+        st = live_state(args.port, args.board, args.board_flash or "dev.flash", args.slot_size)
     else:
         if os.path.isdir(args.flash):
             raise InputError("%s is a directory" % args.flash)
-        if args.slot_size is not None and args.board != "rp2":
-            args.parser_error("--slot-size applies to --board rp2 only")
         st = read_state(args.flash, args.board, args.slot_size)
     if args.json:
         st["ok"] = True

@@ -135,18 +135,25 @@ def test_rp2_dump(tmp_path):
     assert st["journal"]["phase"] == "idle" and st["boot"]["confirmed_slot"] == 0
 
 
-def test_esp32_dump_with_partition_table(tmp_path):
+def esp32_dump(rig, path):
+    """The stand-in chip's whole flash with its partition table at 0x8000 (esptool
+    read_flash of a real board has it; the stand-in keeps its table apart)."""
     import fake_esp32
-    r = boardkit.BoardRig("esp32")
-    r.provision()
-    data = bytearray(r.chip.flash._mem)
+    data = bytearray(rig.chip.flash._mem)
     off = stt.ESP_TABLE
     for label, ptype, sub, poff, size in fake_esp32.TABLE:
         struct.pack_into(stt.ESP_ENTRY, data, off, stt.ESP_MAGIC, ptype, sub, poff, size,
                          label.encode(), 0)
         off += stt.ESP_ENTRY_SIZE
+    path.write_bytes(bytes(data))
+    return data
+
+
+def test_esp32_dump_with_partition_table(tmp_path):
+    r = boardkit.BoardRig("esp32")
+    r.provision()
     dump = tmp_path / "esp32.bin"
-    dump.write_bytes(bytes(data))
+    data = esp32_dump(r, dump)
     res = otatool("state", "--json", dump)        # the partition table says esp32
     assert res.returncode == 0, res.stderr
     st = json.loads(res.stdout)
@@ -255,3 +262,75 @@ def test_live_board_failures(board_dir, board, tmp_path):
     assert otatool("state", "--port", board.port, tmp_path / "x.flash").returncode == 2
     assert otatool("state", "--board-flash", "d.flash", tmp_path / "x.flash").returncode == 2
     assert otatool("state", "--port", board.port, "--slot-size", "8192").returncode == 2
+
+
+def _answer(script, modules):
+    """What the --port snippet prints, run here with the port's modules stood in for."""
+    import contextlib
+    import io
+    saved = {k: sys.modules.get(k) for k in modules}
+    sys.modules.update(modules)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(script, {})
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return out.getvalue()
+
+
+def test_live_snippet_on_esp32_and_rp2_adapters(tmp_path):
+    """The snippet through the esp32 and rp2 adapters (over the stand-in chips of the board
+    tests) decodes to what the flash dump of the same board gives, and writes nothing."""
+    import types
+    r = boardkit.BoardRig("esp32")
+    r.provision()
+    mem = r.chip.flash._mem
+    before = bytes(mem)
+    esp = types.SimpleNamespace(flash_size=lambda: len(mem))
+    text = _answer(stt.live_script(), {"esp32": r.chip.module, "machine": r.chip.machine,
+                                       "esp": esp})
+    assert bytes(mem) == before
+    got = stt.from_answer(text, {"port": "p"})
+    dump = tmp_path / "esp32.bin"
+    esp32_dump(r, dump)
+    want = stt.read_state(str(dump))
+    assert got["board"] == "esp32" and got["slots"][0]["state"] == "image"
+    assert got["slots"][0]["offset"] == 0x10000 and got["slots"][0]["crc_ok"] is True
+    assert _without(got, "port") == _without(want, "file")
+    assert stt.format_text(got).splitlines()[1:] == stt.format_text(want).splitlines()[1:]
+
+    r = boardkit.BoardRig("rp2")
+    r.provision()
+    mem = r.dev_flash.nor._mem
+    before = bytes(mem)
+    rp2 = types.SimpleNamespace(Flash=lambda: r.dev_flash)
+    text = _answer(stt.live_script("rp2", slot_size=boardkit.RP2_SLOT),
+                   {"rp2": rp2, "machine": r.machine})
+    assert bytes(mem) == before
+    got = stt.from_answer(text, {"port": "p"})
+    dump = tmp_path / "rp2.bin"
+    dump.write_bytes(before)
+    want = stt.read_state(str(dump), "rp2", boardkit.RP2_SLOT)
+    assert got["board"] == "rp2" and got["slots"][0]["state"] == "image"
+    assert got["slots"][1]["state"] == "empty"
+    assert _without(got, "port") == _without(want, "file")
+    # a slot's payload damaged: the board's verdict is what the dump's check finds
+    slot0 = want["slots"][0]["offset"]
+    mem[slot0 + 5] ^= 0x01
+    got = stt.from_answer(_answer(stt.live_script("rp2", slot_size=boardkit.RP2_SLOT),
+                                  {"rp2": rp2, "machine": r.machine}), {"port": "p"})
+    assert got["slots"][0]["crc_ok"] is False
+    assert got["slots"][0]["crc_reason"].startswith("E"), got["slots"][0]
+    dump.write_bytes(bytes(mem))
+    assert _without(got, "port") == _without(stt.read_state(str(dump), "rp2",
+                                                            boardkit.RP2_SLOT), "file")
+    # an answer that is not a state report
+    with pytest.raises(stt.InputError, match="not a state report"):
+        stt.from_answer("=B rp2 4096\n", {})
+    with pytest.raises(stt.InputError, match="the agent is not installed"):
+        stt.from_answer("=X the agent is not installed on the board\n", {})
