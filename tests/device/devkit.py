@@ -3,20 +3,22 @@ from agent.keys import Trust
 from agent.core import Config, Device
 from hal.nor import NorFlash
 from hal.emu import EmuBoard, Layout
-from tutil import read_data
+from tutil import read_data, Image
 
 MAN = 0x1234
 TYPE = 0x0001
 HW = 2
 
 
-def provision(dev, img):
-    """Factory install of the image file img (bytes) on a blank device."""
-    dev.provision(lambda off, n: img[off:off + n], len(img))
+def provision(dev, img, block=256):
+    """Factory install of the image file img (bytes or a tutil.Image) on a blank device,
+    block bytes at a time."""
+    dev.provision(lambda off, n: img[off:off + n], len(img), block)
 
 
 def download(dev, img, block=48, limit=None):
-    """Feed img from the offset the device asks for; stop after `limit` blocks."""
+    """Feed img (bytes or a tutil.Image, read a block at a time) from the offset the device
+    asks for; stop after `limit` blocks."""
     off = dev.begin()
     n = 0
     while not dev.done():
@@ -45,7 +47,7 @@ def refuse(dev, img, reason, block=48):
     except OtaError as e:
         if e.reason != reason:
             raise AssertionError("refused with %s, expected reason %d" % (e, reason))
-    hl = fmt.parse_header(img).length
+    hl = fmt.parse_header(img[:256]).length
     if top > hl + 6 + (img[hl + 2] | img[hl + 3] << 8):
         raise AssertionError("fetched past the manifest")
 
@@ -74,6 +76,7 @@ class Rig:
         self.reboot()
 
     def reboot(self):
+        self.dev = self.board = None  # a reset: nothing of the old ones is kept
         self.board = EmuBoard(self.flash, self.layout)
         self.board.power_on()
         self.dev = Device(self.board, self.cfg, self.alerts)
@@ -81,7 +84,8 @@ class Rig:
         return self.dev
 
     def provision(self, name="core_v1.ota"):
-        provision(self.dev, read_data(name))
+        with Image(name) as img:
+            provision(self.dev, img)
         return self.reboot()
 
     def download(self, img, block=48, limit=None):

@@ -9,10 +9,10 @@ from agent.errors import TIME_RANGE
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from hubkit import Hub, TooLong
-from tutil import read_data, eq
+from tutil import eq, Image
 
-V2 = read_data("core_v2.ota")
-V3 = read_data("core_v3.ota")
+V2 = Image("core_v2.ota")
+V3 = Image("core_v3.ota")
 T0 = 800000000  # device time at the start, seconds since 2000
 DAY = 86400
 _snap = []      # flash of a device running v1 and holding v2, made once

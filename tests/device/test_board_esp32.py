@@ -8,7 +8,7 @@ from agent import fmt
 from agent.errors import NOT_APP_IMAGE, ACTIVATION_FAILED, NOT_IN_TRIAL, FLASH_NOT_ERASED
 from boards.esp32 import image, boot as eboot
 from hal.bootsim import Reboot
-from tutil import eq, raises, read_data
+from tutil import eq, raises, read_data, Image
 
 K = "esp32"
 
@@ -145,7 +145,7 @@ def test_partition_block_protocol():
 def test_revert_of_a_pending_slot_keeps_the_confirmed_image():
     r = boardkit.BoardRig(K)
     r.provision()
-    r.download(read_data(r.images[1]))
+    r.download(Image(r.images[1]))
     eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activated")
     eq(r.board.boot.pending(), 1, "pending")
     assert r.board.boot.revert()

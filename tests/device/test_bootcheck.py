@@ -10,7 +10,7 @@ from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE
 from hal.emu import EmuBoard
 from agent.core import Device
 from devkit import Rig
-from tutil import read_data, eq
+from tutil import read_data, eq, Image
 
 
 class CountingRig(Rig):
@@ -78,7 +78,7 @@ def test_signature_checked_once_per_image():
 def test_new_image_verified_at_its_first_boot_only():
     r = CountingRig()
     r.provision()
-    r.download(read_data("core_v2.ota"))
+    r.download(Image("core_v2.ota"))
     r.reboot()
     eq(r.verifies, 0, "a held image does not displace the running one's")
     eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")

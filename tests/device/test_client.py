@@ -4,9 +4,9 @@ from agent import client as C
 from agent import zcl, zcl_server
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
-from tutil import read_data, eq
+from tutil import eq, Image
 
-V2 = read_data("core_v2.ota")
+V2 = Image("core_v2.ota")
 
 
 class Hub:

@@ -4,10 +4,10 @@ from agent import state as S
 from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, \
     UNKNOWN_KEY, NOT_IN_TRIAL, NO_IMAGE, SUPPLIER_SIG_REQUIRED, BUSY, REVERTED_IMAGE
 from devkit import Rig
-from tutil import read_data, raises, eq
+from tutil import read_data, raises, eq, Image, same_as_file
 
-V1 = read_data("core_v1.ota")
-V2 = read_data("core_v2.ota")
+V1 = Image("core_v1.ota")
+V2 = Image("core_v2.ota")
 
 
 def _updated(rig, img=V2, block=48):
@@ -45,33 +45,26 @@ def test_update_activate_confirm():
     codes = r.alerts.codes()
     assert fmt.ALERT_VERIFY_OK in codes and codes[-1] == fmt.ALERT_VERSION_CHANGED
     # and the running image is exactly the firmware signed
-    fw = read_data("core_v2.bin")
-    buf = bytearray(len(fw))
-    r.board.slots[1].area.read(0, buf)
-    assert bytes(buf) == fw
+    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
 
 
 def test_deflate_update_installs_same_bytes():
     r = Rig()
     r.provision()
-    d = _updated(r, read_data("core_v2z.ota"), 63)
+    d = _updated(r, Image("core_v2z.ota"), 63)
     d.confirm()
-    fw = read_data("core_v2.bin")
-    buf = bytearray(len(fw))
-    r.board.slots[1].area.read(0, buf)
-    assert bytes(buf) == fw
+    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
 
 
 def test_mi_hash_same_for_raw_and_deflate_paths():
     # the hash the device reports is SHA-256 over the Manufacturer Image bytes of the file
-    import hashlib
     for name in ("core_v2.ota", "core_v2z.ota"):
         r = Rig()
         r.provision()
-        img = read_data(name)
+        img = Image(name)
         r.download(img, 50)
-        hl = fmt.parse_header(img).length
-        eq(r.dev.st.mi_hash, hashlib.sha256(img[hl:]).digest(), name)
+        hl = fmt.parse_header(img[:256]).length
+        eq(r.dev.st.mi_hash, img.sha256(hl), name)
 
 
 def test_revert_on_unhealthy_trial():
@@ -100,7 +93,7 @@ def test_trials_exhausted_reverts():
     assert r.alerts.got[-1][0] == fmt.ALERT_BOOT_VERIFY_FAIL
     # the image that failed its trials is refused from its manifest; another one is taken
     _rejected_before_payload("core_v2.ota", REVERTED_IMAGE, r)
-    d = _updated(r, read_data("core_v3.ota"))
+    d = _updated(r, Image("core_v3.ota"))
     d.confirm()
     eq(r.reboot().st.run_version, 3, "version")
 
@@ -156,7 +149,7 @@ def _rejected_before_payload(name, reason, rig=None):
     if rig is None:
         r.provision()
     slot = r.running()
-    img = read_data(name)
+    img = Image(name)
     d = r.dev
     off = d.begin()
     top = 0
@@ -166,7 +159,7 @@ def _rejected_before_payload(name, reason, rig=None):
             top = max(top, off)
     except OtaError as e:
         eq(e.reason, reason, name)
-    hl = fmt.parse_header(img).length
+    hl = fmt.parse_header(img[:256]).length
     cose_len = img[hl + 2] | img[hl + 3] << 8
     assert top <= hl + 6 + cose_len, "fetched past the manifest"
     eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, reason), "alert")
@@ -196,7 +189,7 @@ def test_resume_after_reboot():
     for name in ("core_v2.ota", "core_v2z.ota"):
         r = Rig()
         r.provision()
-        img = read_data(name)
+        img = Image(name)
         r.download(img, 48, limit=200)
         done = r.dev.st.next
         assert done > 0, "some sectors written"
@@ -212,11 +205,11 @@ def test_resume_after_reboot():
             off = nxt
         assert seen, "the device jumped to its checkpoint"
         if name == "core_v2.ota":
-            p_off = len(img) - len(read_data("core_v2.bin"))
+            p_off = len(img) - len(Image("core_v2.bin"))
             assert seen[0] == p_off + done * 4096, (seen, done)
         # sectors already written were not erased again
         extra = r.flash.erases - erases
-        sectors = (len(read_data("core_v2.bin")) + 4095) // 4096
+        sectors = (len(Image("core_v2.bin")) + 4095) // 4096
         assert extra <= sectors - done + 2, (extra, sectors, done)
 
 

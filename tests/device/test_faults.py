@@ -6,9 +6,9 @@ from agent import verify
 from agent.errors import OtaError, FLASH_IO, SLOT_EMPTY, PAYLOAD_CRC, BAD_SIGNATURE, \
     NO_FALLBACK
 from devkit import Rig
-from tutil import read_data, raises, eq
+from tutil import raises, eq, Image, same_as_file
 
-V2 = read_data("core_v2.ota")
+V2 = Image("core_v2.ota")
 
 
 def _journal_garbage(r, seed):
@@ -58,17 +58,14 @@ def test_torn_newest_journal_record_uses_older():
 def test_journal_from_a_different_image():
     r = Rig()
     r.provision()
-    r.download(read_data("core_v2z.ota"), limit=150)  # part of another image
+    r.download(Image("core_v2z.ota"), limit=150)  # part of another image
     eq(r.dev.st.phase, S.DOWNLOADING, "phase")
     d = r.reboot()
     r.download(V2)  # a different image: its identity differs, so it starts afresh
     eq(d.st.phase, S.HELD, "held")
     eq(d.schedule(0), fmt.ACT_SUCCESS, "activation")
     r.reboot().confirm()
-    fw = read_data("core_v2.bin")
-    buf = bytearray(len(fw))
-    r.board.slots[1].area.read(0, buf)
-    assert bytes(buf) == fw
+    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
 
 
 def test_slot_never_written():
@@ -81,7 +78,7 @@ def test_slot_never_written():
 def test_running_slot_erased_halfway_falls_back():
     r = Rig()
     r.provision()
-    for img, slot in ((V2, 1), (read_data("core_v2z.ota"), 0)):  # both seq 2
+    for img, slot in ((V2, 1), (Image("core_v2z.ota"), 0)):  # both seq 2
         d = r.dev
         r.download(img)
         d.schedule(0)

@@ -8,7 +8,7 @@ from agent.core import QUIET_S
 from agent.errors import OtaError, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_DESTINATION, HIGH_S, \
     LAYOUT_NO_FIT, REVERTED_IMAGE
 from devkit import Rig, refuse
-from tutil import read_data, eq
+from tutil import eq, Image
 
 KEYS = ("core_pub.bin", "core_other_pub.bin", "hard_pub.bin")
 IEEE = bytes((0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88))  # gen_hardening.HARD_IEEE
@@ -26,8 +26,8 @@ def _refuse(r, img, reason):
 
 def _header_only(img):
     """The OTA header and manifest of img: what a rogue node sends before being refused."""
-    hl = fmt.parse_header(img).length
-    return img[:hl + 6 + (img[hl + 2] | img[hl + 3] << 8)]
+    hl = fmt.parse_header(img[:256]).length
+    return bytes(img[:hl + 6 + (img[hl + 2] | img[hl + 3] << 8)])
 
 
 def _bad_sig(img):
@@ -41,8 +41,8 @@ def _bad_sig(img):
 def test_rejected_headers_write_nothing():
     r = _rig()
     d = r.dev
-    foreign = _header_only(read_data("img_other_key.ota"))
-    forged = _header_only(_bad_sig(read_data("core_v2.ota")))
+    foreign = _header_only(Image("img_other_key.ota"))
+    forged = _bad_sig(_header_only(Image("core_v2.ota")))  # the flip is in the header
     records, erases, writes = d.journal.records, r.flash.erases, r.flash.writes
     n = len(r.alerts.got)
     for i in range(1000):
@@ -63,13 +63,13 @@ def test_rejected_headers_write_nothing():
 
 def test_refusal_during_a_download_keeps_its_checkpoint():
     r = _rig()
-    v2 = read_data("core_v2.ota")
+    v2 = Image("core_v2.ota")
     r.download(v2, limit=200)
     d = r.dev
     nxt = d.st.next
     assert nxt > 0
     records = d.journal.records
-    _refuse(r, _header_only(read_data("img_other_key.ota")), UNKNOWN_KEY)
+    _refuse(r, _header_only(Image("img_other_key.ota")), UNKNOWN_KEY)
     eq(d.journal.records, records, "no write")
     d = r.reboot()
     eq((d.st.phase, d.st.next), (S.DOWNLOADING, nxt), "checkpoint kept")
@@ -83,11 +83,11 @@ def test_image_sectors_never_erase_the_meta_area():
     r = _rig(slot_payload=60 * 1024)
     eq(r.board.slots[1].capacity, 60 * 1024, "payload area")
     meta_sector = (r.layout.slot_off[1] + r.board.slots[1].capacity) // 4096
-    _refuse(r, read_data("hard_8k_z.ota"), LAYOUT_NO_FIT)
+    _refuse(r, Image("hard_8k_z.ota"), LAYOUT_NO_FIT)
     eq(r.flash.sector_erases[meta_sector], 0, "meta area of slot 1 never erased")
     eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, LAYOUT_NO_FIT), "alert")
     # the same firmware, raw, in the same 8 KiB image sectors fits and is taken
-    r.download(read_data("hard_8k_raw.ota"))
+    r.download(Image("hard_8k_raw.ota"))
     eq(r.dev.st.phase, S.HELD, "raw image held")
     eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
     r.reboot().confirm()
@@ -103,7 +103,7 @@ def test_slot_writer_refuses_an_overrunning_layout_itself():
     w.start(r.board.slots[1])
     p = Parser(r.dev.policy(), r.dev)
     p.policy.max_size = 0xFFFFFFFF
-    img = read_data("hard_8k_z.ota")
+    img = Image("hard_8k_z.ota")
     r.dev.on_manifest = w.on_manifest  # the writer alone as the manifest's sink
     try:
         p.feed(_header_only(img))
@@ -117,21 +117,21 @@ def test_slot_writer_refuses_an_overrunning_layout_itself():
 def test_image_for_another_device_refused():
     r = _rig()
     r.cfg.ieee = IEEE
-    _refuse(r, read_data("hard_to_other.ota"), WRONG_DESTINATION)
+    _refuse(r, Image("hard_to_other.ota"), WRONG_DESTINATION)
     eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, WRONG_DESTINATION), "alert")
-    r.download(read_data("hard_to_me.ota"))  # addressed to this device: taken
+    r.download(Image("hard_to_me.ota"))  # addressed to this device: taken
     eq(r.dev.st.phase, S.HELD, "held")
 
 
 def test_addressed_image_refused_by_a_device_without_an_address():
     r = _rig()
-    _refuse(r, read_data("hard_to_me.ota"), WRONG_DESTINATION)
+    _refuse(r, Image("hard_to_me.ota"), WRONG_DESTINATION)
 
 
 def test_device_address_from_the_board():
     r = _rig()
     r.board.ieee = IEEE
-    r.download(read_data("hard_to_me.ota"))
+    r.download(Image("hard_to_me.ota"))
     eq(r.dev.st.phase, S.HELD, "held")
 
 
@@ -159,21 +159,21 @@ def test_unix_device_program_takes_the_address():
 
 def test_high_s_signature_refused():
     r = _rig()
-    img = read_data("hard_highs.ota")
+    img = Image("hard_highs.ota")
     _refuse(r, img, HIGH_S)
     eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, HIGH_S), "alert")
     # the low-s original, whose s the generator made low, is accepted
-    r.download(read_data("core_v2.ota"))
+    r.download(Image("core_v2.ota"))
     eq(r.dev.st.phase, S.HELD, "held")
 
 
 def test_generated_images_are_low_s():
     from agent import cose
     for name in ("core_v1.ota", "core_v2.ota", "core_v2z.ota", "hard_v1.ota", "img_raw.ota"):
-        img = read_data(name)
-        hl = fmt.parse_header(img).length
+        img = Image(name)
+        hl = fmt.parse_header(img[:256]).length
         n = img[hl + 2] | img[hl + 3] << 8
-        cose.check_low_s(cose.parse_sign1(img[hl + 6:hl + 6 + n]))
+        cose.check_low_s(cose.parse_sign1(bytes(img[hl + 6:hl + 6 + n])))
 
 
 # -- issue 9: a reverted image is not taken again -----------------------------------------
@@ -188,7 +188,7 @@ def _trial(r, img):
 
 def test_reverted_image_refused_until_another_is_offered():
     r = _rig()
-    v2 = read_data("core_v2.ota")
+    v2 = Image("core_v2.ota")
     d = _trial(r, v2)
     d.revert()  # unhealthy
     d = r.reboot()
@@ -204,14 +204,14 @@ def test_reverted_image_refused_until_another_is_offered():
     d = r.reboot()  # remembered across resets
     _refuse(r, v2, REVERTED_IMAGE)
     # a different image is taken; after it, the first one would be taken again
-    d = _trial(r, read_data("core_v3.ota"))
+    d = _trial(r, Image("core_v3.ota"))
     d.confirm()
     eq(r.reboot().st.run_version, 3, "version")
 
 
 def test_image_that_used_up_its_trials_is_refused():
     r = _rig(trials=2)
-    v2 = read_data("core_v2.ota")
+    v2 = Image("core_v2.ota")
     _trial(r, v2)
     r.reboot()      # second trial boot, never confirmed
     d = r.reboot()  # the bootloader reverts

@@ -2,9 +2,11 @@
 from hal import powercut
 from tutil import read_data, eq
 
-UPDATE = read_data("core_v2.ota")
-FACTORY = read_data("core_v1.ota")
-KEYS = [read_data("core_pub.bin")]
+
+def _images():
+    """The update, the factory image and the keys, read when a test runs (not at import,
+    so a heap too small for them skips that test alone)."""
+    return read_data("core_v2.ota"), read_data("core_v1.ota"), [read_data("core_pub.bin")]
 
 
 def _clean(res, what):
@@ -15,7 +17,7 @@ def _clean(res, what):
 
 
 def test_clean_run_wear_and_phases():
-    c = powercut.Campaign(UPDATE, FACTORY, KEYS)
+    c = powercut.Campaign(*_images())
     r = c.clean()
     for ph in powercut.PHASES:
         assert r[ph][1] > r[ph][0], ph
@@ -25,20 +27,23 @@ def test_clean_run_wear_and_phases():
 
 
 def test_every_cut_and_tear_download_ws16_erased00():
-    res = powercut.run(UPDATE, FACTORY, KEYS, ("download", "verify"), True, (16,), (0x00,))
+    update, factory, keys = _images()
+    res = powercut.run(update, factory, keys, ("download", "verify"), True, (16,), (0x00,))
     assert res["cut_points"] > 90 and res["torn_points"] > 90
     _clean(res, "download")
 
 
 def test_every_cut_and_tear_activation_confirm_revert():
-    res = powercut.run(UPDATE, FACTORY, KEYS, ("activate", "confirm", "revert"), True,
+    update, factory, keys = _images()
+    res = powercut.run(update, factory, keys, ("activate", "confirm", "revert"), True,
                        (1, 8), (0xFF, 0x00))
     assert res["cut_points"] >= 40
     _clean(res, "activation")
 
 
 def test_random_multi_cuts():
-    res = powercut.run(UPDATE, FACTORY, KEYS, (), True, (4,), (0xFF,), 5, 8)
+    update, factory, keys = _images()
+    res = powercut.run(update, factory, keys, (), True, (4,), (0xFF,), 5, 8)
     eq(res["runs"], 8, "runs")
     _clean(res, "random")
 
@@ -57,7 +62,7 @@ def test_campaign_catches_a_broken_agent():
         self._save()
     core.Device._on_sector = forgetful
     try:
-        c = powercut.Campaign(UPDATE, FACTORY, KEYS)
+        c = powercut.Campaign(*_images())
         c.clean()
         c._cut_run("download", [60], False, "download")
     finally:

@@ -5,11 +5,11 @@ from agent import fmt
 from agent import state as S
 from agent.errors import ROLLBACK, NO_FALLBACK, PAYLOAD_DIGEST, PAYLOAD_CRC
 from devkit import Rig, refuse
-from tutil import read_data, eq
+from tutil import eq, Image
 
-V1 = read_data("core_v1.ota")    # seq 1
-V2 = read_data("core_v2.ota")    # seq 2
-OLD = read_data("core_old.ota")  # seq 0
+V1 = Image("core_v1.ota")    # seq 1
+V2 = Image("core_v2.ota")    # seq 2
+OLD = Image("core_old.ota")  # seq 0
 
 
 def _on_v2():
@@ -96,7 +96,7 @@ def test_tampered_running_image_does_not_fall_back_below_the_floor():
 def test_fallback_at_the_floor_still_works():
     # the other slot's image has the running image's seq: the fallback is taken
     r = _on_v2()
-    r.download(read_data("core_v2z.ota"))  # seq 2, into slot 0
+    r.download(Image("core_v2z.ota"))  # seq 2, into slot 0
     eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
     r.reboot().confirm()
     d = r.reboot()

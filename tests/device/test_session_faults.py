@@ -10,12 +10,12 @@ from agent.journal import Journal
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from hubkit import Hub, TooLong
-from tutil import read_data, eq
+from tutil import eq, Image
 
-V1 = read_data("core_v1.ota")
-V2 = read_data("core_v2.ota")
-V2Z = read_data("core_v2z.ota")
-V3 = read_data("core_v3.ota")
+V1 = Image("core_v1.ota")
+V2 = Image("core_v2.ota")
+V2Z = Image("core_v2z.ota")
+V3 = Image("core_v3.ota")
 T0 = 800000000
 DAY = 86400
 

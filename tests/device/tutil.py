@@ -20,6 +20,96 @@ def read_data(name):
         return f.read()
 
 
+class Image:
+    """A data file read a block at a time into one buffer, never whole into the heap (the
+    device's own path streams too); the file is opened at the first use. len(img) is the
+    file's size; img[a:b] is a memoryview of the buffer holding bytes a..b (valid until
+    the next read); img[i] is one byte."""
+
+    def __init__(self, name):
+        self.name = name
+        self.f = None
+        self.size = 0
+        self.buf = bytearray(0)
+
+    def _open(self):
+        if self.f is None:
+            self.f = open(data_path(self.name), "rb")
+            self.size = self.f.seek(0, 2)
+        return self.f
+
+    def __len__(self):
+        self._open()
+        return self.size
+
+    def __getitem__(self, k):
+        n = len(self)
+        if not isinstance(k, slice):
+            if k < 0:
+                k += n
+            if not 0 <= k < n:
+                raise IndexError(k)
+            return self.read(k, 1)[0]
+        a = 0 if k.start is None else k.start
+        b = n if k.stop is None else k.stop
+        a = min(a + n if a < 0 else a, n)
+        b = min(b + n if b < 0 else b, n)
+        return self.read(a, b - a if b > a else 0)
+
+    def read(self, off, n):
+        """n bytes (fewer at the end of the file) from offset off, in the buffer."""
+        f = self._open()
+        if n > len(self.buf):
+            self.buf = None
+            self.buf = bytearray(n if n > 64 else 64)
+        mv = memoryview(self.buf)[:n]
+        f.seek(off)
+        got = 0
+        while got < n:
+            k = f.readinto(mv[got:])
+            if not k:
+                break
+            got += k
+        return mv[:got]
+
+    def sha256(self, start=0, step=512):
+        """SHA-256 of the file's bytes from start to its end."""
+        import hashlib
+        h = hashlib.sha256()
+        off = start
+        while off < len(self):
+            h.update(self.read(off, step))
+            off += step
+        return h.digest()
+
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def same_as_file(name, read, what=""):
+    """read(off, buf) fills buf from offset off of something that must hold exactly the
+    bytes of data file `name`; compared a block at a time."""
+    with Image(name) as img:
+        buf = bytearray(256)
+        off = 0
+        while off < len(img):
+            n = min(len(buf), len(img) - off)
+            mv = memoryview(buf)[:n]
+            read(off, mv)
+            if bytes(mv) != bytes(img.read(off, n)):
+                raise AssertionError("%s: differs from %s in bytes %d..%d" % (
+                    what, name, off, off + n))
+            off += n
+
+
 def read_fixture(name):
     with open(FIXTURES + "/" + name, "rb") as f:
         return f.read()
