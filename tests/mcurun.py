@@ -154,24 +154,49 @@ def _outside_heap(size):
 
 
 def _flash_outside_heap():
-    """hal.nor.NorFlash keeps its contents outside the heap (its rules unchanged)."""
+    """hal.nor.NorFlash keeps its contents, its erased sector and its snapshots outside the
+    heap (its rules unchanged)."""
     from hal import nor
     init = nor.NorFlash.__init__
 
     def __init__(self, size, sector_size=4096, write_size=1, erased=0xFF, mirror=False):
-        if size <= 0 or size % sector_size or size <= sector_size:
-            init(self, size, sector_size, write_size, erased, mirror)
+        ss = sector_size
+        if size <= 0 or size % ss or size <= ss or ss & (ss - 1) or write_size > ss:
+            init(self, size, ss, write_size, erased, mirror)
             return
-        init(self, sector_size, sector_size, write_size, erased)
+        # the checks and fields of a flash of one write unit; then the real size
+        init(self, write_size, write_size, write_size, erased)
         self.size = size
+        self.sector_size = ss
+        blank = self._blank = _outside_heap(ss)
+        blank[0] = erased
+        mv = memoryview(blank)
+        k = 1
+        while k < ss:  # doubling copies: nothing allocated in the heap
+            mv[k:2 * k] = mv[0:k]
+            k += k
         self._mem = _outside_heap(size)
         self._mv = memoryview(self._mem)
         self._fill()
-        self.sector_erases = [0] * (size // sector_size)
+        self.sector_erases = [0] * (size // ss)
         if mirror:
             import io
             self._io = io.BytesIO(self._mem)
+
+    def snapshot(self):
+        ss = self.sector_size
+        secs = []
+        for o in range(0, self.size, ss):
+            if self._mem.count(self._e, o, o + ss) == ss:
+                secs.append(None)
+            else:
+                b = _outside_heap(ss)
+                b[0:ss] = self._mv[o:o + ss]
+                secs.append(b)
+        return (secs, self.ops, self.writes, self.erases, self.bytes_written,
+                list(self.sector_erases))
     nor.NorFlash.__init__ = __init__
+    nor.NorFlash.snapshot = snapshot
 
 
 def _skip_reason(e):
@@ -189,6 +214,7 @@ def _not_passed(name, e):
     gc.collect()
     if why:
         print("SKIP %s: %s" % (name, why))
+        sys.print_exception(e)  # where it ran out (shown by mcutier.py -v)
         return "SKIP"
     print("FAIL %s" % name)
     sys.print_exception(e)
