@@ -82,6 +82,7 @@ mcu: $(STAMP)
 
 test-mcu: mcu build/testdata/.stamp
 	$(PY) tests/mcutier.py
+	$(PY) -m pytest -rs tests/host/test_host_mcu_ceiling.py
 
 bench-mcu: mcu build/testdata/.stamp
 	$(PY) -m host_tools.bench_mcu --out bench/mcu.json
