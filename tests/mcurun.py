@@ -16,8 +16,28 @@ import os
 import time
 
 
+class _Data:
+    """A file's bytes outside the heap: n bytes used of a region that grows by doubling."""
+
+    def __init__(self):
+        self.mem = None
+        self.n = 0
+        self.cap = 0
+
+    def grow(self, size):
+        if size <= self.cap:
+            return
+        cap = self.cap * 2 if self.cap * 2 > size else size
+        cap = cap if cap > 4096 else 4096
+        mem = _outside_heap(cap)
+        if self.n:
+            memoryview(mem)[0:self.n] = memoryview(self.mem)[0:self.n]
+        self.mem = mem
+        self.cap = cap
+
+
 class _File:
-    """A file of RamOverlay: bytes in a bytearray, stored back on flush and close."""
+    """A file of RamOverlay: its bytes in a _Data outside the heap."""
 
     def __init__(self, fs, path, data, text):
         self.fs = fs
@@ -28,40 +48,48 @@ class _File:
 
     def read(self, n=-1):
         d = self.data
-        end = len(d) if n is None or n < 0 else min(len(d), self.pos + n)
-        out = bytes(d[self.pos:end])
-        self.pos = end
+        end = d.n if n is None or n < 0 else min(d.n, self.pos + n)
+        out = bytes(memoryview(d.mem)[self.pos:end]) if end > self.pos else b""
+        self.pos = max(self.pos, end)
         return out.decode() if self.text else out
 
     def readinto(self, buf):
-        n = min(len(buf), len(self.data) - self.pos)
-        buf[0:n] = self.data[self.pos:self.pos + n]
+        d = self.data
+        n = min(len(buf), d.n - self.pos)
+        if n <= 0:
+            return 0
+        buf[0:n] = memoryview(d.mem)[self.pos:self.pos + n]
         self.pos += n
         return n
 
     def write(self, b):
         if self.text:
             b = b.encode()
+        d = self.data
         end = self.pos + len(b)
-        if end > len(self.data):
-            self.data.extend(bytes(end - len(self.data)))
-        self.data[self.pos:end] = b
+        d.grow(end)
+        mv = memoryview(d.mem)
+        for i in range(d.n, self.pos):  # a gap past the end reads as zeros
+            mv[i] = 0
+        mv[self.pos:end] = b
+        if end > d.n:
+            d.n = end
         self.pos = end
         return len(b)
 
     def seek(self, off, whence=0):
         self.pos = off if whence == 0 else (self.pos + off if whence == 1 else
-                                            len(self.data) + off)
+                                            self.data.n + off)
         return self.pos
 
     def tell(self):
         return self.pos
 
     def flush(self):
-        self.fs.files[self.path] = self.data
+        pass
 
     def close(self):
-        self.flush()
+        pass
 
     def __enter__(self):
         return self
@@ -71,7 +99,8 @@ class _File:
 
 
 class RamOverlay:
-    """A writable filesystem in the heap over the read-only one at `under`."""
+    """A writable filesystem over the read-only one at `under`: the files written are kept
+    outside the heap, until the next test module."""
 
     def __init__(self, under):
         self.under = under
@@ -100,21 +129,25 @@ class RamOverlay:
         path = self._norm(path)
         text = "b" not in mode
         if "w" in mode:
-            self.files[path] = bytearray()
+            self.files[path] = _Data()
         elif path not in self.files:
             if "r" in mode and "+" not in mode:
                 return open(self.under + path, mode)
+            d = _Data()
             with open(self.under + path, "rb") as f:
-                self.files[path] = bytearray(f.read())
+                d.grow(f.seek(0, 2))
+                f.seek(0)
+                d.n = f.readinto(memoryview(d.mem)[0:d.cap]) or 0
+            self.files[path] = d
         f = _File(self, path, self.files[path], text)
         if "a" in mode:
-            f.pos = len(f.data)
+            f.pos = f.data.n
         return f
 
     def stat(self, path):
         path = self._norm(path)
         if path in self.files:
-            return (0x8000, 0, 0, 0, 0, 0, len(self.files[path]), 0, 0, 0)
+            return (0x8000, 0, 0, 0, 0, 0, self.files[path].n, 0, 0, 0)
         return os.stat(self.under + path)
 
     def remove(self, path):
@@ -221,10 +254,13 @@ def _not_passed(name, e):
     return "FAIL"
 
 
+_overlay = RamOverlay("/rom")
+
+
 def main(modules, pattern=None, done=()):
     import vfs
     try:
-        vfs.mount(RamOverlay("/rom"), "/ram")
+        vfs.mount(_overlay, "/ram")
     except OSError:
         pass
     os.chdir("/ram")
@@ -234,6 +270,7 @@ def main(modules, pattern=None, done=()):
     print("agent from %s" % where)
     n = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     for modname in modules:
+        _overlay.files = {}  # its memory is taken back below
         _top[0] = 0
         _top[1] = _SPANS[0][0]
         gc.collect()
