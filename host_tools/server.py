@@ -53,6 +53,12 @@ class Image:
         return hw is None or h.hw_min is None or h.hw_min <= hw <= h.hw_max
 
 
+def _until(t):
+    dt = t - time.monotonic()
+    if dt > 0:
+        time.sleep(dt)
+
+
 def _label(addr):
     if isinstance(addr, tuple):
         return "%s:%s" % addr[:2]
@@ -109,6 +115,8 @@ class Hub:
         self.air_bytes = 0
         self.lost_air_bytes = 0  # of the frames the loss fault dropped (either way)
         self._held = None
+        self._free = 0.0   # --rate-bps: when the channel is free
+        self._out = None   # (due, [(frame, addr)]): the frame on the air, delivered when due
         self._buf = bytearray(zcl.FRAME_MAX)
         self._seq = 0
         self.t0 = time.monotonic()
@@ -134,36 +142,73 @@ class Hub:
 
     # -- link with faults and airtime ------------------------------------------
 
+    # --rate-bps: one channel, busy until self._free. A frame's airtime starts when the
+    # channel is free or when the frame is handed over, whichever is later, and it is
+    # delivered when its airtime ends. Like a radio with one transmit buffer, the Hub hands
+    # over the next frame while the one before is still on the air (self._out), so the
+    # emulation's own timer lateness in waiting for one frame is not charged to the next.
+
+    def _reserve(self, n):
+        # the channel time at which a frame of n bytes handed over now has been sent
+        now = time.monotonic()
+        start = self._free if self._free > now else now
+        self._free = start + (n + FRAME_OVERHEAD) * 8.0 / self.rate_bps
+        return self._free
+
     def _airtime(self, n):
+        # an incoming frame: it takes the channel once it is free (a frame that came while
+        # one was on the air follows it), and is handled when its airtime has ended
         if self.rate_bps:
-            time.sleep((n + FRAME_OVERHEAD) * 8.0 / self.rate_bps)
+            due = self._reserve(n)
+            self._flush()
+            _until(due)
+
+    def _flush(self):
+        # deliver the frame on the air once its airtime has ended
+        out, self._out = self._out, None
+        if out is not None:
+            _until(out[0])
+            for data, addr in out[1]:
+                self.link.send(data, addr)
 
     def _send(self, data, addr, faulty=True):
         f = self.f
         data = bytes(data)
         self.frames += 1
         self.air_bytes += len(data) + FRAME_OVERHEAD
-        self._airtime(len(data))
+        due = self._reserve(len(data)) if self.rate_bps else None
+        self._flush()
         if f.delay_ms:
+            if due is not None:
+                _until(due)
+                due = None
             time.sleep(f.delay_ms / 1000.0)
+        out = []
         if faulty:
             r = f.rnd
             if f.drop and r.random() < f.drop:
                 self.lost_air_bytes += len(data) + FRAME_OVERHEAD
-                return
-            if f.corrupt and r.random() < f.corrupt:
+                data = None
+            elif f.corrupt and r.random() < f.corrupt:
                 b = bytearray(data)
                 b[r.randrange(len(b))] ^= 1 << r.randrange(8)
                 data = bytes(b)
-            if f.reorder and r.random() < f.reorder and self._held is None:
+            if data is not None and f.reorder and r.random() < f.reorder \
+                    and self._held is None:
                 self._held = (data, addr)
-                return
-        self.link.send(data, addr)
-        if faulty and f.dup and f.rnd.random() < f.dup:
-            self.link.send(data, addr)
-        if self._held is not None and self._held[0] is not data:
-            held, self._held = self._held, None
-            self.link.send(held[0], held[1])
+                data = None
+        if data is not None:
+            out.append((data, addr))
+            if faulty and f.dup and f.rnd.random() < f.dup:
+                out.append((data, addr))
+            if self._held is not None and self._held[0] is not data:
+                out.append(self._held)
+                self._held = None
+        if due is None:
+            for d, a in out:
+                self.link.send(d, a)
+        else:
+            self._out = (due, out)
 
     def _next_seq(self):
         self._seq = (self._seq + 1) & 0xFF
@@ -181,11 +226,18 @@ class Hub:
                 met = True
                 end = time.monotonic() + linger
             if met and time.monotonic() >= end:
+                self._flush()
                 return True
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
+                self._flush()
                 return False
-            data, addr = self.link.recv(0.2 if left is None else min(0.2, left))
+            wait = 0.2 if left is None else min(0.2, left)
+            if self._out is not None:  # a frame on the air: listen until it is delivered
+                wait = max(0.0, min(wait, self._out[0] - time.monotonic()))
+            data, addr = self.link.recv(wait)
+            if data is None:
+                self._flush()
             self._retry_activations()
             notify_idle(self)
             if data is None:
