@@ -6,7 +6,7 @@ import binascii
 
 from agent import fmt
 from agent.errors import OtaError, SECTOR_CRC, TOO_LARGE
-from hal.imagecheck import check_image
+from hal.imagecheck import check_image, default_cap
 from tutil import read_data, data_path, eq, Image
 
 TRUST = ("dev_pub.bin", "other_pub.bin")
@@ -52,6 +52,15 @@ def _mutants(prefix):
                 yield int(w[1]), base, sup, int(w[3]), int(w[4]), x, w[6]
 
 
+def _heap_bound(e, want, size):
+    """A TOO_LARGE that only says this heap cannot hold check_image's flash (the emulated slot
+    is sized from the free heap under MicroPython) is the heap's limit, not the device's
+    verdict: raised as MemoryError, which the Cortex-M tier reports as a skip."""
+    if e.reason == TOO_LARGE and want != TOO_LARGE and (
+            "no RAM" in str(e) or default_cap() < size):
+        raise MemoryError(str(e))
+
+
 def _run(prefix):
     keys = [read_data(k) for k in TRUST]
     bad = []
@@ -69,6 +78,7 @@ def _run(prefix):
             got = "accepted"
         except OtaError as e:
             got = e.reason
+            _heap_bound(e, reason, size)
             text = str(e)
             if "\n" in text or not text.startswith("E%d " % e.reason):
                 got = "bad text %r" % text
@@ -148,8 +158,12 @@ def test_bases_accepted_in_any_split():
         img = Image(name)
         skey = read_data(sup) if sup != "-" else None
         for block in (1, 1024, 4096) if name == "img_small_sector.ota" else (777,):
-            info = check_image(_reader(img, len(img), 0, b""), len(img), keys, skey, None, 0,
-                               block)
+            try:
+                info = check_image(_reader(img, len(img), 0, b""), len(img), keys, skey, None,
+                                   0, block)
+            except OtaError as e:
+                _heap_bound(e, None, len(img))
+                raise
             eq(binascii.hexlify(info.mi_hash).decode(), mi, name)
             eq(info.header.total_size, len(img), name)
             eq(info.trailer is not None, sup != "-", name)
@@ -175,8 +189,7 @@ def test_sector_fetched_again_before_rejection():
         check_image(read, len(img), keys, None, None, 0, 512)
         assert False, "accepted"
     except OtaError as e:
-        if e.reason == TOO_LARGE:  # no RAM for check_image's flash: this heap's limit
-            raise MemoryError(str(e))
+        _heap_bound(e, SECTOR_CRC, len(img))
         eq(e.reason, SECTOR_CRC, "reason")
 
     def fetched(off):
