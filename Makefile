@@ -26,7 +26,7 @@ build/mpy/.stamp: $(STAMP) $(DEVICE_SRC)
 	$(PY) -m host_tools.mpy --out build/mpy --quiet
 	touch $@
 
-build/testdata/.stamp: $(STAMP) $(wildcard tests/datagen/*.py) $(wildcard agent/*.py) $(wildcard host_tools/*.py) $(wildcard boards/*/*.py)
+build/testdata/.stamp: $(STAMP) $(wildcard tests/datagen/*.py) $(shell find agent -name "*.py") $(wildcard host_tools/*.py) $(wildcard boards/*/*.py)
 	$(PY) -m tests.datagen build/testdata
 
 testdata: build/testdata/.stamp

@@ -1,4 +1,4 @@
-# Activation commands and times from the server, as the OTA client (agent.client) handles
+# Activation commands and times from the server, as the OTA client (agent.zcl.client) handles
 # them: what a network peer can make the device do, and what it cannot.
 #
 # - An Activate Image acts only on the held image whose Manufacturer Image hash it names; an
@@ -18,9 +18,9 @@ except ImportError:
     def const(x):
         return x
 
-from agent import zcl
-from agent import fmt
-from agent import state as S
+from agent.zcl import frames as zcl
+from agent.image import fmt
+from agent.store import state as S
 from agent.errors import OtaError, DOWNLOAD_ACTIVE, NOT_HELD_IMAGE, TIME_RANGE, message
 
 TICK_MAX_MS = const(3600000)  # longest wait measured with ticks_ms alone: an hour

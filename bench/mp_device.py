@@ -21,7 +21,7 @@ class Stats:
 
 def board_for(o):
     from mp_flash import DiskFlash
-    from hal.emu import EmuBoard
+    from hal.sim.board import EmuBoard
     from hal.clock import SystemClock
     from boards.unix import layout as L
     lay = L.layout(o["sector"], o["slot-size"])
@@ -59,15 +59,15 @@ def main(argv):
             free = int(argv[1])
         argv = argv[2:]
     import boards.unix.run as R
-    import agent.core
-    import agent.client
-    import agent.keys
-    import agent.cose
-    import agent.cbor
-    import agent.p256
-    import agent.inflate
+    import agent.update
+    import agent.zcl.client
+    import agent.crypto.trust
+    import agent.crypto.cose
+    import agent.crypto.cbor
+    import agent.crypto.p256
+    import agent.image.inflate
     import boards.unix.layout
-    import hal.emu
+    import hal.sim.board
     import hal.udp
     import mp_flash
     gc.collect()

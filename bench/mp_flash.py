@@ -1,6 +1,6 @@
 # A strict NOR flash whose contents live only in a file (CPython and MicroPython), for the
-# heap benchmark: hal.nor.FileFlash keeps a copy in RAM, which would count in the heap a
-# device never spends on its flash. Same rules as hal.nor.NorFlash: writes of whole write
+# heap benchmark: hal.sim.nor.FileFlash keeps a copy in RAM, which would count in the heap a
+# device never spends on its flash. Same rules as hal.sim.nor.NorFlash: writes of whole write
 # units to erased bytes only, erases of whole sectors, ranges checked; no fault injection.
 # Counts, per sector, the erases and the writes that start in it.
 import os

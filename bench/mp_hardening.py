@@ -1,7 +1,7 @@
 # Two costs of the device's defences, under MicroPython (agent as .mpy):
 #   - journal writes (and flash writes, erases) per 1,000 image headers refused before their
 #     signature verified (here: a header whose signature fails), which must cost nothing;
-#   - the power-on check of a 256 KiB running slot (agent.verify.boot_check): the payload's
+#   - the power-on check of a 256 KiB running slot (agent.store.check.boot_check): the payload's
 #     SHA-256 and CRC-32, with the manifest's signature remembered (every boot) and not
 #     (the first boot of an image).
 #
@@ -14,12 +14,12 @@ import time
 import json
 import binascii
 
-from agent.keys import Trust
-from agent.core import Config, Device
-from agent import fmt
-from agent import verify
-from hal.nor import NorFlash
-from hal.emu import EmuBoard, Layout
+from agent.crypto.trust import Trust
+from agent.update import Config, Device
+from agent.image import fmt
+from agent.store import check as verify
+from hal.sim.nor import NorFlash
+from hal.sim.board import EmuBoard, Layout
 
 REPS = 5
 REFUSALS = 1000

@@ -6,11 +6,11 @@
 # IMAGE is a signed image for manufacturer 0x1234, image type 1, hardware version 2; PUB.bin
 # its 65-byte public key. Prints one JSON object.
 #
-# The path is the agent's own code on an emulated board in RAM (hal.nor.NorFlash with
+# The path is the agent's own code on an emulated board in RAM (hal.sim.nor.NorFlash with
 # mirror=True, so that a flash read allocates nothing, as a real driver's does not):
-#   blocks <= 255 bytes (one ZCL Image Block Response): agent.client.Client._download runs
+#   blocks <= 255 bytes (one ZCL Image Block Response): agent.zcl.client.Client._download runs
 #     against a link that answers each request with the next frame, built beforehand by
-#     agent.zcl_server; per block that is the request encoding, the frame check and decode,
+#     agent.zcl.server; per block that is the request encoding, the frame check and decode,
 #     Device.feed -> Parser.feed -> SlotWriter (page copy, flash write per page, erase and
 #     read-back CRC-32 per sector, inflate per sector for deflate images) and the journal
 #     save per sector;
@@ -31,11 +31,11 @@ import binascii
 import struct
 import micropython
 
-from agent import zcl_server, client as C
-from agent.keys import Trust
-from agent.core import Config, Device
-from hal.nor import NorFlash
-from hal.emu import EmuBoard, Layout
+from agent.zcl import server as zcl_server, client as C
+from agent.crypto.trust import Trust
+from agent.update import Config, Device
+from hal.sim.nor import NorFlash
+from hal.sim.board import EmuBoard, Layout
 
 MAN = 0x1234
 TYPE = 0x0001

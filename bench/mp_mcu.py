@@ -2,7 +2,7 @@
 # fresh emulator, with -icount so that one microsecond of time.ticks_us() is 1000
 # instructions). Each prints one line "result <json>".
 #
-#   ingest(image, pub, block)   the agent's per-block path (agent.client on a replayed link,
+#   ingest(image, pub, block)   the agent's per-block path (agent.zcl.client on a replayed link,
 #                               as bench/mp_ingest.py's), the bare sha256 + crc32 loop over
 #                               the same blocks, and the bytes each block allocates
 #   update(image, pub, block)   a whole download and verification of image, frames read one
@@ -100,8 +100,8 @@ def _read_pub(path):
 
 
 def device(pub, payload):
-    from agent.keys import Trust
-    from agent.core import Config, Device
+    from agent.crypto.trust import Trust
+    from agent.update import Config, Device
     from boards.qemu.board import make_board
     from boards.qemu.layout import layout
     from hal.clock import FakeClock
@@ -119,7 +119,7 @@ def _header(image):
 
 
 def _download(dev, link, block, image):
-    from agent import client as C
+    from agent.zcl import client as C
     from hal.clock import FakeClock
     ver, size = _header(image)
     cl = C.Client(dev, link, FakeClock(), block)
@@ -194,7 +194,7 @@ def update(image, frames, pub, block, payload, check, budget=0):
     _download(dev, Budget(frames, budget), block, image)
     out = {"ok": True, "heap": gc.mem_free() + gc.mem_alloc(), "insns": insns(t0)}
     if check:
-        from agent import verify
+        from agent.store import check as verify
         slot = board.slots[dev.st.slot]
         info = verify.boot_check(slot, dev.cfg.trust)
         gc.collect()
@@ -207,7 +207,7 @@ def update(image, frames, pub, block, payload, check, budget=0):
 
 def p256(pub, digest, sig):
     import binascii
-    from agent import p256 as P
+    from agent.crypto import p256 as P
     pub, digest, sig = [binascii.unhexlify(a) for a in (pub, digest, sig)]
     if not P.verify(pub, digest, sig):
         raise RuntimeError("the signature does not verify")

@@ -1,4 +1,4 @@
-# ECDSA P-256 verification time under MicroPython (agent.p256), and a 256-bit modular
+# ECDSA P-256 verification time under MicroPython (agent.crypto.p256), and a 256-bit modular
 # exponentiation in the same run as the machine's yardstick.
 #
 #   MICROPYPATH=build/mpy micropython bench/mp_p256.py PUB_HEX DIGEST_HEX SIG_HEX
@@ -10,7 +10,7 @@ import time
 import json
 import binascii
 
-from agent import p256
+from agent.crypto import p256
 
 REPS = 50
 # the field prime of P-256: pow(x, e, P) with 256-bit x and e

@@ -2,14 +2,14 @@
 #   /ota/keys.bin    one or more 65-byte uncompressed P-256 points (04 || x || y), back to back
 # A PEM public key file (one key) is accepted too.
 from agent.errors import OtaError, BAD_KEY
-from agent.keys import Trust, from_pem
+from agent.crypto.trust import Trust, from_pem
 
 KEYS_FILE = "ota/keys.bin"
 POINT = 65
 
 
 def load(path=KEYS_FILE):
-    """An agent.keys.Trust with every key in the file."""
+    """An agent.crypto.trust.Trust with every key in the file."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:5] == b"-----":

@@ -18,8 +18,8 @@
 #   set_confirmed(slot)  make `slot` the confirmed one from the next reset (the agent's
 #                        fall-back when the confirmed slot fails its check at power on).
 #   reset()              reboot the device (does not return on a real board; the emulated
-#                        bootloader raises hal.bootsim.Reboot).
+#                        bootloader raises hal.bootrec.Reboot).
 #
-# Implementations: hal.bootsim.SimBoot (emulated bootloader over emulated flash, whose
+# Implementations: hal.bootrec.SimBoot (emulated bootloader over emulated flash, whose
 # boot() is the bootloader's decision at reset), boards/esp32 (ESP-IDF otadata and
 # rollback), boards/rp2 (boot record and a boot.py selector).

@@ -34,7 +34,7 @@ CRC_FMT = "<H"
 CRC_SIZE = const(2)
 CRC_NAME = "x-25"           # the same CRC in crcmod.predefined
 CRC_CHECK = const(0x906E)   # CRC of b"123456789"
-MAX_FRAME = const(280)      # default largest ZCL frame (agent.zcl.FRAME_MAX is 274)
+MAX_FRAME = const(280)      # default largest ZCL frame (agent.zcl.frames.FRAME_MAX is 274)
 
 # CRC-16/X-25 by nibbles: entry i is the reflected CRC of the 4-bit value i (poly 0x8408).
 _T = (0x0000, 0x1081, 0x2102, 0x3183, 0x4204, 0x5285, 0x6306, 0x7387,

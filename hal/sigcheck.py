@@ -1,5 +1,5 @@
 # Signature check interface: a board may verify ECDSA P-256 signatures in hardware (a secure
-# element, a crypto accelerator) instead of the agent's pure-Python agent.p256.
+# element, a crypto accelerator) instead of the agent's pure-Python agent.crypto.p256.
 #
 #   verifier(pub, digest, sig) -> bool
 #       pub     64 bytes x||y of a P-256 public key (already checked to be on the curve)
@@ -7,7 +7,7 @@
 #       sig     64 bytes r||s
 #       True only for a valid signature; it must never raise for a bad one.
 #
-# A board hands it to the agent as board.verifier (None: agent.p256.verify). The agent uses
+# A board hands it to the agent as board.verifier (None: agent.crypto.p256.verify). The agent uses
 # it for the manifest signature, the supplier trailer and every check from flash.
 
 
@@ -16,7 +16,7 @@ class CountingVerifier:
 
     def __init__(self, inner=None):
         if inner is None:
-            from agent.p256 import verify as inner
+            from agent.crypto.p256 import verify as inner
         self.inner = inner
         self.calls = 0
 

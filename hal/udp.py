@@ -26,7 +26,7 @@ def _addr(host, port):
 class UdpTransport:
     def __init__(self, server_host, server_port, local_port=0, only_server=True,
                  max_frame=280):
-        # max_frame: largest datagram accepted (agent.zcl.FRAME_MAX is 274)
+        # max_frame: largest datagram accepted (agent.zcl.frames.FRAME_MAX is 274)
         family, self.server = _addr(server_host, server_port)
         self.only_server = only_server
         self.ignored = 0

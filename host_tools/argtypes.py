@@ -266,7 +266,7 @@ def read_input(path, what="file", limit=None):
 
 def read_image(path, what="an OTA image"):
     """The bytes of a ZigBee OTA file whose header parses and agrees with its size."""
-    from agent import fmt
+    from agent.image import fmt
     from agent.errors import OtaError
     data = read_input(path, what)
     try:

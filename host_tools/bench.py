@@ -259,7 +259,7 @@ def bare_heap():
 
 def flash_figures(boots, inp):
     """Erases and writes over the update (boots 2 and 3), per area."""
-    from agent import fmt
+    from agent.image import fmt
     b = boots[0]
     ss = b["sector_size"]
 
@@ -278,7 +278,7 @@ def flash_figures(boots, inp):
     cose_len = struct.unpack_from("<I", img, off + 2)[0]
     table_len = struct.unpack_from("<I", img, off + 8 + cose_len)[0]
     payload = len(inp.fw)
-    from agent.slot import TABLE_OFF
+    from agent.store.slot import TABLE_OFF
     min_erases = -(-payload // ss) + -(-(TABLE_OFF + table_len) // ss)
     slot_erases = max(area("erases", s[0], s[1]) for s in b["slots"])
     j0, jn = b["journal"]
@@ -524,7 +524,7 @@ def table(res):
                 out.append(("Ingest efficiency, deflate, %d B blocks" % b, "%.3f" % r["ratio"],
                             "-", None, "as above, %.1f us/block; per-sector deflate image: "
                             "per chunk inflate, its SHA-256 and the resumable Manufacturer "
-                            "Image hash (agent.sha256r, plain Python)%s" % (
+                            "Image hash (agent.crypto.sha256r, plain Python)%s" % (
                                 r["agent_us_per_block"], "" if "alloc_per_block" not in r else
                                 "; %.0f B allocated per block" % r["alloc_per_block"]),
                             cmd % "ingest"))
@@ -617,7 +617,7 @@ def table(res):
                         k["refusals"], k["flash_writes"], k["flash_erases"],
                         k["refusal_ms"]), cmd % "hardening"))
         out.append(("Power-on check of a 256 KiB slot", "%.1f ms" % k["boot_check_ms"], "-",
-                    None, "MicroPython: agent.verify.boot_check, payload SHA-256 + CRC-32 "
+                    None, "MicroPython: agent.store.check.boot_check, payload SHA-256 + CRC-32 "
                     "from emulated flash, best of %d; %.1f ms at an image's first boot "
                     "(with its P-256 signature check); CRC-32 only (boards whose "
                     "bootloader verifies) %.1f ms" % (k["reps"], k["boot_check_first_ms"],

@@ -26,8 +26,8 @@ SECTOR = 4096
 PAYLOAD = 256 * 1024
 MAN, TYPE = 0x1234, 0x0001
 # the modules a device running an update imports (boards/qemu/run.py's session)
-IMPORTS = ("agent.core", "agent.client", "agent.verify", "agent.cose", "agent.p256",
-           "agent.keys", "agent.inflate", "hal.serial", "boards.qemu.board")
+IMPORTS = ("agent.update", "agent.zcl.client", "agent.store.check", "agent.crypto.cose", "agent.crypto.p256",
+           "agent.crypto.trust", "agent.image.inflate", "hal.serial", "boards.qemu.board")
 PATHS = {"frozen": [".frozen", "/rom/bench", "/rom/lib"], "romfs": ["/rom/lib", "/rom/bench"],
          "mpy": ["/heap/lib", "/rom/bench"]}
 FIRMWARE = {"frozen": "agent", "romfs": "bare", "mpy": "bare"}
@@ -44,7 +44,7 @@ def payload_offset(img):
 
 def frames_file(image, out, block=BLOCK):
     """Each block of image as an Image Block Response: u16 length, frame."""
-    from agent import zcl_server
+    from agent.zcl import server as zcl_server
     with open(image, "rb") as f:
         img = f.read()
     ver = int.from_bytes(img[14:18], "little")

@@ -134,7 +134,7 @@ class Demo:
 
         def tampered():
             data = bytearray(open(imgs[2], "rb").read())
-            from agent import fmt
+            from agent.image import fmt
             hl = fmt.parse_header(data).length
             cose_len = int.from_bytes(data[hl + 2:hl + 6], "little")
             data[hl + 6 + cose_len - 10] ^= 0x01  # one bit of the manifest signature

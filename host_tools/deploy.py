@@ -46,7 +46,7 @@ _CHECK_SCRIPT = """import sys
 for _k in list(sys.modules):
     if _k.split('.')[0] in ('agent','hal','boards'):
         del sys.modules[_k]
-import agent, agent.core
+import agent, agent.update
 from boards.%s import board as _b
 print('agent', agent.__version__)
 print(_b.probe())

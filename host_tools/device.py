@@ -29,7 +29,7 @@ EXIT_NO_ANSWER = 3       # otatool device: no answer from the server
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 HEAP_MIN = 2 << 20       # the flash file is held in the heap, with the agent's code
-WAIT_CAP_S = 600         # the client's cap on a WAIT_FOR_DATA wait (agent.client.Client)
+WAIT_CAP_S = 600         # the client's cap on a WAIT_FOR_DATA wait (agent.zcl.client.Client)
 
 EXAMPLE = """examples:
   otatool device --flash dev.flash --public pub.pem --factory v1.ota --server 127.0.0.1:4000

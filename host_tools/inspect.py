@@ -17,7 +17,7 @@ import struct
 
 import cbor2
 
-from agent import fmt
+from agent.image import fmt
 
 TAG_NAMES = {
     fmt.TAG_PAYLOAD: "upgrade image",

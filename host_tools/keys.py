@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed, decode_dss_signature, encode_dss_signature)
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import argtypes, pkcs8
 from host_tools.atomic import Outputs
 from host_tools.report import Rejected, add_output_options, emit, json_command

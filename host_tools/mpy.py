@@ -12,13 +12,13 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_DIRS = ("agent", "hal", "boards")
 # Scripts, not modules: freeze manifests, and files copied or frozen under their own name
-# (an rp2 device's main.py, its firmware's _boot.py). Never compiled.
-SCRIPTS = ("manifest.py", "main.py", "_boot.py")
-# board: (mpy-cross -march, hal modules the board leaves out)
+# (an rp2 device's main.py, its firmware's _boot.py), all under boards/. Never compiled.
+SCRIPTS = ("manifest.py", "manifest_agent.py", "main.py", "_boot.py")
+# board: (mpy-cross -march, hal modules the board leaves out; a name ending in / is a folder)
 BOARDS = {
-    "esp32": ("xtensawin", ("hal/nor.py", "hal/emu.py", "hal/powercut.py", "hal/imagecheck.py")),
-    "rp2": ("armv6m", ("hal/nor.py", "hal/emu.py", "hal/powercut.py", "hal/imagecheck.py")),
-    "unix": ("host", ("hal/powercut.py",)),
+    "esp32": ("xtensawin", ("hal/sim/",)),
+    "rp2": ("armv6m", ("hal/sim/",)),
+    "unix": ("host", ("hal/sim/powercut.py",)),
 }
 # host: the arch of the machine mpy-cross runs on, that of a unix port on the same PC. Only
 # modules with native code (NATIVE) carry an arch; elsewhere one of them fails to load and
@@ -27,11 +27,14 @@ BOARDS = {
 # rv32imc for the ESP32-C3/C6, x64 or x86 for the unix port on a PC. Without -march the
 # .mpy holds bytecode only and loads on any port.
 _ARCH_STAMP = ".march"
+# Device-package modules no device runs: the server side of the ZCL codec (the host's Hub
+# and the tests use it). Left out of every board's build, as agent/package.json leaves it.
+HOST_ONLY = ("agent/zcl/server.py",)
 # Modules holding native (viper) code: mpy-cross compiles them only with a -march. A build
 # without one copies them as source instead, which a port compiles at import with its own
-# emitter (where it has none, the import fails and agent.sha256r uses its plain path).
+# emitter (where it has none, the import fails and agent.crypto.sha256r uses its plain path).
 # They are not in the sizes build() returns.
-NATIVE = ("agent/sha256v.py",)
+NATIVE = ("agent/crypto/sha256v.py",)
 
 
 def build_dir(name):
@@ -57,7 +60,8 @@ def sources(dirs=DEVICE_DIRS, root=ROOT):
     for d in dirs:
         for base, _subdirs, files in sorted(os.walk(os.path.join(root, d))):
             for f in sorted(files):
-                if f.endswith(".py") and f not in SCRIPTS:
+                script = f in SCRIPTS and d == "boards"
+                if f.endswith(".py") and not script:
                     yield os.path.relpath(os.path.join(base, f), root)
 
 
@@ -66,10 +70,10 @@ def board_sources(board, root=ROOT):
     boards/<board>/."""
     if board not in BOARDS:
         raise ValueError("unknown board %r (%s)" % (board, ", ".join(sorted(BOARDS))))
-    skip = set(p.replace("/", os.sep) for p in BOARDS[board][1])
+    skip = tuple(p.replace("/", os.sep) for p in BOARDS[board][1] + HOST_ONLY)
     mine = os.path.join("boards", board) + os.sep
     for rel in sources(DEVICE_DIRS, root):
-        if rel in skip:
+        if rel in skip or rel.startswith(tuple(p for p in skip if p.endswith(os.sep))):
             continue
         nested = rel.startswith("boards" + os.sep) and rel.count(os.sep) > 1
         if nested and not rel.startswith(mine):

@@ -10,7 +10,7 @@ command must.
 """
 import time
 
-from agent import zcl
+from agent.zcl import frames as zcl
 
 
 def serve_page(hub, dev, fr):
@@ -52,7 +52,7 @@ def notify_idle(hub):
     the device's Query Next Image should follow at once."""
     if not getattr(hub, "notify", False):
         return
-    from agent import zcl_server
+    from agent.zcl import server as zcl_server
     now = time.monotonic()
     for dev in hub.devices.values():
         heard = getattr(dev, "heard_at", None)

@@ -4,7 +4,7 @@ Runs one clean update on emulated strict NOR flash to count its flash operations
 phase, then cuts power after every one of them (and, with --tear, during every one), reboots
 the emulated device, drives it to the end and checks that it always boots a valid, signed
 image, never loses its confirmed image, resumes a download from its checkpoint and does not
-wear a sector beyond one extra erase per cut. The engine is hal/powercut.py, the same code
+wear a sector beyond one extra erase per cut. The engine is hal/sim/powercut.py, the same code
 under CPython (default) or the real MicroPython interpreter (--micropython).
 """
 import json
@@ -65,9 +65,9 @@ def register(sub):
 
 
 def run_powercut(args):
-    from agent.keys import point
+    from agent.crypto.trust import point
     from host_tools.progress import Progress
-    from hal import powercut
+    from hal.sim import powercut
 
     aligns, erased = args.alignment, args.erased
     if args.random_cuts and not args.seeds:
@@ -115,7 +115,7 @@ def _under_micropython(args, phases, aligns, erased):
     mp = os.path.join(os.path.dirname(sys.executable), "micropython")
     env = dict(os.environ, MICROPYPATH=out)
     cmd = [mp if os.path.exists(mp) else "micropython", "-X", "heapsize=64M", "-m",
-           "hal.powercut", args.image, args.factory or args.image, ",".join(args.public),
+           "hal.sim.powercut", args.image, args.factory or args.image, ",".join(args.public),
            ",".join(phases), "1" if args.tear else "0", ",".join(map(str, aligns)),
            ",".join(str(e) for e in erased), str(args.random_cuts), str(args.seeds)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -21,7 +21,7 @@ board's layout (boards/unix/layout.py).
 import os
 import sys
 
-from agent import fmt
+from agent.image import fmt
 from host_tools.cli import InputError
 
 if sys.version_info >= (3, 11):
@@ -145,16 +145,16 @@ def default_layout_values():
 def meta_for(sector, slot):
     """Meta area room for a slot: the slot's meta record and the sector table of a deflate
     image filling it, in whole sectors."""
-    from agent.slot import TABLE_OFF
+    from agent.store.slot import TABLE_OFF
     entries = slot // sector
     need = TABLE_OFF + entries * fmt.table_entry_size(fmt.ENC_DEFLATE)
     return (need + sector - 1) // sector * sector
 
 
 def device_layout(sector=None, slot=None, meta=None):
-    """The hal.emu.Layout verify plays: sector, slot and meta sizes given (profile or flags)
+    """The hal.sim.board.Layout verify plays: sector, slot and meta sizes given (profile or flags)
     or those of the default device. InputError when they do not make a slot."""
-    from hal.emu import Layout
+    from hal.sim.board import Layout
     d_sector, d_slot, d_meta = default_layout_values()
     if sector is None and slot is None and meta is None:
         return Layout(d_sector, d_slot, d_meta)

@@ -13,7 +13,9 @@ import random
 import sys
 import time
 
-from agent import fmt, zcl, zcl_server
+from agent.image import fmt
+
+from agent.zcl import frames as zcl, server as zcl_server
 from agent.errors import OtaError, SIZE_MISMATCH
 from host_tools.paging import serve_page, notify_idle
 

@@ -1,4 +1,4 @@
-"""Build and sign an image file (format v1, see agent/fmt.py) and the sign command.
+"""Build and sign an image file (format v1, see agent/image/fmt.py) and the sign command.
 
 OTA header | 0xF0A1 manifest (COSE_Sign1, ES256, external_aad = header)
            | 0xF0A2 sector table | 0x0000 payload | [GBCS supplier trailer]
@@ -13,7 +13,7 @@ import zlib
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import argtypes, keys, profile
 from host_tools.atomic import Outputs
 from host_tools.cli import InputError

@@ -19,8 +19,8 @@ import json
 import os
 import struct
 
-from agent import fmt
-from agent import state as S
+from agent.image import fmt
+from agent.store import state as S
 from agent.errors import OtaError, BAD_LAYOUT, message
 from host_tools import argtypes
 from host_tools.cli import InputError, out, verbosity
@@ -151,7 +151,7 @@ def _esp32(flash):
 
 def _boot_state(reg):
     if reg.boot_kind == "sim":
-        from hal.bootsim import SimBoot
+        from hal.bootrec import SimBoot
         b = SimBoot(reg.boot)
         reverted, reason, boots = b.boot_info()
         return {"confirmed_slot": b.confirmed(), "pending_slot": b.pending(),
@@ -160,7 +160,7 @@ def _boot_state(reg):
                 "last_boot_reason": reason,
                 "last_boot_reason_text": message(reason) if reason else None,
                 "boots": boots}
-    from agent.journal import Journal
+    from agent.store.journal import Journal
     from boards.esp32 import boot as B
     j = Journal(reg.boot, B.REC_LEN)
     rec = j.load()
@@ -174,8 +174,8 @@ def _boot_state(reg):
 def _slot_state(area, meta, index, crc=False):
     """crc: False to check the payload's CRC-32 here; else the board's own verdict (None:
     passed, or the reason it failed)."""
-    from agent.slot import Slot
-    from agent import verify
+    from agent.store.slot import Slot
+    from agent.store import check as verify
     s = Slot(area, meta, index)
     res = {"index": index, "offset": area.base, "slot_size": area.size, "capacity": s.capacity}
     try:
@@ -216,7 +216,7 @@ def _time(t):
 
 
 def _journal_state(area):
-    from agent.journal import Journal
+    from agent.store.journal import Journal
     j = Journal(area, S.STATE_SIZE)
     rec = j.load()
     res = {"records_seq": j.seq, "bad_records": j.bad}
@@ -301,7 +301,7 @@ def describe(reg, head, crcs=None):
 _LIVE_SCRIPT = """def _ota_st(names, path, slot_size):
     import binascii
     try:
-        from agent import verify
+        from agent.store import check as verify
         from agent.errors import OtaError
     except ImportError as e:
         print('=X the agent is not installed on the board (otatool deploy): %%s' %% e)

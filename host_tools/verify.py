@@ -1,7 +1,7 @@
 """otatool verify: would a device accept this image file?
 
 The decision is the device's own: the file goes through the agent's factory-install path into
-an emulated device (hal.imagecheck), in this process (CPython), or with --as-device in the
+an emulated device (hal.sim.imagecheck), in this process (CPython), or with --as-device in the
 real MicroPython interpreter running the compiled device code.
 
 The device is a profile: its manufacturer code and image type (default: the header's), its
@@ -22,7 +22,7 @@ import struct
 import subprocess
 import sys
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, BAD_MAGIC, MISSING_ELEMENT
 from host_tools import argtypes, keys, profile
 from host_tools.cli import out, reject, verbosity
@@ -211,7 +211,7 @@ def run_verify(args):
         return reject(args, pre[1], pre[0])
     if args.as_device:
         return _as_device(args, dev, size)
-    from hal import imagecheck
+    from hal.sim import imagecheck
     from host_tools.progress import Progress
 
     try:
@@ -286,7 +286,7 @@ def _as_device(args, dev, size):
     outdir = mpy.build_dir("mpy")
     mpy.build(outdir)
     lay = dev.layout
-    cmd = [exe, "-X", "heapsize=%d" % heap_for(lay), "-m", "hal.imagecheck",
+    cmd = [exe, "-X", "heapsize=%d" % heap_for(lay), "-m", "hal.sim.imagecheck",
            os.path.abspath(args.file)]
     cmd += [binascii.hexlify(p).decode() for p in dev.pubs]
     if dev.sup is not None:

@@ -187,9 +187,9 @@ def _outside_heap(size):
 
 
 def _flash_outside_heap():
-    """hal.nor.NorFlash keeps its contents, its erased sector and its snapshots outside the
+    """hal.sim.nor.NorFlash keeps its contents, its erased sector and its snapshots outside the
     heap (its rules unchanged)."""
-    from hal import nor
+    from hal.sim import nor
     init = nor.NorFlash.__init__
 
     def __init__(self, size, sector_size=4096, write_size=1, erased=0xFF, mirror=False):

@@ -2,10 +2,10 @@
 # boot record a raw data partition, its bootloader ESP-IDF's (see boot.py, layout.py).
 #
 #   board = make_board()            on the device: esp32 and machine from the port
-#   dev = agent.core.Device(board, config)
+#   dev = agent.update.Device(board, config)
 #   board.payload_check(first_bytes)   refuses anything but an application image
 from agent.errors import OtaError, BOARD, BAD_LAYOUT
-from agent.slot import Slot
+from agent.store.slot import Slot
 from hal.flash import Area
 from boards.bdev import BlockFlash
 from boards.esp32 import layout as L

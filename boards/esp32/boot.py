@@ -19,7 +19,7 @@
 #
 # set_boot() of a slot that is already confirmed (revert of a pending slot, set_confirmed)
 # still writes NEW, which would put a confirmed image on trial. So the board keeps a boot
-# record (its own agent.journal.Journal) saved before every set_boot(): the slot it meant to
+# record (its own agent.store.journal.Journal) saved before every set_boot(): the slot it meant to
 # put on trial. At start, a running slot in PENDING_VERIFY that is not that slot is marked
 # valid at once. A power cut between the record and set_boot() leaves otadata unchanged.
 import struct
@@ -27,7 +27,7 @@ from binascii import crc32
 
 from agent.errors import OtaError, ACTIVATION_FAILED, NOT_IN_TRIAL, SLOT_INVALID, BOARD, \
     JOURNAL_CORRUPT
-from agent.journal import Journal
+from agent.store.journal import Journal
 
 MYPY = False
 if MYPY:  # read by the type checker only (tests/host/test_host_stubs.py), never run

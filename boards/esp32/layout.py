@@ -35,4 +35,4 @@ TRIALS = 1               # ESP-IDF boots a new app once on trial
 SECURE_BOOT = False      # True only for a firmware whose bootloader verifies the app's
                          # signature at every boot (ESP-IDF Secure Boot v2): the agent's
                          # power-on check is then CRC-32 only; False: SHA-256 against the
-                         # signed manifest (agent.verify.boot_check)
+                         # signed manifest (agent.store.check.boot_check)

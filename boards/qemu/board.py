@@ -1,12 +1,12 @@
-# The emulated Cortex-M board: hal.emu's board (strict NOR flash, emulated bootloader,
+# The emulated Cortex-M board: hal.sim.board's board (strict NOR flash, emulated bootloader,
 # journal) over a flash held in the PSRAM of layout.py, outside MicroPython's heap, reached
-# through uctypes.bytearray_at. The strict rules are hal.nor.NorFlash's; only where the
+# through uctypes.bytearray_at. The strict rules are hal.sim.nor.NorFlash's; only where the
 # bytes live differs.
 #
 #   board = make_board()                the flash as the PSRAM holds it
 #   board = make_board(erase=True)      erased first (a blank device)
 #   board.power_on()                    the bootloader's decision at reset
-from hal.nor import NorFlash
+from hal.sim.nor import NorFlash
 from boards.qemu import layout as L
 
 
@@ -68,8 +68,8 @@ class TicksClock:
 
 
 def make_board(layout=None, erase=False, clock=None, verifier=None):
-    """hal.emu.EmuBoard over RamFlash. layout: a hal.emu.Layout (default layout.layout())."""
-    from hal.emu import EmuBoard
+    """hal.sim.board.EmuBoard over RamFlash. layout: a hal.sim.board.Layout (default layout.layout())."""
+    from hal.sim.board import EmuBoard
     lay = layout if layout is not None else L.layout()
     flash = RamFlash(lay.size, lay.sector_size, L.WRITE_SIZE, L.ERASED, erase)
     board = EmuBoard(flash, lay, clock if clock is not None else TicksClock(), verifier)

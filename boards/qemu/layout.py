@@ -32,6 +32,6 @@ TRIALS = const(3)
 
 
 def layout(sector=SECTOR, payload=SLOT_PAYLOAD):
-    """The hal.emu.Layout of the flash: [boot state][journal][slot 0][slot 1]."""
-    from hal.emu import Layout
+    """The hal.sim.board.Layout of the flash: [boot state][journal][slot 0][slot 1]."""
+    from hal.sim.board import Layout
     return Layout.for_image(sector, payload, (payload // sector) * 28)

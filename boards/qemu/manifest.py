@@ -2,10 +2,11 @@
 # the emulated board of boards/qemu and the hal modules its tests and its device use:
 #   make -C ports/qemu BOARD=MPS2_AN385 FROZEN_MANIFEST=<repo>/boards/qemu/manifest.py
 # (host_tools/mcu.py builds it; `make mcu`.)
-include("../../agent/manifest.py")
+include("../manifest_agent.py")
 package("boards", files=("qemu/__init__.py", "qemu/board.py", "qemu/layout.py",
                          "qemu/run.py", "unix/__init__.py", "unix/run.py",
                          "unix/layout.py", "unix/board.py"), base_path="../..", opt=3)
-package("hal", files=("nor.py", "emu.py", "powercut.py", "imagecheck.py", "serial.py",
+package("hal", files=("sim/__init__.py", "sim/nor.py", "sim/board.py", "sim/powercut.py",
+                      "sim/imagecheck.py", "serial.py",
                       "sigcheck.py"),
         base_path="../..", opt=3)

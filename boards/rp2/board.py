@@ -1,15 +1,15 @@
 # The rp2 board. MicroPython's rp2 port has no A/B bootloader and the agent does not replace
 # the MicroPython firmware: what it updates is the application bundle. Two raw slots and a
 # boot record sit at the end of rp2.Flash() (layout.py); the boot decision is the one of
-# hal.bootsim (a power-safe record: trials counted down before a trial slot runs, revert
+# hal.bootrec (a power-safe record: trials counted down before a trial slot runs, revert
 # when none are left, the slot's CRC-32 checked before it runs), made by main.py at every
 # reset through boards.rp2.select, which then mounts the chosen slot's bundle.
 #
 #   board = make_board()              rp2.Flash() and machine from the port
-#   dev = agent.core.Device(board, config)
+#   dev = agent.update.Device(board, config)
 from hal.flash import Area
-from hal.bootsim import SimBoot
-from agent.slot import Slot
+from hal.bootrec import SimBoot
+from agent.store.slot import Slot
 from boards.bdev import BlockFlash
 from boards.rp2 import layout as L
 
@@ -19,7 +19,7 @@ if MYPY:  # read by the type checker only (tests/host/test_host_stubs.py), never
 
 
 class Rp2Boot(SimBoot):
-    """hal.bootsim's boot record and decision; reset() is the port's machine.reset()."""
+    """hal.bootrec's boot record and decision; reset() is the port's machine.reset()."""
 
     def __init__(self, area, validate, reset_fn):
         SimBoot.__init__(self, area, validate)
@@ -52,7 +52,7 @@ class Rp2Board:
         self.ieee = ieee  # IEEE address, 8 bytes as in an OTA header's destination field
 
     def _valid(self, slot):
-        from agent import verify
+        from agent.store import check as verify
         verify.check(self.slots[slot])
         return True
 

@@ -1,7 +1,7 @@
 # main.py of an rp2 device running the OTA agent (copied to the device's root by
 # `otatool deploy --board rp2`). It runs at every hard reset, never on a soft reset into the
 # raw REPL. The running slot's bundle is mounted at /app; its app.py is the application,
-# which runs the agent (boards.rp2.board.make_board, agent.core.Device) and confirms a trial
+# which runs the agent (boards.rp2.board.make_board, agent.update.Device) and confirms a trial
 # boot once it is healthy. A trial bundle that fails to start resets the board, so the trial
 # count runs down and the selector goes back to the confirmed bundle.
 import sys

@@ -10,7 +10,7 @@ require("ds18x20")
 require("dht")
 require("neopixel")
 module("_boot.py")
-include("../../agent/manifest.py")
+include("../manifest_agent.py")
 package("boards", files=("rp2/__init__.py", "rp2/board.py", "rp2/bundle.py", "rp2/layout.py",
                          "rp2/select.py"), base_path="../..", opt=3)
 module("hal/serial.py", base_path="../..", opt=3)

@@ -2,7 +2,7 @@
 # reset into the raw REPL, which mpremote and IDEs do on every connection, runs boot.py but
 # not main.py, and must not spend a trial boot).
 #
-#   slot, fs = run()    the boot decision (hal.bootsim: trial count saved before the slot
+#   slot, fs = run()    the boot decision (hal.bootrec: trial count saved before the slot
 #                       runs, revert when none are left, the slot's CRC-32 checked), then
 #                       the chosen slot's bundle mounted read-only at layout.MOUNT and put
 #                       first on sys.path. fs is None when the slot holds no bundle yet
@@ -24,7 +24,7 @@ def _vfs():
 
 def mount(board, slot, point=L.MOUNT):
     """Mount slot's bundle at point; returns the BundleFS."""
-    from agent import verify
+    from agent.store import check as verify
     from boards.rp2.bundle import Bundle, BundleFS
     vfs = _vfs()
     m = verify.read_meta(board.slots[slot]).manifest

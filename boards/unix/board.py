@@ -1,19 +1,19 @@
-# The unix board: the emulated board of hal.emu (strict NOR flash, emulated bootloader)
+# The unix board: the emulated board of hal.sim.board (strict NOR flash, emulated bootloader)
 # over a flash file, so a restarted process sees what a rebooted device would.
 #
 #   board = make_board("dev.flash")     the file is created erased when missing
 #   board.power_on()                    the bootloader's decision at reset; the running slot
-#   dev = agent.core.Device(board, config)
+#   dev = agent.update.Device(board, config)
 from agent.errors import OtaError, BAD_LAYOUT
 from boards.unix import layout as L
 
 
 def make_board(path, layout=None, create=True, clock=None, verifier=None, ieee=None):
-    """hal.emu.EmuBoard over hal.nor.FileFlash(path). layout: a hal.emu.Layout (default
+    """hal.sim.board.EmuBoard over hal.sim.nor.FileFlash(path). layout: a hal.sim.board.Layout (default
     boards.unix.layout.layout()). create False: the file must exist. ieee: the device's
     IEEE address (8 bytes), which an addressed image must name."""
-    from hal.nor import FileFlash
-    from hal.emu import EmuBoard
+    from hal.sim.nor import FileFlash
+    from hal.sim.board import EmuBoard
     import os
     lay = layout if layout is not None else L.layout()
     if not create:

@@ -1,5 +1,5 @@
 # Flash layout of the emulated board of the unix port: one flash file laid out by
-# hal.emu.Layout as [bootloader state][agent journal][slot 0][slot 1].
+# hal.sim.board.Layout as [bootloader state][agent journal][slot 0][slot 1].
 
 SECTOR = 4096
 WRITE_SIZE = 4
@@ -10,6 +10,6 @@ TRIALS = 3
 
 
 def layout(sector=SECTOR, payload=SLOT_PAYLOAD):
-    """The hal.emu.Layout of the flash file."""
-    from hal.emu import Layout
+    """The hal.sim.board.Layout of the flash file."""
+    from hal.sim.board import Layout
     return Layout.for_image(sector, payload, (payload // sector) * 28)

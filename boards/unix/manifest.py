@@ -1,8 +1,9 @@
 # Freeze manifest of a MicroPython unix port with the OTA agent and its emulated board:
 #   make -C ports/unix FROZEN_MANIFEST=<repo>/boards/unix/manifest.py
 include("$(PORT_DIR)/variants/manifest.py")
-include("../../agent/manifest.py")
+include("../manifest_agent.py")
 package("boards", files=("unix/__init__.py", "unix/board.py", "unix/layout.py", "unix/run.py"),
         base_path="../..", opt=3)
-package("hal", files=("nor.py", "emu.py", "powercut.py", "imagecheck.py", "serial.py",
+package("hal", files=("sim/__init__.py", "sim/nor.py", "sim/board.py", "sim/powercut.py",
+                      "sim/imagecheck.py", "serial.py",
                       "udp.py"), base_path="../..", opt=3)

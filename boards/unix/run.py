@@ -91,7 +91,8 @@ def board_for(o):
 def identity(board, o):
     """Manufacturer, image type and hardware version: from the running firmware, or the
     factory image on a blank device."""
-    from agent import verify, fmt
+    from agent.store import check as verify
+    from agent.image import fmt
     from agent.errors import OtaError, SLOT_EMPTY
     try:
         info = verify.read_meta(board.slots[board.boot.running()])
@@ -166,16 +167,16 @@ def open_link(o):
 
 
 def keys(o):
-    from agent.keys import from_pem
+    from agent.crypto.trust import from_pem
     from binascii import unhexlify
     return [from_pem(_read(k)) for k in o["key"]] + [unhexlify(p) for p in o["point"]]
 
 
 def run(o):
-    from agent.core import Config, Device
-    from agent.keys import Trust
-    from agent import client as C
-    from agent import state as S
+    from agent.update import Config, Device
+    from agent.crypto.trust import Trust
+    from agent.zcl import client as C
+    from agent.store import state as S
     from agent.errors import OtaError, SERVER_ABORT
     board = board_for(o)
     run_slot = board.power_on()

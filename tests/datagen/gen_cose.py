@@ -27,7 +27,7 @@ from pycose.keys import EC2Key
 from pycose.keys.curves import P256
 from pycose.messages import Sign1Message
 
-from agent import fmt
+from agent.image import fmt
 
 CORPUS = [
     0, 1, 10, 23, 24, 25, 100, 255, 256, 1000, 65535, 65536, 1000000,

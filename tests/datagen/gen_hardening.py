@@ -18,7 +18,7 @@ import zlib
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import keys, sign
 from tests.datagen.gen_core import fw, MAN, TYPE
 

@@ -8,7 +8,7 @@ import json
 import os
 import random
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import keys, sign
 
 FW_20K = "fw_20k.bin"

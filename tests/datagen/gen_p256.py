@@ -1,4 +1,4 @@
-"""ECDSA P-256 / SHA-256 test vectors for agent.p256, in forms a device reads line by line.
+"""ECDSA P-256 / SHA-256 test vectors for agent.crypto.p256, in forms a device reads line by line.
 
 Files written:
   p256_wycheproof.txt  Project Wycheproof ecdsa_secp256r1_sha256_p1363_test.json (tests/fixtures/,

@@ -5,12 +5,12 @@
 #   update_confirm("rp2")     one scenario, run by tests/device/test_board_<kind>.py
 import os
 
-from agent import fmt
-from agent import state as S
-from agent.core import Config, Device
+from agent.image import fmt
+from agent.store import state as S
+from agent.update import Config, Device
 from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, UNKNOWN_KEY, \
     ROLLBACK, NOT_IN_TRIAL, ACTIVATION_FAILED, REVERTED_IMAGE
-from agent.keys import Trust
+from agent.crypto.trust import Trust
 from hal.clock import FakeClock
 import devkit
 from devkit import Alerts, MAN, TYPE, HW
@@ -56,7 +56,7 @@ class BoardRig:
         self.alerts = Alerts()
         self.images = IMAGES[kind]
         if kind == "unix":
-            from hal.emu import Layout
+            from hal.sim.board import Layout
             self.path = _unix_path()
             try:
                 os.remove(self.path)

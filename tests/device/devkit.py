@@ -1,8 +1,8 @@
 # An emulated device for the device-side tests (CPython and MicroPython alike).
-from agent.keys import Trust
-from agent.core import Config, Device
-from hal.nor import NorFlash
-from hal.emu import EmuBoard, Layout
+from agent.crypto.trust import Trust
+from agent.update import Config, Device
+from hal.sim.nor import NorFlash
+from hal.sim.board import EmuBoard, Layout
 from tutil import read_data, Image
 
 MAN = 0x1234
@@ -34,7 +34,7 @@ def download(dev, img, block=48, limit=None):
 def refuse(dev, img, reason, block=48):
     """Feed img until dev refuses it with this reason (an OtaError); it must not have asked
     for anything past the manifest."""
-    from agent import fmt
+    from agent.image import fmt
     from agent.errors import OtaError
     off = dev.begin()
     top = 0

@@ -1,5 +1,5 @@
 # A stand-in for MicroPython's esp32 module and the ESP-IDF second stage bootloader, over a
-# strict emulated NOR flash (hal.nor.NorFlash), for the board tests.
+# strict emulated NOR flash (hal.sim.nor.NorFlash), for the board tests.
 #
 #   chip = Chip()                 flash with the partition table below, otadata erased
 #   chip.flash_app(0, payload)    what esptool does: program an app partition
@@ -21,8 +21,8 @@
 # good, else the other one; no entry: ota_0.
 import struct
 
-from hal.nor import NorFlash
-from hal.bootsim import Reboot
+from hal.sim.nor import NorFlash
+from hal.bootrec import Reboot
 from boards.esp32.boot import ENTRY_FMT, ENTRY_SIZE, entry_crc, ST_NEW, ST_PENDING, \
     ST_VALID, ST_INVALID, ST_ABORTED, EMPTY
 

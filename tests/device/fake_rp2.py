@@ -1,4 +1,4 @@
-# A stand-in for MicroPython's rp2.Flash over a strict emulated NOR flash (hal.nor.NorFlash),
+# A stand-in for MicroPython's rp2.Flash over a strict emulated NOR flash (hal.sim.nor.NorFlash),
 # for the board tests. As rp2_flash.c: 4096-byte blocks; readblocks(block, buf[, offset]);
 # writeblocks(block, buf) erases the blocks then programs them; writeblocks(block, buf,
 # offset) only programs, and the QSPI flash programs whole 256-byte pages (pico-sdk
@@ -8,8 +8,8 @@
 # Programming follows NOR: bits go from 1 to 0 only, so a page may be programmed again as
 # long as every byte that is not 0xFF lands on an erased byte (the strict flash refuses
 # anything else); 0xFF bytes of a page leave flash unchanged.
-from hal.nor import NorFlash
-from hal.bootsim import Reboot
+from hal.sim.nor import NorFlash
+from hal.bootrec import Reboot
 
 BLOCK = 4096
 PAGE = 256

@@ -2,7 +2,7 @@
 # MicroPython): answers Query Next Image, Image Block and Upgrade End from one image file,
 # keeps every frame the device sent, and lets a test queue frames or faults at any block
 # request.
-from agent import zcl, zcl_server
+from agent.zcl import frames as zcl, server as zcl_server
 from devkit import MAN, TYPE
 
 

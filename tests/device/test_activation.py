@@ -2,9 +2,10 @@
 # on the held image it names and never during a download; a slot pending boot is never
 # written; activation times beyond the horizon are refused with an alert; long waits are
 # measured with the clock, not with ticks that wrap.
-from agent import client as C
-from agent import fmt, zcl
-from agent import state as S
+from agent.zcl import client as C
+from agent.image import fmt
+from agent.zcl import frames as zcl
+from agent.store import state as S
 from agent.errors import TIME_RANGE
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE

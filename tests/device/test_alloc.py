@@ -1,4 +1,4 @@
-# Allocation in the per-block path: a download through agent.client.Client, from frames
+# Allocation in the per-block path: a download through agent.zcl.client.Client, from frames
 # built beforehand, on an emulated board whose flash reads allocate nothing
 # (NorFlash mirror=True). From the first block wholly in the payload to the last one,
 # under MicroPython:
@@ -14,13 +14,13 @@
 import sys
 import gc
 
-from agent import client as C
-from agent import zcl_server
-from agent.keys import Trust
-from agent.core import Config, Device
-from agent import state as S
-from hal.nor import NorFlash
-from hal.emu import EmuBoard, Layout
+from agent.zcl import client as C
+from agent.zcl import server as zcl_server
+from agent.crypto.trust import Trust
+from agent.update import Config, Device
+from agent.store import state as S
+from hal.sim.nor import NorFlash
+from hal.sim.board import EmuBoard, Layout
 from tutil import read_data, eq
 
 MP = sys.implementation.name == "micropython"
@@ -181,7 +181,7 @@ def test_no_block_touches_the_heap_but_at_a_checkpoint(page=True):
         gc.threshold(-1)
     checkpoints = dev.journal.records - saves  # one per sector, plus the start and the end
     assert checkpoints >= 5, checkpoints
-    # agent.state.State.pack takes its frame from the heap (pack_into of 16 fields), once
+    # agent.store.state.State.pack takes its frame from the heap (pack_into of 16 fields), once
     # per checkpoint; no other block may touch it
     assert touched <= checkpoints, (touched, checkpoints)
 

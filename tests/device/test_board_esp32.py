@@ -4,10 +4,10 @@ import struct
 
 import boardkit
 import fake_esp32
-from agent import fmt
+from agent.image import fmt
 from agent.errors import NOT_APP_IMAGE, ACTIVATION_FAILED, NOT_IN_TRIAL, FLASH_NOT_ERASED
 from boards.esp32 import image, boot as eboot
-from hal.bootsim import Reboot
+from hal.bootrec import Reboot
 from tutil import eq, raises, read_data, Image
 
 K = "esp32"

@@ -4,7 +4,7 @@ import sys
 
 import boardkit
 import fake_rp2
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, NOT_APP_IMAGE, BAD_LAYOUT
 from boards.rp2 import layout as L
 from boards.rp2.bundle import Bundle, BundleFS, pack

@@ -61,7 +61,7 @@ def test_state_survives_a_new_process():
 
 def test_missing_file_and_wrong_size():
     from boards.unix.board import make_board
-    from hal.emu import Layout
+    from hal.sim.board import Layout
     path = ROOT + "/build/board_unix_missing.flash"
     raises(BAD_LAYOUT, make_board, path, None, False)
     b = make_board(path, Layout.for_image(4096, 16 * 1024))
@@ -77,7 +77,7 @@ def test_default_layout():
     from boards.unix import layout as L
     lay = L.layout()
     eq(lay.sector_size, 4096, "sector")
-    from agent.slot import TABLE_OFF
+    from agent.store.slot import TABLE_OFF
     assert lay.slot_size - lay.meta_size >= L.SLOT_PAYLOAD
     assert lay.meta_size - TABLE_OFF >= L.TABLE_MAX, "room for the sector table"
     eq(lay.size, lay.slot_off[1] + lay.slot_size, "size")

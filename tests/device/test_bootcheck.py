@@ -3,12 +3,12 @@
 # manifest, and the manifest's signature once per image (remembered in the journal).
 import struct
 
-from agent import fmt
-from agent import verify
-from agent.p256 import verify as p256_verify
+from agent.image import fmt
+from agent.store import check as verify
+from agent.crypto.p256 import verify as p256_verify
 from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE
-from hal.emu import EmuBoard
-from agent.core import Device
+from hal.sim.board import EmuBoard
+from agent.update import Device
 from devkit import Rig
 from tutil import read_data, eq, Image
 

@@ -4,11 +4,11 @@ import struct
 
 from agent.errors import (OtaError, BAD_LAYOUT, ACTIVATION_FAILED, NOT_IN_TRIAL,
                           SLOT_INVALID, JOURNAL_CORRUPT)
-from agent.journal import Journal
+from agent.store.journal import Journal
 from hal.flash import Area
-from hal.nor import NorFlash, PowerCut
-from hal import bootsim
-from hal.bootsim import SimBoot, Reboot
+from hal.sim.nor import NorFlash, PowerCut
+from hal import bootrec as bootsim
+from hal.bootrec import SimBoot, Reboot
 from tutil import raises, eq
 
 

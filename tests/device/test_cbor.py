@@ -1,8 +1,8 @@
-# agent.cbor: decoding a cbor2-made corpus, every rejection with its reason, encode_head.
+# agent.crypto.cbor: decoding a cbor2-made corpus, every rejection with its reason, encode_head.
 import binascii
 
-from agent import cbor
-from agent.cbor import Tag
+from agent.crypto import cbor
+from agent.crypto.cbor import Tag
 from agent.errors import OtaError, BAD_CBOR
 from tutil import raises, eq, read_data
 

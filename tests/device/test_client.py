@@ -1,7 +1,7 @@
 # The OTA client against an in-memory Hub on a fake clock: losses never end a session by
 # themselves; only the stall timeout (no progress for stall_s) does.
-from agent import client as C
-from agent import zcl, zcl_server
+from agent.zcl import client as C
+from agent.zcl import frames as zcl, server as zcl_server
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from tutil import eq, Image

@@ -1,6 +1,6 @@
 # The device core: download, verify from flash, activation, trial boot, confirm, revert.
-from agent import fmt
-from agent import state as S
+from agent.image import fmt
+from agent.store import state as S
 from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, \
     UNKNOWN_KEY, NOT_IN_TRIAL, NO_IMAGE, SUPPLIER_SIG_REQUIRED, BUSY, REVERTED_IMAGE
 from devkit import Rig

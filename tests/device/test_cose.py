@@ -1,8 +1,10 @@
-# agent.cose: COSE_Sign1 messages made by pycose, parsed and verified on the device.
+# agent.crypto.cose: COSE_Sign1 messages made by pycose, parsed and verified on the device.
 import binascii
 import hashlib
 
-from agent import cose, errors
+from agent.crypto import cose
+
+from agent import errors
 from agent.errors import BAD_COSE, BAD_KEY, UNSUPPORTED_ALG
 from tutil import raises, eq, read_data
 

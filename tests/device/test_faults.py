@@ -1,8 +1,8 @@
 # Faults: bad journal, bad slots, failing flash. Each is detected and reported, and the
 # device keeps booting its confirmed image.
-from agent import fmt
-from agent import state as S
-from agent import verify
+from agent.image import fmt
+from agent.store import state as S
+from agent.store import check as verify
 from agent.errors import OtaError, FLASH_IO, SLOT_EMPTY, PAYLOAD_CRC, BAD_SIGNATURE, \
     NO_FALLBACK
 from devkit import Rig

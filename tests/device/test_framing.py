@@ -6,7 +6,7 @@ import struct
 from hal import serial as ser
 from hal.serial import SerialTransport, crc16, frame_into, FLAG, ESC
 from hal.clock import SystemClock
-from agent import zcl, zcl_server
+from agent.zcl import frames as zcl, server as zcl_server
 from agent.errors import BAD_FRAME, LINK_IO
 from tutil import raises, eq
 

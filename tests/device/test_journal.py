@@ -3,9 +3,9 @@ import struct
 from binascii import crc32
 
 from agent.errors import BAD_LAYOUT, JOURNAL_CORRUPT, JOURNAL_FULL, FLASH_IO
-from agent.journal import Journal, REC_FMT, REC_HDR, CRC_FMT, MAGIC
+from agent.store.journal import Journal, REC_FMT, REC_HDR, CRC_FMT, MAGIC
 from hal.flash import Area
-from hal.nor import NorFlash, PowerCut
+from hal.sim.nor import NorFlash, PowerCut
 from tutil import raises, eq
 
 GEOMETRIES = ((1, 0xFF), (4, 0xFF), (8, 0xFF), (16, 0xFF),
@@ -378,7 +378,7 @@ def test_power_cut_4k_and_three_sectors():
 
 def test_journal_on_file_flash_across_restarts():
     import os
-    from hal.nor import FileFlash
+    from hal.sim.nor import FileFlash
     from tutil import ROOT
     path = ROOT + "/build/tmp_journal_test.bin"
     try:

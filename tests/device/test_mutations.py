@@ -1,12 +1,12 @@
 # Mutants of signed images (tests/datagen/gen_mutations.py, index mutants.txt): the device,
-# through hal.imagecheck.check_image, must reject each with exactly the reason the index
+# through hal.sim.imagecheck.check_image, must reject each with exactly the reason the index
 # gives. A mutant is its base image with a patch applied as the device reads it, so only
 # the base is read, a block at a time from its file; block sizes vary from mutant to mutant.
 import binascii
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, SECTOR_CRC, TOO_LARGE
-from hal.imagecheck import check_image, default_cap
+from hal.sim.imagecheck import check_image, default_cap
 from tutil import read_data, data_path, eq, Image
 
 TRUST = ("dev_pub.bin", "other_pub.bin")

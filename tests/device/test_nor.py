@@ -3,7 +3,7 @@ import os
 from agent.errors import OtaError, BAD_LAYOUT, FLASH_ALIGN, FLASH_RANGE, FLASH_NOT_ERASED, \
     FLASH_IO
 from hal.flash import Area
-from hal.nor import NorFlash, FileFlash, PowerCut
+from hal.sim.nor import NorFlash, FileFlash, PowerCut
 from tutil import raises, eq, ROOT
 
 GEOMETRIES = ((1, 0xFF), (4, 0xFF), (8, 0xFF), (16, 0xFF),

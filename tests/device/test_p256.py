@@ -1,10 +1,10 @@
-# agent.p256: Wycheproof, NIST CAVP SigVer and cryptography-made signatures, malformed keys
+# agent.crypto.p256: Wycheproof, NIST CAVP SigVer and cryptography-made signatures, malformed keys
 # and signatures. Vectors come from tests/datagen/gen_p256.py.
 import binascii
 import hashlib
 import struct
 
-from agent import p256
+from agent.crypto import p256
 from agent.errors import OtaError, BAD_KEY
 from tutil import raises, eq, data_path
 

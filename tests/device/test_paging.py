@@ -3,9 +3,9 @@
 # reordered one by one; only what was lost is asked for again; a server that refuses page
 # requests (Default Response UNSUP_CLUSTER_COMMAND) or never answers them gets block
 # requests; a notify selects the device by the ZCL rules and ends its idle wait at once.
-from agent import client as C
-from agent import pager as P
-from agent import zcl, zcl_server
+from agent.zcl import client as C
+from agent.zcl import pager as P
+from agent.zcl import frames as zcl, server as zcl_server
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from tutil import read_data, eq

@@ -2,9 +2,9 @@
 # before a signature verified write nothing to flash; layouts that would erase the meta
 # area, images for another device and high-s signatures are refused from the manifest; an
 # image that failed its trial is not taken again.
-from agent import fmt
-from agent import state as S
-from agent.core import QUIET_S
+from agent.image import fmt
+from agent.store import state as S
+from agent.update import QUIET_S
 from agent.errors import OtaError, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_DESTINATION, HIGH_S, \
     LAYOUT_NO_FIT, REVERTED_IMAGE
 from devkit import Rig, refuse
@@ -96,8 +96,8 @@ def test_image_sectors_never_erase_the_meta_area():
 
 def test_slot_writer_refuses_an_overrunning_layout_itself():
     # the writer checks too, whatever policy let the manifest through
-    from agent.slot import SlotWriter
-    from agent.parser import Parser
+    from agent.store.slot import SlotWriter
+    from agent.image.parser import Parser
     r = _rig(slot_payload=60 * 1024)
     w = SlotWriter()
     w.start(r.board.slots[1])
@@ -168,7 +168,7 @@ def test_high_s_signature_refused():
 
 
 def test_generated_images_are_low_s():
-    from agent import cose
+    from agent.crypto import cose
     for name in ("core_v1.ota", "core_v2.ota", "core_v2z.ota", "hard_v1.ota", "img_raw.ota"):
         img = Image(name)
         hl = fmt.parse_header(img[:256]).length

@@ -1,5 +1,5 @@
 # The power-cut campaign (a subset for time; `otatool powercut` runs the whole one).
-from hal import powercut
+from hal.sim import powercut
 from tutil import read_data, eq
 
 
@@ -51,7 +51,7 @@ def test_random_multi_cuts():
 def test_campaign_catches_a_broken_agent():
     # the campaign must be able to fail: an agent that forgets its checkpoint resumes
     # from zero, and the campaign says so
-    from agent import core
+    from agent import update as core
     saved = core.Device._on_sector
 
     def forgetful(self, nxt, mi):

@@ -1,8 +1,8 @@
 # Anti-rollback without the journal: the floor is at least the signed sequence number of the
 # image in the confirmed slot, read from its meta area; fallback never goes below it, and
 # with nothing acceptable to fall back to the device stays on what it runs and says so.
-from agent import fmt
-from agent import state as S
+from agent.image import fmt
+from agent.store import state as S
 from agent.errors import ROLLBACK, NO_FALLBACK, PAYLOAD_DIGEST, PAYLOAD_CRC
 from devkit import Rig, refuse
 from tutil import eq, Image

@@ -1,7 +1,7 @@
 # A client session over the serial framing on an in-memory line (the link a port without
 # sockets has: the Cortex-M tier's is its UART), against hubkit's scripted server.
-from agent import client as C
-from agent import zcl
+from agent.zcl import client as C
+from agent.zcl import frames as zcl
 from hal import serial as ser
 from hal.serial import SerialTransport
 from hal.clock import FakeClock

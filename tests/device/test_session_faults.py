@@ -2,11 +2,12 @@
 # is capped and the stall timeout still applies; a sector that changes in flash before the
 # final check refuses the image (0x8F1C, Upgrade End INVALID_IMAGE) and the next session
 # fetches it whole; random faults never make an exception leave Client.session().
-from agent import client as C
-from agent import fmt, zcl, zcl_server
-from agent import state as S
+from agent.zcl import client as C
+from agent.image import fmt
+from agent.zcl import frames as zcl, server as zcl_server
+from agent.store import state as S
 from agent.errors import SECTOR_CHANGED
-from agent.journal import Journal
+from agent.store.journal import Journal
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from hubkit import Hub, TooLong

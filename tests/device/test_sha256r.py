@@ -4,8 +4,8 @@
 import hashlib
 import struct
 import sys
-from agent import sha256r
-from agent.sha256r import Sha256, STATE_SIZE, STATE_FMT
+from agent.crypto import sha256r
+from agent.crypto.sha256r import Sha256, STATE_SIZE, STATE_FMT
 from tutil import eq
 
 # The state after the first 150 bytes of _data(300, 9), as the journal holds it (saved by

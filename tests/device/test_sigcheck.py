@@ -1,6 +1,6 @@
 # A board's signature verifier (hal/sigcheck.py) is the one the agent uses.
 from hal.sigcheck import CountingVerifier
-from agent import fmt
+from agent.image import fmt
 from agent.errors import BAD_SIGNATURE
 from devkit import Rig
 from tutil import read_data, raises, eq

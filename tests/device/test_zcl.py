@@ -2,7 +2,7 @@
 import struct
 import binascii
 
-from agent import zcl, zcl_server
+from agent.zcl import frames as zcl, server as zcl_server
 from agent.errors import BAD_FRAME
 from tutil import raises, eq
 

@@ -1,4 +1,4 @@
-"""Fuzzing agent.cbor.decode and agent.cose.parse_sign1: only OtaError ever escapes.
+"""Fuzzing agent.crypto.cbor.decode and agent.crypto.cose.parse_sign1: only OtaError ever escapes.
 
 Also: round trips of cbor2 encodings, a differential check against cbor2 on mutated
 inputs the decoder accepts, memory bounds for hostile lengths, and Sig_structure bytes
@@ -11,7 +11,7 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from agent import cbor, cose
+from agent.crypto import cbor, cose
 from agent.errors import BAD_CBOR, BAD_COSE, UNSUPPORTED_ALG, OtaError
 
 FUZZ = settings(max_examples=400, deadline=None,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import cli, keys, progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

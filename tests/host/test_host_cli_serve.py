@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from agent import zcl
+from agent.zcl import frames as zcl
 from host_tools import progress
 from host_tools.lab import Lab, free_udp_port
 from tests.host.clirun import OTATOOL, ROOT, env, help_entries, rejected, run, usage
@@ -112,7 +112,7 @@ def test_timeout_before_exit_when(lab):
 def _query(port, image):
     """A Query Next Image over real UDP for the image's device, running version 1; the
     status of the answer."""
-    from agent import fmt
+    from agent.image import fmt
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(0.5)
     buf = bytearray(zcl.FRAME_MAX)

@@ -98,11 +98,11 @@ def test_deploy_copies_then_skips(board, pub):
     n = len(list(files))
     assert "deploy: %d copied, 0 up to date" % (n + 1) in r.stdout, r.stdout
     assert "deploy: unix:" in r.stdout
-    for rel in ("agent/core.mpy", "hal/bootsim.mpy", "boards/unix/board.mpy",
+    for rel in ("agent/update.mpy", "hal/bootrec.mpy", "boards/unix/board.mpy",
                 "boards/bdev.mpy"):
         assert os.path.getsize(os.path.join(board.cwd, rel)) > 0, rel
     assert not os.path.exists(os.path.join(board.cwd, "boards", "esp32"))
-    assert not os.path.exists(os.path.join(board.cwd, "agent", "core.py"))
+    assert not os.path.exists(os.path.join(board.cwd, "agent", "update.py"))
     with open(os.path.join(board.cwd, "ota", "keys.bin"), "rb") as f:
         assert f.read() == pub[1]
     # the same again: nothing to copy
@@ -111,23 +111,23 @@ def test_deploy_copies_then_skips(board, pub):
     assert "deploy: 0 copied, %d up to date" % (n + 1) in r.stdout, r.stdout
     assert "copy " not in r.stdout
     # one file changed on the board: only it is copied back
-    with open(os.path.join(board.cwd, "agent", "fmt.mpy"), "r+b") as f:
+    with open(os.path.join(board.cwd, "agent", "image", "fmt.mpy"), "r+b") as f:
         f.seek(20)
         f.write(b"\x00\x01")
     r = otatool("deploy", "--board", "unix", "--port", board.port, "--public", pub[0])
     assert r.returncode == 0, r.stderr
-    assert "copy agent/fmt.mpy" in r.stdout and "deploy: 1 copied" in r.stdout, r.stdout
+    assert "copy agent/image/fmt.mpy" in r.stdout and "deploy: 1 copied" in r.stdout, r.stdout
 
 
 def test_deployed_agent_runs_on_its_own(board, pub):
     r = otatool("deploy", "--board", "unix", "--port", board.port, "--public", pub[0])
     assert r.returncode == 0, r.stderr
-    code = ("import agent.core\nfrom boards import trust\nfrom boards.unix.board import "
-            "make_board\nb = make_board('dev.flash')\nprint(agent.core.__file__, "
+    code = ("import agent.update\nfrom boards import trust\nfrom boards.unix.board import "
+            "make_board\nb = make_board('dev.flash')\nprint(agent.update.__file__, "
             "len(trust.load()), b.power_on())")
     p = on_board(board.cwd, code)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.split() == ["agent/core.mpy", "1", "0"], p.stdout
+    assert p.stdout.split() == ["agent/update.mpy", "1", "0"], p.stdout
     assert os.path.getsize(os.path.join(board.cwd, "dev.flash")) == \
         __import__("boards.unix.layout", fromlist=["layout"]).layout().size
 
@@ -135,16 +135,16 @@ def test_deployed_agent_runs_on_its_own(board, pub):
 def test_dry_run_writes_nothing(board):
     r = otatool("deploy", "--board", "unix", "--port", board.port, "--dry-run")
     assert r.returncode == 0, r.stderr
-    assert "would copy agent/core.mpy" in r.stdout
+    assert "would copy agent/update.mpy" in r.stdout
     assert os.listdir(board.cwd) == []
 
 
 def test_broken_agent_on_board_is_reported(board):
     r = otatool("deploy", "--board", "unix", "--port", board.port)
     assert r.returncode == 0, r.stderr
-    with open(os.path.join(board.cwd, "agent", "core.mpy"), "wb") as f:
+    with open(os.path.join(board.cwd, "agent", "update.mpy"), "wb") as f:
         f.write(b"garbage")
-    os.remove(os.path.join(board.cwd, "agent", "fmt.mpy"))
+    os.remove(os.path.join(board.cwd, "agent", "image", "fmt.mpy"))
     # deploy repairs it
     r = otatool("deploy", "--board", "unix", "--port", board.port)
     assert r.returncode == 0, r.stderr
@@ -177,10 +177,10 @@ def test_mip_package_json_installs_the_agent(board):
                         "--target", "lib", os.path.join(ROOT, "agent", "package.json")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    p = on_board(board.cwd, "import sys\nsys.path.insert(0, 'lib')\nimport agent.core, "
-                            "hal.bootsim, boards.trust\nprint(agent.core.__file__)")
+    p = on_board(board.cwd, "import sys\nsys.path.insert(0, 'lib')\nimport agent.update, "
+                            "hal.bootrec, boards.trust\nprint(agent.update.__file__)")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.strip() == "lib/agent/core.py"
+    assert p.stdout.strip() == "lib/agent/update.py"
 
 
 def test_package_json_lists_the_agent():
@@ -188,8 +188,9 @@ def test_package_json_lists_the_agent():
         pkg = json.load(f)
     dests = [d for d, _s in pkg["urls"]]
     # every agent module but the server side of the ZCL codec, which devices never use
-    agent = sorted("agent/" + f for f in os.listdir(os.path.join(ROOT, "agent"))
-                   if f.endswith(".py") and f not in ("manifest.py", "zcl_server.py"))
+    agent = sorted(os.path.relpath(os.path.join(b, f), ROOT).replace(os.sep, "/")
+                   for b, _d, fs in os.walk(os.path.join(ROOT, "agent")) for f in fs
+                   if f.endswith(".py") and f != "server.py")
     assert sorted(d for d in dests if d.startswith("agent/")) == agent
     for dest, src in pkg["urls"]:
         path = os.path.normpath(os.path.join(ROOT, "agent", src))
@@ -249,9 +250,9 @@ def test_manifests_freeze_what_the_board_imports(board):
     assert len(set(m.files)) == len(m.files), "frozen twice"
     mods = set(f.replace(os.sep, "/") for f in m.files)
     need = set(r.replace(os.sep, "/") for r in mpy.board_sources(board))
-    need -= {"hal/imagecheck.py", "hal/powercut.py"} if board != "unix" else set()
+    need -= {"hal/sim/imagecheck.py", "hal/sim/powercut.py"} if board != "unix" else set()
     need = {n for n in need if not n.startswith("hal/") or n in mods or
-            n[4:] in ("__init__.py", "flash.py", "boot.py", "clock.py", "bootsim.py")}
+            n[4:] in ("__init__.py", "flash.py", "boot.py", "clock.py", "bootrec.py")}
     missing = sorted(need - mods)
     assert not missing, missing
     assert m.port, "the port's own modules are kept"
@@ -261,8 +262,10 @@ def test_manifests_freeze_what_the_board_imports(board):
 
 def test_mpy_board_builds(tmp_path):
     plain = mpy.build(str(tmp_path / "all"))
-    assert "agent/core.mpy" in plain and "boards/rp2/bundle.mpy" in plain
-    assert not any(k.endswith(("manifest.mpy", "main.mpy", "_boot.mpy")) for k in plain)
+    assert "agent/update.mpy" in plain and "boards/rp2/bundle.mpy" in plain
+    assert not any(k.startswith("boards/") and k.endswith(("manifest.mpy", "manifest_agent.mpy",
+                   "main.mpy", "_boot.mpy")) for k in plain)
+    assert "agent/image/manifest.mpy" in plain
     for board, (arch, skip) in mpy.BOARDS.items():
         out = tmp_path / board
         sizes = mpy.build(str(out), arch=arch, board=board)
@@ -270,20 +273,23 @@ def test_mpy_board_builds(tmp_path):
         assert not [k for k in sizes if k.startswith("boards/") and k.count("/") > 1
                     and not k.startswith("boards/%s/" % board)]
         for s in skip:
-            assert s[:-3] + ".mpy" not in sizes
+            if s.endswith("/"):
+                assert not [k for k in sizes if k.startswith(s)], s
+            else:
+                assert s[:-3] + ".mpy" not in sizes
         # the agent is bytecode only: mpy-cross records an arch only for native code, so
         # the .mpy files of every board are the same bytes and load on any port
-        with open(out / "agent" / "core.mpy", "rb") as f:
+        with open(out / "agent" / "update.mpy", "rb") as f:
             mine = f.read()
-        with open(tmp_path / "all" / "agent" / "core.mpy", "rb") as f:
+        with open(tmp_path / "all" / "agent" / "update.mpy", "rb") as f:
             assert mine == f.read(), board
         with open(out / ".march") as f:
             assert f.read().strip() == (arch or "")
     # a different -march in the same directory rebuilds everything
-    before = os.path.getmtime(tmp_path / "esp32" / "agent" / "core.mpy")
+    before = os.path.getmtime(tmp_path / "esp32" / "agent" / "update.mpy")
     time.sleep(0.02)
     mpy.build(str(tmp_path / "esp32"), arch="xtensa", board="esp32")
-    assert os.path.getmtime(tmp_path / "esp32" / "agent" / "core.mpy") > before
+    assert os.path.getmtime(tmp_path / "esp32" / "agent" / "update.mpy") > before
     with open(tmp_path / "esp32" / ".march") as f:
         assert f.read().strip() == "xtensa"
 

@@ -155,7 +155,7 @@ def test_activation_by_command(lab):
 
 
 def test_tampered_image_refused_before_its_payload(lab):
-    from agent import fmt
+    from agent.image import fmt
     data = bytearray(open(lab.path("v2.ota"), "rb").read())
     hl = fmt.parse_header(data).length
     cose_len = int.from_bytes(data[hl + 2:hl + 6], "little")

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from agent import fmt
+from agent.image import fmt
 from tests.conftest import ROOT
 
 HERE = os.path.join(ROOT, "tests", "herdsman")

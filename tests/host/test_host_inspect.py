@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_LENGTH
 from host_tools import inspect as ins
 from host_tools import keys, sign
@@ -344,7 +344,7 @@ def test_other_vendors_elements_are_opaque_and_labelled():
 
 
 def test_our_tags_named_only_when_they_decode(key):
-    """Our tag values (from agent.fmt) with foreign content are opaque; a table that does
+    """Our tag values (from agent.image.fmt) with foreign content are opaque; a table that does
     not match the manifest's digest is not called a sector table."""
     junk = _file_with([(fmt.TAG_MANIFEST, b"\xa1\x01\x02"), (fmt.TAG_TABLE, b"\x00" * 8)])
     info = ins.inspect_bytes(junk)

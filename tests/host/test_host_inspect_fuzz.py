@@ -13,7 +13,7 @@ import tempfile
 import cbor2
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import cli, keys, profile, sign
 from host_tools import inspect as ins
 
@@ -131,7 +131,7 @@ def test_inspect_any_cbor_as_manifest(v):
 def test_verify_arbitrary_bytes_bounded(data):
     """verify answers for any bytes, and its emulated flash is always the default device's
     layout (the NorFlash it makes), never sized by the file."""
-    from hal import nor
+    from hal.sim import nor
     sizes = []
     real = nor.NorFlash.__init__
 

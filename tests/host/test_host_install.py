@@ -90,7 +90,7 @@ def test_installed_verify_as_device_writes_only_to_the_cache(installed):
     assert r.returncode == 0 and r.stdout.startswith("OK "), r.stderr
     assert _tree(site) == before
     cache = d / "cache" / "mpy"
-    assert (cache / "hal" / "imagecheck.mpy").exists() and (cache / "agent" / "core.mpy").exists()
+    assert (cache / "hal" / "sim" / "imagecheck.mpy").exists() and (cache / "agent" / "update.mpy").exists()
     r = run(installed, "verify", "--as-device", "--public", os.path.join(DATA, "dev_pub.pem"),
             os.path.join(DATA, "img_raw.ota"), OTATOOL_MICROPYTHON=str(d / "none"))
     assert r.returncode == 1 and r.stderr.count("\n") == 1

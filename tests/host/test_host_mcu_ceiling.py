@@ -1,7 +1,7 @@
 """Instruction ceilings on the Cortex-M tier (issue 14): a 48-byte block of a per-sector
 deflate image costs at most twice a raw one, the agent's path, in the firmware with the
 agent frozen in (host_tools/bench_mcu.py's measurement: -icount, so the counts are the
-same at every run); and one 64-byte block of the resumable SHA-256 (agent.sha256r, the
+same at every run); and one 64-byte block of the resumable SHA-256 (agent.crypto.sha256r, the
 Manufacturer Image hash of such an image) stays near what its viper function costs.
 
 The ceilings are the figures measured when they were set plus about 10 %. Needs the
@@ -43,7 +43,7 @@ def staged():
 _HASH = """
 import sys, time, gc
 sys.path[:] = %r
-from agent import sha256r
+from agent.crypto import sha256r
 
 
 def run():

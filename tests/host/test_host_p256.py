@@ -1,4 +1,4 @@
-"""agent.p256 against the cryptography package, with hypothesis choosing keys, messages and
+"""agent.crypto.p256 against the cryptography package, with hypothesis choosing keys, messages and
 signatures; plus the internal pieces (NAF recoding, inversion, point addition, G table)."""
 import os
 import subprocess
@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from hypothesis import given, settings, strategies as st
 
-from agent import p256
+from agent.crypto import p256
 from agent.errors import OtaError, BAD_KEY
 
 N = p256._N
@@ -153,7 +153,7 @@ def test_g_table_holds_odd_multiples_of_g():
 
 def test_no_work_at_import():
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "import agent.p256 as m\n"
+            "import agent.crypto.p256 as m\n"
             "assert m._gx is None and m._gw is None\n"
             "m.check_key(bytes.fromhex(%r))\n"
             "assert m._gx is None\n" % (ROOT, pub_of(5)[1:].hex()))

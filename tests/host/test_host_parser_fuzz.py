@@ -1,4 +1,4 @@
-"""Fuzzing the agent's streaming parser and hal.imagecheck.check_image with hypothesis.
+"""Fuzzing the agent's streaming parser and hal.sim.imagecheck.check_image with hypothesis.
 
 Whatever the bytes and however they are split into blocks (1..4096 bytes), only OtaError
 may come out; a valid image is accepted in every split with the same Manufacturer Image
@@ -9,12 +9,12 @@ import hashlib
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError
-from agent.keys import Trust
-from agent.parser import Parser
-from agent.policy import Policy
-from hal.imagecheck import check_image
+from agent.crypto.trust import Trust
+from agent.image.parser import Parser
+from agent.image.manifest import Policy
+from hal.sim.imagecheck import check_image
 from host_tools import keys, sign
 from tests.datagen.gen_mutations import Model
 from tests.datagen.gen_images import payload

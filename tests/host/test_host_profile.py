@@ -9,7 +9,7 @@ import sys
 import cbor2
 import pytest
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError
 from host_tools import keys, profile, sign
 from host_tools.cli import InputError
@@ -145,7 +145,7 @@ def _lying_image(key, claimed_size):
 
 def test_memory_bounded_by_profile_not_by_the_file(work, monkeypatch):
     """The emulated flash is the profile's layout whatever the manifest claims."""
-    from hal import nor, imagecheck
+    from hal.sim import nor, imagecheck
     key = keys.load_private(str(work / "k.pem"))
     sizes = []
     real = nor.NorFlash.__init__

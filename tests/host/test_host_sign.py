@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed, decode_dss_signature, encode_dss_signature)
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import keys, sign
 from host_tools.cli import InputError
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed, decode_dss_signature, encode_dss_signature)
 
-from agent import fmt
+from agent.image import fmt
 from host_tools import argtypes, cli, keys
 from tests.host.test_host_cli import OTATOOL, SIGN_ARGS, rejected, run
 from tests.host.test_host_keys import certificate

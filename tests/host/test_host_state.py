@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from agent import fmt
-from agent.core import Config, Device
-from agent.keys import Trust
+from agent.image import fmt
+from agent.update import Config, Device
+from agent.crypto.trust import Trust
 from hal.clock import FakeClock
 from host_tools import inspect as ins
 from host_tools import state as stt

@@ -176,9 +176,9 @@ def test_as_device_agrees_and_runs_micropython(tmp_path, bad):
             (here.returncode, here.stdout, here.stderr), (img, extra)
     calls = log.read_text().splitlines()
     assert len(calls) == len(cases)
-    assert all(" -m hal.imagecheck " in c for c in calls)
+    assert all(" -m hal.sim.imagecheck " in c for c in calls)
     # the device code ran from its compiled form
-    assert os.path.exists(os.path.join(ROOT, "build", "mpy", "hal", "imagecheck.mpy"))
+    assert os.path.exists(os.path.join(ROOT, "build", "mpy", "hal", "sim", "imagecheck.mpy"))
 
 
 def test_as_device_without_a_working_interpreter(tmp_path):
@@ -191,7 +191,7 @@ def test_as_device_without_a_working_interpreter(tmp_path):
 
 
 def device_cli(interpreter, *args):
-    """python/micropython -m hal.imagecheck ARGS; MicroPython from the compiled tree."""
+    """python/micropython -m hal.sim.imagecheck ARGS; MicroPython from the compiled tree."""
     from host_tools import mpy
     out = os.path.join(ROOT, "build", "mpy")
     if interpreter == "micropython":
@@ -200,7 +200,7 @@ def device_cli(interpreter, *args):
     else:
         cmd, cwd = [sys.executable], ROOT
     env = dict(os.environ, MICROPYPATH=out)
-    return subprocess.run(cmd + ["-m", "hal.imagecheck"] + [str(a) for a in args],
+    return subprocess.run(cmd + ["-m", "hal.sim.imagecheck"] + [str(a) for a in args],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
 
 

@@ -1,4 +1,4 @@
-"""agent.zcl against zigpy's own OTA cluster definitions, both ways, for every command.
+"""agent.zcl.frames against zigpy's own OTA cluster definitions, both ways, for every command.
 
 For each command: the bytes our encoder writes are parsed by zigpy (Ota.deserialize, the
 path zigpy takes for a received frame) to the same field values, zigpy's serializer writes
@@ -14,7 +14,7 @@ import zigpy.types as t
 from zigpy.zcl import foundation
 from zigpy.zcl.clusters.general import Ota
 
-from agent import zcl, zcl_server
+from agent.zcl import frames as zcl, server as zcl_server
 from agent.errors import OtaError, BAD_FRAME
 
 C2S = foundation.Direction.Client_to_Server

@@ -1,6 +1,6 @@
 # Emulated bootloader: the boot control interface of hal/boot.py over emulated flash.
 #
-# The bootloader's whole state is one small record kept in an agent.journal.Journal (two or
+# The bootloader's whole state is one small record kept in an agent.store.journal.Journal (two or
 # more sectors), so every state change is a single power-safe Journal.save(): after a power
 # cut the next boot sees either the old record or the new one.
 #
@@ -18,7 +18,7 @@ import struct
 
 from agent.errors import (OtaError, BAD_LAYOUT, ACTIVATION_FAILED, NOT_IN_TRIAL,
                           SLOT_INVALID, JOURNAL_CORRUPT)
-from agent.journal import Journal
+from agent.store.journal import Journal
 
 try:
     from micropython import const

@@ -7,7 +7,7 @@
 #   meta + TRAILER_OFF    the GBCS supplier trailer, or erased when the image has none
 #   meta + TABLE_OFF      the sector table
 #
-# SlotWriter is the parser's sink during a download (agent.verify checks a slot from flash).
+# SlotWriter is the parser's sink during a download (agent.store.check checks a slot from flash).
 import binascii
 import hashlib
 import struct
@@ -17,11 +17,11 @@ except ImportError:
     def const(x):
         return x
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, \
     LAYOUT_NO_FIT
-from agent.inflate import inflate_into
-from agent.sha256r import Sha256
+from agent.image.inflate import inflate_into
+from agent.crypto.sha256r import Sha256
 
 META_MAGIC = const(0x4D41544F)
 META_FMT = "<IHHI"
@@ -113,7 +113,7 @@ class SlotWriter:
 
     on_sector(next_sector, mi_hash) is called after each sector is in flash and checked;
     mi_hash is the Manufacturer Image hash after the last sector of a deflate image (raw
-    images get theirs from flash, in agent.verify), else None."""
+    images get theirs from flash, in agent.store.check), else None."""
 
     def __init__(self, page=256):
         # the page being gathered and the start of the next one: a block is copied in whole
@@ -133,7 +133,7 @@ class SlotWriter:
         self._e1 = e[4:8]   # fmt.TABLE_RAW_FMT), read as little-endian u32 without the
         self._e2 = e[8:12]  # tuple struct.unpack_from would allocate
         self.raw = False    # streaming raw payload sectors (checked as each one ends)
-        self.mi = None      # Manufacturer Image hash of a deflate download (agent.sha256r)
+        self.mi = None      # Manufacturer Image hash of a deflate download (agent.crypto.sha256r)
         self._chunk = None
         self._sec = None
         self.on_sector = None

@@ -4,7 +4,7 @@ import hashlib
 import binascii
 
 from agent.errors import OtaError, BAD_KEY, UNKNOWN_KEY
-from agent.fmt import KID_LEN
+from agent.image.fmt import KID_LEN
 
 # DER prefix of a SubjectPublicKeyInfo holding an uncompressed P-256 point (26 bytes):
 # SEQUENCE { SEQUENCE { OID ecPublicKey, OID prime256v1 }, BIT STRING 00 04 x y }
@@ -52,7 +52,7 @@ class Trust:
             self.add(k)
 
     def add(self, pub):
-        from agent import p256
+        from agent.crypto import p256
         p256.check_key(pub)
         pt = point(pub)
         self._keys.append((key_id(pt), pt[1:]))

@@ -1,6 +1,6 @@
 # SHA-256 absorbing for MicroPython's viper emitter: machine-word arithmetic on the state
-# as agent.sha256r keeps it (the journal's layout), in place, nothing allocated. Only
-# agent.sha256r imports it, at its first use; a port or build without the emitter (or
+# as agent.crypto.sha256r keeps it (the journal's layout), in place, nothing allocated. Only
+# agent.crypto.sha256r imports it, at its first use; a port or build without the emitter (or
 # CPython) fails the import and sha256r uses its plain Python function instead.
 #
 # Words are unsigned: on a 64-bit port a word may carry bits above 31, so the two sums that
@@ -12,7 +12,7 @@ import micropython
 
 @micropython.viper
 def absorb(s: ptr32, t: ptr32, d: ptr8, n: int):
-    # s: the state (agent.sha256r.STATE_FMT: 8 words, the length, 64 pending bytes at 36);
+    # s: the state (agent.crypto.sha256r.STATE_FMT: 8 words, the length, 64 pending bytes at 36);
     # t: 64 schedule words, the 64 round constants, then 0xFFFFFFFF; d[:n]: the data
     sb = ptr8(s)
     m = uint(t[128])

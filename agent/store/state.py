@@ -1,5 +1,5 @@
 # The agent's persistent state: one fixed-size record, saved as a whole through the journal
-# (agent.journal), so every change is atomic across a power cut.
+# (agent.store.journal), so every change is atomic across a power cut.
 import struct
 try:
     from micropython import const
@@ -37,9 +37,9 @@ STATE_FMT = "<BBBBBBBBIIIIII32s32s100s16s"
 #   I    firmware version running (confirmed)
 #   32s  download identity: SHA-256 of the OTA header and the COSE manifest
 #   32s  Manufacturer Image hash of the held image
-#   100s state of the Manufacturer Image hash of a compressed download (agent.sha256r)
+#   100s state of the Manufacturer Image hash of a compressed download (agent.crypto.sha256r)
 #   16s  first 16 bytes of SHA-256(OTA header, COSE manifest) of the last manifest whose
-#        signature verified from flash (agent.verify.sig_tag): the power-on check verifies
+#        signature verified from flash (agent.store.check.sig_tag): the power-on check verifies
 #        a running image's signature once, not at every boot
 ALERT_FMT = "<HBBI"
 #   H    alert code (0x8F72, 0x8F1C, ...)

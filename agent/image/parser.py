@@ -9,7 +9,7 @@
 #   sink.on_payload(mv)       payload element bytes (any split)
 #   sink.on_done(parser)      whole image parsed; parser.trailer holds the GBCS trailer or None
 # The Manufacturer Image hash and the supplier signature over it are checked from flash after
-# the download (agent.slot.verify), so that resume and re-fetching a sector cannot skew them.
+# the download (agent.store.slot.verify), so that resume and re-fetching a sector cannot skew them.
 import hashlib
 import struct
 try:
@@ -18,12 +18,12 @@ except ImportError:
     def const(x):
         return x
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, BAD_HEADER_LENGTH, SIZE_MISMATCH, BAD_ELEMENT, \
     UNKNOWN_ELEMENT, DUPLICATE_ELEMENT, MISSING_ELEMENT, TRAILING_DATA, TRUNCATED, \
     BAD_SIGNATURE, BAD_MANIFEST, BAD_TABLE, BAD_TABLE_DIGEST, SUPPLIER_SIG_REQUIRED, \
     BAD_ENCODING, WRONG_DESTINATION
-from agent.policy import Manifest
+from agent.image.manifest import Manifest
 
 _S_HEADER = const(0)
 _S_ELEM = const(1)
@@ -225,7 +225,7 @@ class Parser:
                 self._after_payload()
 
     def _check_manifest(self):
-        from agent import cbor, cose
+        from agent.crypto import cbor, cose
         h = self.header
         msg = cose.parse_sign1(self.cose_bytes())
         cose.check_low_s(msg)

@@ -7,7 +7,7 @@
 # A truncated frame, a length that does not match the command's fields, a known command in
 # the wrong direction or a reserved frame type is OtaError(BAD_FRAME). A command this module
 # does not parse decodes with known False (header fields and payload_off set).
-# The encoders of the server's commands, which a device never sends, are in agent.zcl_server.
+# The encoders of the server's commands, which a device never sends, are in agent.zcl.server.
 import struct
 try:
     from micropython import const
@@ -377,7 +377,7 @@ def encode_header(buf, fc, seq, command, mfr_code=None):
     return 5
 
 
-_UP = FC_CLUSTER  # client to server requests (server to client: agent.zcl_server)
+_UP = FC_CLUSTER  # client to server requests (server to client: agent.zcl.server)
 
 
 def _put(buf, off, data, n):

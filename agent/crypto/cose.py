@@ -14,7 +14,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent import cbor
+from agent.crypto import cbor
 from agent.errors import OtaError, BAD_COSE, UNSUPPORTED_ALG, BAD_KEY, HIGH_S
 
 TAG_SIGN1 = const(18)
@@ -127,13 +127,13 @@ def verify_sign1(msg, external_aad, pub, verifier=None):
     """True when msg's ES256 signature over its Sig_structure verifies with pub (x || y).
 
     verifier(pub, digest32, sig64) -> bool replaces the software check (a hardware hook);
-    by default agent.p256.verify.
+    by default agent.crypto.p256.verify.
     """
     if msg.alg != ALG_ES256:
         raise OtaError(UNSUPPORTED_ALG, "alg %r" % (msg.alg,))
     if len(pub) != PUB_LEN:
         raise OtaError(BAD_KEY, "public key of %d bytes, expected %d" % (len(pub), PUB_LEN))
     if verifier is None:
-        from agent.p256 import verify as verifier
+        from agent.crypto.p256 import verify as verifier
     digest = sig_structure_digest(msg.protected, external_aad, msg.payload)
     return bool(verifier(pub, digest, msg.signature))

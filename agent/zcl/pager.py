@@ -1,4 +1,4 @@
-# Image Page Requests for agent.client.Client, and the Image Notify rule.
+# Image Page Requests for agent.zcl.client.Client, and the Image Notify rule.
 #
 # A page request asks the server for `page` bytes from an offset; the server answers with
 # Image Block Responses back to back (zigbee-herdsman echoes the request's sequence number
@@ -17,7 +17,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent import zcl
+from agent.zcl import frames as zcl
 from agent.errors import OtaError
 
 PAGE = const(2048)       # bytes asked for by one page request (the page buffer's size)

@@ -5,7 +5,7 @@
 #
 #   check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024) -> Info
 #   summary(info)   the one-line result
-#   micropython -m hal.imagecheck FILE KEY... [-s KEY] [-w HW] [-q SEQ] [-b BLOCK]
+#   micropython -m hal.sim.imagecheck FILE KEY... [-s KEY] [-w HW] [-q SEQ] [-b BLOCK]
 #                                 [-l SECTOR,SLOT,META] [-m MANUFACTURER] [-t IMAGE_TYPE]
 #
 # read(offset, n) returns up to n bytes of the file from offset (the device asks for a sector
@@ -20,7 +20,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, TOO_LARGE
 
 _FLASH_SECTOR = const(4096)  # largest flash sector emulated; image sectors are multiples
@@ -30,8 +30,8 @@ ENCODINGS = ("raw", "deflate")
 
 
 class Info:
-    """What an accepted image holds: its OTA header (agent.fmt.Header), manifest
-    (agent.policy.Manifest), key id, Manufacturer Image SHA-256 and GBCS trailer
+    """What an accepted image holds: its OTA header (agent.image.fmt.Header), manifest
+    (agent.image.manifest.Manifest), key id, Manufacturer Image SHA-256 and GBCS trailer
     ((force_replace, signature) or None)."""
 
     def __init__(self, header, manifest, kid, mi_hash, trailer):
@@ -99,8 +99,8 @@ def _peek(read, size):
 
 
 def _peek_manifest(read, size, hlen):
-    from agent import cbor, cose
-    from agent.policy import Manifest
+    from agent.crypto import cbor, cose
+    from agent.image.manifest import Manifest
     e = _get(read, hlen, fmt.ELEM_SIZE, size)
     if len(e) < fmt.ELEM_SIZE:
         return None
@@ -117,7 +117,7 @@ def _peek_manifest(read, size, hlen):
 def _board(size, m, cap):
     """An emulated board whose slots fit the manifest's payload and sector table, or, when
     there is no usable manifest (the device rejects such a file), the file's size."""
-    from hal.emu import Layout
+    from hal.sim.board import Layout
     if m is not None and m.size <= cap and m.table_size <= cap:
         sector = m.sector if m.sector < _FLASH_SECTOR else _FLASH_SECTOR
         payload = m.size
@@ -132,9 +132,9 @@ def _board(size, m, cap):
 
 
 def board_for(lay):
-    """An emulated board over a RAM flash laid out as lay (a hal.emu.Layout)."""
-    from hal.emu import EmuBoard
-    from hal.nor import NorFlash
+    """An emulated board over a RAM flash laid out as lay (a hal.sim.board.Layout)."""
+    from hal.sim.board import EmuBoard
+    from hal.sim.nor import NorFlash
     flash = None
     for _ in range(2):
         try:
@@ -154,12 +154,12 @@ def check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024,
     (64/65-byte points) and, with supplier_key, requires a valid GBCS supplier trailer.
     The device is the header's manufacturer and image type (or those given), hardware
     version hw (default the header's hw_min), with anti-rollback counter seq; it is fed
-    block bytes at a time. layout (a hal.emu.Layout): the device's flash, whose slots bound
+    block bytes at a time. layout (a hal.sim.board.Layout): the device's flash, whose slots bound
     what it accepts; None sizes the flash for the image (at most cap bytes a slot).
     Returns an Info, or raises the device's OtaError."""
-    from agent.core import Config, Device
-    from agent.keys import Trust
-    from agent import p256
+    from agent.update import Config, Device
+    from agent.crypto.trust import Trust
+    from agent.crypto import p256
     if block < 1:
         block = 1
     trust = Trust(keys)
@@ -187,7 +187,7 @@ def check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024,
 # -- command line -------------------------------------------------------------------------
 
 def _key(arg):
-    from agent.keys import from_pem
+    from agent.crypto.trust import from_pem
     b = None
     if len(arg) in (128, 130):
         try:
@@ -217,7 +217,7 @@ def file_reader(f, block):
 
 
 def _usage():
-    print("usage: micropython -m hal.imagecheck FILE KEY... [-s KEY] [-w HW] [-q SEQ] "
+    print("usage: micropython -m hal.sim.imagecheck FILE KEY... [-s KEY] [-w HW] [-q SEQ] "
           "[-b BLOCK] [-l SECTOR,SLOT,META] [-m MANUFACTURER] [-t IMAGE_TYPE]")
     return 2
 
@@ -251,7 +251,7 @@ def run(argv):
         itype = None if opt["-t"] is None else int(opt["-t"])
         lay = None
         if opt["-l"] is not None:
-            from hal.emu import Layout
+            from hal.sim.board import Layout
             sector, slot, meta = [int(x) for x in opt["-l"].split(",")]
             lay = Layout(sector, slot, meta)
     except ValueError:

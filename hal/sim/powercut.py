@@ -10,14 +10,14 @@
 #   - the confirmed slot always holds a valid image: otherwise lost_confirmed_image;
 #   - a cut download continues from its last checkpoint: otherwise resumed_from_zero;
 #   - no slot sector is erased more than once beyond what the clean run erases it.
-from agent import state as S
-from agent import verify
-from agent.core import Config, Device
+from agent.store import state as S
+from agent.store import check as verify
+from agent.update import Config, Device
 from agent.errors import OtaError
-from agent.keys import Trust
-from agent.fmt import parse_header
-from hal.emu import EmuBoard, Layout
-from hal.nor import NorFlash, PowerCut
+from agent.crypto.trust import Trust
+from agent.image.fmt import parse_header
+from hal.sim.board import EmuBoard, Layout
+from hal.sim.nor import NorFlash, PowerCut
 
 PHASES = ("download", "verify", "activate", "confirm", "revert")
 
@@ -138,7 +138,7 @@ class Campaign:
         ver = self.dev.st.run_version
         if goal == "confirm" and ver != self.version:
             # several cuts can use up the trial boots: a legitimate revert, after which the
-            # device refuses that image (agent.core, F_REVERTED) until another is offered
+            # device refuses that image (agent.update, F_REVERTED) until another is offered
             if self.dev.st.flags & S.F_REVERTED:
                 return None
             return self.drive(goal)
@@ -290,8 +290,8 @@ def _delta(f, snap):
 
 
 def _manifest(img):
-    from agent import cbor, cose
-    from agent.policy import Manifest
+    from agent.crypto import cbor, cose
+    from agent.image.manifest import Manifest
     h = parse_header(img)
     n = img[h.length + 2] | img[h.length + 3] << 8 | img[h.length + 4] << 16
     msg = cose.parse_sign1(img[h.length + 6:h.length + 6 + n])
@@ -352,10 +352,10 @@ def count_points(update, factory, keys, phases, tear, sector=4096):
 
 
 def main(argv):
-    # micropython -m hal.powercut UPDATE FACTORY KEY.pem[,KEY.pem] PHASES TEAR ALIGN ERASED
+    # micropython -m hal.sim.powercut UPDATE FACTORY KEY.pem[,KEY.pem] PHASES TEAR ALIGN ERASED
     #     RANDOM_CUTS SEEDS  -> prints the summary as JSON
     import json
-    from agent.keys import from_pem
+    from agent.crypto.trust import from_pem
 
     def rd(p):
         with open(p, "rb") as f:

@@ -1,7 +1,7 @@
 # SHA-256 whose state can be saved and restored (FIPS 180-4), for the one hash the agent
 # must carry across a reset: the Manufacturer Image hash of a compressed image, whose
 # encoded bytes are not kept in flash. hashlib's objects cannot be saved, so the hash is
-# done here: by agent.sha256v's viper function where the port has the emitter (Thumb,
+# done here: by agent.crypto.sha256v's viper function where the port has the emitter (Thumb,
 # Xtensa, RV32, x64: nothing allocated), else by the plain Python one below. Both work on
 # the state as the journal stores it (STATE_FMT), in one bytearray.
 import struct
@@ -100,7 +100,7 @@ def _block(s, b, o):
 def native():
     """The viper absorbing function, or None where the port (or CPython) has none."""
     try:
-        from agent.sha256v import absorb
+        from agent.crypto.sha256v import absorb
     except Exception:   # ImportError, or the port cannot load or compile native code
         return None
     return absorb

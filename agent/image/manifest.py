@@ -2,7 +2,7 @@
 from agent.errors import OtaError, BAD_MANIFEST, UNSUPPORTED_FORMAT, HEADER_MISMATCH, \
     WRONG_MANUFACTURER, WRONG_IMAGE_TYPE, WRONG_HARDWARE, ROLLBACK, TOO_LARGE, \
     BAD_SECTOR_SIZE, BAD_ENCODING, LAYOUT_NO_FIT
-from agent import fmt
+from agent.image import fmt
 
 
 class Manifest:

@@ -15,10 +15,10 @@ except ImportError:
     def const(x):
         return x
 
-from agent import zcl
-from agent import pager as P
-from agent import fmt
-from agent import state as S
+from agent.zcl import frames as zcl
+from agent.zcl import pager as P
+from agent.image import fmt
+from agent.store import state as S
 from agent import activation as A
 from agent.errors import OtaError, TIMEOUT
 

@@ -4,16 +4,16 @@
 # any instant leaves a state that start() completes or undoes.
 import hashlib
 
-from agent import fmt
-from agent import state as S
+from agent.image import fmt
+from agent.store import state as S
 from agent.errors import OtaError, BUSY, NO_IMAGE, NOT_IN_TRIAL, SECTOR_CRC, \
     ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY, TRUNCATED, ROLLBACK, \
     REVERTED_IMAGE, NO_FALLBACK, DOWNLOAD_ACTIVE, TIME_RANGE, SECTOR_CHANGED
-from agent.journal import Journal
-from agent.policy import Policy
-from agent.parser import Parser
-from agent.slot import SlotWriter, scan, TABLE_OFF
-from agent import verify
+from agent.store.journal import Journal
+from agent.image.manifest import Policy
+from agent.image.parser import Parser
+from agent.store.slot import SlotWriter, scan, TABLE_OFF
+from agent.store import check as verify
 
 QUIET_S = 60  # an image refused before its signature verified: at most one alert a minute,
               # sent from RAM (nothing is written to flash for such a refusal)
@@ -40,7 +40,7 @@ class Config:
 
 
 class Device:
-    """board: .slots (two agent.slot.Slot), .journal_area, .boot (hal/boot.py interface),
+    """board: .slots (two agent.store.slot.Slot), .journal_area, .boot (hal/boot.py interface),
     .clock, .verifier (hardware signature check or None), optionally .ieee and
     .boot_verifies (True: the bootloader verifies signatures, the power-on check is CRC-32
     only). alerts: an object with alert(code, reason, alert_id, value) called after each

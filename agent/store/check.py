@@ -6,12 +6,12 @@ import binascii
 import hashlib
 import struct
 
-from agent import fmt
+from agent.image import fmt
 from agent.errors import OtaError, SLOT_EMPTY, SLOT_INVALID, BAD_SIGNATURE, BAD_MANIFEST, \
     BAD_TABLE_DIGEST, SECTOR_CRC, PAYLOAD_DIGEST, PAYLOAD_CRC, SUPPLIER_SIG_REQUIRED, \
     BAD_SUPPLIER_SIG
-from agent.policy import Manifest
-from agent.slot import META_MAGIC, META_FMT, META_SIZE, HDR_OFF, COSE_OFF, TRAILER_OFF, \
+from agent.image.manifest import Manifest
+from agent.store.slot import META_MAGIC, META_FMT, META_SIZE, HDR_OFF, COSE_OFF, TRAILER_OFF, \
     TABLE_OFF, scan, hash_prefix, table_entry, sector_len
 
 
@@ -42,7 +42,7 @@ def read_meta(slot):
         raise OtaError(SLOT_EMPTY, "slot %d" % slot.index)
     if hl > fmt.HDR_MAX or not cl or cl > fmt.MANIFEST_MAX or tl > slot.table_max:
         raise OtaError(SLOT_INVALID, "slot %d: meta lengths" % slot.index)
-    from agent import cbor, cose
+    from agent.crypto import cbor, cose
     info = SlotInfo()
     info.header_bytes = bytes(b[HDR_OFF:HDR_OFF + hl])
     info.cose_raw = bytes(b[COSE_OFF:COSE_OFF + cl])
@@ -77,7 +77,7 @@ def boot_check(slot, trust, verifier=None, known=None):
     m = info.manifest
     info.tag = sig_tag(info)
     if info.tag != known:
-        from agent import cose
+        from agent.crypto import cose
         msg = info.cose
         if not cose.verify_sign1(msg, info.header_bytes, trust.find(msg.kid), verifier):
             raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
@@ -104,7 +104,7 @@ def check(slot, policy=None, verifier=None, mi_hash=None):
     full = policy is not None
     psha = mi = None
     if full:
-        from agent import cose
+        from agent.crypto import cose
         msg = info.cose
         pub = policy.trust.find(msg.kid)
         if not cose.verify_sign1(msg, info.header_bytes, pub, verifier):
@@ -156,7 +156,7 @@ def check(slot, policy=None, verifier=None, mi_hash=None):
             raise OtaError(SLOT_INVALID, "Manufacturer Image hash unknown")
         v = verifier
         if v is None:
-            from agent.p256 import verify as v
+            from agent.crypto.p256 import verify as v
         if not v(key, info.mi_hash, info.trailer[1]):
             raise OtaError(BAD_SUPPLIER_SIG)
     return info

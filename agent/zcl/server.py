@@ -1,10 +1,10 @@
 # ZigBee OTA Upgrade cluster frames a server sends (server to client), and host
-# conveniences: the other half of agent.zcl, kept apart so that a device does not carry it.
+# conveniences: the other half of agent.zcl.frames, kept apart so that a device does not carry it.
 # The host's update server and the tests use it; it runs on MicroPython too.
 import struct
 
 from agent.errors import OtaError, BAD_FRAME
-from agent.zcl import FC_CLUSTER, FC_TO_CLIENT, FC_NO_DEFAULT_RSP, FRAME_MAX, HASH_SIZE, \
+from agent.zcl.frames import FC_CLUSTER, FC_TO_CLIENT, FC_NO_DEFAULT_RSP, FRAME_MAX, HASH_SIZE, \
     CMD_IMAGE_NOTIFY, CMD_QUERY_NEXT_RSP, CMD_FILE_RSP, CMD_BLOCK_RSP, CMD_UPGRADE_END_RSP, \
     CMD_ALERT_ACK, CMD_ACTIVATE, S_SUCCESS, S_WAIT_FOR_DATA, S_ABORT, NOTIFY_FMT, \
     QUERY_RSP_FMT, BLOCK_RSP_FMT, WAIT_FMT, END_RSP_FMT, ALERT_ACK_FMT, U32_FMT, \

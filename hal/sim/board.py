@@ -1,9 +1,9 @@
 # An emulated board: one flash device laid out as
 #   [bootloader state: 2 sectors][agent journal: J sectors][slot 0][slot 1]
-# with the emulated bootloader (hal.bootsim) checking a slot's CRC-32 before it boots it.
+# with the emulated bootloader (hal.bootrec) checking a slot's CRC-32 before it boots it.
 # boards/unix runs it over a file; tests and the power-cut campaign over RAM.
 from hal.flash import Area
-from hal.bootsim import SimBoot
+from hal.bootrec import SimBoot
 from hal.clock import FakeClock
 
 
@@ -25,7 +25,7 @@ class Layout:
 
     def for_image(sector_size, payload_size, table_max=1024):
         """A layout whose slots fit a payload of payload_size bytes."""
-        from agent.slot import TABLE_OFF
+        from agent.store.slot import TABLE_OFF
         meta = (TABLE_OFF + table_max + sector_size - 1) // sector_size * sector_size
         slot = (payload_size + sector_size - 1) // sector_size * sector_size + meta
         return Layout(sector_size, slot, meta)
@@ -37,7 +37,7 @@ class EmuBoard:
     """The hal objects the agent needs, over one flash device."""
 
     def __init__(self, flash, layout, clock=None, verifier=None):
-        from agent.slot import Slot
+        from agent.store.slot import Slot
         self.flash = flash
         self.layout = layout
         self.clock = clock if clock is not None else FakeClock()
@@ -49,7 +49,7 @@ class EmuBoard:
         self.boot = SimBoot(self.boot_area, self._valid)
 
     def _valid(self, slot):
-        from agent import verify
+        from agent.store import check as verify
         verify.check(self.slots[slot])
         return True
 
