@@ -1,7 +1,7 @@
 # Runs device tests inside the Cortex-M firmware (MicroPython's qemu port); the host side is
 # tests/mcutier.py, which builds the ROMFS image this comes from and starts the emulator.
 #
-#   import mcurun; mcurun.main(["test_cbor", ...], pattern, done)
+#   import mcurun; mcurun.main(["test_crypto_cbor", ...], pattern, done)
 #
 # The image holds the device code (lib/), the tests (tests/) and their data (build/testdata,
 # tests/fixtures); a RAM overlay mounted at /ram (the working directory) reads through to

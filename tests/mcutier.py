@@ -25,7 +25,8 @@ CONFIGS = {
     "romfs": ("bare", 64 * 1024, ["/rom/lib", "/rom/tests"]),
     "frozen": ("agent", 32 * 1024, [".frozen", "/rom/tests", "/rom/lib"]),
 }
-HELPERS = ("tutil.py", "devkit.py", "boardkit.py", "fake_esp32.py", "fake_rp2.py")
+# where the device-side tests and their kits live (flat on the device, in /rom/tests)
+TEST_DIRS = ("tests/kit", "tests/device", "tests/scenario")
 BUDGET = 60
 
 
@@ -35,10 +36,12 @@ def build_rom(out=os.path.join(mcu.BUILD, "tests.romfs")):
     shutil.rmtree(tree, ignore_errors=True)
     for rel in sources():
         mcu.compile_to(os.path.join(ROOT, rel), os.path.join(tree, "lib", rel[:-3] + ".mpy"))
-    tdir = os.path.join(ROOT, "tests", "device")
-    for f in sorted(os.listdir(tdir)):
-        if f.endswith(".py"):
-            mcu.compile_to(os.path.join(tdir, f), os.path.join(tree, "tests", f[:-3] + ".mpy"))
+    for d in TEST_DIRS:
+        tdir = os.path.join(ROOT, d)
+        for f in sorted(os.listdir(tdir)):
+            if f.endswith(".py"):
+                mcu.compile_to(os.path.join(tdir, f),
+                               os.path.join(tree, "tests", f[:-3] + ".mpy"))
     mcu.compile_to(os.path.join(ROOT, "tests", "mcurun.py"),
                    os.path.join(tree, "tests", "mcurun.mpy"))
     for d in ("build/testdata", "tests/fixtures"):
@@ -51,7 +54,7 @@ def build_rom(out=os.path.join(mcu.BUILD, "tests.romfs")):
 def modules(args):
     if args:
         return [a.rsplit("/", 1)[-1][:-3] if a.endswith(".py") else a for a in args]
-    return sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "tests", "device"))
+    return sorted(f[:-3] for d in TEST_DIRS for f in os.listdir(os.path.join(ROOT, d))
                   if f.startswith("test_") and f.endswith(".py"))
 
 

@@ -9,7 +9,8 @@ import gc
 import sys
 import os
 
-sys.path[:] = ["build/mpy", "tests/device", ".frozen"]
+TEST_DIRS = ("tests/device", "tests/scenario")  # unit tests of each module, then scenarios
+sys.path[:] = ["build/mpy", "tests/kit", "tests/device", "tests/scenario", ".frozen"]
 
 
 def _modules(args):
@@ -21,8 +22,10 @@ def _modules(args):
                 name = name[:-3]
             out.append(name)
         return out
-    return sorted(f[:-3] for f in os.listdir("tests/device")
-                  if f.startswith("test_") and f.endswith(".py"))
+    out = []
+    for d in TEST_DIRS:
+        out += sorted(f[:-3] for f in os.listdir(d) if f.startswith("test_") and f.endswith(".py"))
+    return out
 
 
 def main(argv):

@@ -1,4 +1,4 @@
-"""Images for the board tests (tests/device/test_board_*.py).
+"""Images for the board tests (tests/scenario/test_board_*.py).
 
 board_pub.bin                 the public key the board rigs trust (with core_pub.bin)
 board_esp_v1.ota / _v2.ota    ESP-IDF application images (header, app descriptor), v1 seq 1

@@ -1,4 +1,4 @@
-"""Images for the hardening tests (test_rollback, test_bootcheck, test_policy_hardening).
+"""Images for the hardening tests (test_rollback, test_store_check, test_policy_hardening).
 
 hard_pub.bin            the public key of the images below (65-byte point)
 hard_v1.ota             version 1, seq 1, 12 KiB raw: the factory image of these rigs

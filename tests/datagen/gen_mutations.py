@@ -1,4 +1,4 @@
-"""Mutants of signed images for tests/device/test_mutations.py, each with the reason a device
+"""Mutants of signed images for tests/scenario/test_mutations.py, each with the reason a device
 must reject it with.
 
 Bases: img_raw, img_deflate, img_supplier (GBCS trailer) and img_small_sector, written by

@@ -1,5 +1,5 @@
 # Serial framing (CRC-16, escaping, resync) on in-memory streams; the UDP transport is
-# test_udp.py's (it needs sockets, which a port may lack).
+# test_hal_udp.py's (it needs sockets, which a port may lack).
 import os
 import struct
 

@@ -2,7 +2,7 @@
 # fakes of the port modules (fake_esp32, fake_rp2). CPython and MicroPython alike.
 #
 #   r = BoardRig("esp32")     a fresh board of that kind; r.reboot() is a reset
-#   update_confirm("rp2")     one scenario, run by tests/device/test_board_<kind>.py
+#   update_confirm("rp2")     one scenario, run by tests/scenario/test_board_<kind>.py
 import os
 
 from agent.image import fmt

@@ -7,7 +7,7 @@ from hal.serial import SerialTransport
 from hal.clock import FakeClock
 from devkit import Rig
 from hubkit import Hub
-from test_framing import Pipe
+from test_hal_serial import Pipe
 from tutil import eq, Image
 
 
