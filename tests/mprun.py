@@ -2,7 +2,8 @@
 #
 #   micropython -X heapsize=16M tests/mprun.py [-k SUBSTRING] [tests/device/test_x.py ...]
 #
-# The device code is imported from build/mpy (compiled by mpy-cross), never from source.
+# The device code is imported from build/mpy (compiled by mpy-cross; MPRUN_MPY names another
+# such folder), never from source.
 # Each test module is imported and each function whose name starts with "test_" is called;
 # a test passes when it returns. The last line is "micropython: N passed, M failed".
 import gc
@@ -10,7 +11,7 @@ import sys
 import os
 
 TEST_DIRS = ("tests/device", "tests/scenario")  # unit tests of each module, then scenarios
-sys.path[:] = ["build/mpy", "tests/kit", "tests/device", "tests/scenario", ".frozen"]
+sys.path[:] = [os.getenv("MPRUN_MPY") or "build/mpy", "tests/kit", "tests/device", "tests/scenario", ".frozen"]
 
 
 def _modules(args):
