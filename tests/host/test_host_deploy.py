@@ -241,6 +241,19 @@ class _Manifest:
             exec(compile(f.read(), path, "exec"), env)
 
 
+def test_freeze_manifest_is_what_package_json_installs():
+    """boards/manifest_agent.py (every board's firmware includes it) freezes exactly the files
+    agent/package.json installs with mip: one list of what a device runs, two ways to ship it."""
+    m = _Manifest()
+    m.run(os.path.join(ROOT, "boards", "manifest_agent.py"))
+    with open(os.path.join(ROOT, "agent", "package.json")) as f:
+        pkg = json.load(f)
+    frozen = sorted(f.replace(os.sep, "/") for f in m.files)
+    assert len(set(frozen)) == len(frozen), "frozen twice"
+    assert frozen == sorted(d for d, _s in pkg["urls"])
+    assert "agent/zcl/server.py" not in frozen
+
+
 @pytest.mark.parametrize("board", sorted(mpy.BOARDS))
 def test_manifests_freeze_what_the_board_imports(board):
     m = _Manifest()
