@@ -51,7 +51,6 @@ SECTOR_CRC = const(62)
 PAYLOAD_DIGEST = const(63)
 PAYLOAD_CRC = const(64)
 BAD_ENCODING = const(65)
-IMAGE_MISMATCH = const(66)
 # Flash, slots and journal
 FLASH_ALIGN = const(80)
 FLASH_RANGE = const(81)
@@ -75,13 +74,9 @@ TIME_RANGE = const(107)
 SECTOR_CHANGED = const(108)
 # Protocol and transport
 BAD_FRAME = const(120)
-UNEXPECTED_FRAME = const(121)
 SERVER_ABORT = const(122)
-NO_IMAGE_AVAILABLE = const(123)
 TIMEOUT = const(124)
-FRAME_CRC = const(125)
 LINK_IO = const(126)
-SESSION_FAULT = const(127)
 # Board adapters
 BOARD = const(140)
 NOT_APP_IMAGE = const(141)
@@ -128,7 +123,6 @@ _TEXT = (
     63, "payload SHA-256 mismatch",
     64, "payload CRC-32 mismatch",
     65, "payload encoding invalid",
-    66, "image differs from the one in progress",
     80, "flash access misaligned",
     81, "flash access out of range",
     82, "flash write to non-erased bytes",
@@ -148,13 +142,9 @@ _TEXT = (
     107, "time from the server beyond the device's horizon",
     108, "a written sector changed in flash before the final check",
     120, "malformed frame",
-    121, "unexpected frame",
     122, "server aborted the transfer",
-    123, "no image available",
     124, "timed out",
-    125, "frame CRC mismatch",
     126, "link I/O error",
-    127, "unexpected fault in a session",
     140, "board error",
     141, "not an application image for this board",
 )
