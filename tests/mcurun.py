@@ -8,8 +8,9 @@
 # /rom and takes the files tests write. Each test prints "START mod::name", then one of
 #   PASS mod::name (N ms)  |  FAIL mod::name  |  SKIP mod::name: reason
 # (the host restarts the run past a test that overruns its time, naming it in `done`).
-# A test is skipped, never passed, when the port lacks a module it imports or the heap is
-# too small for it (MemoryError); the reason is printed. Last line: "mcu: N passed, ...".
+# A test is skipped, never passed, when the port lacks a module it imports, the heap is
+# too small for it (MemoryError) or it raises tutil.Skip (it cannot run here); the reason is
+# printed. Last line: "mcu: N passed, ...".
 import gc
 import sys
 import os
@@ -232,7 +233,17 @@ def _flash_outside_heap():
     nor.NorFlash.snapshot = snapshot
 
 
+def _is_skip(e):
+    try:
+        from tutil import Skip  # a kit module beside the tests
+    except ImportError:
+        return False
+    return isinstance(e, Skip)
+
+
 def _skip_reason(e):
+    if _is_skip(e):
+        return str(e.args[0]) if e.args else "skipped"
     if isinstance(e, MemoryError):
         return "MemoryError: more than this heap of %d bytes" % (gc.mem_free() + gc.mem_alloc())
     msg = str(e.args[0]) if e.args else ""
@@ -247,7 +258,8 @@ def _not_passed(name, e):
     gc.collect()
     if why:
         print("SKIP %s: %s" % (name, why))
-        sys.print_exception(e)  # where it ran out (shown by mcutier.py -v)
+        if not _is_skip(e):
+            sys.print_exception(e)  # where it ran out (shown by mcutier.py -v)
         return "SKIP"
     print("FAIL %s" % name)
     sys.print_exception(e)

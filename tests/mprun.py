@@ -5,7 +5,9 @@
 # The device code is imported from build/mpy (compiled by mpy-cross; MPRUN_MPY names another
 # such folder), never from source.
 # Each test module is imported and each function whose name starts with "test_" is called;
-# a test passes when it returns. The last line is "micropython: N passed, M failed".
+# a test passes when it returns, and is skipped, not passed, when it raises tutil.Skip (it
+# cannot run under this interpreter): "skipped <test>: <reason>". The last line is
+# "micropython: N passed, M failed, K skipped".
 import gc
 import sys
 import os
@@ -44,7 +46,8 @@ def main(argv):
     if not agent.__file__.endswith(".mpy"):
         print("mprun: agent imported from %s, not from .mpy" % agent.__file__)
         return 1
-    passed = failed = 0
+    from tutil import Skip
+    passed = failed = skipped = 0
     failures = []
     for modname in _modules(args):
         try:
@@ -66,6 +69,10 @@ def main(argv):
                 fn()
             except (KeyboardInterrupt, SystemExit):
                 raise
+            except Skip as e:
+                print("skipped %s: %s" % (full, e.args[0] if e.args else ""))
+                skipped += 1
+                continue
             except BaseException as e:  # PowerCut and Reboot are BaseExceptions
                 print("FAIL", full)
                 sys.print_exception(e)
@@ -76,7 +83,7 @@ def main(argv):
         print("%-40s ok" % modname)
     for f in failures:
         print("FAILED", f)
-    print("micropython: %d passed, %d failed" % (passed, failed))
+    print("micropython: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 

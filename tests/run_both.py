@@ -34,11 +34,16 @@ def main():
     cp_fail = count(tail1, r"(\d+) failed") + count(tail1, r"(\d+) error")
     mp_pass = count(tail2, r"(\d+) passed")
     mp_fail = count(tail2, r"(\d+) failed")
+    # skipped: could not run under that interpreter, with the reason shown; never passed
+    cp_skip = count(tail1, r"(\d+) skipped")
+    mp_skip = count(tail2, r"micropython: .* (\d+) skipped")
     print("")
-    print("CPython (pytest):  %d passed, %d failed" % (cp_pass, cp_fail))
-    print("MicroPython:       %d passed, %d failed" % (mp_pass, mp_fail))
+    print("CPython (pytest):  %d passed, %d failed, %d skipped" % (cp_pass, cp_fail, cp_skip))
+    print("MicroPython:       %d passed, %d failed, %d skipped" % (mp_pass, mp_fail, mp_skip))
     ok = rc1 == 0 and rc2 == 0 and cp_pass > 0 and mp_pass > 0
-    print("total: %d passed, %d failed" % (cp_pass + mp_pass, cp_fail + mp_fail + (0 if ok else (cp_fail + mp_fail == 0))))
+    print("total: %d passed, %d failed, %d skipped" % (
+        cp_pass + mp_pass, cp_fail + mp_fail + (0 if ok else (cp_fail + mp_fail == 0)),
+        cp_skip + mp_skip))
     return 0 if ok else 1
 
 

@@ -126,6 +126,21 @@ def raises(reason, fn, *args):
     raise AssertionError("expected OtaError %d, nothing raised" % reason)
 
 
+class Skip(Exception):
+    """A test that cannot run under this interpreter or on this port: the runners
+    (tests/mprun.py, tests/mcurun.py) report it as skipped with its reason, never passed."""
+
+
+def skip(reason):
+    """End the test as skipped, with the reason shown: under pytest a pytest skip, under
+    MicroPython a Skip."""
+    try:
+        import pytest
+    except ImportError:
+        raise Skip(reason)
+    pytest.skip(reason)
+
+
 def eq(a, b, what=""):
     if a != b:
         raise AssertionError("%s: %r != %r" % (what, a, b))

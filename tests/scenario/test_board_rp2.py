@@ -10,7 +10,7 @@ from boards.rp2 import layout as L
 from boards.rp2.bundle import Bundle, BundleFS, pack
 from boards.bdev import BlockFlash
 from hal.flash import Area
-from tutil import eq, raises, read_data
+from tutil import eq, raises, read_data, skip
 
 K = "rp2"
 
@@ -129,7 +129,7 @@ def test_selector_mounts_the_running_bundle():
         fs = BundleFS(Bundle(r.board.slots[1].area))
         with fs.open("/app.py", "r") as f:
             assert "VERSION = 2" in f.read()
-        return
+        skip("mounting the bundle and importing from it needs MicroPython's vfs")
     # what main.py does: the boot decision, the bundle at /app, the app imported from flash
     slot, fs = select.run(r.board, "/ota_test_app")
     try:
