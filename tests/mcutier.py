@@ -46,7 +46,7 @@ def build_rom(out=os.path.join(mcu.BUILD, "tests.romfs")):
                    os.path.join(tree, "tests", "mcurun.mpy"))
     for d in ("build/testdata", "tests/fixtures"):
         shutil.copytree(os.path.join(ROOT, d), os.path.join(tree, d),
-                        ignore=shutil.ignore_patterns(".stamp", "README.md", "*.pem"))
+                        ignore=shutil.ignore_patterns(".stamp", "README.md", "*_priv.pem"))
     mcu.romfs(tree, out)
     return out
 
