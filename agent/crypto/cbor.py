@@ -17,8 +17,9 @@
 #
 # Memory: every length is checked against the bytes left before anything is allocated (an
 # array of n items needs at least n more bytes, a map of n pairs 2n), and lists and dicts
-# grow only as their items are decoded. The decoder is a loop, not a recursion: its stack is
-# one 4-slot list per open container, at most max_depth of them.
+# grow only as their items are decoded. The decoder is a loop, not a recursion: each item's
+# head is dispatched on its major type through a table of small decoders (_MAJOR), and a
+# container is a 4-slot list on its stack, at most max_depth of them open at once.
 try:
     from micropython import const
 except ImportError:
@@ -118,114 +119,180 @@ def _utf8_ok(mv, i, end):
     return True
 
 
+# The decoder's state, one list: the input (a memoryview), its length, the read position,
+# the open containers (frames: [kind, list or dict, items left, tag number or map key]) and
+# the nesting limit.
+_MV = const(0)
+_END = const(1)
+_POS = const(2)
+_STACK = const(3)
+_DEPTH = const(4)
+
+
+class _Open:
+    """Returned in place of a value: by a decoder of the table below for a container it
+    opened, and by _close while a container is still open."""
+
+
+def _arg(d, major, ai, start):
+    """The argument of the head at start (additional information ai), after its bytes."""
+    if ai < 24:
+        return ai
+    if ai < 28:
+        p = d[_POS]
+        n = 1 << (ai - 24)
+        if d[_END] - p < n:
+            raise _err("truncated argument", start)
+        mv = d[_MV]
+        arg = 0
+        for i in range(p, p + n):
+            arg = (arg << 8) | mv[i]
+        d[_POS] = p + n
+        if arg < _MIN_ARG[ai - 24]:
+            raise _err("non-minimal argument", start)
+        return arg
+    if ai == 31 and MAJOR_BSTR <= major <= MAJOR_MAP:
+        raise _err("indefinite length not supported", start)
+    raise _err("reserved additional information %d" % ai, start)
+
+
+def _uint(d, arg, start):
+    return arg
+
+
+def _nint(d, arg, start):
+    return -1 - arg
+
+
+def _string(d, arg, start):
+    p = d[_POS]
+    if arg > d[_END] - p:
+        raise _err("string of %d bytes overruns the input" % arg, start)
+    d[_POS] = p + arg
+    return d[_MV][p:p + arg]
+
+
+def _bstr(d, arg, start):
+    return bytes(_string(d, arg, start))
+
+
+def _tstr(d, arg, start):
+    s = _string(d, arg, start)
+    if not _utf8_ok(s, 0, arg):
+        raise _err("invalid UTF-8 in text string", start)
+    return str(bytes(s), "utf-8")
+
+
+def _nest(d, start):
+    """Check that a container may open at start: not as a map key, not too deep."""
+    stack = d[_STACK]
+    if stack and stack[-1][0] == _F_KEY:
+        raise _err("map key must be int, text or bytes", start)
+    if len(stack) >= d[_DEPTH]:
+        raise _err("nesting deeper than %d" % d[_DEPTH], start)
+
+
+def _push(d, kind, box, n):
+    """Open a container of n items; an empty one is the value itself."""
+    if n == 0:
+        return box
+    d[_STACK].append([kind, box, n, None])
+    return _Open
+
+
+def _array(d, arg, start):
+    _nest(d, start)
+    if arg > d[_END] - d[_POS]:  # each item takes a byte at least
+        raise _err("array of %d items overruns the input" % arg, start)
+    return _push(d, _F_ARRAY, [], arg)
+
+
+def _map(d, arg, start):
+    _nest(d, start)
+    if arg > (d[_END] - d[_POS]) >> 1:  # each pair takes two bytes at least
+        raise _err("map of %d pairs overruns the input" % arg, start)
+    return _push(d, _F_KEY, {}, arg)
+
+
+def _tag(d, arg, start):
+    _nest(d, start)
+    d[_STACK].append([_F_TAG, None, 1, arg])
+    return _Open
+
+
+# The decoder of each major type 0-6 (7, the simple values, has no argument to read).
+_MAJOR = (_uint, _nint, _bstr, _tstr, _array, _map, _tag)
+
+
+def _item(d):
+    """The next data item, or _Open when it opens a container."""
+    start = p = d[_POS]
+    if p >= d[_END]:
+        raise _err("truncated", p)
+    ib = d[_MV][p]
+    d[_POS] = p + 1
+    major = ib >> 5
+    ai = ib & 31
+    if major == MAJOR_SIMPLE:
+        if ai == _FALSE:
+            return False
+        if ai == _TRUE:
+            return True
+        if ai == _NULL:
+            return None
+        raise _err(_simple_reason(ai), start)
+    return _MAJOR[major](d, _arg(d, major, ai, start), start)
+
+
+def _close(d, val, start):
+    """Hand the finished item val to the open containers, closing those it completes; the
+    whole item once none is left open, else _Open."""
+    stack = d[_STACK]
+    while stack:
+        f = stack[-1]
+        kind = f[0]
+        if kind == _F_ARRAY:
+            f[1].append(val)
+        elif kind == _F_KEY:
+            t = type(val)
+            if t is not int and t is not str and t is not bytes:
+                raise _err("map key must be int, text or bytes", start)
+            if val in f[1]:
+                raise _err("duplicate map key", start)
+            f[3] = val
+            f[0] = _F_VALUE
+            return _Open
+        elif kind == _F_VALUE:
+            f[1][f[3]] = val
+            f[0] = _F_KEY
+        else:
+            val = Tag(f[3], val)
+        f[2] -= 1
+        if f[2]:
+            return _Open
+        stack.pop()
+        if kind != _F_TAG:
+            val = f[1]
+    return val
+
+
 def decode(buf, max_depth=8):
     """Decode the one CBOR data item that fills buf (bytes, bytearray or memoryview).
 
     max_depth bounds how many arrays, maps and tags may be open at once.
     """
     mv = memoryview(buf)
-    end = len(mv)
-    p = 0
-    stack = []  # frames: [kind, list or dict, items left, tag number or pending map key]
+    d = [mv, len(mv), 0, [], max_depth]
     while True:
-        if p >= end:
-            raise _err("truncated", p)
-        start = p
-        ib = mv[p]
-        p += 1
-        major = ib >> 5
-        ai = ib & 31
-        if major == MAJOR_SIMPLE:
-            if ai == _FALSE:
-                val = False
-            elif ai == _TRUE:
-                val = True
-            elif ai == _NULL:
-                val = None
-            else:
-                raise _err(_simple_reason(ai), start)
-        else:
-            if ai < 24:
-                arg = ai
-            elif ai < 28:
-                n = 1 << (ai - 24)
-                if end - p < n:
-                    raise _err("truncated argument", start)
-                arg = 0
-                for i in range(p, p + n):
-                    arg = (arg << 8) | mv[i]
-                p += n
-                if arg < _MIN_ARG[ai - 24]:
-                    raise _err("non-minimal argument", start)
-            elif ai == 31 and MAJOR_BSTR <= major <= MAJOR_MAP:
-                raise _err("indefinite length not supported", start)
-            else:
-                raise _err("reserved additional information %d" % ai, start)
-            if major == MAJOR_UINT:
-                val = arg
-            elif major == MAJOR_NINT:
-                val = -1 - arg
-            elif major <= MAJOR_TSTR:
-                if arg > end - p:
-                    raise _err("string of %d bytes overruns the input" % arg, start)
-                q = p + arg
-                if major == MAJOR_BSTR:
-                    val = bytes(mv[p:q])
-                else:
-                    if not _utf8_ok(mv, p, q):
-                        raise _err("invalid UTF-8 in text string", start)
-                    val = str(bytes(mv[p:q]), "utf-8")
-                p = q
-            else:
-                if stack and stack[-1][0] == _F_KEY:
-                    raise _err("map key must be int, text or bytes", start)
-                if len(stack) >= max_depth:
-                    raise _err("nesting deeper than %d" % max_depth, start)
-                if major == MAJOR_ARRAY:
-                    if arg > end - p:
-                        raise _err("array of %d items overruns the input" % arg, start)
-                    frame = [_F_ARRAY, [], arg, None]
-                elif major == MAJOR_MAP:
-                    if arg > (end - p) >> 1:
-                        raise _err("map of %d pairs overruns the input" % arg, start)
-                    frame = [_F_KEY, {}, arg, None]
-                else:
-                    frame = [_F_TAG, None, 1, arg]
-                if arg == 0 and major != MAJOR_TAG:
-                    val = frame[1]
-                else:
-                    stack.append(frame)
-                    continue
-        # Hand the finished item to the open containers; close those it completes.
-        while stack:
-            f = stack[-1]
-            kind = f[0]
-            if kind == _F_ARRAY:
-                f[1].append(val)
-            elif kind == _F_KEY:
-                t = type(val)
-                if t is not int and t is not str and t is not bytes:
-                    raise _err("map key must be int, text or bytes", start)
-                if val in f[1]:
-                    raise _err("duplicate map key", start)
-                f[3] = val
-                f[0] = _F_VALUE
-                break
-            elif kind == _F_VALUE:
-                f[1][f[3]] = val
-                f[0] = _F_KEY
-            else:
-                val = Tag(f[3], val)
-            f[2] -= 1
-            if f[2]:
-                break
-            stack.pop()
-            if kind != _F_TAG:
-                val = f[1]
-        else:
-            if p != end:
-                raise _err("%d bytes after the item" % (end - p), p)
-            return val
+        start = d[_POS]
+        val = _item(d)
+        if val is not _Open:
+            val = _close(d, val, start)
+            if val is not _Open:
+                p = d[_POS]
+                if p != d[_END]:
+                    raise _err("%d bytes after the item" % (d[_END] - p), p)
+                return val
 
 
 def encode_head(major, value):
