@@ -188,22 +188,35 @@ def verify(pub, digest, sig):
     pub = check_key(pub)
     if len(sig) != 64 or len(digest) != 32:
         return False
-    p = _P
     n = _N
-    r0 = int.from_bytes(sig[:32], "big")
+    r = int.from_bytes(sig[:32], "big")
     s = int.from_bytes(sig[32:], "big")
-    if r0 == 0 or s == 0 or r0 >= n or s >= n:
+    if r == 0 or s == 0 or r >= n or s >= n:
         return False
     s = _inv(s, n)
     u1 = int.from_bytes(digest, "big") * s % n
-    u2 = r0 * s % n
+    u2 = r * s % n
     gx, gw = _gtable()
     qx, qw = _odd_multiples(int.from_bytes(pub[:32], "big"),
                             int.from_bytes(pub[32:], "big"), 1 << (_WQ - 2))
     nq, top = _wnaf(u2, _WQ)
     ng, i = _wnaf(u1, _WG)
-    if i > top:
-        top = i
+    X, W, Z = _shamir(nq, qx, qw, ng, gx, gw, top if top > i else i)
+    if Z == 0:
+        return False
+    # x(R) = X/Z^2 must be r or r + n (x < p < 2n); compared without an inversion.
+    p = _P
+    zz = Z * Z % p
+    if r * zz % p == X:
+        return True
+    r += n
+    return r < p and r * zz % p == X
+
+
+def _shamir(nq, qx, qw, ng, gx, gw, top):
+    """u2*Q + u1*G as (X, W, Z), from the NAF digits of u2 (nq, over the odd multiples of Q
+    in qx, qw) and of u1 (ng, over those of G), in one pass of `top` doublings."""
+    p = _P
     X = W = 1  # the accumulator, at infinity
     Z = 0
     for i in range(top - 1, -1, -1):
@@ -255,14 +268,7 @@ def verify(pub, digest, sig):
             X = (r * r - b - a - a) % p
             W = ((r * (a - X) - W * b) << 1) % p
             Z = (Z * h << 1) % p
-    if Z == 0:
-        return False
-    # x(R) = X/Z^2 must be r or r + n (x < p < 2n); compared without an inversion.
-    zz = Z * Z % p
-    if r0 * zz % p == X:
-        return True
-    r0 += n
-    return r0 < p and r0 * zz % p == X
+    return X, W, Z
 
 
 def verify_msg(pub, msg, sig):
