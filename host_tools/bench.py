@@ -503,125 +503,160 @@ def _pick(rows, image, block):
     return None
 
 
+def _rows_ingest(ing, cmd):
+    """Rows of ingest efficiency per block size and encoding, allocation per block."""
+    out = []
+    rows = ing["rows"]
+    for b, goal in ((48, 0.5), (64, None), (256, None), (1024, 0.9)):
+        r = _pick(rows, "raw", b)
+        how = ("MicroPython: %s, %.1f us/block vs bare sha256+crc32 %.2f us/block"
+               % ("Client download from replayed ZCL frames" if r["path"] == "client"
+                  else "Device.take (ZCL blocks stop at 255 bytes)",
+                  r["agent_us_per_block"], r["bare_us_per_block"]))
+        out.append(("Ingest efficiency, raw, %d B blocks" % b, "%.3f" % r["ratio"],
+                    ">= %.1f" % goal if goal else "-",
+                    None if goal is None else r["ratio"] >= goal, how, cmd))
+    for b in (48, 1024):
+        r = _pick(rows, "deflate", b)
+        if r:
+            out.append(("Ingest efficiency, deflate, %d B blocks" % b, "%.3f" % r["ratio"],
+                        "-", None, "as above, %.1f us/block; per-sector deflate image: "
+                        "per chunk inflate, its SHA-256 and the resumable Manufacturer "
+                        "Image hash (agent.crypto.sha256r, plain Python)%s" % (
+                            r["agent_us_per_block"], "" if "alloc_per_block" not in r else
+                            "; %.0f B allocated per block" % r["alloc_per_block"]),
+                        cmd))
+    r = _pick(rows, "raw", 48)
+    out.append(("Allocation per block (48 B, steady state)",
+                "%d B; heap_lock: %s" % (r["alloc_bytes"], r["heap_lock"]), "0",
+                r["alloc_bytes"] == 0 and r["heap_lock"] == "ok",
+                "gc.mem_alloc() over %d blocks, collector off; the same blocks under "
+                "micropython.heap_lock()" % r["blocks"], cmd))
+    out.append(("Blocks that touch the heap at all", "%d of %d (%d checkpoints)"
+                % (r["blocks_touching_heap"], r["blocks"], r["journal_saves"]), "-", None,
+                "gc.threshold(1): any allocation, transient frames included, collects "
+                "garbage made before the block", cmd))
+    return out
+
+
+def _rows_heap(h, cmd):
+    """Rows of the smallest heap of a whole update, its working heap, flash erases."""
+    out = []
+    out.append(("Smallest heap for a whole 256 KiB update", "%d KiB" % h["min_heap_kib"],
+                "<= 48 KiB (aim 32)", h["min_heap_kib"] <= 48,
+                "-X heapsize bisection, agent as .mpy, whose code takes %.0f KiB of the "
+                "heap once imported (the interpreter alone starts in %d KiB)" % (
+                    h["heap_after_imports"] / 1024.0, h["interpreter_alone_kib"]),
+                cmd))
+    out.append(("Working heap of that update (code not in RAM)",
+                "%d KiB" % h["working_heap_kib"], "<= 48 KiB (aim 32)",
+                h["working_heap_kib"] <= 48, "modules imported, then all the heap but N "
+                "bytes filled; bisection on N (a device with the agent frozen)",
+                cmd))
+    f = h["flash"]
+    out.append(("Flash erases per update / minimum", "%.2f (%d / %d)" % (
+        f["ratio"], f["slot_erases"], f["min_erases"]), "1.00", f["ratio"] <= 1.0,
+        "slot sectors erased / sectors the image occupies; journal: %d writes, %d "
+        "erases of its %d sectors; boot state: %d writes, %d erases" % (
+            f["journal_writes"], f["journal_erases"], f["journal_sectors"],
+            f["boot_state_writes"], f["boot_state_erases"]), cmd))
+    return out
+
+
+def _rows_p256(p, cmd):
+    """Rows of one ECDSA P-256 verification."""
+    return [("ECDSA P-256 verify (MicroPython)", "%.2f ms (%.1fx a 256-bit modexp)" % (
+        p["verify_ms"], p["ratio_to_modexp"]), "<= 6 ms", p["verify_ms"] <= 6.0,
+        "best of %d after the first call (%.2f ms, builds the G table); pow(a, e, p) "
+        "%.3f ms" % (p["reps"], p["first_ms"], p["modexp_ms"]), cmd)]
+
+
+def _rows_link(link, cmd):
+    """Rows of a transfer over the emulated 250 kbit/s link, loss-free and lossy."""
+    out = []
+    for mode, what in (("page", "Image Page Requests"), ("block", "Image Block Requests")):
+        k = link[mode]
+        c, lo = k["clean"], k["lossy"]
+        out.append(("256 KiB over 250 kbit/s, 48 B blocks, %s" % what,
+                    "%.3f (%.1f s, floor %.1f s)" % (k["clean_ratio"], c["seconds"],
+                                                     c["airtime_s"]),
+                    ">= 0.95", k["clean_ratio"] >= 0.95,
+                    "otatool device (MicroPython) against the Hub with --rate-bps 250000%s;"
+                    " floor = air bytes of the frames between the first Query and the "
+                    "Upgrade End x 8 / rate" % ("" if mode == "page" else ", --no-page"),
+                    cmd))
+        out.append(("The same under 20 %% loss each way, %s" % what,
+                    "%.3f (%.1f s, floor %.1f s)" % (k["lossy_ratio"], lo["seconds"],
+                                                     k["lossy_floor_s"]),
+                    ">= 0.8", k["lossy_ratio"] >= 0.8,
+                    "floor = loss-free floor + the lost frames' own airtime (%.1f s); "
+                    "air actually spent / time %.3f" % (lo["lost_airtime_s"],
+                                                        k["lossy_ratio_air_spent"]),
+                    cmd))
+    return out
+
+
+def _rows_compression(c, cmd):
+    """Rows of deflate against raw transfer."""
+    out = []
+    for b in c["binaries"]:
+        out.append(("Deflate / raw transfer, %s" % b["binary"].split(" (")[0],
+                    "%.3f bytes, %.3f time" % (b["bytes_ratio"], b["time_ratio"]),
+                    "<= 0.7", b["bytes_ratio"] <= 0.7,
+                    "%d-byte binary signed both ways, 4 KiB sectors; time = airtime "
+                    "floor at 48 B blocks" % b["size"], cmd))
+    return out
+
+
+def _rows_size(s, cmd):
+    """Rows of the code a device loads."""
+    return [("Code a device loads (.mpy)", "%.1f KiB" % (s["device_bytes"] / 1024.0),
+             "<= 24 KiB", s["device_bytes"] <= 24 * KIB,
+             "agent/ without zcl_server + hal flash, boot, clock, udp; %.1f KiB with "
+             "-O3 and no line numbers; agent/ + hal/ in all %.1f KiB" % (
+                 s["device_bytes_O3_no_lines"] / 1024.0,
+                 s["agent_hal_total"] / 1024.0), cmd)]
+
+
+def _rows_sign(g, cmd):
+    """Rows of otatool sign against hashlib."""
+    return [("otatool sign / hashlib.sha256, 16 MiB", "%.2f (%.0f vs %.0f MB/s)" % (
+        g["ratio"], g["sign_MBps"], g["sha256_MBps"]), ">= 0.5", g["ratio"] >= 0.5,
+        "in-process otatool sign (read, hash, CRC, sign, write) vs sha256 of the same "
+        "bytes in memory, best of 3; reading the payload %.0f ms, writing the image "
+        "%.0f ms, per-sector CRC-32 %.0f ms, SHA-256 %.0f ms" % (
+            g["read_s"] * 1e3, g["write_s"] * 1e3, g["crc32_per_sector_s"] * 1e3,
+            g["sha256_s"] * 1e3), cmd)]
+
+
+def _rows_hardening(k, cmd):
+    """Rows of rejected headers and the power-on check."""
+    out = []
+    out.append(("Journal writes per 1,000 rejected headers", "%d" % k["journal_writes"],
+                "0", k["journal_writes"] == 0 and k["flash_writes"] == 0,
+                "MicroPython: %d headers whose signature fails, fed to a device; flash "
+                "writes %d, erases %d; %.1f ms a refusal (its P-256 check)" % (
+                    k["refusals"], k["flash_writes"], k["flash_erases"],
+                    k["refusal_ms"]), cmd))
+    out.append(("Power-on check of a 256 KiB slot", "%.1f ms" % k["boot_check_ms"], "-",
+                None, "MicroPython: agent.store.check.boot_check, payload SHA-256 + CRC-32 "
+                "from emulated flash, best of %d; %.1f ms at an image's first boot "
+                "(with its P-256 signature check); CRC-32 only (boards whose "
+                "bootloader verifies) %.1f ms" % (k["reps"], k["boot_check_first_ms"],
+                                                   k["crc_check_ms"]), cmd))
+    return out
+
+TABLE_ROWS = {"ingest": _rows_ingest, "heap": _rows_heap, "p256": _rows_p256, "link": _rows_link,
+              "compression": _rows_compression, "size": _rows_size, "sign": _rows_sign,
+              "hardening": _rows_hardening}
+
+
 def table(res):
     """Rows: (figure, result, target, met, how measured / command)."""
     out = []
-    cmd = "otatool bench --only %s"
-    if "ingest" in res:
-        rows = res["ingest"]["rows"]
-        for b, goal in ((48, 0.5), (64, None), (256, None), (1024, 0.9)):
-            r = _pick(rows, "raw", b)
-            how = ("MicroPython: %s, %.1f us/block vs bare sha256+crc32 %.2f us/block"
-                   % ("Client download from replayed ZCL frames" if r["path"] == "client"
-                      else "Device.take (ZCL blocks stop at 255 bytes)",
-                      r["agent_us_per_block"], r["bare_us_per_block"]))
-            out.append(("Ingest efficiency, raw, %d B blocks" % b, "%.3f" % r["ratio"],
-                        ">= %.1f" % goal if goal else "-",
-                        None if goal is None else r["ratio"] >= goal, how, cmd % "ingest"))
-        for b in (48, 1024):
-            r = _pick(rows, "deflate", b)
-            if r:
-                out.append(("Ingest efficiency, deflate, %d B blocks" % b, "%.3f" % r["ratio"],
-                            "-", None, "as above, %.1f us/block; per-sector deflate image: "
-                            "per chunk inflate, its SHA-256 and the resumable Manufacturer "
-                            "Image hash (agent.crypto.sha256r, plain Python)%s" % (
-                                r["agent_us_per_block"], "" if "alloc_per_block" not in r else
-                                "; %.0f B allocated per block" % r["alloc_per_block"]),
-                            cmd % "ingest"))
-        r = _pick(rows, "raw", 48)
-        out.append(("Allocation per block (48 B, steady state)",
-                    "%d B; heap_lock: %s" % (r["alloc_bytes"], r["heap_lock"]), "0",
-                    r["alloc_bytes"] == 0 and r["heap_lock"] == "ok",
-                    "gc.mem_alloc() over %d blocks, collector off; the same blocks under "
-                    "micropython.heap_lock()" % r["blocks"], cmd % "ingest"))
-        out.append(("Blocks that touch the heap at all", "%d of %d (%d checkpoints)"
-                    % (r["blocks_touching_heap"], r["blocks"], r["journal_saves"]), "-", None,
-                    "gc.threshold(1): any allocation, transient frames included, collects "
-                    "garbage made before the block", cmd % "ingest"))
-    if "heap" in res:
-        h = res["heap"]
-        out.append(("Smallest heap for a whole 256 KiB update", "%d KiB" % h["min_heap_kib"],
-                    "<= 48 KiB (aim 32)", h["min_heap_kib"] <= 48,
-                    "-X heapsize bisection, agent as .mpy, whose code takes %.0f KiB of the "
-                    "heap once imported (the interpreter alone starts in %d KiB)" % (
-                        h["heap_after_imports"] / 1024.0, h["interpreter_alone_kib"]),
-                    cmd % "heap"))
-        out.append(("Working heap of that update (code not in RAM)",
-                    "%d KiB" % h["working_heap_kib"], "<= 48 KiB (aim 32)",
-                    h["working_heap_kib"] <= 48, "modules imported, then all the heap but N "
-                    "bytes filled; bisection on N (a device with the agent frozen)",
-                    cmd % "heap"))
-        f = h["flash"]
-        out.append(("Flash erases per update / minimum", "%.2f (%d / %d)" % (
-            f["ratio"], f["slot_erases"], f["min_erases"]), "1.00", f["ratio"] <= 1.0,
-            "slot sectors erased / sectors the image occupies; journal: %d writes, %d "
-            "erases of its %d sectors; boot state: %d writes, %d erases" % (
-                f["journal_writes"], f["journal_erases"], f["journal_sectors"],
-                f["boot_state_writes"], f["boot_state_erases"]), cmd % "heap"))
-    if "p256" in res:
-        p = res["p256"]
-        out.append(("ECDSA P-256 verify (MicroPython)", "%.2f ms (%.1fx a 256-bit modexp)" % (
-            p["verify_ms"], p["ratio_to_modexp"]), "<= 6 ms", p["verify_ms"] <= 6.0,
-            "best of %d after the first call (%.2f ms, builds the G table); pow(a, e, p) "
-            "%.3f ms" % (p["reps"], p["first_ms"], p["modexp_ms"]), cmd % "p256"))
-    if "link" in res:
-        for mode, what in (("page", "Image Page Requests"), ("block", "Image Block Requests")):
-            k = res["link"][mode]
-            c, lo = k["clean"], k["lossy"]
-            out.append(("256 KiB over 250 kbit/s, 48 B blocks, %s" % what,
-                        "%.3f (%.1f s, floor %.1f s)" % (k["clean_ratio"], c["seconds"],
-                                                         c["airtime_s"]),
-                        ">= 0.95", k["clean_ratio"] >= 0.95,
-                        "otatool device (MicroPython) against the Hub with --rate-bps 250000%s;"
-                        " floor = air bytes of the frames between the first Query and the "
-                        "Upgrade End x 8 / rate" % ("" if mode == "page" else ", --no-page"),
-                        cmd % "link"))
-            out.append(("The same under 20 %% loss each way, %s" % what,
-                        "%.3f (%.1f s, floor %.1f s)" % (k["lossy_ratio"], lo["seconds"],
-                                                         k["lossy_floor_s"]),
-                        ">= 0.8", k["lossy_ratio"] >= 0.8,
-                        "floor = loss-free floor + the lost frames' own airtime (%.1f s); "
-                        "air actually spent / time %.3f" % (lo["lost_airtime_s"],
-                                                            k["lossy_ratio_air_spent"]),
-                        cmd % "link"))
-    if "compression" in res:
-        for b in res["compression"]["binaries"]:
-            out.append(("Deflate / raw transfer, %s" % b["binary"].split(" (")[0],
-                        "%.3f bytes, %.3f time" % (b["bytes_ratio"], b["time_ratio"]),
-                        "<= 0.7", b["bytes_ratio"] <= 0.7,
-                        "%d-byte binary signed both ways, 4 KiB sectors; time = airtime "
-                        "floor at 48 B blocks" % b["size"], cmd % "compression"))
-    if "size" in res:
-        s = res["size"]
-        out.append(("Code a device loads (.mpy)", "%.1f KiB" % (s["device_bytes"] / 1024.0),
-                    "<= 24 KiB", s["device_bytes"] <= 24 * KIB,
-                    "agent/ without zcl_server + hal flash, boot, clock, udp; %.1f KiB with "
-                    "-O3 and no line numbers; agent/ + hal/ in all %.1f KiB" % (
-                        s["device_bytes_O3_no_lines"] / 1024.0,
-                        s["agent_hal_total"] / 1024.0), cmd % "size"))
-    if "sign" in res:
-        g = res["sign"]
-        out.append(("otatool sign / hashlib.sha256, 16 MiB", "%.2f (%.0f vs %.0f MB/s)" % (
-            g["ratio"], g["sign_MBps"], g["sha256_MBps"]), ">= 0.5", g["ratio"] >= 0.5,
-            "in-process otatool sign (read, hash, CRC, sign, write) vs sha256 of the same "
-            "bytes in memory, best of 3; reading the payload %.0f ms, writing the image "
-            "%.0f ms, per-sector CRC-32 %.0f ms, SHA-256 %.0f ms" % (
-                g["read_s"] * 1e3, g["write_s"] * 1e3, g["crc32_per_sector_s"] * 1e3,
-                g["sha256_s"] * 1e3), cmd % "sign"))
-    if "hardening" in res:
-        k = res["hardening"]
-        out.append(("Journal writes per 1,000 rejected headers", "%d" % k["journal_writes"],
-                    "0", k["journal_writes"] == 0 and k["flash_writes"] == 0,
-                    "MicroPython: %d headers whose signature fails, fed to a device; flash "
-                    "writes %d, erases %d; %.1f ms a refusal (its P-256 check)" % (
-                        k["refusals"], k["flash_writes"], k["flash_erases"],
-                        k["refusal_ms"]), cmd % "hardening"))
-        out.append(("Power-on check of a 256 KiB slot", "%.1f ms" % k["boot_check_ms"], "-",
-                    None, "MicroPython: agent.store.check.boot_check, payload SHA-256 + CRC-32 "
-                    "from emulated flash, best of %d; %.1f ms at an image's first boot "
-                    "(with its P-256 signature check); CRC-32 only (boards whose "
-                    "bootloader verifies) %.1f ms" % (k["reps"], k["boot_check_first_ms"],
-                                                       k["crc_check_ms"]), cmd % "hardening"))
+    for item in ITEMS:
+        if item in res:
+            out += TABLE_ROWS[item](res[item], "otatool bench --only %s" % item)
     return out
 
 
