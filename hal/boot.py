@@ -18,8 +18,9 @@
 #   set_confirmed(slot)  make `slot` the confirmed one from the next reset (the agent's
 #                        fall-back when the confirmed slot fails its check at power on).
 #   reset()              reboot the device (does not return on a real board; the emulated
-#                        bootloader raises hal.bootrec.Reboot).
+#                        bootloader raises hal.sim.boot.Reboot).
 #
-# Implementations: hal.bootrec.SimBoot (emulated bootloader over emulated flash, whose
-# boot() is the bootloader's decision at reset), boards/esp32 (ESP-IDF otadata and
-# rollback), boards/rp2 (boot record and a boot.py selector).
+# Implementations: hal.bootrec.BootRecord (a boot record in flash whose boot() is the
+# bootloader's decision at reset; reset() left to the board), used by boards/rp2 (with the
+# selector its main.py runs) and by the emulated bootloader hal.sim.boot.SimBoot;
+# boards/esp32 (ESP-IDF otadata and rollback).

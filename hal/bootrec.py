@@ -1,8 +1,11 @@
-# Emulated bootloader: the boot control interface of hal/boot.py over emulated flash.
+# The boot record: a bootloader's whole state in one small power-safe record, and the boot
+# decision made from it at every reset, with the boot control interface of hal/boot.py.
+# boards/rp2 ships it (its selector, boards/rp2/select.py, is the bootloader); the emulated
+# bootloader (hal/sim/boot.py) is the same record with an emulated reset.
 #
-# The bootloader's whole state is one small record kept in an agent.store.journal.Journal (two or
-# more sectors), so every state change is a single power-safe Journal.save(): after a power
-# cut the next boot sees either the old record or the new one.
+# The record is kept in an agent.store.journal.Journal (two or more sectors), so every state
+# change is a single Journal.save(): after a power cut the next boot sees either the old
+# record or the new one.
 #
 # boot() is what the bootloader does at every reset:
 #   no record yet            -> slot 0 is the confirmed (factory) slot
@@ -13,7 +16,7 @@
 #                               (the agent decides what to do) and boot_info reports
 #                               (False, SLOT_INVALID, boots)
 # Every boot saves one record (the boot counter and the decision); boot_info() reads the
-# decision of the most recent boot, also from a fresh SimBoot that has not called boot().
+# decision of the most recent boot, also from a fresh BootRecord that has not called boot().
 import struct
 
 from agent.errors import (OtaError, BAD_LAYOUT, ACTIVATION_FAILED, NOT_IN_TRIAL,
@@ -45,18 +48,15 @@ _FMT = "<BBBBBBBI"
 RECORD_LEN = const(11)
 
 
-class Reboot(BaseException):
-    """Raised by SimBoot.reset(); an emulated device loop catches it and calls boot()."""
-
-
 def _slot(slot):
     if slot != 0 and slot != 1:
         raise OtaError(BAD_LAYOUT, "slot %r" % (slot,))
     return slot
 
 
-class SimBoot:
-    """Emulated bootloader over a hal.flash.Area of at least two sectors.
+class BootRecord:
+    """The boot record over a hal.flash.Area of at least two sectors: the boot decision and
+    every call of hal/boot.py but reset(), which is the board's (a subclass adds it).
 
     validate(slot) -> bool is the fast image check the bootloader runs before it boots a
     slot; None accepts every slot.
@@ -213,6 +213,3 @@ class SimBoot:
             return
         self._save(slot, _NONE, 0, self._ran, self._flags & ~_F_TRIAL, self._reason,
                    self._boots)
-
-    def reset(self):
-        raise Reboot()

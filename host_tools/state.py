@@ -151,8 +151,8 @@ def _esp32(flash):
 
 def _boot_state(reg):
     if reg.boot_kind == "sim":
-        from hal.bootrec import SimBoot
-        b = SimBoot(reg.boot)
+        from hal.bootrec import BootRecord
+        b = BootRecord(reg.boot)
         reverted, reason, boots = b.boot_info()
         return {"confirmed_slot": b.confirmed(), "pending_slot": b.pending(),
                 "trials_left": b.trials_left(), "last_boot_slot": b.running(),

@@ -8,7 +8,7 @@
 #   board = make_board()              rp2.Flash() and machine from the port
 #   dev = agent.update.Device(board, config)
 from hal.flash import Area
-from hal.bootrec import SimBoot
+from hal.bootrec import BootRecord
 from agent.store.slot import Slot
 from boards.bdev import BlockFlash
 from boards.rp2 import layout as L
@@ -18,11 +18,11 @@ if MYPY:  # read by the type checker only (tests/host/test_host_stubs.py), never
     from vfs import AbstractBlockDev
 
 
-class Rp2Boot(SimBoot):
+class Rp2Boot(BootRecord):
     """hal.bootrec's boot record and decision; reset() is the port's machine.reset()."""
 
     def __init__(self, area, validate, reset_fn):
-        SimBoot.__init__(self, area, validate)
+        BootRecord.__init__(self, area, validate)
         self._reset = reset_fn
 
     def reset(self):

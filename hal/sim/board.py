@@ -1,9 +1,9 @@
 # An emulated board: one flash device laid out as
 #   [bootloader state: 2 sectors][agent journal: J sectors][slot 0][slot 1]
-# with the emulated bootloader (hal.bootrec) checking a slot's CRC-32 before it boots it.
+# with the emulated bootloader (hal.sim.boot) checking a slot's CRC-32 before it boots it.
 # boards/unix runs it over a file; tests and the power-cut campaign over RAM.
 from hal.flash import Area
-from hal.bootrec import SimBoot
+from hal.sim.boot import SimBoot, power_on
 from hal.clock import FakeClock
 
 
@@ -55,5 +55,5 @@ class EmuBoard:
 
     def power_on(self):
         """A reset: the bootloader runs and picks the slot. Returns it."""
-        self.boot = SimBoot(self.boot_area, self._valid)
-        return self.boot.boot()
+        self.boot, slot = power_on(self.boot_area, self._valid)
+        return slot

@@ -22,7 +22,7 @@
 import struct
 
 from hal.sim.nor import NorFlash
-from hal.bootrec import Reboot
+from hal.sim.boot import Reboot
 from boards.esp32.boot import ENTRY_FMT, ENTRY_SIZE, entry_crc, ST_NEW, ST_PENDING, \
     ST_VALID, ST_INVALID, ST_ABORTED, EMPTY
 

@@ -9,7 +9,7 @@
 # long as every byte that is not 0xFF lands on an erased byte (the strict flash refuses
 # anything else); 0xFF bytes of a page leave flash unchanged.
 from hal.sim.nor import NorFlash
-from hal.bootrec import Reboot
+from hal.sim.boot import Reboot
 
 BLOCK = 4096
 PAGE = 256

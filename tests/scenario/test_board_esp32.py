@@ -7,7 +7,7 @@ import fake_esp32
 from agent.image import fmt
 from agent.errors import NOT_APP_IMAGE, ACTIVATION_FAILED, NOT_IN_TRIAL, FLASH_NOT_ERASED
 from boards.esp32 import image, boot as eboot
-from hal.bootrec import Reboot
+from hal.sim.boot import Reboot
 from tutil import eq, raises, read_data, Image
 
 K = "esp32"
