@@ -161,7 +161,7 @@ def _boot_state(reg):
                 "last_boot_reason_text": message(reason) if reason else None,
                 "boots": boots}
     from agent.store.journal import Journal
-    from boards.esp32 import boot as B
+    from boards.esp32 import bootctl as B
     j = Journal(reg.boot, B.REC_LEN)
     rec = j.load()
     if rec is None:

@@ -1,5 +1,5 @@
 # The ESP32 board: the agent's slots are the OTA app partitions, its journal and the board's
-# boot record a raw data partition, its bootloader ESP-IDF's (see boot.py, layout.py).
+# boot record a raw data partition, its bootloader ESP-IDF's (see bootctl.py, layout.py).
 #
 #   board = make_board()            on the device: esp32 and machine from the port
 #   dev = agent.update.Device(board, config)
@@ -9,17 +9,16 @@ from agent.store.slot import Slot
 from hal.flash import Area
 from boards.bdev import BlockFlash
 from boards.esp32 import layout as L
-from boards.esp32.boot import EspBoot
+from boards.esp32.bootctl import EspBoot
 from boards.esp32.image import checker
 
 MYPY = False
 if MYPY:  # read by the type checker only (tests/host/test_host_stubs.py), never run
-    from typing import Type
     from esp32 import Partition
 
 
 def _find(P, kind, label):
-    # type: (Type[Partition], int, str) -> Partition
+    # type: (type[Partition], int, str) -> Partition
     found = P.find(kind, 0xFF, label=label)
     if not found:
         raise OtaError(BOARD, "no partition labelled %r: flash boards/esp32/partitions.csv"
@@ -31,7 +30,7 @@ class Esp32Board:
     """slots, journal_area, boot, clock, verifier, payload_check (hal interfaces)."""
 
     def __init__(self, port, reset_fn, clock, verifier=None, ieee=None):
-        P = port.Partition  # type: Type[Partition]
+        P = port.Partition  # type: type[Partition]
         parts = [_find(P, P.TYPE_APP, lab) for lab in L.SLOT_LABELS]
         jpart = _find(P, P.TYPE_DATA, L.JOURNAL_LABEL)
         self.slots = []
@@ -73,7 +72,7 @@ def make_board(port=None, machine=None, clock=None, verifier=None, ieee=None):
 def probe(board=None):
     """Check the port and partition table; returns a one-line summary."""
     b = board or make_board()
-    P = b.port.Partition  # type: Type[Partition]
+    P = b.port.Partition  # type: type[Partition]
     nxt = P(P.RUNNING).get_next_update().info()[2]  # type: ignore[arg-type]
     run = b.boot.running()
     if nxt != b.parts[1 - run].info()[2]:

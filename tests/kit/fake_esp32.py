@@ -23,7 +23,7 @@ import struct
 
 from hal.sim.nor import NorFlash
 from hal.sim.boot import Reboot
-from boards.esp32.boot import ENTRY_FMT, ENTRY_SIZE, entry_crc, ST_NEW, ST_PENDING, \
+from boards.esp32.bootctl import ENTRY_FMT, ENTRY_SIZE, entry_crc, ST_NEW, ST_PENDING, \
     ST_VALID, ST_INVALID, ST_ABORTED, EMPTY
 
 SECTOR = 4096

@@ -6,7 +6,7 @@ import boardkit
 import fake_esp32
 from agent.image import fmt
 from agent.errors import NOT_APP_IMAGE, ACTIVATION_FAILED, NOT_IN_TRIAL, FLASH_NOT_ERASED
-from boards.esp32 import image, boot as eboot
+from boards.esp32 import image, bootctl as eboot
 from hal.sim.boot import Reboot
 from tutil import eq, raises, read_data, Image
 

@@ -31,7 +31,6 @@ from agent.store.journal import Journal
 
 MYPY = False
 if MYPY:  # read by the type checker only (tests/host/test_host_stubs.py), never run
-    from typing import Any, List, Type
     from esp32 import Partition
 
 ENTRY_FMT = "<I20sII"
@@ -77,10 +76,9 @@ class EspBoot:
     hal.flash.Area of 2 sectors for the boot record, reset_fn: machine.reset."""
 
     def __init__(self, port, parts, record_area, reset_fn=None):
-        # type: (Any, List[Partition], Any, Any) -> None
-        P = port.Partition  # type: Type[Partition]
+        P = port.Partition  # type: type[Partition]
         self._P = P
-        self._parts = parts
+        self._parts = parts  # type: list[Partition]
         self._addr = [p.info()[2] for p in parts]
         found = P.find(P.TYPE_DATA, 0)
         if not found:
