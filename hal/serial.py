@@ -1,4 +1,5 @@
-# Serial-line transport: one ZCL frame per HDLC-like frame, checked by a CRC-16.
+# Serial-line transport: one ZCL frame per HDLC-like frame, checked by a CRC-16. The codec
+# (crc16, frame_into, Deframer) is the only one: host_tools/link.py uses it for the host end.
 #
 # On the wire:   FLAG | escaped(ZCL frame | CRC-16) | FLAG
 #   FLAG 0x7E opens and closes a frame; consecutive flags are idle fill.
@@ -9,7 +10,7 @@
 #   computed over the unescaped ZCL frame, sent low byte first (CRC_FMT).
 # A frame with a bad CRC, an abort, a frame too long for the receive buffer or a frame of
 # two bytes or less is dropped and counted in bad_frames; the receiver resyncs on the next
-# flag.
+# flag. A frame longer than the caller's buffer is dropped and counted by recv().
 #
 # Transport interface (hal/udp.py has the same):
 #   send(data)              send one ZCL frame (bytes, bytearray or memoryview)
@@ -84,6 +85,50 @@ def frame_into(out, data, n=-1):
     return j + 1
 
 
+class Deframer:
+    """The receiving half of the codec: bytes in, one good frame at a time out, in its own
+    buffer of max_frame + CRC_SIZE bytes (allocated once)."""
+
+    def __init__(self, max_frame=MAX_FRAME):
+        self.buf = bytearray(max_frame + CRC_SIZE)
+        self.bad_frames = 0
+        self._n = 0
+        self._state = _HUNT
+
+    def feed(self, c):
+        """Take one received byte; return the length of a complete good frame (then in
+        buf) or 0."""
+        st = self._state
+        if c == FLAG:
+            n = self._n
+            self._n = 0
+            self._state = _IN
+            if st == _HUNT or (n == 0 and st == _IN):
+                return 0
+            if st != _IN or n <= CRC_SIZE:
+                self.bad_frames += 1
+                return 0
+            rx = self.buf
+            if crc16(rx, n - CRC_SIZE) != rx[n - 2] | (rx[n - 1] << 8):
+                self.bad_frames += 1
+                return 0
+            return n - CRC_SIZE
+        if st == _HUNT or st == _DROP:
+            return 0
+        if c == ESC and st == _IN:
+            self._state = _ESC
+            return 0
+        if st == _ESC:
+            c ^= ESC_XOR
+            self._state = _IN
+        if self._n >= len(self.buf):
+            self._state = _DROP
+            return 0
+        self.buf[self._n] = c
+        self._n += 1
+        return 0
+
+
 class SerialTransport:
     """Frames over a byte stream with readinto/write: machine.UART, or on the unix port and
     CPython a tty or pty opened with open_tty(). Streams select.poll cannot wait on are
@@ -91,18 +136,15 @@ class SerialTransport:
 
     def __init__(self, stream, max_frame=MAX_FRAME):
         self.stream = stream
-        self.bad_frames = 0
+        self.deframer = Deframer(max_frame)
         self._max = max_frame
-        self._rx = bytearray(max_frame + CRC_SIZE)
-        self._rxmv = memoryview(self._rx)
+        self._rxmv = memoryview(self.deframer.buf)
         self._tx = bytearray(2 * (max_frame + CRC_SIZE) + 2)
         self._txmv = memoryview(self._tx)
         self._chunk = bytearray(_CHUNK)
         self._chunkmv = memoryview(self._chunk)
         self._one = self._chunkmv[0:1]
         self._pos = self._end = 0
-        self._n = 0
-        self._state = _HUNT
         self._clock = SystemClock()
         self._any = hasattr(stream, "any")
         p = select.poll()
@@ -113,6 +155,15 @@ class SerialTransport:
             p = None
         self._poll = p
         self._ipoll = hasattr(p, "ipoll")
+
+    @property
+    def bad_frames(self):
+        """Frames dropped: bad CRC, aborted, too short or too long (the deframer's count)."""
+        return self.deframer.bad_frames
+
+    @bad_frames.setter
+    def bad_frames(self, n):
+        self.deframer.bad_frames = n
 
     def _ready(self, ms):
         # wait up to ms for input; ipoll (MicroPython) allocates nothing
@@ -144,39 +195,6 @@ class SerialTransport:
         except OSError as e:
             raise OtaError(LINK_IO, "serial write: %s" % e)
 
-    def feed(self, c):
-        """Take one received byte; return the length of a complete good frame (then in
-        the receive buffer) or 0."""
-        st = self._state
-        if c == FLAG:
-            n = self._n
-            self._n = 0
-            self._state = _IN
-            if st == _HUNT or (n == 0 and st == _IN):
-                return 0
-            if st != _IN or n <= CRC_SIZE:
-                self.bad_frames += 1
-                return 0
-            rx = self._rx
-            if crc16(rx, n - CRC_SIZE) != rx[n - 2] | (rx[n - 1] << 8):
-                self.bad_frames += 1
-                return 0
-            return n - CRC_SIZE
-        if st == _HUNT or st == _DROP:
-            return 0
-        if c == ESC and st == _IN:
-            self._state = _ESC
-            return 0
-        if st == _ESC:
-            c ^= ESC_XOR
-            self._state = _IN
-        if self._n >= len(self._rx):
-            self._state = _DROP
-            return 0
-        self._rx[self._n] = c
-        self._n += 1
-        return 0
-
     def _fill(self, left):
         # Read what is available into the chunk buffer, waiting at most left ms.
         k = _CHUNK
@@ -201,15 +219,16 @@ class SerialTransport:
 
     def recv(self, buf, timeout_ms):
         clk = self._clock
+        dec = self.deframer
         t0 = clk.ticks_ms()
         while True:
             while self._pos < self._end:
                 c = self._chunk[self._pos]
                 self._pos += 1
-                n = self.feed(c)
+                n = dec.feed(c)
                 if n:
                     if n > len(buf):
-                        self.bad_frames += 1
+                        dec.bad_frames += 1
                         continue
                     buf[0:n] = self._rxmv[0:n]
                     return n

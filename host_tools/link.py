@@ -4,8 +4,8 @@ Both links share one shape, so an update server can use either:
     recv(timeout) -> (frame, addr)   frame bytes, or (None, None) after timeout seconds
     send(frame, addr)                answer to the address a request came from
     close()
-The serial framing is the one hal/serial.py defines (constants imported from there); the
-CRC-16 is computed by crcmod.
+The serial framing is the device's own codec (hal/serial.py: crc16, frame_into, Deframer),
+wrapped here for byte strings.
 """
 import os
 import select
@@ -15,16 +15,8 @@ import termios
 import time
 import tty
 
-import crcmod.predefined
-
-from hal.serial import FLAG, ESC, ESC_XOR, CRC_NAME, CRC_SIZE, MAX_FRAME
-
-_crc16 = crcmod.predefined.mkCrcFun(CRC_NAME)
-
-
-def crc16(data):
-    """The framing's CRC-16, by crcmod."""
-    return _crc16(bytes(data))
+from hal import serial as _codec
+from hal.serial import MAX_FRAME
 
 
 class UdpServerLink:
@@ -58,15 +50,8 @@ class UdpServerLink:
 
 def frame_bytes(payload):
     """The wire form of one ZCL frame: FLAG | escaped(payload | CRC-16 LE) | FLAG."""
-    body = bytes(payload) + crc16(payload).to_bytes(CRC_SIZE, "little")
-    out = bytearray([FLAG])
-    for c in body:
-        if c in (FLAG, ESC):
-            out += bytes((ESC, c ^ ESC_XOR))
-        else:
-            out.append(c)
-    out.append(FLAG)
-    return bytes(out)
+    out = bytearray(2 * len(payload) + 6)
+    return bytes(out[:_codec.frame_into(out, payload)])
 
 
 class Deframer:
@@ -74,42 +59,21 @@ class Deframer:
 
     def __init__(self, max_frame=MAX_FRAME):
         self.max_frame = max_frame
-        self.bad_frames = 0
-        self._cur = None        # None: hunting for the first flag
-        self._esc = False
-        self._dropping = False
+        self._d = _codec.Deframer(max_frame)
+
+    @property
+    def bad_frames(self):
+        return self._d.bad_frames
 
     def feed(self, data):
         """Take received bytes; return the list of good frames they completed."""
+        d = self._d
         frames = []
         for c in data:
-            if c == FLAG:
-                cur, esc, drop = self._cur, self._esc, self._dropping
-                self._cur, self._esc, self._dropping = bytearray(), False, False
-                if cur is None or (not cur and not esc and not drop):
-                    continue
-                if esc or drop or len(cur) <= CRC_SIZE:
-                    self.bad_frames += 1
-                elif crc16(cur[:-CRC_SIZE]) != int.from_bytes(cur[-CRC_SIZE:], "little"):
-                    self.bad_frames += 1
-                else:
-                    frames.append(bytes(cur[:-CRC_SIZE]))
-            elif self._cur is None or self._dropping:
-                continue
-            elif self._esc:
-                self._esc = False
-                self._add(c ^ ESC_XOR)
-            elif c == ESC:
-                self._esc = True
-            else:
-                self._add(c)
+            n = d.feed(c)
+            if n:
+                frames.append(bytes(d.buf[:n]))
         return frames
-
-    def _add(self, c):
-        if len(self._cur) >= self.max_frame + CRC_SIZE:
-            self._dropping = True
-        else:
-            self._cur.append(c)
 
 
 def check_tty(path):

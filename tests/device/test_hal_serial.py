@@ -1,10 +1,11 @@
-# Serial framing (CRC-16, escaping, resync) on in-memory streams; the UDP transport is
-# test_hal_udp.py's (it needs sockets, which a port may lack).
+# Serial framing (CRC-16, escaping, the deframer, resync) on in-memory streams; the UDP
+# transport is test_hal_udp.py's (it needs sockets, which a port may lack). The host end
+# (host_tools/link.py) uses this codec; tests/host/test_host_links.py checks both ends.
 import os
 import struct
 
 from hal import serial as ser
-from hal.serial import SerialTransport, crc16, frame_into, FLAG, ESC
+from hal.serial import SerialTransport, Deframer, crc16, frame_into, FLAG, ESC
 from hal.clock import SystemClock
 from agent.zcl import frames as zcl, server as zcl_server
 from agent.errors import BAD_FRAME, LINK_IO
@@ -91,6 +92,36 @@ def test_frame_layout_with_escapes():
         w = frame(bytes((0x7E, 0x7D)) * k)
         assert FLAG not in w[1:-1]
         assert len(w) >= 2 + 4 * k + 2
+
+
+def _deframe(d, data):
+    """Feed data to deframer d a byte at a time; the frames it completes."""
+    return [bytes(d.buf[:n]) for n in map(d.feed, data) if n]
+
+
+def test_deframer_one_byte_at_a_time():
+    d = Deframer(16)
+    buf = d.buf
+    eq(len(buf), 16 + ser.CRC_SIZE, "one buffer: the largest frame and its CRC")
+    w = frame(b"\x7e\x7d\x00abc")
+    got = [d.feed(c) for c in w]
+    eq(got, [0] * (len(w) - 1) + [6], "a length only at the closing flag")
+    eq(bytes(d.buf[:6]), b"\x7e\x7d\x00abc", "unescaped, without the CRC")
+    eq(_deframe(d, frame(bytes(16)) + frame(bytes(17)) + frame(b"end")), [bytes(16), b"end"],
+       "max_frame fits, one more byte is dropped")
+    eq(d.bad_frames, 1, "the long one counted")
+    eq(d.buf is buf, True, "no buffer allocated after the first")
+
+
+def test_deframer_counts_what_it_drops():
+    d = Deframer()
+    good = frame(b"\x01\x02\x03")
+    bad = bytearray(good)
+    bad[2] ^= 0x10
+    stream = (b"noise before any flag\x7d" + good + bad + b"\x7e\x7e\x7e" + b"\x7eab\x7d\x7e"
+              + b"\x7e\x01\x02\x7e" + good)
+    eq(_deframe(d, stream), [b"\x01\x02\x03"] * 2, "good frames only")
+    eq(d.bad_frames, 3, "bad CRC, abort, too short; idle flags and leading noise are free")
 
 
 def test_round_trip_all_byte_values():
