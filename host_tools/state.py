@@ -22,6 +22,7 @@ import struct
 from agent.image import fmt
 from agent.store import state as S
 from agent.errors import OtaError, BAD_LAYOUT, message
+from hal.clock import ZIGBEE_EPOCH
 from host_tools import argtypes
 from host_tools.cli import InputError, out, verbosity
 
@@ -33,7 +34,6 @@ ALERT_NAMES = {fmt.ALERT_VERIFY_OK: "verification successful",
                fmt.ALERT_VERSION_CHANGED: "executing firmware version changed",
                fmt.ALERT_FUTURE_ACTIONED: "future-dated activation actioned",
                fmt.ALERT_FUTURE_NOT_ACTIONED: "future-dated activation not actioned"}
-ZIGBEE_EPOCH = 946684800
 BOARDS = ("auto", "unix", "rp2", "esp32")
 ESP_TABLE = 0x8000          # ESP-IDF partition table offset and entry format
 ESP_ENTRY = "<HBBII16sI"    # magic 0x50AA, type, subtype, offset, size, label, flags
