@@ -2,7 +2,6 @@ import os
 
 from agent.errors import OtaError, BAD_LAYOUT, FLASH_ALIGN, FLASH_RANGE, FLASH_NOT_ERASED, \
     FLASH_IO
-from hal.flash import Area
 from hal.sim.nor import NorFlash, FileFlash, PowerCut
 from tutil import raises, eq, ROOT
 
@@ -341,17 +340,6 @@ def test_snapshot_restore():
     eq(list(f.sector_erases), [0, 0, 0, 0])
     f.write(3, b"d")
     eq(read(f, 0, 4), b"abcd")
-
-
-def test_area_over_nor():
-    f = NorFlash(4096, 1024, 4)
-    a = Area(f, 1024, 2048)
-    a.write(0, b"abcd")
-    eq(read(f, 1024, 4), b"abcd")
-    raises(FLASH_RANGE, a.write, 2048, b"abcd")
-    raises(FLASH_ALIGN, a.write, 2, b"abcd")
-    a.erase(0, 1024)
-    eq(read(f, 1024, 4), b"\xff" * 4)
 
 
 def _remove(path):
