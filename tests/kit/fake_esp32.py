@@ -68,93 +68,103 @@ class Module:
         self.Partition = _partition_class(chip)
 
 
-def _partition_class(chip):
-    class Partition:
-        BOOT = 0
-        RUNNING = 1
-        TYPE_APP = 0
-        TYPE_DATA = 1
+class Partition:
+    """esp32.Partition over one chip (the class attribute `chip`, set by _partition_class)."""
+    BOOT = 0
+    RUNNING = 1
+    TYPE_APP = 0
+    TYPE_DATA = 1
+    chip = None
 
-        def __init__(self, id, block_size=4096):
-            if id == Partition.BOOT:
-                ent = chip.table[chip.boot_index() + 1]
-            elif id == Partition.RUNNING:
-                ent = chip.table[chip.running + 1]
-            else:
-                ent = None
-                for e in chip.table:
-                    if e[0] == id:
-                        ent = e
-                if ent is None:
-                    raise OSError(ESP_ERR_NOT_FOUND)
-            self._e = ent
-            self.bs = block_size
-
-        def info(self):
-            e = self._e
-            return (e[1], e[2], e[3], e[4], e[0], False)
-
-        def _span(self, block, n, offset):
-            o = block * self.bs + offset
-            if block < 0 or offset < 0 or o + n > self._e[4]:
-                raise OSError(ESP_ERR_INVALID_SIZE)
-            return self._e[3] + o
-
-        def readblocks(self, block, buf, offset=None):
-            if offset is None and len(buf) % self.bs:
-                raise OSError(ESP_ERR_INVALID_SIZE)
-            a = self._span(block, len(buf), offset or 0)
-            chip.flash.read(a, buf)
-
-        def writeblocks(self, block, buf, offset=None):
-            if offset is None:
-                if len(buf) % self.bs:
-                    raise OSError(ESP_ERR_INVALID_SIZE)
-                a = self._span(block, len(buf), 0)
-                chip.flash.erase(a, len(buf))
-            else:
-                a = self._span(block, len(buf), offset)
-            chip.flash.write(a, buf)
-
-        def ioctl(self, op, arg):
-            if op in (1, 2, 3):
-                return 0
-            if op == 4:
-                return self._e[4] // self.bs
-            if op == 5:
-                return self.bs
-            if op == 6:
-                chip.flash.erase(self._span(arg, self.bs, 0), self.bs)
-                return 0
-            return None
-
-        def get_next_update(self):
-            i = chip.app_index(self._e)
-            return Partition(chip.table[(0 if i < 0 else (i + 1) % 2) + 1][0])
-
-        def set_boot(self):
-            i = chip.app_index(self._e)
-            if i < 0:
-                raise OSError(ESP_ERR_INVALID_ARG)
-            if not image_ok(chip.flash, self._e[3], chip.chip_id):
-                raise OSError(ESP_ERR_OTA_VALIDATE_FAILED)
-            chip.set_boot(i)
-
-        def find(type=0, subtype=0xFF, label=None):
-            out = []
+    def __init__(self, id, block_size=4096):
+        chip = self.chip
+        if id == self.BOOT:
+            ent = chip.table[chip.boot_index() + 1]
+        elif id == self.RUNNING:
+            ent = chip.table[chip.running + 1]
+        else:
+            ent = None
             for e in chip.table:
-                if e[1] == type and (subtype == 0xFF or e[2] == subtype) \
-                        and (label is None or e[0] == label):
-                    out.append(Partition(e[0]))
-            return out
+                if e[0] == id:
+                    ent = e
+            if ent is None:
+                raise OSError(ESP_ERR_NOT_FOUND)
+        self._e = ent
+        self.bs = block_size
 
-        def mark_app_valid_cancel_rollback(cls):
-            chip.mark_valid()
+    def info(self):
+        e = self._e
+        return (e[1], e[2], e[3], e[4], e[0], False)
 
-        find = staticmethod(find)
-        mark_app_valid_cancel_rollback = classmethod(mark_app_valid_cancel_rollback)
+    def _span(self, block, n, offset):
+        o = block * self.bs + offset
+        if block < 0 or offset < 0 or o + n > self._e[4]:
+            raise OSError(ESP_ERR_INVALID_SIZE)
+        return self._e[3] + o
 
-    return Partition
+    def readblocks(self, block, buf, offset=None):
+        if offset is None and len(buf) % self.bs:
+            raise OSError(ESP_ERR_INVALID_SIZE)
+        a = self._span(block, len(buf), offset or 0)
+        self.chip.flash.read(a, buf)
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:
+            if len(buf) % self.bs:
+                raise OSError(ESP_ERR_INVALID_SIZE)
+            a = self._span(block, len(buf), 0)
+            self.chip.flash.erase(a, len(buf))
+        else:
+            a = self._span(block, len(buf), offset)
+        self.chip.flash.write(a, buf)
+
+    def ioctl(self, op, arg):
+        if op in (1, 2, 3):
+            return 0
+        if op == 4:
+            return self._e[4] // self.bs
+        if op == 5:
+            return self.bs
+        if op == 6:
+            self.chip.flash.erase(self._span(arg, self.bs, 0), self.bs)
+            return 0
+        return None
+
+    def get_next_update(self):
+        chip = self.chip
+        i = chip.app_index(self._e)
+        return type(self)(chip.table[(0 if i < 0 else (i + 1) % 2) + 1][0])
+
+    def set_boot(self):
+        chip = self.chip
+        i = chip.app_index(self._e)
+        if i < 0:
+            raise OSError(ESP_ERR_INVALID_ARG)
+        if not image_ok(chip.flash, self._e[3], chip.chip_id):
+            raise OSError(ESP_ERR_OTA_VALIDATE_FAILED)
+        chip.set_boot(i)
+
+    def find(cls, type=0, subtype=0xFF, label=None):
+        out = []
+        for e in cls.chip.table:
+            if e[1] == type and (subtype == 0xFF or e[2] == subtype) \
+                    and (label is None or e[0] == label):
+                out.append(cls(e[0]))
+        return out
+
+    def mark_app_valid_cancel_rollback(cls):
+        cls.chip.mark_valid()
+
+    find = classmethod(find)
+    mark_app_valid_cancel_rollback = classmethod(mark_app_valid_cancel_rollback)
+
+
+def _partition_class(chip):
+    """Partition bound to chip: each chip's module has a class of its own."""
+    class ChipPartition(Partition):
+        pass
+    ChipPartition.chip = chip
+    return ChipPartition
 
 
 class Chip:
