@@ -220,18 +220,22 @@ class SerialTransport:
     def recv(self, buf, timeout_ms):
         clk = self._clock
         dec = self.deframer
+        chunk = self._chunk
         t0 = clk.ticks_ms()
         while True:
-            while self._pos < self._end:
-                c = self._chunk[self._pos]
-                self._pos += 1
-                n = dec.feed(c)
+            pos = self._pos  # in locals while bytes are fed: stored once a frame
+            end = self._end
+            while pos < end:
+                n = dec.feed(chunk[pos])
+                pos += 1
                 if n:
                     if n > len(buf):
                         dec.bad_frames += 1
                         continue
+                    self._pos = pos
                     buf[0:n] = self._rxmv[0:n]
                     return n
+            self._pos = pos
             left = timeout_ms - clk.ticks_diff(clk.ticks_ms(), t0)
             if not self._fill(left) and left <= 0:
                 return 0
