@@ -1,22 +1,21 @@
-# The device agent: download into the inactive slot, verification from flash, activation
-# (now, at a time, or on a command naming the image), trial boot, confirm and revert, and
-# alerts. Every decision is saved in the journal before it is acted on, so a power cut at
-# any instant leaves a state that start() completes or undoes.
+# The device agent's update: a download into the inactive slot (resumed from its checkpoint
+# after a reset), its verification from flash, and the power-on check of the running slot.
+# Every decision is saved in the journal before it is acted on, so a power cut at any
+# instant leaves a state that start() completes or undoes. Activation, trial boot, confirm
+# and revert: agent.activation; alerts: agent.alerts.
 import hashlib
 
+from agent import activation as A
+from agent.alerts import Queue, ALERT_VERIFY_OK, ALERT_VERIFY_FAIL, ALERT_BOOT_VERIFY_FAIL
 from agent.image import fmt
 from agent.store import state as S
-from agent.errors import OtaError, BUSY, NO_IMAGE, NOT_IN_TRIAL, SECTOR_CRC, \
-    ACTIVATION_FAILED, HASH_MISMATCH, SLOT_INVALID, SLOT_EMPTY, TRUNCATED, ROLLBACK, \
-    REVERTED_IMAGE, NO_FALLBACK, DOWNLOAD_ACTIVE, TIME_RANGE, SECTOR_CHANGED
+from agent.errors import OtaError, BUSY, SECTOR_CRC, SLOT_EMPTY, TRUNCATED, REVERTED_IMAGE, \
+    SECTOR_CHANGED
 from agent.store.journal import Journal
 from agent.image.manifest import Policy
 from agent.image.parser import Parser
-from agent.store.slot import SlotWriter, scan, TABLE_OFF
+from agent.store.writer import SlotWriter
 from agent.store import check as verify
-
-QUIET_S = 60  # an image refused before its signature verified: at most one alert a minute,
-              # sent from RAM (nothing is written to flash for such a refusal)
 
 
 class Config:
@@ -43,29 +42,33 @@ class Device:
     """board: .slots (two agent.store.slot.Slot), .journal_area, .boot (hal/boot.py interface),
     .clock, .verifier (hardware signature check or None), optionally .ieee and
     .boot_verifies (True: the bootloader verifies signatures, the power-on check is CRC-32
-    only). alerts: an object with alert(code, reason, alert_id, value) called after each
+    only). sink: an object with alert(code, reason, alert_id, value) called after each
     alert is saved (or, for refusals before a signature verified, sent from RAM), or None."""
 
-    def __init__(self, board, config, alerts=None):
+    def __init__(self, board, config, sink=None):
         self.board = board
         self.cfg = config
-        self.sink = alerts
+        self.sink = sink
         self.journal = Journal(board.journal_area, S.STATE_SIZE)
         self.st = S.State()
+        self.alerts = Queue(self.st)  # saved with the state record, sent after each save
         self._buf = bytearray(S.STATE_SIZE)
-        self.writer = SlotWriter(config.page)
+        self.writer = SlotWriter(config.page)  # moves the checkpoint, st.next
         self.writer.on_sector = self._on_sector
         self.writer.check = config.payload_check or getattr(board, "payload_check", None)
-        self.on_payload = self.writer.on_payload  # the parser calls the writer directly
+        # the parser's sink: this object, which hands the table and the payload to the
+        # writer directly
+        self.on_table = self.writer.on_table
+        self.on_table_end = self.writer.on_table_end
+        self.on_payload = self.writer.on_payload
         self.parser = None
         self.trial = False
         self.reset_needed = False
         self.loading = False  # a transfer is open (begin() until done, rejected or close())
-        self._out = []
-        self._mine = False
+        self.writing = False  # this transfer's image, its manifest verified, is being
+                              # written into the slot (on_manifest until done or rejected)
         self._factory = False
         self.floor = 0             # signed seq of the image in the confirmed slot (start())
-        self._quiet = [None, 0]    # last RAM-only alert (clock seconds), refusals since
         self._told = False         # the refusal of a reverted image was saved this boot
         self.stuck = 0             # reason the running slot failed at power on with no
                                    # acceptable image to fall back to (it runs on), else 0
@@ -74,37 +77,18 @@ class Device:
 
     def _save(self):
         self.journal.save(self.st.pack(self._buf))
-        if self._out:  # not at a per-sector checkpoint
-            self._send()
-
-    def _send(self):
-        out = self._out
-        self._out = []
-        if self.sink is not None:
-            for a in out:
-                self.sink.alert(a[0], a[1], a[2], a[3])
-
-    def _alert(self, code, reason=0, value=0):
-        st = self.st
-        a = [code, reason, st.next_alert, value]
-        st.next_alert = (st.next_alert + 1) & 0xFF
-        st.alerts.append(a)
-        if len(st.alerts) > S.ALERTS:
-            st.alerts.pop(0)
-        self._out.append(a)
+        if self.alerts.out:  # not at a per-sector checkpoint
+            self.alerts.send(self.sink)
 
     def ack(self, alert_id):
         """The server acknowledged an alert: forget it."""
-        al = self.st.alerts
-        for i in range(len(al)):
-            if al[i][2] == alert_id:
-                al.pop(i)
-                self._save()
-                return True
+        if self.alerts.ack(alert_id):
+            self._save()
+            return True
         return False
 
     def unacked(self):
-        return list(self.st.alerts)
+        return self.alerts.unacked()
 
     def policy(self):
         c = self.cfg
@@ -122,25 +106,8 @@ class Device:
         st = self.st
         if raw is not None:
             st.unpack(raw)
-        b = self.board.boot
-        run = b.running()
-        if st.phase in (S.HELD, S.ACTIVATING) and st.slot == run and b.in_trial():
-            self.trial = True
-            if st.phase != S.ACTIVATING:
-                st.phase = S.ACTIVATING
-                self._save()
-        elif st.phase == S.ACTIVATING and st.slot == run:
-            self._confirmed()   # confirmed before the journal said so
-        elif st.phase == S.ACTIVATING and b.pending() != st.slot:
-            why = b.boot_info()[1] or ACTIVATION_FAILED
-            st.phase = S.IDLE
-            if why == ACTIVATION_FAILED:  # never confirmed in its trials
-                st.flags |= S.F_REVERTED
-            self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, why, st.held_version)
-            self._save()
-        elif st.phase in (S.DOWNLOADING, S.HELD) and st.slot == run:
-            st.phase = S.IDLE   # never write into, or activate, the running slot
-            self._save()
+        run = self.board.boot.running()
+        A.power_on(self, run)
         self._read_floor()
         try:
             info = self._boot_check(run)
@@ -153,10 +120,10 @@ class Device:
         except OtaError as e:
             if raw is None and e.reason == SLOT_EMPTY:
                 return self.trial  # a blank device, never provisioned: nothing to report
-            self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, e.reason, st.run_version)
+            self.alerts.add(ALERT_BOOT_VERIFY_FAIL, e.reason, st.run_version)
             self._save()
             self.stuck = e.reason
-            self._fall_back(run)
+            A.fall_back(self, run)
         return self.trial
 
     def _boot_check(self, run):
@@ -189,45 +156,6 @@ class Device:
         return verify.check(self.board.slots[run], self.policy() if full else None,
                             self.board.verifier, st.mi_hash if st.slot == run else None)
 
-    def run_health(self):
-        """On a trial boot, let the application's health check decide: confirm or revert."""
-        h = self.cfg.health
-        if not self.trial or h is None:
-            return None
-        if h():
-            self.confirm()
-            return True
-        self.revert()
-        return False
-
-    def _fall_back(self, run):
-        b = self.board.boot
-        st = self.st
-        if self.trial:
-            self.revert(SLOT_INVALID)
-            return
-        other = 1 - run
-        try:
-            p = self.policy()
-            info = verify.check(self.board.slots[other], p, self.board.verifier,
-                                st.mi_hash if st.slot == other else None)
-            m = info.manifest
-            if m.seq < p.seq:  # never below the floor, as a downgrade-preventing bootloader
-                raise OtaError(ROLLBACK, "slot %d seq %d < %d" % (other, m.seq, p.seq))
-        except OtaError:
-            # nothing acceptable to run instead: stay on the running image and say so
-            self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK, st.run_version)
-            self._save()
-            return
-        self.stuck = 0
-        st.sig_ok = info.tag
-        b.set_confirmed(other)
-        if st.slot == other:
-            st.phase = S.IDLE
-        st.run_version = m.version
-        self._save()
-        self.reset_needed = True
-
     # -- download ------------------------------------------------------------
 
     def begin(self):
@@ -238,7 +166,7 @@ class Device:
         if not self._factory and b.pending() == 1 - b.running():
             b.revert()  # a pending boot the journal does not know of: cancel it before writing
         self.parser = Parser(self.policy(), self, self.board.verifier)
-        self._mine = False
+        self.writing = False
         self.loading = True
         return 0
 
@@ -270,13 +198,13 @@ class Device:
         (from the offset parser.pos), False when the image is rejected (e stands)."""
         st = self.st
         p = self.parser
-        if e.reason == SECTOR_CRC and self._mine and p.state == 6:
+        if e.reason == SECTOR_CRC and self.writing and p.state == 6:
             # the final check from flash: a sector written and checked has changed since
             e = OtaError(SECTOR_CHANGED, e.detail)
-        elif e.reason == SECTOR_CRC and self._mine and st.fails < self.cfg.refetch:
+        elif e.reason == SECTOR_CRC and self.writing and st.fails < self.cfg.refetch:
             st.fails += 1
             self._save()
-            p.seek(self.writer.resume_offset(p.payload_offset()))
+            p.seek(self.writer.resume_offset(p))  # the failed sector, from its start
             return True
         self._reject(e)
         return False
@@ -301,30 +229,14 @@ class Device:
         if e.reason == REVERTED_IMAGE:
             quiet = self._told  # saved once per boot, then as the others
             self._told = True
-        if quiet and not self._mine:
-            self._quiet_alert(e.reason)
+        if quiet and not self.writing:
+            self.alerts.quiet(self.sink, self.board.clock.now(), e.reason)
             return
-        if self._mine and st.phase == S.DOWNLOADING:
+        if self.writing and st.phase == S.DOWNLOADING:
             st.phase = S.IDLE
-        self._mine = False
-        self._alert(fmt.ALERT_VERIFY_FAIL, e.reason, 0)
+        self.writing = False
+        self.alerts.add(ALERT_VERIFY_FAIL, e.reason, 0)
         self._save()
-
-    def _quiet_alert(self, reason):
-        # an alert that is not saved, at most one per QUIET_S; value: refusals since the last
-        q = self._quiet
-        q[1] += 1
-        now = self.board.clock.now()
-        if q[0] is not None and now - q[0] < QUIET_S:
-            return
-        st = self.st
-        aid = st.next_alert
-        st.next_alert = (aid + 1) & 0xFF
-        n = q[1]
-        q[0] = now
-        q[1] = 0
-        if self.sink is not None:
-            self.sink.alert(fmt.ALERT_VERIFY_FAIL, reason, aid, n)
 
     def on_manifest(self, p):
         st = self.st
@@ -335,46 +247,38 @@ class Device:
             raise OtaError(REVERTED_IMAGE, "refused until another image is offered")
         run = self.board.boot.running()
         i = run if self._factory else 1 - run
-        slot = self.board.slots[i]
-        self._mine = True
-        if (st.phase == S.DOWNLOADING and st.ident == ident and st.slot == i and st.next
-                and self._meta_intact(slot, p)):
-            self.writer.resume(slot, p.manifest, p.cose_len, st.next, st.mi_state)
-            return self.writer.resume_offset(p.payload_offset())
+        self.writing = True
+        off = self._resume(p, ident, i)
+        if off is not None:
+            return off  # the parser goes on from there
+        self.writer.start(self.board.slots[i], st)  # the checkpoint back to 0
         st.phase = S.DOWNLOADING
         st.slot = i
         st.ident = ident
-        st.next = 0
         st.fails = 0
         st.flags = 0
         st.act_time = S.WAIT_COMMAND
-        self._save()
-        self.writer.start(slot)
+        self._save()  # before the slot's meta area is erased
         self.writer.on_manifest(p)
         return None
 
-    def _meta_intact(self, slot, p):
-        try:
-            info = verify.read_meta(slot)
-        except OtaError:
-            return False
-        if info.header_bytes != bytes(p.header_bytes()) or info.cose_len != p.cose_len:
-            return False
-        t = hashlib.sha256()
-        scan(slot.area, slot.meta + TABLE_OFF, p.manifest.table_size, bytearray(64), 0, t)
-        return t.digest() == p.manifest.table_sha256
-
-    def on_table(self, mv):
-        self.writer.on_table(mv)
-
-    def on_table_end(self):
-        self.writer.on_table_end()
+    def _resume(self, p, ident, i):
+        """The resume decision: the file offset where the download of the image p parses
+        (its manifest verified) goes on, or None to start it afresh. It goes on from the
+        journal's checkpoint when the journal's download is this image (the same header and
+        manifest) into the same slot i, past sector 0, and the slot's meta area still holds
+        its header and sector table (a cut may have come while they were written)."""
+        st = self.st
+        slot = self.board.slots[i]
+        if st.phase != S.DOWNLOADING or st.ident != ident or st.slot != i or not st.next \
+                or not verify.holds_meta(slot, p):
+            return None
+        return self.writer.resume(slot, p, st)
 
     def _on_sector(self, nxt, mi):
+        # the writer moved the checkpoint to sector nxt: save it
         st = self.st
-        st.next = nxt
         st.fails = 0
-        self.writer.mi_save(st.mi_state)
         if mi is not None:
             st.mi_hash = mi
         self._save()
@@ -392,7 +296,7 @@ class Device:
         st.held_version = m.version
         st.held_seq = m.seq
         st.act_time = S.WAIT_COMMAND
-        self._mine = False
+        self.writing = False
         self.loading = False
         if self._factory:
             st.phase = S.IDLE
@@ -400,7 +304,7 @@ class Device:
             st.run_version = m.version
         else:
             st.phase = S.HELD
-            self._alert(fmt.ALERT_VERIFY_OK, 0, m.version)
+            self.alerts.add(ALERT_VERIFY_OK, 0, m.version)
         self._save()
 
     def provision(self, read, size, block=1024):
@@ -426,113 +330,22 @@ class Device:
         finally:
             self._factory = False
 
-    # -- activation ----------------------------------------------------------
-
-    def schedule(self, when):
-        """Activate the held image at device time `when` (seconds; 0 or past = now; at most
-        state.HORIZON ahead) or on a command (state.WAIT_COMMAND). Returns the activation
-        outcome if it ran now."""
-        st = self.st
-        if st.phase != S.HELD:
-            raise OtaError(NO_IMAGE)
-        if self.loading:
-            raise OtaError(DOWNLOAD_ACTIVE)
-        now = self.board.clock.now()
-        if when != S.WAIT_COMMAND and (when < 0 or when - now > S.HORIZON
-                                       or when >= S.WAIT_COMMAND):
-            raise OtaError(TIME_RANGE, "activation at %d, now %d" % (when, now))
-        st.act_time = when
-        st.flags = S.F_FUTURE if when != S.WAIT_COMMAND and when > now else 0
-        self._save()
-        return self.tick()
-
-    def tick(self):
-        """Call now and then: runs an activation whose time has come."""
-        st = self.st
-        if st.phase != S.HELD or st.act_time == S.WAIT_COMMAND or self.loading:
-            return None
-        if self.board.clock.now() < st.act_time:
-            return None
-        return self._activate(st.flags & S.F_FUTURE)
-
-    def activate(self, mi_hash):
-        """Activation command naming the image: a GBCS CS06 outcome."""
-        st = self.st
-        if st.phase != S.HELD:
-            return fmt.ACT_NO_IMAGE
-        if bytes(mi_hash) != st.mi_hash:
-            return fmt.ACT_HASH_MISMATCH
-        if self.loading:  # never in the middle of a download
-            return fmt.ACT_FAILURE
-        return self._activate(False)
-
-    def refused(self, reason, value):
-        """A server's activation time was refused (out of range): alert 0x8F67."""
-        self._alert(fmt.ALERT_FUTURE_NOT_ACTIONED, reason, value)
-        self._save()
-
     def recover(self):
         """After a fault in a session: close the transfer, back to the journal's state."""
         self.loading = False
-        self._mine = False
+        self.writing = False
         self.parser = None
-        self._out = []
+        self.alerts.drop()
         raw = self.journal.load()
         if raw is not None:
             self.st.unpack(raw)
 
-    def _activate(self, future):
-        st = self.st
-        slot = self.board.slots[st.slot]
-        try:
-            info = verify.check(slot, self.policy(), self.board.verifier, st.mi_hash)
-            if info.mi_hash != st.mi_hash:
-                raise OtaError(HASH_MISMATCH, "image in flash changed")
-            self.board.boot.set_pending(st.slot, self.cfg.trials)
-        except OtaError as e:
-            st.phase = S.IDLE
-            self._alert(fmt.ALERT_VERIFY_FAIL, e.reason, st.held_version)
-            if future:
-                self._alert(fmt.ALERT_FUTURE_NOT_ACTIONED, e.reason, st.held_version)
-            self._save()
-            return fmt.ACT_FAILURE
-        st.phase = S.ACTIVATING
-        st.act_time = S.WAIT_COMMAND
-        if future:
-            self._alert(fmt.ALERT_FUTURE_ACTIONED, 0, st.held_version)
-        self._save()
-        self.reset_needed = True
-        return fmt.ACT_SUCCESS
+    # -- activation and trial boot: agent.activation's functions, as methods ---
 
-    # -- trial ---------------------------------------------------------------
-
-    def confirm(self):
-        """The new image is healthy: make it permanent, then raise the sequence number."""
-        if not self.trial:
-            raise OtaError(NOT_IN_TRIAL)
-        self.board.boot.confirm()
-        self._confirmed()
-
-    def _confirmed(self):
-        st = self.st
-        self.trial = False
-        if st.held_seq > st.seq:
-            st.seq = st.held_seq
-        st.run_version = st.held_version
-        st.phase = S.IDLE
-        self._alert(fmt.ALERT_VERSION_CHANGED, 0, st.run_version)
-        self._save()
-
-    def revert(self, reason=ACTIVATION_FAILED):
-        """The new image is not healthy: go back to the confirmed one at the next reset."""
-        if not self.trial:
-            raise OtaError(NOT_IN_TRIAL)
-        self.board.boot.revert()
-        st = self.st
-        self.trial = False
-        st.phase = S.IDLE
-        if reason == ACTIVATION_FAILED:  # unhealthy: not to be taken again (on_manifest)
-            st.flags |= S.F_REVERTED
-        self._alert(fmt.ALERT_BOOT_VERIFY_FAIL, reason, st.held_version)
-        self._save()
-        self.reset_needed = True
+    schedule = A.schedule      # (when): activate now, at a time, or on a command
+    tick = A.tick              # (): run an activation whose time has come
+    activate = A.activate      # (mi_hash): an activation command naming the image
+    refused = A.refused        # (reason, value): a server's activation time refused
+    run_health = A.run_health  # (): on a trial boot, the health check decides
+    confirm = A.confirm        # (): the trial image is healthy: keep it
+    revert = A.revert          # (reason=ACTIVATION_FAILED): back to the confirmed image

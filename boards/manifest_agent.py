@@ -3,14 +3,15 @@
 # agent package less the server side of the ZCL codec, the hal interfaces every board uses
 # and the board-independent adapters. A board's manifest (boards/<name>/manifest.py)
 # includes this file and adds its own package.
-package("agent", files=("__init__.py", "activation.py", "errors.py", "update.py",
+package("agent", files=("__init__.py", "activation.py", "alerts.py", "errors.py",
+                        "update.py",
                         "crypto/__init__.py", "crypto/cbor.py", "crypto/cose.py",
                         "crypto/p256.py", "crypto/sha256r.py", "crypto/sha256v.py",
                         "crypto/trust.py",
                         "image/__init__.py", "image/fmt.py", "image/inflate.py",
                         "image/manifest.py", "image/parser.py",
                         "store/__init__.py", "store/check.py", "store/journal.py",
-                        "store/slot.py", "store/state.py",
+                        "store/slot.py", "store/state.py", "store/writer.py",
                         "zcl/__init__.py", "zcl/client.py", "zcl/frames.py", "zcl/pager.py"),
         base_path="..", opt=3)
 package("hal", files=("__init__.py", "flash.py", "boot.py", "clock.py", "bootrec.py"),

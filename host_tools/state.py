@@ -20,6 +20,8 @@ import os
 import struct
 
 from agent.image import fmt
+from agent.alerts import ALERT_BOOT_VERIFY_FAIL, ALERT_FUTURE_ACTIONED, \
+    ALERT_FUTURE_NOT_ACTIONED, ALERT_VERIFY_FAIL, ALERT_VERIFY_OK, ALERT_VERSION_CHANGED
 from agent.store import state as S
 from agent.errors import OtaError, BAD_LAYOUT, message
 from hal.clock import ZIGBEE_EPOCH
@@ -28,12 +30,12 @@ from host_tools.cli import InputError, out, verbosity
 
 PHASES = {S.IDLE: "idle", S.DOWNLOADING: "downloading", S.HELD: "held",
           S.ACTIVATING: "activating"}
-ALERT_NAMES = {fmt.ALERT_VERIFY_OK: "verification successful",
-               fmt.ALERT_VERIFY_FAIL: "verification failed",
-               fmt.ALERT_BOOT_VERIFY_FAIL: "verification failed at power on",
-               fmt.ALERT_VERSION_CHANGED: "executing firmware version changed",
-               fmt.ALERT_FUTURE_ACTIONED: "future-dated activation actioned",
-               fmt.ALERT_FUTURE_NOT_ACTIONED: "future-dated activation not actioned"}
+ALERT_NAMES = {ALERT_VERIFY_OK: "verification successful",
+               ALERT_VERIFY_FAIL: "verification failed",
+               ALERT_BOOT_VERIFY_FAIL: "verification failed at power on",
+               ALERT_VERSION_CHANGED: "executing firmware version changed",
+               ALERT_FUTURE_ACTIONED: "future-dated activation actioned",
+               ALERT_FUTURE_NOT_ACTIONED: "future-dated activation not actioned"}
 BOARDS = ("auto", "unix", "rp2", "esp32")
 ESP_TABLE = 0x8000          # ESP-IDF partition table offset and entry format
 ESP_ENTRY = "<HBBII16sI"    # magic 0x50AA, type, subtype, offset, size, label, flags

@@ -91,19 +91,6 @@ MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
 MIN_SECTOR = const(256)
 MAX_SECTOR = const(65536)
 
-# Alerts (GBCS codes where they exist)
-ALERT_VERIFY_OK = const(0x8F72)
-ALERT_VERIFY_FAIL = const(0x8F1C)
-ALERT_BOOT_VERIFY_FAIL = const(0x8F1B)
-ALERT_VERSION_CHANGED = const(0x8F43)
-ALERT_FUTURE_ACTIONED = const(0x8F66)
-ALERT_FUTURE_NOT_ACTIONED = const(0x8F67)
-# Activation outcomes (GBCS CS06)
-ACT_SUCCESS = const(0)
-ACT_NO_IMAGE = const(1)
-ACT_HASH_MISMATCH = const(2)
-ACT_FAILURE = const(3)
-
 
 def header_length(field_control):
     """Length of an OTA header with the given field control."""

@@ -68,6 +68,31 @@ def sig_tag(info):
     return h.digest()[:16]
 
 
+def holds_meta(slot, p):
+    """The slot's meta area holds the OTA header, a manifest of the same length and the
+    sector table of the image p parses (its manifest verified): what a download resumed
+    into the slot needs (a cut may have come while the meta area was written)."""
+    try:
+        info = read_meta(slot)
+    except OtaError:
+        return False
+    if info.header_bytes != bytes(p.header_bytes()) or info.cose_len != p.cose_len:
+        return False
+    t = hashlib.sha256()
+    scan(slot.area, slot.meta + TABLE_OFF, p.manifest.table_size, bytearray(64), 0, t)
+    return t.digest() == p.manifest.table_sha256
+
+
+def _signed(slot, info, trust, verifier):
+    # the manifest's signature, with the header as external_aad, and its key id
+    from agent.crypto import cose
+    msg = info.cose
+    if not cose.verify_sign1(msg, info.header_bytes, trust.find(msg.kid), verifier):
+        raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
+    if info.manifest.kid != msg.kid:
+        raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+
+
 def boot_check(slot, trust, verifier=None, known=None):
     """Power-on check for a board whose boot chain does not verify signatures: the payload's
     SHA-256 and CRC-32 against the manifest, so a change that keeps the CRC-32 is caught,
@@ -77,12 +102,7 @@ def boot_check(slot, trust, verifier=None, known=None):
     m = info.manifest
     info.tag = sig_tag(info)
     if info.tag != known:
-        from agent.crypto import cose
-        msg = info.cose
-        if not cose.verify_sign1(msg, info.header_bytes, trust.find(msg.kid), verifier):
-            raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
-        if m.kid != msg.kid:
-            raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+        _signed(slot, info, trust, verifier)
     psha = hashlib.sha256()
     crc = scan(slot.area, 0, m.size, bytearray(512), 0, psha)
     if crc != m.crc32:
@@ -98,38 +118,44 @@ def check(slot, policy=None, verifier=None, mi_hash=None):
     recorded during its download (raw images get theirs from flash). Returns a SlotInfo."""
     info = read_meta(slot)
     m = info.manifest
-    a = slot.area
+    if policy is None:
+        total = 0
+        buf = bytearray(256)
+        for k in range(m.sectors):
+            total = scan(slot.area, k * m.sector, sector_len(m, k), buf, total)
+        if total != m.crc32:
+            raise OtaError(PAYLOAD_CRC, "slot %d" % slot.index)
+        return info
+    _signed(slot, info, policy.trust, verifier)
+    info.tag = sig_tag(info)
     buf = bytearray(256)
-    ent = bytearray(28)
-    full = policy is not None
-    psha = mi = None
-    if full:
-        from agent.crypto import cose
-        msg = info.cose
-        pub = policy.trust.find(msg.kid)
-        if not cose.verify_sign1(msg, info.header_bytes, pub, verifier):
-            raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
-        if m.kid != msg.kid:
-            raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
-        info.tag = sig_tag(info)
-        tsha = hashlib.sha256()
-        scan(a, slot.meta + TABLE_OFF, m.table_size, buf, 0, tsha)
-        if tsha.digest() != m.table_sha256:
-            raise OtaError(BAD_TABLE_DIGEST, "slot %d" % slot.index)
-        psha = hashlib.sha256()
-        if m.encoding == fmt.ENC_RAW:
-            mi = hashlib.sha256()
-            hash_prefix(slot, info.cose_len, m, mi, buf)
-    total = 0
+    tsha = hashlib.sha256()
+    scan(slot.area, slot.meta + TABLE_OFF, m.table_size, buf, 0, tsha)
+    if tsha.digest() != m.table_sha256:
+        raise OtaError(BAD_TABLE_DIGEST, "slot %d" % slot.index)
+    mi = None
+    if m.encoding == fmt.ENC_RAW:  # the payload element holds the installed bytes
+        mi = hashlib.sha256()
+        hash_prefix(slot, info.cose_len, m, mi, buf)
+    _sectors(slot, m, buf, mi)
+    info.mi_hash = mi.digest() if mi is not None else mi_hash
+    _supplier(info, policy.supplier_key, verifier)
+    return info
+
+
+def _sectors(slot, m, buf, mi):
+    # every sector's CRC-32 against the table, then the payload's CRC-32 and SHA-256, in one
+    # pass over the flash; the same bytes go into the Manufacturer Image hash mi (raw)
+    a = slot.area
+    ent = bytearray(fmt.table_entry_size(fmt.ENC_DEFLATE))
     mv = memoryview(buf)
+    psha = hashlib.sha256()
+    total = 0
     for k in range(m.sectors):
         n = sector_len(m, k)
-        if not full:
-            total = scan(a, k * m.sector, n, buf, total)
-            continue
         off = k * m.sector
         c = 0
-        while n:  # per-sector and whole-payload CRC-32 and hashes in one pass
+        while n:
             part = mv[:n if n < len(buf) else len(buf)]
             a.read(off, part)
             c = binascii.crc32(part, c)
@@ -143,21 +169,20 @@ def check(slot, policy=None, verifier=None, mi_hash=None):
             raise OtaError(SECTOR_CRC, "slot %d sector %d" % (slot.index, k))
     if total != m.crc32:
         raise OtaError(PAYLOAD_CRC, "slot %d" % slot.index)
-    if not full:
-        return info
     if psha.digest() != m.sha256:
         raise OtaError(PAYLOAD_DIGEST, "slot %d" % slot.index)
-    info.mi_hash = mi.digest() if mi is not None else mi_hash
-    key = policy.supplier_key
-    if key is not None:
-        if info.trailer is None:
-            raise OtaError(SUPPLIER_SIG_REQUIRED)
-        if info.mi_hash is None:
-            raise OtaError(SLOT_INVALID, "Manufacturer Image hash unknown")
-        v = verifier
-        if v is None:
-            from agent.crypto.p256 import verify as v
-        if not v(key, info.mi_hash, info.trailer[1]):
-            raise OtaError(BAD_SUPPLIER_SIG)
-    return info
 
+
+def _supplier(info, key, verifier):
+    # the GBCS supplier signature over the Manufacturer Image hash, where one is required
+    if key is None:
+        return
+    if info.trailer is None:
+        raise OtaError(SUPPLIER_SIG_REQUIRED)
+    if info.mi_hash is None:
+        raise OtaError(SLOT_INVALID, "Manufacturer Image hash unknown")
+    v = verifier
+    if v is None:
+        from agent.crypto.p256 import verify as v
+    if not v(key, info.mi_hash, info.trailer[1]):
+        raise OtaError(BAD_SUPPLIER_SIG)

@@ -12,9 +12,8 @@ DOWNLOADING = const(1)  # an image is being written into `slot`; `next` sectors 
 HELD = const(2)         # a verified image waits in `slot` for its activation
 ACTIVATING = const(3)   # `slot` is pending in the bootloader or on trial
 
-WAIT_COMMAND = const(0xFFFFFFFF)  # activation time: wait for an activation command
-HORIZON = const(31622400)         # latest activation a server may set: 366 days ahead (s),
-                                  # so an activation time always fits its u32 field
+WAIT_COMMAND = const(0xFFFFFFFF)  # activation time: wait for an activation command (how
+                                  # far ahead a time may be: agent.activation.HORIZON)
 ALERTS = const(4)                 # alerts kept until the server acknowledges them
 
 F_FUTURE = const(1)     # the activation time was in the future when it was set
@@ -23,14 +22,15 @@ F_REVERTED = const(2)   # the image of `ident` failed its trial: refused until a
 STATE_FMT = "<BBBBBBBBIIIIII32s32s100s16s"
 #   B    phase (IDLE, DOWNLOADING, HELD, ACTIVATING)
 #   B    slot being downloaded, held or activated
-#   B    flags (F_FUTURE)
+#   B    flags (F_FUTURE, F_REVERTED)
 #   B    number of queued alerts
 #   B    next alert id (wraps at 256)
 #   B    failures of the current sector (re-fetches)
 #   B    reserved
 #   B    reserved
 #   I    device sequence number (anti-rollback; raised on confirm)
-#   I    next sector to download
+#   I    the download's checkpoint: payload sectors in flash and checked, where a
+#        resumed download goes on (moved by agent.store.writer alone)
 #   I    activation time (UTC seconds since 2000) or WAIT_COMMAND
 #   I    firmware version of the held image
 #   I    sequence number of the held image
@@ -42,14 +42,14 @@ STATE_FMT = "<BBBBBBBBIIIIII32s32s100s16s"
 #        signature verified from flash (agent.store.check.sig_tag): the power-on check verifies
 #        a running image's signature once, not at every boot
 ALERT_FMT = "<HBBI"
-#   H    alert code (0x8F72, 0x8F1C, ...)
+#   H    alert code (agent.alerts: 0x8F72, 0x8F1C, ...)
 #   B    reason code (agent.errors)
 #   B    alert id, echoed by the server's acknowledgement
 #   I    value: firmware version, or activation time
-STATE_BASE = const(212)
-ALERT_SIZE = const(8)
-STATE_SIZE = const(244)  # STATE_BASE + ALERTS * ALERT_SIZE; at most 244, so that a journal
-                         # record (12 bytes more) fits a 256-byte sector
+STATE_BASE = const(212)  # struct.calcsize(STATE_FMT): where the alerts start
+ALERT_SIZE = const(8)    # struct.calcsize(ALERT_FMT)
+STATE_SIZE = const(STATE_BASE + ALERTS * ALERT_SIZE)  # 244 at most, so that a journal
+                                                      # record (12 bytes more) fits 256
 
 
 class State:

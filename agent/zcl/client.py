@@ -17,7 +17,7 @@ except ImportError:
 
 from agent.zcl import frames as zcl
 from agent.zcl import pager as P
-from agent.image import fmt
+from agent import alerts
 from agent.store import state as S
 from agent import activation as A
 from agent.errors import OtaError, TIMEOUT
@@ -42,10 +42,6 @@ _LEN = const(16)         # data size
 _DATA = const(17)        # data
 _REQ = const(17)         # length of an Image Block Request without options
 _BLOCK = object()        # _recv's answer for such a response: its data is in rx[_DATA:]
-
-_HASHED = (fmt.ALERT_VERIFY_OK, fmt.ALERT_VERIFY_FAIL, fmt.ALERT_VERSION_CHANGED,
-           fmt.ALERT_FUTURE_ACTIONED)
-
 
 class Client:
     def __init__(self, device, link, clock, block=48, timeout_ms=1000, retries=8,
@@ -221,7 +217,7 @@ class Client:
         self._send_alert(code, reason, aid, value)
 
     def _send_alert(self, code, reason, aid, value):
-        digest = self.dev.st.mi_hash if code in _HASHED else None
+        digest = alerts.digest(code, self.dev.st)
         n = zcl.encode_alert(self._tx, self._next_seq(), self.mfr, aid, code, reason, digest,
                              value)
         self.link.send(memoryview(self._tx)[:n])

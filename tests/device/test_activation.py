@@ -1,16 +1,21 @@
-# Activation against a network peer: an Activate Image or an Upgrade End Response acts only
-# on the held image it names and never during a download; a slot pending boot is never
-# written; activation times beyond the horizon are refused with an alert; long waits are
-# measured with the clock, not with ticks that wrap.
+# agent.activation. The device: activation now, at a time or on a command naming the
+# image, the trial boot and its confirm or revert, the bootloader giving up on a trial.
+# Against a network peer: an Activate Image or an Upgrade End Response acts only on the held
+# image it names and never during a download; a slot pending boot is never written;
+# activation times beyond the horizon are refused with an alert; long waits are measured
+# with the clock, not with ticks that wrap.
 from agent.zcl import client as C
-from agent.image import fmt
+from agent.activation import ACT_FAILURE, ACT_HASH_MISMATCH, ACT_NO_IMAGE, ACT_SUCCESS, \
+    HORIZON
+from agent.alerts import ALERT_FUTURE_NOT_ACTIONED, ALERT_FUTURE_ACTIONED, ALERT_VERIFY_OK, \
+    ALERT_VERIFY_FAIL, ALERT_VERSION_CHANGED, ALERT_BOOT_VERIFY_FAIL
 from agent.zcl import frames as zcl
 from agent.store import state as S
-from agent.errors import TIME_RANGE
+from agent.errors import TIME_RANGE, NOT_IN_TRIAL, NO_IMAGE, REVERTED_IMAGE, ACTIVATION_FAILED
 from hal.clock import FakeClock
-from devkit import Rig, MAN, TYPE
+from devkit import Rig, MAN, TYPE, updated, rejected
 from hubkit import Hub, TooLong
-from tutil import eq, Image
+from tutil import eq, raises, Image, same_as_file
 
 V2 = Image("core_v2.ota")
 V3 = Image("core_v3.ota")
@@ -18,6 +23,131 @@ T0 = 800000000  # device time at the start, seconds since 2000
 DAY = 86400
 _snap = []      # flash of a device running v1 and holding v2, made once
 
+
+# -- the device ------------------------------------------------------------------------
+
+def test_update_activate_confirm():
+    r = Rig()
+    r.provision()
+    d = updated(r, V2)
+    assert d.trial
+    eq(r.running(), 1, "trial slot")
+    eq(d.st.seq, 1, "seq not raised before confirm")
+    d.confirm()
+    eq(d.st.seq, 2, "seq raised on confirm")
+    d = r.reboot()
+    assert not d.trial
+    eq(r.running(), 1, "confirmed slot")
+    eq(d.st.run_version, 2, "version")
+    codes = r.alerts.codes()
+    assert ALERT_VERIFY_OK in codes and codes[-1] == ALERT_VERSION_CHANGED
+    # and the running image is exactly the firmware signed
+    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
+
+
+def test_revert_on_unhealthy_trial():
+    r = Rig()
+    r.provision()
+    d = updated(r, V2)
+    d.revert()
+    assert d.reset_needed
+    d = r.reboot()
+    eq(r.running(), 0, "back on the old slot")
+    eq(d.st.seq, 1, "seq unchanged")
+    eq(d.st.run_version, 1, "version")
+    eq(r.alerts.got[-1][:2], (ALERT_BOOT_VERIFY_FAIL, ACTIVATION_FAILED), "alert")
+    raises(NOT_IN_TRIAL, d.confirm)
+    raises(NOT_IN_TRIAL, d.revert)
+
+
+def test_health_check_decides_the_trial():
+    for healthy in (True, False):
+        r = Rig()
+        r.provision()
+        d = updated(r, V2)
+        eq(d.run_health(), None, "no health check configured")
+        d.cfg.health = lambda: healthy
+        eq(d.run_health(), healthy, "health")
+        d = r.reboot()
+        eq(r.running(), 1 if healthy else 0, "running slot")
+        eq(d.run_health(), None, "not on trial")
+
+
+def test_trials_exhausted_reverts():
+    r = Rig(trials=2)
+    r.provision()
+    updated(r, V2)       # trial boot 1
+    r.reboot()           # trial boot 2, never confirmed
+    d = r.reboot()       # the bootloader gives up
+    eq(r.running(), 0, "reverted")
+    assert not d.trial
+    eq(d.st.phase, S.IDLE, "phase")
+    assert r.alerts.got[-1][0] == ALERT_BOOT_VERIFY_FAIL
+    # the image that failed its trials is refused from its manifest; another one is taken
+    rejected(r, V2, REVERTED_IMAGE)
+    d = updated(r, V3)
+    d.confirm()
+    eq(r.reboot().st.run_version, 3, "version")
+
+
+def test_scheduled_activation_future():
+    r = Rig()
+    r.provision()
+    r.download(V2)
+    d = r.dev
+    now = r.board.clock.now()
+    eq(d.schedule(now + 3600), None, "not yet")
+    r.board.clock.advance(3599)
+    eq(d.tick(), None, "not yet")
+    # the schedule survives a reboot
+    d = r.reboot()
+    r.board.clock.advance(3600)
+    eq(d.tick(), ACT_SUCCESS, "actioned")
+    assert ALERT_FUTURE_ACTIONED in r.alerts.codes()
+    d = r.reboot()
+    assert d.trial
+
+
+def test_scheduled_activation_not_actioned_when_image_damaged():
+    r = Rig()
+    r.provision()
+    r.download(V2)
+    d = r.dev
+    d.schedule(r.board.clock.now() + 10)
+    r.flash.flip_bits(r.layout.slot_off[1] + 100, 0x01)  # flash decays while it waits
+    r.board.clock.advance(20)
+    eq(d.tick(), ACT_FAILURE, "outcome")
+    codes = r.alerts.codes()
+    assert ALERT_FUTURE_NOT_ACTIONED in codes and ALERT_VERIFY_FAIL in codes
+    d = r.reboot()
+    eq(r.running(), 0, "still on the confirmed image")
+
+
+def test_activation_command_outcomes():
+    r = Rig()
+    r.provision()
+    d = r.dev
+    eq(d.activate(bytes(32)), ACT_NO_IMAGE, "no image")
+    raises(NO_IMAGE, d.schedule, 0)
+    r.download(V2)
+    eq(d.schedule(S.WAIT_COMMAND), None, "waits for the command")
+    eq(d.activate(b"\x01" * 32), ACT_HASH_MISMATCH, "wrong hash")
+    eq(d.activate(d.st.mi_hash), ACT_SUCCESS, "right hash")
+    assert r.reboot().trial
+
+
+def test_schedule_refuses_times_out_of_range():
+    r = _held_v2()
+    d = r.dev
+    now = r.board.clock.now()
+    for when in (-1, now + HORIZON + 1, S.WAIT_COMMAND - 1):
+        raises(TIME_RANGE, d.schedule, when)
+    eq(d.st.act_time, S.WAIT_COMMAND, "nothing scheduled")
+    eq(d.schedule(now + HORIZON), None, "the horizon itself")
+    eq(d.st.act_time, now + HORIZON, "scheduled")
+
+
+# -- the server ------------------------------------------------------------------------
 
 def _client(r, clk, link, **kw):
     r.board.clock = clk
@@ -73,11 +203,11 @@ def test_activate_image_for_the_held_image_during_a_download_is_refused():
     clk, hub, out, v2 = _v3_with(r, lambda h, v2: h.activate(v2, 0))
     rsp = hub.sent(zcl.CMD_ACTIVATE_RSP)
     eq(len(rsp), 1, "activate responses")
-    eq(rsp[0].outcome, fmt.ACT_FAILURE, "outcome during the download")
+    eq(rsp[0].outcome, ACT_FAILURE, "outcome during the download")
     d = _only_v3_named(r, clk, hub, out)
     r.board.clock = clk
-    eq(d.activate(v2), fmt.ACT_HASH_MISMATCH, "v2's hash names nothing now")
-    eq(d.activate(d.st.mi_hash), fmt.ACT_SUCCESS, "v3's hash")
+    eq(d.activate(v2), ACT_HASH_MISMATCH, "v2's hash names nothing now")
+    eq(d.activate(d.st.mi_hash), ACT_SUCCESS, "v3's hash")
     d = r.reboot()
     assert d.trial
     eq(d.st.held_version, 3, "on trial")
@@ -124,15 +254,15 @@ def test_activation_times_beyond_the_horizon_are_refused():
     cl = _client(r, clk, hub)
     eq(C.OUTCOMES[cl.session()], "held", "outcome")
     # an Activate Image naming v2 too far ahead, and at 0xFFFFFFFF
-    hub.activate(d.st.mi_hash, T0 + S.HORIZON + 2)
+    hub.activate(d.st.mi_hash, T0 + HORIZON + 2)
     hub.activate(d.st.mi_hash, 0xFFFFFFFF)
-    hub.end_response(hub.seq(), 2, T0, T0 + S.HORIZON + 1)  # absolute, a second too far
+    hub.end_response(hub.seq(), 2, T0, T0 + HORIZON + 1)  # absolute, a second too far
     cl.idle(1000)
     outs = [f.outcome for f in hub.sent(zcl.CMD_ACTIVATE_RSP)]
-    eq(outs, [fmt.ACT_FAILURE, fmt.ACT_FAILURE], "activate responses")
+    eq(outs, [ACT_FAILURE, ACT_FAILURE], "activate responses")
     refused = [(a.alert_code, a.reason) for a in hub.sent(zcl.CMD_ALERT)
-               if a.alert_code == fmt.ALERT_FUTURE_NOT_ACTIONED]
-    eq(refused, [(fmt.ALERT_FUTURE_NOT_ACTIONED, TIME_RANGE)] * 4, "alerts")
+               if a.alert_code == ALERT_FUTURE_NOT_ACTIONED]
+    eq(refused, [(ALERT_FUTURE_NOT_ACTIONED, TIME_RANGE)] * 4, "alerts")
     eq(d.st.act_time, S.WAIT_COMMAND, "nothing scheduled")
     # the journal still saves and loads; nothing activates, however long the device waits
     d = r.reboot()
@@ -146,11 +276,11 @@ def test_activation_times_beyond_the_horizon_are_refused():
     r.board.clock = clk
     cl = _client(r, clk, hub)
     now = clk.now()
-    hub.end_response(hub.seq(), 2, 0, S.HORIZON)
+    hub.end_response(hub.seq(), 2, 0, HORIZON)
     eq(cl.idle(1000), False, "not yet")
-    eq(d.st.act_time, now + S.HORIZON, "scheduled")
-    clk.advance(S.HORIZON)
-    eq(d.tick(), fmt.ACT_SUCCESS, "actioned")
+    eq(d.st.act_time, now + HORIZON, "scheduled")
+    clk.advance(HORIZON)
+    eq(d.tick(), ACT_SUCCESS, "actioned")
     assert r.reboot().trial
 
 
@@ -163,7 +293,7 @@ def test_an_activation_time_that_would_not_fit_its_field_is_refused():
     hub.end_response(hub.seq(), 2, 0, 1000)
     hub.activate(r.dev.st.mi_hash, 0xFFFFFFFF)  # 99 s ahead, but no time: refused
     eq(cl.idle(1000), False, "activated")
-    eq([f.outcome for f in hub.sent(zcl.CMD_ACTIVATE_RSP)], [fmt.ACT_FAILURE], "outcome")
+    eq([f.outcome for f in hub.sent(zcl.CMD_ACTIVATE_RSP)], [ACT_FAILURE], "outcome")
     eq(len([a for a in hub.sent(zcl.CMD_ALERT) if a.reason == TIME_RANGE]), 2, "alerts")
     eq(r.dev.st.act_time, S.WAIT_COMMAND, "nothing scheduled")
     eq(r.reboot().st.act_time, S.WAIT_COMMAND, "journal")

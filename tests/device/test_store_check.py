@@ -3,7 +3,8 @@
 # manifest, and the manifest's signature once per image (remembered in the journal).
 import struct
 
-from agent.image import fmt
+from agent.activation import ACT_SUCCESS
+from agent.alerts import ALERT_BOOT_VERIFY_FAIL
 from agent.store import check as verify
 from agent.crypto.p256 import verify as p256_verify
 from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE
@@ -56,7 +57,7 @@ def test_crc_preserving_tamper_is_caught_at_power_on():
     d = r.reboot()
     got = r.alerts.got[n:]
     assert got, "tampering raised no alert"
-    eq(got[0][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, PAYLOAD_DIGEST), "alert")
+    eq(got[0][:2], (ALERT_BOOT_VERIFY_FAIL, PAYLOAD_DIGEST), "alert")
     assert not d.reset_needed  # nothing to fall back to: it runs on, and has said so
 
 
@@ -81,7 +82,7 @@ def test_new_image_verified_at_its_first_boot_only():
     r.download(Image("core_v2.ota"))
     r.reboot()
     eq(r.verifies, 0, "a held image does not displace the running one's")
-    eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
+    eq(r.dev.schedule(0), ACT_SUCCESS, "activation")
     d = r.reboot()
     assert d.trial
     eq(r.verifies, 1, "the new image's first boot")
@@ -106,7 +107,7 @@ def test_replaced_manifest_is_verified_and_refused():
     _rewrite(r, sig_end - 4, s)
     d = r.reboot()
     eq(r.verifies, 1, "verified")
-    eq(r.alerts.got[0][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, BAD_SIGNATURE), "alert")
+    eq(r.alerts.got[0][:2], (ALERT_BOOT_VERIFY_FAIL, BAD_SIGNATURE), "alert")
     eq(d.stuck, BAD_SIGNATURE, "runs on, flagged")
 
 

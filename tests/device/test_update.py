@@ -1,22 +1,16 @@
-# The device core: download, verify from flash, activation, trial boot, confirm, revert.
-from agent.image import fmt
+# agent.update: the factory install, the download into the inactive slot (refused from its
+# manifest when it is not for this device), a sector fetched again, the resume from the
+# journal's checkpoint after a reset, and the verification from flash.
 from agent.store import state as S
-from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, \
-    UNKNOWN_KEY, NOT_IN_TRIAL, NO_IMAGE, SUPPLIER_SIG_REQUIRED, BUSY, REVERTED_IMAGE
-from devkit import Rig
+from agent.errors import WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, UNKNOWN_KEY, \
+    SUPPLIER_SIG_REQUIRED, BUSY
+from agent.image import fmt
+from agent.store.slot import TABLE_OFF
+from devkit import Rig, updated, rejected, resumed
 from tutil import read_data, raises, eq, Image, same_as_file
 
-V1 = Image("core_v1.ota")
 V2 = Image("core_v2.ota")
-
-
-def _updated(rig, img=V2, block=48):
-    rig.download(img, block)
-    d = rig.dev
-    eq(d.st.phase, S.HELD, "phase")
-    eq(d.schedule(0), fmt.ACT_SUCCESS, "outcome")
-    rig.reboot()
-    return rig.dev
+SECTOR = 4096
 
 
 def test_factory_provision():
@@ -29,29 +23,10 @@ def test_factory_provision():
     raises(BUSY, d.provision, None, 0)  # never over a valid running image
 
 
-def test_update_activate_confirm():
-    r = Rig()
-    r.provision()
-    d = _updated(r)
-    assert d.trial
-    eq(r.running(), 1, "trial slot")
-    eq(d.st.seq, 1, "seq not raised before confirm")
-    d.confirm()
-    eq(d.st.seq, 2, "seq raised on confirm")
-    d = r.reboot()
-    assert not d.trial
-    eq(r.running(), 1, "confirmed slot")
-    eq(d.st.run_version, 2, "version")
-    codes = r.alerts.codes()
-    assert fmt.ALERT_VERIFY_OK in codes and codes[-1] == fmt.ALERT_VERSION_CHANGED
-    # and the running image is exactly the firmware signed
-    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
-
-
 def test_deflate_update_installs_same_bytes():
     r = Rig()
     r.provision()
-    d = _updated(r, Image("core_v2z.ota"), 63)
+    d = updated(r, Image("core_v2z.ota"), 63)
     d.confirm()
     same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
 
@@ -67,120 +42,21 @@ def test_mi_hash_same_for_raw_and_deflate_paths():
         eq(r.dev.st.mi_hash, img.sha256(hl), name)
 
 
-def test_revert_on_unhealthy_trial():
-    r = Rig()
-    r.provision()
-    d = _updated(r)
-    d.revert()
-    assert d.reset_needed
-    d = r.reboot()
-    eq(r.running(), 0, "back on the old slot")
-    eq(d.st.seq, 1, "seq unchanged")
-    eq(d.st.run_version, 1, "version")
-    assert r.alerts.codes()[-1] == fmt.ALERT_BOOT_VERIFY_FAIL
-    raises(NOT_IN_TRIAL, d.confirm)
-
-
-def test_trials_exhausted_reverts():
-    r = Rig(trials=2)
-    r.provision()
-    _updated(r)          # trial boot 1
-    r.reboot()           # trial boot 2, never confirmed
-    d = r.reboot()       # the bootloader gives up
-    eq(r.running(), 0, "reverted")
-    assert not d.trial
-    eq(d.st.phase, S.IDLE, "phase")
-    assert r.alerts.got[-1][0] == fmt.ALERT_BOOT_VERIFY_FAIL
-    # the image that failed its trials is refused from its manifest; another one is taken
-    _rejected_before_payload("core_v2.ota", REVERTED_IMAGE, r)
-    d = _updated(r, Image("core_v3.ota"))
-    d.confirm()
-    eq(r.reboot().st.run_version, 3, "version")
-
-
-def test_scheduled_activation_future():
-    r = Rig()
-    r.provision()
-    r.download(V2)
-    d = r.dev
-    now = r.board.clock.now()
-    eq(d.schedule(now + 3600), None, "not yet")
-    r.board.clock.advance(3599)
-    eq(d.tick(), None, "not yet")
-    # the schedule survives a reboot
-    d = r.reboot()
-    r.board.clock.advance(3600)
-    eq(d.tick(), fmt.ACT_SUCCESS, "actioned")
-    assert fmt.ALERT_FUTURE_ACTIONED in r.alerts.codes()
-    d = r.reboot()
-    assert d.trial
-
-
-def test_scheduled_activation_not_actioned_when_image_damaged():
-    r = Rig()
-    r.provision()
-    r.download(V2)
-    d = r.dev
-    d.schedule(r.board.clock.now() + 10)
-    r.flash.flip_bits(r.layout.slot_off[1] + 100, 0x01)  # flash decays while it waits
-    r.board.clock.advance(20)
-    eq(d.tick(), fmt.ACT_FAILURE, "outcome")
-    codes = r.alerts.codes()
-    assert fmt.ALERT_FUTURE_NOT_ACTIONED in codes and fmt.ALERT_VERIFY_FAIL in codes
-    d = r.reboot()
-    eq(r.running(), 0, "still on the confirmed image")
-
-
-def test_activation_command_outcomes():
-    r = Rig()
-    r.provision()
-    d = r.dev
-    eq(d.activate(bytes(32)), fmt.ACT_NO_IMAGE, "no image")
-    raises(NO_IMAGE, d.schedule, 0)
-    r.download(V2)
-    eq(d.schedule(S.WAIT_COMMAND), None, "waits for the command")
-    eq(d.activate(b"\x01" * 32), fmt.ACT_HASH_MISMATCH, "wrong hash")
-    eq(d.activate(d.st.mi_hash), fmt.ACT_SUCCESS, "right hash")
-    assert r.reboot().trial
-
-
-def _rejected_before_payload(name, reason, rig=None):
-    r = rig or Rig()
-    if rig is None:
-        r.provision()
-    slot = r.running()
-    img = Image(name)
-    d = r.dev
-    off = d.begin()
-    top = 0
-    try:
-        while True:
-            off = d.feed(off, img[off:off + 48])
-            top = max(top, off)
-    except OtaError as e:
-        eq(e.reason, reason, name)
-    hl = fmt.parse_header(img[:256]).length
-    cose_len = img[hl + 2] | img[hl + 3] << 8
-    assert top <= hl + 6 + cose_len, "fetched past the manifest"
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, reason), "alert")
-    d = r.reboot()
-    eq(r.running(), slot, "running image kept")
-    eq(d.st.phase, S.IDLE, "phase")
-    return r
-
-
 def test_rejections_before_payload():
-    _rejected_before_payload("core_other_hw.ota", WRONG_HARDWARE)
-    _rejected_before_payload("core_other_man.ota", WRONG_MANUFACTURER)
-    _rejected_before_payload("img_other_key.ota", UNKNOWN_KEY)
+    for name, reason in (("core_other_hw.ota", WRONG_HARDWARE),
+                         ("core_other_man.ota", WRONG_MANUFACTURER),
+                         ("img_other_key.ota", UNKNOWN_KEY)):
+        r = Rig()
+        r.provision()
+        rejected(r, Image(name), reason)
 
 
 def test_rollback_rejected_after_confirm():
     r = Rig()
     r.provision()
-    _updated(r).confirm()
+    updated(r, V2).confirm()
     r.reboot()
-    _rejected_before_payload("core_old.ota", ROLLBACK, r)
+    rejected(r, Image("core_old.ota"), ROLLBACK)
     eq(r.running(), 1, "still running v2")
     eq(r.dev.st.seq, 2, "seq")
 
@@ -196,21 +72,46 @@ def test_resume_after_reboot():
         erases = r.flash.erases
         d = r.reboot()
         eq(d.st.phase, S.DOWNLOADING, "phase")
-        off = d.begin()
-        seen = []
-        while not d.done():
-            nxt = d.feed(off, img[off:off + 48])
-            if nxt != off + 48 and nxt < len(img):
-                seen.append(nxt)
-            off = nxt
+        eq(d.st.next, done, "the checkpoint in the journal")
+        seen = resumed(d, img)
         assert seen, "the device jumped to its checkpoint"
         if name == "core_v2.ota":
             p_off = len(img) - len(Image("core_v2.bin"))
-            assert seen[0] == p_off + done * 4096, (seen, done)
+            assert seen[0] == p_off + done * SECTOR, (seen, done)
         # sectors already written were not erased again
         extra = r.flash.erases - erases
-        sectors = (len(Image("core_v2.bin")) + 4095) // 4096
+        sectors = (len(Image("core_v2.bin")) + SECTOR - 1) // SECTOR
         assert extra <= sectors - done + 2, (extra, sectors, done)
+        eq(d.st.next, sectors, "checkpoint at the end")
+
+
+def _cut_at_half(name):
+    r = Rig()
+    r.provision()
+    r.download(Image(name), 48, limit=200)
+    assert r.dev.st.next > 0
+    return r
+
+
+def test_no_resume_for_another_image():
+    r = _cut_at_half("core_v2.ota")
+    d = r.reboot()
+    v3 = Image("core_v3.ota")
+    eq(resumed(d, v3), [], "from the start")
+    eq((d.st.phase, d.st.held_version), (S.HELD, 3), "held")
+
+
+def test_no_resume_over_a_damaged_meta_area():
+    # the sector table in the slot's meta area no longer matches: the download starts
+    # again from sector 0 and still ends well
+    r = _cut_at_half("core_v2.ota")
+    meta = r.layout.slot_off[1] + r.layout.slot_size - r.layout.meta_size
+    r.flash.flip_bits(meta + TABLE_OFF + 1, 0x04)
+    d = r.reboot()
+    eq(d.st.phase, S.DOWNLOADING, "the journal still says so")
+    eq(resumed(d, V2), [], "from the start")
+    eq(d.st.phase, S.HELD, "held")
+    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
 
 
 def test_corrupt_block_refetches_only_its_sector():
@@ -227,8 +128,9 @@ def test_corrupt_block_refetches_only_its_sector():
             hit = True
         fetched += len(blk)
         off = d.feed(off, blk)
-    assert fetched < len(V2) + 4096 + 48, "only one sector again"
+    assert fetched < len(V2) + SECTOR + 48, "only one sector again"
     eq(d.st.phase, S.HELD, "held")
+    eq(d.st.fails, 0, "the count of failures reset at the next checkpoint")
 
 
 def test_supplier_signature_required():

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from agent.image import fmt
+from agent.alerts import ALERT_VERIFY_OK
 from agent.update import Config, Device
 from agent.crypto.trust import Trust
 from hal.clock import FakeClock
@@ -75,7 +75,7 @@ def test_unix_flash_json(held):
     assert j["device_seq"] == v1["manifest"]["seq"]
     assert j["mi_sha256"] == v2["manufacturer_image_sha256"]
     codes = [a["code"] for a in j["alerts"]]
-    assert fmt.ALERT_VERIFY_OK in codes
+    assert ALERT_VERIFY_OK in codes
     assert st["boot"]["confirmed_slot"] == 0 and st["boot"]["pending_slot"] is None
     assert st["ok"] is True
 

@@ -6,6 +6,9 @@
 import os
 
 from agent.image import fmt
+from agent.activation import ACT_FAILURE, ACT_SUCCESS
+from agent.alerts import ALERT_BOOT_VERIFY_FAIL, ALERT_FUTURE_NOT_ACTIONED, ALERT_VERIFY_FAIL, \
+    ALERT_VERSION_CHANGED
 from agent.store import state as S
 from agent.update import Config, Device
 from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, UNKNOWN_KEY, \
@@ -134,7 +137,7 @@ class BoardRig:
         """Download, activate now, reset: the device on trial."""
         self.download(Image(name or self.images[1]), block)
         eq(self.dev.st.phase, S.HELD, "phase")
-        eq(self.dev.schedule(0), fmt.ACT_SUCCESS, "outcome")
+        eq(self.dev.schedule(0), ACT_SUCCESS, "outcome")
         return self.reboot()
 
 
@@ -163,7 +166,7 @@ def update_confirm(kind, name=None, block=48):
     assert not d.trial and not r.board.boot.in_trial()
     eq((r.running(), r.board.boot.confirmed()), (1, 1), "running, confirmed")
     eq(d.st.run_version, 2, "version")
-    assert r.alerts.codes()[-1] == fmt.ALERT_VERSION_CHANGED
+    assert r.alerts.codes()[-1] == ALERT_VERSION_CHANGED
     same_as_file(r.images[4], r.board.slots[1].area.read, "installed bytes")
     d = r.reboot()
     eq(r.running(), 1, "stays on the new slot")
@@ -180,7 +183,7 @@ def revert(kind):
     d = r.reboot()
     eq(r.running(), 0, "back on the confirmed slot")
     eq((d.st.seq, d.st.run_version), (1, 1), "seq, version")
-    assert r.alerts.codes()[-1] == fmt.ALERT_BOOT_VERIFY_FAIL
+    assert r.alerts.codes()[-1] == ALERT_BOOT_VERIFY_FAIL
     try:
         d.confirm()
         raise AssertionError("confirm outside a trial")
@@ -200,7 +203,7 @@ def trial_runs_out(kind, trials=None):
     eq(r.running(), 0, "reverted")
     assert not d.trial
     eq(d.st.phase, S.IDLE, "phase")
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, ACTIVATION_FAILED), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_BOOT_VERIFY_FAIL, ACTIVATION_FAILED), "alert")
     rejected(r, r.images[1], REVERTED_IMAGE)  # the image that failed is not taken again
     d = r.update(r.images[2])  # another image is (the same firmware, deflate)
     d.confirm()
@@ -236,7 +239,7 @@ def rejected(r, name, why, before_payload=True):
     if before_payload:
         hl = fmt.parse_header(img[:256]).length
         assert top <= hl + 6 + (img[hl + 2] | img[hl + 3] << 8), "fetched past the manifest"
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, why), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, why), "alert")
     run = r.running()
     d = r.reboot()
     eq(r.running(), run, "running slot kept")
@@ -271,7 +274,7 @@ def resume(kind, name=None):
         off = nxt
     assert jumps, "jumped to the checkpoint"
     eq(d.st.phase, S.HELD, "held")
-    eq(d.schedule(0), fmt.ACT_SUCCESS, "outcome")
+    eq(d.schedule(0), ACT_SUCCESS, "outcome")
     assert r.reboot().trial
     r.close()
 
@@ -284,8 +287,8 @@ def damaged_before_activation(kind):
     d.schedule(r.clock.now() + 10)
     r.flip(1, 100)
     r.clock.advance(20)
-    eq(d.tick(), fmt.ACT_FAILURE, "outcome")
-    assert fmt.ALERT_FUTURE_NOT_ACTIONED in r.alerts.codes()
+    eq(d.tick(), ACT_FAILURE, "outcome")
+    assert ALERT_FUTURE_NOT_ACTIONED in r.alerts.codes()
     r.reboot()
     eq(r.running(), 0, "confirmed image kept")
     assert r.board.boot.pending() is None

@@ -3,7 +3,7 @@ from agent.crypto.trust import Trust
 from agent.update import Config, Device
 from hal.sim.nor import NorFlash
 from hal.sim.board import EmuBoard, Layout
-from tutil import read_data, Image
+from tutil import read_data, Image, eq
 
 MAN = 0x1234
 TYPE = 0x0001
@@ -31,6 +31,19 @@ def download(dev, img, block=48, limit=None):
     return off
 
 
+def resumed(dev, img, block=48):
+    """After a reset: feed img from the offset dev asks for until it holds the image;
+    returns the offsets it jumped to (its checkpoint)."""
+    off = dev.begin()
+    jumps = []
+    while not dev.done():
+        nxt = dev.feed(off, img[off:off + block])
+        if nxt != off + block and nxt < len(img):
+            jumps.append(nxt)
+        off = nxt
+    return jumps
+
+
 def refuse(dev, img, reason, block=48):
     """Feed img until dev refuses it with this reason (an OtaError); it must not have asked
     for anything past the manifest."""
@@ -50,6 +63,32 @@ def refuse(dev, img, reason, block=48):
     hl = fmt.parse_header(img[:256]).length
     if top > hl + 6 + (img[hl + 2] | img[hl + 3] << 8):
         raise AssertionError("fetched past the manifest")
+
+
+def updated(rig, img, block=48):
+    """Download img into the rig's device, activate it now and reset: the device on its
+    trial boot of img."""
+    from agent.activation import ACT_SUCCESS
+    from agent.store import state as S
+    rig.download(img, block)
+    d = rig.dev
+    eq(d.st.phase, S.HELD, "phase")
+    eq(d.schedule(0), ACT_SUCCESS, "outcome")
+    return rig.reboot()
+
+
+def rejected(rig, img, reason):
+    """img is refused from its manifest with this reason and alert 0x8F1C; after a reset
+    the device runs what it ran, idle."""
+    from agent.alerts import ALERT_VERIFY_FAIL
+    from agent.store import state as S
+    slot = rig.running()
+    refuse(rig.dev, img, reason)
+    eq(rig.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, reason), "alert")
+    d = rig.reboot()
+    eq(rig.running(), slot, "running image kept")
+    eq(d.st.phase, S.IDLE, "phase")
+    return d
 
 
 class Alerts:

@@ -4,7 +4,7 @@ import struct
 
 import boardkit
 import fake_esp32
-from agent.image import fmt
+from agent.activation import ACT_SUCCESS
 from agent.errors import NOT_APP_IMAGE, ACTIVATION_FAILED, NOT_IN_TRIAL, FLASH_NOT_ERASED
 from boards.esp32 import image, bootctl as eboot
 from hal.sim.boot import Reboot
@@ -146,7 +146,7 @@ def test_revert_of_a_pending_slot_keeps_the_confirmed_image():
     r = boardkit.BoardRig(K)
     r.provision()
     r.download(Image(r.images[1]))
-    eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activated")
+    eq(r.dev.schedule(0), ACT_SUCCESS, "activated")
     eq(r.board.boot.pending(), 1, "pending")
     assert r.board.boot.revert()
     assert r.board.boot.pending() is None

@@ -1,6 +1,7 @@
 # Faults: bad journal, bad slots, failing flash. Each is detected and reported, and the
 # device keeps booting its confirmed image.
-from agent.image import fmt
+from agent.activation import ACT_FAILURE, ACT_NO_IMAGE, ACT_SUCCESS
+from agent.alerts import ALERT_BOOT_VERIFY_FAIL, ALERT_VERIFY_FAIL
 from agent.store import state as S
 from agent.store import check as verify
 from agent.errors import OtaError, FLASH_IO, SLOT_EMPTY, PAYLOAD_CRC, BAD_SIGNATURE, \
@@ -32,7 +33,7 @@ def test_journal_full_of_garbage():
     eq(d.journal.bad > 0, True, "garbage noticed")
     # and the device can still be updated
     r.download(V2)
-    eq(d.schedule(0), fmt.ACT_SUCCESS, "activation")
+    eq(d.schedule(0), ACT_SUCCESS, "activation")
     r.reboot().confirm()
 
 
@@ -63,7 +64,7 @@ def test_journal_from_a_different_image():
     d = r.reboot()
     r.download(V2)  # a different image: its identity differs, so it starts afresh
     eq(d.st.phase, S.HELD, "held")
-    eq(d.schedule(0), fmt.ACT_SUCCESS, "activation")
+    eq(d.schedule(0), ACT_SUCCESS, "activation")
     r.reboot().confirm()
     same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
 
@@ -72,7 +73,7 @@ def test_slot_never_written():
     r = Rig()
     r.provision()
     raises(SLOT_EMPTY, verify.check, r.board.slots[1])
-    eq(r.dev.activate(bytes(32)), fmt.ACT_NO_IMAGE, "nothing to activate")
+    eq(r.dev.activate(bytes(32)), ACT_NO_IMAGE, "nothing to activate")
 
 
 def test_running_slot_erased_halfway_falls_back():
@@ -92,7 +93,7 @@ def test_running_slot_erased_halfway_falls_back():
     d = r.reboot()
     assert d.reset_needed, "fall back needs a reset"
     got = r.alerts.got[codes_before:]
-    eq(got[0][0], fmt.ALERT_BOOT_VERIFY_FAIL, "alert")
+    eq(got[0][0], ALERT_BOOT_VERIFY_FAIL, "alert")
     eq(got[0][1], PAYLOAD_CRC, "reason")
     d = r.reboot()
     eq(r.running(), 1, "fell back to the other valid image")
@@ -104,8 +105,8 @@ def test_running_slot_bad_and_no_alternative_keeps_running():
     r.provision()
     r.flash.erase(r.layout.slot_off[0] + r.layout.slot_size - r.layout.meta_size, 4096)
     d = r.reboot()
-    eq(r.alerts.got[-2][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, SLOT_EMPTY), "alert")
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "nothing to fall to")
+    eq(r.alerts.got[-2][:2], (ALERT_BOOT_VERIFY_FAIL, SLOT_EMPTY), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "nothing to fall to")
     assert not d.reset_needed
 
 
@@ -123,7 +124,7 @@ def test_flash_fails_a_write():
             fed += 1
     except OtaError as e:
         eq(e.reason, FLASH_IO, "reason")
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, FLASH_IO), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, FLASH_IO), "alert")
     d = r.reboot()
     eq(r.running(), 0, "confirmed image boots")
     r.download(V2)  # and an update works afterwards
@@ -136,8 +137,8 @@ def test_activation_when_held_slot_rots():
     d = r.dev
     r.download(V2)
     r.flash.flip_bits(r.layout.slot_off[1] + 5000, 0x04)
-    eq(d.activate(d.st.mi_hash), fmt.ACT_FAILURE, "refused")
-    eq(r.alerts.got[-1][0], fmt.ALERT_VERIFY_FAIL, "alert")
+    eq(d.activate(d.st.mi_hash), ACT_FAILURE, "refused")
+    eq(r.alerts.got[-1][0], ALERT_VERIFY_FAIL, "alert")
     d = r.reboot()
     eq(r.running(), 0, "confirmed image boots")
 

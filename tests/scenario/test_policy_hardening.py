@@ -3,8 +3,10 @@
 # area, images for another device and high-s signatures are refused from the manifest; an
 # image that failed its trial is not taken again.
 from agent.image import fmt
+from agent.activation import ACT_SUCCESS
+from agent.alerts import ALERT_VERIFY_FAIL
 from agent.store import state as S
-from agent.update import QUIET_S
+from agent.alerts import QUIET_S
 from agent.errors import OtaError, UNKNOWN_KEY, BAD_SIGNATURE, WRONG_DESTINATION, HIGH_S, \
     LAYOUT_NO_FIT, REVERTED_IMAGE
 from devkit import Rig, refuse
@@ -52,10 +54,10 @@ def test_rejected_headers_write_nothing():
     eq(r.flash.writes - writes, 0, "flash writes")
     got = r.alerts.got[n:]
     eq(len(got), 1, "alerts within a minute (rate-limited in RAM)")
-    eq(got[0][:2], (fmt.ALERT_VERIFY_FAIL, UNKNOWN_KEY), "the first refusal is reported")
+    eq(got[0][:2], (ALERT_VERIFY_FAIL, UNKNOWN_KEY), "the first refusal is reported")
     r.board.clock.advance(QUIET_S)
     _refuse(r, forged, BAD_SIGNATURE)
-    eq(r.alerts.got[-1], (fmt.ALERT_VERIFY_FAIL, BAD_SIGNATURE, 1000), "count since the last")
+    eq(r.alerts.got[-1], (ALERT_VERIFY_FAIL, BAD_SIGNATURE, 1000), "count since the last")
     eq(d.journal.records - records, 0, "still no journal write")
     d = r.reboot()
     eq((r.running(), d.st.phase), (0, S.IDLE), "state untouched")
@@ -85,18 +87,18 @@ def test_image_sectors_never_erase_the_meta_area():
     meta_sector = (r.layout.slot_off[1] + r.board.slots[1].capacity) // 4096
     _refuse(r, Image("hard_8k_z.ota"), LAYOUT_NO_FIT)
     eq(r.flash.sector_erases[meta_sector], 0, "meta area of slot 1 never erased")
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, LAYOUT_NO_FIT), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, LAYOUT_NO_FIT), "alert")
     # the same firmware, raw, in the same 8 KiB image sectors fits and is taken
     r.download(Image("hard_8k_raw.ota"))
     eq(r.dev.st.phase, S.HELD, "raw image held")
-    eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
+    eq(r.dev.schedule(0), ACT_SUCCESS, "activation")
     r.reboot().confirm()
     eq(r.reboot().st.run_version, 3, "version")
 
 
 def test_slot_writer_refuses_an_overrunning_layout_itself():
     # the writer checks too, whatever policy let the manifest through
-    from agent.store.slot import SlotWriter
+    from agent.store.writer import SlotWriter
     from agent.image.parser import Parser
     r = _rig(slot_payload=60 * 1024)
     w = SlotWriter()
@@ -118,7 +120,7 @@ def test_image_for_another_device_refused():
     r = _rig()
     r.cfg.ieee = IEEE
     _refuse(r, Image("hard_to_other.ota"), WRONG_DESTINATION)
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, WRONG_DESTINATION), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, WRONG_DESTINATION), "alert")
     r.download(Image("hard_to_me.ota"))  # addressed to this device: taken
     eq(r.dev.st.phase, S.HELD, "held")
 
@@ -161,7 +163,7 @@ def test_high_s_signature_refused():
     r = _rig()
     img = Image("hard_highs.ota")
     _refuse(r, img, HIGH_S)
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, HIGH_S), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, HIGH_S), "alert")
     # the low-s original, whose s the generator made low, is accepted
     r.download(Image("core_v2.ota"))
     eq(r.dev.st.phase, S.HELD, "held")
@@ -180,7 +182,7 @@ def test_generated_images_are_low_s():
 
 def _trial(r, img):
     r.download(img)
-    eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
+    eq(r.dev.schedule(0), ACT_SUCCESS, "activation")
     d = r.reboot()
     assert d.trial
     return d
@@ -195,7 +197,7 @@ def test_reverted_image_refused_until_another_is_offered():
     eq(r.running(), 0, "reverted")
     erases = r.flash.erases
     _refuse(r, v2, REVERTED_IMAGE)
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_VERIFY_FAIL, REVERTED_IMAGE), "alert")
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, REVERTED_IMAGE), "alert")
     eq(r.flash.erases, erases, "nothing erased: no payload fetched")
     records = d.journal.records
     for _ in range(5):  # offered again and again: refused, no more journal writes

@@ -1,7 +1,8 @@
 # Anti-rollback without the journal: the floor is at least the signed sequence number of the
 # image in the confirmed slot, read from its meta area; fallback never goes below it, and
 # with nothing acceptable to fall back to the device stays on what it runs and says so.
-from agent.image import fmt
+from agent.activation import ACT_SUCCESS
+from agent.alerts import ALERT_BOOT_VERIFY_FAIL
 from agent.store import state as S
 from agent.errors import ROLLBACK, NO_FALLBACK, PAYLOAD_DIGEST, PAYLOAD_CRC
 from devkit import Rig, refuse
@@ -17,7 +18,7 @@ def _on_v2():
     r = Rig()
     r.provision()
     r.download(V2)
-    eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
+    eq(r.dev.schedule(0), ACT_SUCCESS, "activation")
     r.reboot().confirm()
     d = r.reboot()
     eq((r.running(), d.st.seq), (1, 2), "running slot, seq")
@@ -61,8 +62,8 @@ def test_fallback_refuses_an_image_below_the_floor():
     n = len(r.alerts.got)
     d = r.reboot()
     got = r.alerts.got[n:]
-    eq(got[0][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, PAYLOAD_CRC), "the damage is reported")
-    eq(got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "no fallback, said so")
+    eq(got[0][:2], (ALERT_BOOT_VERIFY_FAIL, PAYLOAD_CRC), "the damage is reported")
+    eq(got[-1][:2], (ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "no fallback, said so")
     assert not d.reset_needed, "no fallback below the floor"
     eq(d.stuck, PAYLOAD_CRC, "the device knows it runs a damaged image")
     for _ in range(3):  # and it stays so: the confirmed slot is never changed to v1
@@ -78,7 +79,7 @@ def test_fallback_obeys_the_floor_without_the_journal():
     r.flash.erase(r.layout.slot_off[1] + 4096, 4096)
     d = r.reboot()
     assert not d.reset_needed, "no fallback to seq 1"
-    eq(r.alerts.got[-1][:2], (fmt.ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "said so")
+    eq(r.alerts.got[-1][:2], (ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "said so")
     d = r.reboot()
     eq(r.running(), 1, "still slot 1")
 
@@ -89,7 +90,7 @@ def test_tampered_running_image_does_not_fall_back_below_the_floor():
     d = r.reboot()
     codes = [a[:2] for a in r.alerts.got[-2:]]
     assert codes[0][1] in (PAYLOAD_CRC, PAYLOAD_DIGEST), codes
-    eq(codes[1], (fmt.ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "said so")
+    eq(codes[1], (ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK), "said so")
     assert not d.reset_needed
 
 
@@ -97,7 +98,7 @@ def test_fallback_at_the_floor_still_works():
     # the other slot's image has the running image's seq: the fallback is taken
     r = _on_v2()
     r.download(Image("core_v2z.ota"))  # seq 2, into slot 0
-    eq(r.dev.schedule(0), fmt.ACT_SUCCESS, "activation")
+    eq(r.dev.schedule(0), ACT_SUCCESS, "activation")
     r.reboot().confirm()
     d = r.reboot()
     eq(r.running(), 0, "on v2 (deflate) in slot 0")

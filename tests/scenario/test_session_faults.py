@@ -3,7 +3,8 @@
 # final check refuses the image (0x8F1C, Upgrade End INVALID_IMAGE) and the next session
 # fetches it whole; random faults never make an exception leave Client.session().
 from agent.zcl import client as C
-from agent.image import fmt
+from agent.activation import HORIZON
+from agent.alerts import ALERT_VERIFY_FAIL
 from agent.zcl import frames as zcl, server as zcl_server
 from agent.store import state as S
 from agent.errors import SECTOR_CHANGED
@@ -94,7 +95,7 @@ def test_a_sector_that_changes_before_the_final_check_refuses_the_image():
     ends = hub.sent(zcl.CMD_UPGRADE_END)
     eq([e.status for e in ends], [zcl.S_INVALID_IMAGE], "upgrade end")
     alerts = [(a.alert_code, a.reason) for a in hub.sent(zcl.CMD_ALERT)]
-    eq(alerts[-1], (fmt.ALERT_VERIFY_FAIL, SECTOR_CHANGED), "alert")
+    eq(alerts[-1], (ALERT_VERIFY_FAIL, SECTOR_CHANGED), "alert")
     eq(r.dev.st.phase, S.IDLE, "phase")
     # the next session fetches the image again, whole, and holds it
     eq(_session(r, clk, hub), "held", "next session")
@@ -144,13 +145,13 @@ class FaultyHub(Hub):
         self.hook = FaultyHub._fault
         rate = rnd.pick((5, 20, 60))  # per mille: a quiet, a noisy, a hostile server
         self.rate = rate
-        self.up = rnd.pick((zcl.UPGRADE_WAIT, 0, 0xFFFFFFFE, rnd.u32(), S.HORIZON + 1))
+        self.up = rnd.pick((zcl.UPGRADE_WAIT, 0, 0xFFFFFFFE, rnd.u32(), HORIZON + 1))
         self.cur = rnd.pick((0, None, rnd.u32()))
 
     def _time(self):
         rnd = self.rnd
         now = self.clock.now()
-        return rnd.pick((0, now + rnd.below(100), now + S.HORIZON + 1 + rnd.below(1000),
+        return rnd.pick((0, now + rnd.below(100), now + HORIZON + 1 + rnd.below(1000),
                          0xFFFFFFFF, 0xFFFFFFFE, rnd.u32()))
 
     def _unsolicited(self):

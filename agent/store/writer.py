@@ -1,0 +1,331 @@
+# The slot writer: the parser's sink during a download. It streams the sector table and
+# the payload into a slot (agent.store.slot's layout), erasing each sector just before it is
+# written, reading each sector back to check its CRC-32, and moving the download's
+# checkpoint past it.
+#
+# The checkpoint is one value, ck.next: the sectors of the payload that are in flash and
+# checked, in the state record ck (agent.store.state.State) that the journal saves. The
+# writer alone moves it: to 0 when a download starts, one up as each sector passes its
+# check (then on_sector lets the owner save the record); the owner reads it to decide a
+# resume (agent.update). A deflate image's Manufacturer Image hash state (ck.mi_state) is
+# saved with it.
+#
+# The payload path (on_payload, per block) allocates nothing: one page buffer made here,
+# views made once.
+import binascii
+import hashlib
+
+from agent.image import fmt
+from agent.errors import OtaError, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, LAYOUT_NO_FIT
+from agent.image.inflate import inflate_into
+from agent.crypto.sha256r import Sha256
+from agent.store.slot import TRAILER_OFF, TABLE_OFF, align, fill_erased, write_meta, \
+    write_trailer, hash_prefix, table_entry, sector_len
+from agent.store.state import State
+
+
+class SlotWriter:
+    """Parser sink: streams the table and payload into a slot, erasing each sector just
+    before it is written and checking each sector's CRC-32 by reading it back.
+
+    on_sector(next_sector, mi_hash) is called after each sector is in flash and checked;
+    mi_hash is the Manufacturer Image hash after the last sector of a deflate image (raw
+    images get theirs from flash, in agent.store.check), else None."""
+
+    def __init__(self, page=256):
+        # the page being gathered and the start of the next one: a block is copied in whole
+        # and each full page written from a view made here, so the payload path allocates
+        # nothing (a memoryview slice is an allocation under MicroPython)
+        self._pg = page
+        self._buf = bytearray(2 * page)
+        self._cap = 2 * page
+        self._pv = memoryview(self._buf)
+        self._lo = self._pv[:page]
+        self._hi = self._pv[page:]
+        self._rb = bytearray(page)
+        self._prefix = bytearray(TRAILER_OFF)
+        self._ent = bytearray(fmt.table_entry_size(fmt.ENC_DEFLATE))
+        e = memoryview(self._ent)
+        self._e0 = e[0:4]   # the fields of fmt.TABLE_DEFLATE_FMT (the first also
+        self._e1 = e[4:8]   # fmt.TABLE_RAW_FMT), read as little-endian u32 without the
+        self._e2 = e[8:12]  # tuple struct.unpack_from would allocate
+        self.raw = False    # streaming raw payload sectors (checked as each one ends)
+        self.mi = None      # Manufacturer Image hash of a deflate download (agent.crypto.sha256r)
+        self.ck = None      # the state record holding the checkpoint (start, resume)
+        self._chunk = None
+        self._sec = None
+        self.on_sector = None
+        self.check = None  # board's check of the first payload bytes (e.g. an app image)
+
+    def start(self, slot, ck=None):
+        """Begin a new download into slot: the checkpoint ck.next back to 0. ck: the state
+        record the owner saves at each on_sector; None: a record of the writer's own."""
+        self.slot = slot
+        self.ck = ck if ck is not None else State()
+        self.ck.next = 0
+        self.raw = False
+
+    def resume(self, slot, p, ck):
+        """Continue the download of the image p parses (its manifest verified) into slot,
+        whose meta area and sectors below the checkpoint ck.next are in flash; a deflate
+        image's hash continues from ck.mi_state. Returns the file offset to go on from."""
+        self.slot = slot
+        self.ck = ck
+        self.m = p.manifest
+        self.cose_len = p.cose_len
+        self._tab = slot.meta + TABLE_OFF
+        self.raw = False
+        self._payload_start()
+        return self.resume_offset(p)
+
+    def resume_offset(self, p):
+        """File offset of the checkpoint in the image p parses: where the download goes on
+        after resume() or after a sector that failed its check."""
+        m = self.m
+        if m.encoding == fmt.ENC_RAW:
+            done = self.ck.next * m.sector
+            return p.payload_offset() + (done if done < m.size else m.size)
+        return p.payload_offset() + self.epos
+
+    # -- parser sink ---------------------------------------------------------
+
+    def on_manifest(self, p):
+        s = self.slot
+        m = p.manifest
+        if m.size > s.capacity:
+            raise OtaError(TOO_LARGE, "%d > slot %d bytes" % (m.size, s.capacity))
+        if m.table_size > s.table_max:
+            raise OtaError(TOO_LARGE, "sector table %d > %d bytes" % (m.table_size, s.table_max))
+        if m.encoding != fmt.ENC_RAW and m.sectors * m.sector > s.capacity:
+            raise OtaError(LAYOUT_NO_FIT, "last sector ends past the payload area")
+        self.m = m
+        self.cose_len = p.cose_len
+        write_meta(s, p, self._prefix)
+        self._tab = s.meta + TABLE_OFF
+        self._begin(self._tab)
+
+    def on_table(self, mv):
+        self._stream(mv)
+
+    def on_table_end(self):
+        self._flush()
+        self._payload_start()
+
+    def on_payload(self, mv):
+        if self.raw:  # as _raw, one call less
+            self._stream(mv)
+            if self.woff + self.wfill == self.m.size:
+                self._flush()
+        elif self.m.encoding == fmt.ENC_RAW:
+            self._raw(mv)
+        else:
+            self._deflate(mv)
+
+    def on_done(self, p):
+        if p.trailer is not None:
+            write_trailer(self.slot, p.trailer, self._prefix)
+
+    # -- payload -------------------------------------------------------------
+
+    def _payload_start(self):
+        # the payload starts, or goes on from the checkpoint (resume)
+        m = self.m
+        k = self.ck.next
+        self.pos = 0
+        self.mi = None
+        self._esz = fmt.table_entry_size(m.encoding)
+        if m.encoding == fmt.ENC_RAW:
+            self._begin(k * m.sector)
+            self.raw = True
+            self._load(k)
+            return
+        if self._chunk is None or len(self._sec) < m.sector:
+            self._chunk = self._sec = None
+            self._chunk = bytearray(m.sector + (m.sector >> 3) + 64)
+            self._sec = bytearray(m.sector)
+        # deflate: the encoded chunks are not kept, so the Manufacturer Image hash runs in
+        # a SHA-256 whose state is saved with every checkpoint; a resume continues it
+        if k:
+            self.mi = Sha256(self.ck.mi_state)
+        else:
+            self.mi = Sha256()
+            hash_prefix(self.slot, self.cose_len, m, self.mi, self._rb)
+        if k < m.sectors:
+            self.epos = table_entry(self.slot, m, k, self._ent)[1]
+            self._load(k)
+        else:
+            self.epos = m.enc_size
+
+    def _load(self, k):
+        """Sector k's table entry into self.crc, self.clen (deflate), checking chunk order."""
+        m = self.m
+        if k >= m.sectors:
+            self.raw = False
+            return
+        if m.encoding == fmt.ENC_RAW:
+            self.slot.area.read(self._tab + self._esz * k, self._e0)
+            self.crc = int.from_bytes(self._e0, "little")
+            self.send = k * m.sector + sector_len(m, k)  # where sector k ends
+        else:
+            self._chunk_entry(k)
+
+    def _chunk_entry(self, k):
+        m = self.m
+        self.slot.area.read(self._tab + self._esz * k, self._ent)
+        self.crc = int.from_bytes(self._e0, "little")
+        off = int.from_bytes(self._e1, "little")
+        clen = int.from_bytes(self._e2, "little")
+        if off != self.epos or clen == 0 or clen > len(self._chunk) or off + clen > m.enc_size \
+                or (k == m.sectors - 1 and off + clen != m.enc_size):
+            raise OtaError(BAD_TABLE, "sector %d chunk %d+%d" % (k, off, clen))
+        self.clen = clen
+
+    def _raw(self, mv):
+        # a page that ends a sector is checked as it is written (_put); the last sector
+        # ends inside a page
+        self._stream(mv)
+        if self.woff + self.wfill == self.m.size:
+            self._flush()
+
+    def _sector_end(self):
+        k = self.ck.next
+        m = self.m
+        if self._readback(k, self.send - k * m.sector) != self.crc:
+            self._begin(k * m.sector)  # bytes of the next sector gathered are dropped too
+            raise OtaError(SECTOR_CRC, "sector %d" % k)
+        self._advance(None)
+
+    def _deflate(self, mv):
+        i = 0
+        n = len(mv)
+        while i < n:
+            take = self.clen - self.pos
+            if take > n - i:
+                take = n - i
+            self._chunk[self.pos:self.pos + take] = mv if take == n else mv[i:i + take]
+            self.pos += take
+            i += take
+            if self.pos == self.clen:
+                self._chunk_done()
+
+    def _chunk_done(self):
+        m = self.m
+        k = self.ck.next
+        n = sector_len(m, k)
+        out = memoryview(self._sec)[:n]
+        chunk = memoryview(self._chunk)[:self.clen]
+        self.pos = 0
+        if hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
+            raise OtaError(SECTOR_CRC, "sector %d: chunk digest" % k)
+        try:
+            inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
+            bad = binascii.crc32(out) != self.crc
+        except OtaError:
+            bad = True
+        if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
+            raise OtaError(SECTOR_CRC, "sector %d" % k)
+        self.mi.update(chunk)
+        self.epos += self.clen
+        a = self.slot.area
+        w = align(n, a.write_size)
+        fill_erased(a, self._sec, w, n)
+        for _ in range(2):
+            a.erase(k * m.sector, m.sector)
+            a.write(k * m.sector, memoryview(self._sec)[:w])
+            if self._readback(k, n) == self.crc:
+                break
+        else:
+            raise OtaError(FLASH_IO, "sector %d reads back wrong" % k)
+        self._advance(self.mi.digest() if k == m.sectors - 1 else None)
+
+    def _advance(self, mi):
+        ck = self.ck
+        k = ck.next
+        if k == 0 and self.check is not None:  # sector 0 is in flash and its CRC good
+            self.slot.area.read(0, self._rb)
+            self.check(self._rb)
+        ck.next = k + 1  # the checkpoint: sectors 0..k are in flash and checked
+        if self.mi is not None:
+            self.mi.save(ck.mi_state)
+        self.pos = 0
+        if self.on_sector:
+            self.on_sector(k + 1, mi)
+        self._load(k + 1)
+
+    def _readback(self, k, n):
+        # CRC-32 of sector k's first n bytes as read from flash (scan, with a smaller frame)
+        self._off = k * self.m.sector
+        self._crc = 0
+        rb = self._rb
+        while n >= len(rb):
+            self._scan(rb)
+            n -= len(rb)
+        if n:
+            self._scan(memoryview(rb)[:n])
+        return self._crc
+
+    def _scan(self, b):
+        self.slot.area.read(self._off, b)
+        self._off += len(b)
+        self._crc = binascii.crc32(b, self._crc)
+
+    # -- sequential aligned writer -------------------------------------------
+
+    def _begin(self, off):
+        self.woff = off
+        self.wfill = 0
+
+    def _stream(self, mv):
+        n = len(mv)
+        f = self.wfill  # below one page between calls
+        if f + n > self._cap:
+            self._long(mv, n)
+            return
+        self._buf[f:f + n] = mv
+        f += n
+        self.wfill = f
+        if f >= self._pg:
+            self._spill()
+            while self.wfill >= self._pg:
+                self._spill()
+
+    def _long(self, mv, n):
+        pg = self._pg
+        i = 0
+        while i < n:  # a block longer than a page
+            take = pg - self.wfill
+            if take > n - i:
+                take = n - i
+            self._buf[self.wfill:self.wfill + take] = mv[i:i + take]
+            self.wfill += take
+            i += take
+            if self.wfill == pg:
+                self._spill()
+
+    def _spill(self):
+        # the first page is full: write it, then move what follows it to the front
+        pg = self._pg
+        self._put(self._lo, pg)
+        f = self.wfill - pg
+        if f > 0:
+            self._buf[0:pg] = self._hi
+        self.wfill = f
+
+    def _flush(self):
+        f = self.wfill
+        if not f:
+            return
+        w = align(f, self.slot.area.write_size)
+        fill_erased(self.slot.area, self._buf, w, f)
+        self.wfill = 0
+        self._put(self._lo if w == self._pg else self._pv[:w], w)
+
+    def _put(self, data, w):
+        a = self.slot.area
+        off = self.woff
+        if off < self.slot.capacity and off % a.sector_size == 0:
+            a.erase(off, a.sector_size)
+        a.write(off, data)
+        self.woff = off + w
+        if self.raw and self.woff >= self.send:
+            self._sector_end()
