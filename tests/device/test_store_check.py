@@ -1,17 +1,20 @@
-# The power-on check of the running slot catches tampering, not only corruption: on a board
-# whose boot chain does not verify signatures, the payload's SHA-256 against the signed
-# manifest, and the manifest's signature once per image (remembered in the journal).
+# agent.store.check: a slot checked from flash. The power-on check of the running slot
+# catches tampering, not only corruption: on a board whose boot chain does not verify
+# signatures, the payload's SHA-256 against the signed manifest, and the manifest's signature
+# once per image (remembered in the journal). The fast and the full check; whether a slot's
+# meta area still holds an image's header and table (a download's resume needs it).
 import struct
 
 from agent.activation import ACT_SUCCESS
 from agent.alerts import ALERT_BOOT_VERIFY_FAIL
 from agent.store import check as verify
 from agent.crypto.p256 import verify as p256_verify
-from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE
+from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE, PAYLOAD_CRC, SECTOR_CRC
+from agent.store.slot import TABLE_OFF
 from hal.sim.board import EmuBoard
 from agent.update import Device
 from devkit import Rig
-from tutil import read_data, eq, Image
+from tutil import read_data, eq, raises, Image
 
 
 class CountingRig(Rig):
@@ -121,3 +124,58 @@ def test_board_whose_bootloader_verifies_keeps_the_cheap_check():
     r.dev.start()
     eq(r.verifies, 0, "CRC-32 only: the bootloader has verified the signature")
     eq(r.alerts.got, [], "no alert")
+
+
+class _Headers:
+    """A parser sink that keeps nothing: the parser holds the header and the manifest."""
+
+    def on_manifest(self, p):
+        return None
+
+    def on_table(self, mv):
+        pass
+
+    def on_table_end(self):
+        pass
+
+    def on_payload(self, mv):
+        pass
+
+
+def _parsed(r, name):
+    from agent.image.parser import Parser
+    img = Image(name)
+    p = Parser(r.dev.policy(), _Headers())
+    off = 0
+    while p.state != 4:  # up to the payload
+        p.feed(img[off:off + 48])
+        off = p.pos
+    return p
+
+
+def test_holds_meta_of_the_image_downloaded():
+    r = Rig()
+    r.provision()
+    r.download(Image("core_v2.ota"))
+    slot = r.board.slots[1]
+    assert verify.holds_meta(slot, _parsed(r, "core_v2.ota")), "the same image"
+    assert not verify.holds_meta(slot, _parsed(r, "core_v3.ota")), "another image"
+    assert not verify.holds_meta(r.board.slots[0], _parsed(r, "core_v2.ota")), "v1's slot"
+    meta = r.layout.slot_off[1] + r.layout.slot_size - r.layout.meta_size
+    r.flash.flip_bits(meta + TABLE_OFF + 2, 0x01)
+    assert not verify.holds_meta(slot, _parsed(r, "core_v2.ota")), "a table byte changed"
+    r.flash.erase(meta, r.layout.meta_size)
+    assert not verify.holds_meta(slot, _parsed(r, "core_v2.ota")), "an erased meta area"
+
+
+def test_fast_and_full_checks_name_what_changed():
+    r = Rig()
+    r.provision()
+    slot = r.board.slots[0]
+    eq(verify.check(slot).manifest.version, 1, "fast check")
+    info = verify.check(slot, r.dev.policy())
+    eq(len(info.mi_hash), 32, "Manufacturer Image hash from flash")
+    eq(info.tag, verify.sig_tag(info), "signature remembered as")
+    r.flash.flip_bits(r.layout.slot_off[0] + 5000, 0x01)
+    raises(PAYLOAD_CRC, verify.check, slot)
+    raises(SECTOR_CRC, verify.check, slot, r.dev.policy())
