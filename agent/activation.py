@@ -232,7 +232,7 @@ def revert(d, reason=ACTIVATION_FAILED):
 
 def command(cl, f):
     """Activate Image f (its hash in cl._rx): act, schedule or refuse; send the response."""
-    from agent.zcl import frames as zcl
+    from agent.zcl import device as zcl
     h = bytes(memoryview(cl._rx)[f.hash_off:f.hash_off + zcl.HASH_SIZE])
     d = cl.dev
     t = f.activation_time
@@ -268,7 +268,7 @@ def names_held(d, man, itype, ver):
 def end_response(cl, f):
     """Upgrade End Response f, answering ours or unsolicited: schedule the held image it
     names, or do nothing."""
-    from agent.zcl import frames as zcl
+    from agent.zcl import device as zcl
     d = cl.dev
     if d.loading or not names_held(d, f.manufacturer, f.image_type, f.file_version):
         cl._say("upgrade end response ignored: %s"

@@ -10,7 +10,7 @@ command must.
 """
 import time
 
-from agent.zcl import frames as zcl
+from agent.zcl import server as zcl
 
 
 def serve_page(hub, dev, fr):

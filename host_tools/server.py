@@ -257,7 +257,7 @@ class Hub:
             dev = self.devices[addr] = Device(addr)
         dev.heard_at = time.monotonic()
         try:
-            fr = zcl.decode(data, len(data))
+            fr = zcl_server.decode(data, len(data))
         except OtaError as e:
             self.log(dev, "bad_frame", reason=str(e))
             return

@@ -2,23 +2,25 @@
 #
 # One session: Query Next Image, then Image Block Requests from the offset the agent wants
 # (0, or its checkpoint after a reboot; the manifest is fetched and checked first, so a
-# wrong image is refused before any payload block), honouring WAIT_FOR_DATA and ABORT, with
-# retries and back-off; then Upgrade End (SUCCESS, or INVALID_IMAGE with the alert), and
-# activation as the Upgrade End Response says: now, at a time, or on an Activate Image
-# command naming the image's hash. Alerts travel as manufacturer-specific commands and stay
-# queued (in the journal) until the server acknowledges them.
-# What a server's activation commands, times and waits may do is agent.activation's; no
-# exception leaves session() or idle().
+# wrong image is refused before any payload block), or Image Page Requests (agent.zcl.pager),
+# honouring WAIT_FOR_DATA and ABORT; then Upgrade End (SUCCESS, or INVALID_IMAGE with the
+# alert), and activation as the Upgrade End Response says: now, at a time, or on an Activate
+# Image command naming the image's hash. Alerts travel as manufacturer-specific commands and
+# stay queued (in the journal) until the server acknowledges them.
+# Each request and its answer, with retransmission, is agent.zcl.session's; what a server's
+# activation commands, times and waits may do is agent.activation's. No exception leaves
+# session() or idle().
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
 
-from agent.zcl import frames as zcl
+from agent.zcl import device as zcl
 from agent.zcl import pager as P
+from agent.zcl.frames import BLOCK_LEN
+from agent.zcl.session import Session, BLOCK, request, recv, next_seq, block_data, since, rto
 from agent import alerts
-from agent.store import state as S
 from agent import activation as A
 from agent.errors import OtaError, TIMEOUT
 
@@ -30,53 +32,32 @@ ABORTED = const(4)     # the server aborted; the checkpoint is kept
 STALLED = const(5)     # no answer; the checkpoint is kept
 FAULT = const(6)       # an unexpected error; the device is back at its journal's state
 OUTCOMES = ("no update", "held", "activate", "rejected", "aborted", "stalled", "fault")
-_STALL_MAX_S = const(86400)  # the stall timeout is measured with ticks_ms: at most a day
 
-# An Image Block Response to one of our requests, as the client checks it on arrival: the
-# ZCL header without a manufacturer code (3 bytes), then zcl.BLOCK_RSP_FMT, whose fields
-# after the status sit at the same offsets as in the Image Block Request (zcl.BLOCK_REQ_FMT).
-_FC_MASK = const(0x0F)   # frame type, manufacturer-specific and direction bits
-_FC_BLOCK = const(0x09)  # cluster-specific, to the client, no manufacturer code
-_ECHO = const(4)         # manufacturer, image type, file version, offset: 12 bytes from here
-_LEN = const(16)         # data size
-_DATA = const(17)        # data
-_REQ = const(17)         # length of an Image Block Request without options
-_BLOCK = object()        # _recv's answer for such a response: its data is in rx[_DATA:]
 
-class Client:
+def _error(fn):
+    # the OtaError fn() raises, or None
+    try:
+        fn()
+    except OtaError as e:
+        return e
+    return None
+
+
+class Client(Session):
+    # the session's steps agent.zcl.pager takes at every block, bound in this class too:
+    # a method lookup then ends here, not one class further (see agent.zcl.session)
+    _since = since
+    _rto = rto
+    _data = block_data
+
     def __init__(self, device, link, clock, block=48, timeout_ms=1000, retries=8,
                  stall_s=300, log=None, min_timeout_ms=20, wait_cap_s=600):
+        Session.__init__(self, link, clock, device.cfg.manufacturer, timeout_ms, retries,
+                         stall_s, min_timeout_ms)
         self.dev = device
-        self.link = link
-        self.clock = clock
         self.block = block if block < 255 else 255
-        self.timeout_ms = timeout_ms      # first retransmission timeout, before any RTT
-        self.min_timeout_ms = min_timeout_ms
-        self._srtt = 0                    # smoothed round trip, ms x 8 (0: no sample yet)
-        self._rttvar = 0                  # its mean deviation, ms x 4
-        self.retransmits = 0
-        self.retries = retries
-        self.stall_s = stall_s if stall_s < _STALL_MAX_S else _STALL_MAX_S
         self.wait_cap_s = wait_cap_s  # longest WAIT_FOR_DATA honoured (agent.activation)
         self.log = log
-        self.mfr = device.cfg.manufacturer
-        self._tx = bytearray(zcl.FRAME_MAX)
-        self._rx = bytearray(zcl.FRAME_MAX + 8)
-        # the block requests of a download (encoded once, then updated per block), and
-        # views and buffers made once, so that a block round trip allocates nothing
-        self._bq = bytearray(_REQ)
-        self._bqv = memoryview(self._bq)
-        self._rk = memoryview(self._rx)[_ECHO:_LEN]
-        self._tk = memoryview(self._bq)[_ECHO:_LEN]
-        self._want = bytearray(_LEN - _ECHO)
-        self._got = bytearray(_LEN - _ECHO)
-        self._dv = None
-        self._cmd = 0     # the answer awaited (0: none)
-        self._blk = False  # it is an Image Block Response
-        self._seqw = 0    # its sequence number
-        self._now = 0     # ticks_ms when the last answer arrived
-        self._f = zcl.Frame()
-        self._seq = 0
         self.offer = None      # (manufacturer, image type, file version, size) offered
         self.notified = False  # an Image Notify selected us: query at once
         self.page = P.PAGE     # page request size (0: Image Block Requests only)
@@ -84,115 +65,11 @@ class Client:
         self.bytes = 0         # payload bytes received in this session
         device.sink = self
 
-    # -- link ------------------------------------------------------------------
-
-    def _next_seq(self):
-        self._seq = (self._seq + 1) & 0xFF
-        return self._seq
-
     def _say(self, what):
         if self.log:
             self.log(what)
 
-    # The functions a block passes through keep their frames small (locals and stack
-    # within MicroPython's 11 words), so that calling them takes no heap.
-
-    def _data(self, n):
-        """The n data bytes of the block response in rx, as a view made again only when n
-        changes."""
-        v = self._dv
-        if v is None or len(v) != n:
-            v = self._dv = memoryview(self._rx)[_DATA:_DATA + n]
-        return v
-
-    def _is_block(self, n):
-        # rx[:n] is the SUCCESS Image Block Response, with data, to the request in _bq
-        rx = self._rx
-        if n <= _DATA or rx[0] & _FC_MASK != _FC_BLOCK or rx[1] != self._seqw \
-                or rx[2] != zcl.CMD_BLOCK_RSP or rx[3] != zcl.S_SUCCESS or rx[_LEN] != n - _DATA:
-            return False
-        self._got[:] = self._rk
-        return self._got == self._want
-
-    def _recv(self, timeout_ms):
-        """One frame for us, or None; _BLOCK for the answer to the block request awaited.
-        Frames not for the running request are handled."""
-        n = self.link.recv(self._rx, timeout_ms)
-        if not n:
-            return None
-        if self._blk and self._is_block(n):
-            return _BLOCK
-        return self._decode(n)
-
-    def _decode(self, n):
-        try:
-            return zcl.decode(self._rx, n, self._f, self.mfr)
-        except OtaError:
-            return None  # malformed: as if lost
-
-    def _request(self, v, cmd):
-        """Send the request frame v (a view) and wait for the answer `cmd` with the same
-        sequence number, retrying with back-off. None when every retry timed out."""
-        self._cmd = cmd
-        self._blk = cmd == zcl.CMD_BLOCK_RSP
-        self._seqw = v[3] if v[0] & zcl.FC_MFR else v[1]
-        if self._blk:
-            self._want[:] = self._tk
-        wait = self._rto()
-        tries = self.retries + 1
-        while tries:
-            self.link.send(v)
-            f = self._await(wait, tries > self.retries)
-            if f is not None:
-                break
-            self.retransmits += 1
-            wait = wait * 2 if wait < 4000 else 8000
-            tries -= 1
-        self._cmd = 0
-        self._blk = False
-        return f
-
-    def _await(self, wait, first):
-        # the answer to the request just sent, within wait ms
-        t0 = self.clock.ticks_ms()
-        left = wait
-        while left > 0:
-            f = self._recv(left)
-            left = wait - self._since(t0)  # also sets _now
-            if f is not None:
-                if f is _BLOCK or self._answers(f):
-                    if first:  # Karn: time only answers to a single transmission
-                        self._sample(wait - left)
-                    return f
-                self._unsolicited(f)
-        return None
-
-    def _answers(self, f):
-        return f.cluster and f.to_client and f.command == self._cmd and f.seq == self._seqw \
-            and f.mfr_code is None
-
-    def _since(self, t0):
-        c = self.clock
-        self._now = c.ticks_ms()
-        return c.ticks_diff(self._now, t0)
-
-    def _rto(self):
-        """Retransmission timeout from the measured round trips (RFC 6298's estimator)."""
-        if not self._srtt:
-            return self.timeout_ms
-        rto = (self._srtt >> 3) + self._rttvar
-        return rto if rto > self.min_timeout_ms else self.min_timeout_ms
-
-    def _sample(self, ms):
-        if not self._srtt:
-            self._srtt = ms << 3
-            self._rttvar = ms << 1
-            return
-        err = ms - (self._srtt >> 3)
-        self._srtt += err
-        if err < 0:
-            err = -err
-        self._rttvar += err - (self._rttvar >> 2)
+    # -- frames from the server --------------------------------------------------
 
     def _unsolicited(self, f):
         if not f.known or not f.to_client:
@@ -218,7 +95,7 @@ class Client:
 
     def _send_alert(self, code, reason, aid, value):
         digest = alerts.digest(code, self.dev.st)
-        n = zcl.encode_alert(self._tx, self._next_seq(), self.mfr, aid, code, reason, digest,
+        n = zcl.encode_alert(self._tx, next_seq(self), self.mfr, aid, code, reason, digest,
                              value)
         self.link.send(memoryview(self._tx)[:n])
 
@@ -226,16 +103,14 @@ class Client:
         for a in self.dev.unacked():
             self._send_alert(a[0], a[1], a[2], a[3])
 
-    # -- activation ------------------------------------------------------------
-
     # -- a session -------------------------------------------------------------
 
     def query(self):
         """Query Next Image: (manufacturer, type, version, size) offered, or None."""
         c = self.dev.cfg
-        n = zcl.encode_query_next(self._tx, self._next_seq(), c.manufacturer, c.image_type,
+        n = zcl.encode_query_next(self._tx, next_seq(self), c.manufacturer, c.image_type,
                                   self.dev.st.run_version, c.hw_version)
-        f = self._request(memoryview(self._tx)[:n], zcl.CMD_QUERY_NEXT_RSP)
+        f = request(self, memoryview(self._tx)[:n], zcl.CMD_QUERY_NEXT_RSP)
         if f is None:
             raise OtaError(TIMEOUT, "query next image")
         if f.status != zcl.S_SUCCESS:
@@ -278,24 +153,29 @@ class Client:
         return self._end(zcl.S_SUCCESS, man, itype, ver)
 
     def _download(self, man, itype, ver, size):
-        d = self.dev
+        """The image (manufacturer, image type, file version, size) from the offset the
+        device wants: HELD, or how the download ended."""
         try:
-            off = d.begin()
+            off = self.dev.begin()
         except OtaError:
             return ABORTED
-        clk = self.clock
-        last = self._now = clk.ticks_ms()
-        period = 0
         self.bytes = 0
         self._say("download version 0x%08X, %d bytes" % (ver, size))
         zcl.encode_block_request(self._bq, 0, man, itype, ver, 0, 0)
-        pg = self._pages(man, itype, ver)
+        return self._fetch(self._pages(man, itype, ver), off, man, itype, ver, size)
+
+    def _fetch(self, pg, off, man, itype, ver, size):
+        # the blocks from off on, by page requests while pg takes them, else block requests
+        d = self.dev
+        clk = self.clock
+        last = self._now = clk.ticks_ms()
+        period = 0
         while not d.done():
             if clk.ticks_diff(self._now, last) > self.stall_s * 1000:  # answers, no progress
                 return STALLED
             want = size - off
             if want <= 0:
-                return self._reject(d.end, man, itype, ver)
+                return self._reject(_error(d.end), man, itype, ver)
             if pg is not None and pg.on:
                 try:
                     f = pg.fetch(off, want)
@@ -308,31 +188,28 @@ class Client:
                     off = pg.pos
                     continue
                 if f is P.REJECT:
-                    self._upgrade_end(zcl.S_INVALID_IMAGE, man, itype, ver)
-                    return REJECTED
+                    return self._reject(None, man, itype, ver)
                 if not f.cluster:
                     continue  # page requests refused: block requests from now on
             else:
-                zcl.set_block_request(self._bq, self._next_seq(), off,
+                zcl.set_block_request(self._bq, next_seq(self), off,
                                       want if want < self.block else self.block)
-                f = self._request(self._bqv, zcl.CMD_BLOCK_RSP)
+                f = request(self, self._bq, zcl.CMD_BLOCK_RSP)
             if f is None:  # this request's retries ran out: only the stall timeout ends it
                 continue
-            st = zcl.S_SUCCESS if f is _BLOCK else f.status
+            st = zcl.S_SUCCESS if f is BLOCK else f.status
             if st == zcl.S_SUCCESS:
-                if f is _BLOCK:
-                    k = self._rx[_LEN]
+                if f is BLOCK:
+                    k = self._rx[BLOCK_LEN]
                 elif f.offset != off or f.file_version != ver or f.data_len == 0:
                     continue
                 else:
                     k = f.data_len
                 try:
-                    nxt = d.take(off, self._data(k))
+                    nxt = d.take(off, block_data(self, k))
                 except OtaError as e:
                     if not d.refetch(e):
-                        self._say("rejected: %s" % e)
-                        self._upgrade_end(zcl.S_INVALID_IMAGE, man, itype, ver)
-                        return REJECTED
+                        return self._reject(e, man, itype, ver)
                     nxt = d.parser.pos
                 if nxt != off:
                     last = self._now
@@ -358,20 +235,20 @@ class Client:
         pg.start(man, itype, ver)
         return pg
 
-    def _reject(self, fn, man, itype, ver):
-        try:
-            fn()
-        except OtaError as e:
+    def _reject(self, e, man, itype, ver):
+        # the image is refused (e: the device's OtaError, or None: its alert said why):
+        # Upgrade End INVALID_IMAGE
+        if e is not None:
             self._say("rejected: %s" % e)
         self._upgrade_end(zcl.S_INVALID_IMAGE, man, itype, ver)
         return REJECTED
 
     def _upgrade_end(self, status, man, itype, ver):
-        n = zcl.encode_upgrade_end(self._tx, self._next_seq(), status, man, itype, ver)
+        n = zcl.encode_upgrade_end(self._tx, next_seq(self), status, man, itype, ver)
         if status != zcl.S_SUCCESS:  # the server may answer with a Default Response
             self.link.send(memoryview(self._tx)[:n])
             return None
-        return self._request(memoryview(self._tx)[:n], zcl.CMD_UPGRADE_END_RSP)
+        return request(self, memoryview(self._tx)[:n], zcl.CMD_UPGRADE_END_RSP)
 
     def _end(self, status, man, itype, ver):
         f = self._upgrade_end(status, man, itype, ver)
@@ -390,8 +267,8 @@ class Client:
             left = ms - clk.ticks_diff(clk.ticks_ms(), t0)
             if left <= 0:
                 return
-            f = self._recv(left)
-            if f is not None and f is not _BLOCK:
+            f = recv(self, left)
+            if f is not None and f is not BLOCK:
                 self._unsolicited(f)
             if self.dev.reset_needed or (wake and self.notified):
                 return

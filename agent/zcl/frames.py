@@ -1,13 +1,19 @@
-# ZigBee OTA Upgrade cluster (ZCL cluster 0x0019) frames: one definition for device and host.
+# ZigBee OTA Upgrade cluster (ZCL cluster 0x0019): what both sides of the cluster share.
 #
 # Payloads as ZCL rev 8 section 11.13 (the same bytes as zigpy.zcl.clusters.general.Ota).
-# All fields little-endian. Encoders write one frame into a caller's bytearray and return
-# its length. decode() fills a reusable Frame; an Image Block Response's data and a hash are
-# given as offsets into the frame buffer (data_off/data_len, hash_off), so nothing is copied.
+# All fields little-endian. Declared once here: command ids, statuses, each command's struct
+# format, the byte offsets the device's per-block path uses, the decoded Frame, the ZCL
+# header, and the decoding both sides run before their own commands' fields.
+# Each side has a module of its own: agent.zcl.device (decodes server-to-client frames,
+# encodes the client's requests; frozen on the device) and agent.zcl.server (the reverse;
+# the host's update server and the tests, never on a device). Encoders write one frame into
+# a caller's bytearray and return its length; a decoder fills a reusable Frame, giving an
+# Image Block Response's data and a hash as offsets into the frame buffer (data_off/data_len,
+# hash_off), so nothing is copied.
 # A truncated frame, a length that does not match the command's fields, a known command in
-# the wrong direction or a reserved frame type is OtaError(BAD_FRAME). A command this module
-# does not parse decodes with known False (header fields and payload_off set).
-# The encoders of the server's commands, which a device never sends, are in agent.zcl.server.
+# the wrong direction or a reserved frame type is OtaError(BAD_FRAME). A command the
+# receiving side does not parse (the other side's, or one nobody here knows) decodes with
+# known False (header fields and payload_off set).
 import struct
 try:
     from micropython import const
@@ -71,7 +77,7 @@ NOTIFY_FMT = "<BBHHI"
 #   H    manufacturer code (payload type >= 1)
 #   H    image type (payload type >= 2)
 #   I    new file version (payload type 3)
-_NOTIFY_LEN = b"\x02\x04\x06\x0a"
+NOTIFY_LEN = b"\x02\x04\x06\x0a"  # payload bytes by payload type
 # Query Next Image Request (9 bytes, + 2):
 QUERY_FMT = "<BHHI"
 #   B    field control: bit 0 hardware version present
@@ -190,13 +196,27 @@ U32_FMT = "<I"
 
 FRAME_MAX = const(274)  # 5-byte header + 14 + 255 bytes of block data
 
+# Byte offsets in the frames of a download, for the device's per-block path, which checks
+# and updates them in place (values follow from HDR_FMT, BLOCK_REQ_FMT and BLOCK_RSP_FMT):
+# an Image Block Response with SUCCESS and no manufacturer code, and the Image Block
+# Request without options that asked for it. The 12 bytes from BLOCK_ECHO (manufacturer,
+# image type, file version, file offset) sit at the same offsets in both.
+FC_ROUTE = const(0x0F)       # frame control bits that route a frame: type, FC_MFR, direction
+FC_BLOCK_RSP = const(0x09)   # their value in an Image Block Response (FC_CLUSTER | FC_TO_CLIENT)
+BLOCK_STATUS = const(3)      # status
+BLOCK_ECHO = const(4)        # manufacturer code: the 12 echoed bytes start here
+BLOCK_OFFSET = const(12)     # file offset
+BLOCK_LEN = const(16)        # response: data size; request: maximum data size
+BLOCK_DATA = const(17)       # response: the data
+BLOCK_REQ_SIZE = const(17)   # the whole request
+
 
 class Frame:
     """A decoded frame. Header: fc (frame control byte), cluster (cluster-specific, else
     global), to_client (direction), mfr_code (header manufacturer code or None), seq,
-    command, known (parsed by this module), payload_off. Payload fields the command does
-    not carry are None; ieee is 8 bytes in wire order; block data is
-    buf[data_off:data_off + data_len] and a hash buf[hash_off:hash_off + 32]."""
+    command, known (parsed), payload_off. Payload fields the command does not carry are
+    None; ieee is 8 bytes in wire order; block data is buf[data_off:data_off + data_len]
+    and a hash buf[hash_off:hash_off + 32]."""
 
     def __init__(self):
         self.clear()
@@ -214,23 +234,19 @@ class Frame:
         self.outcome = None
 
 
-def _bad(f, what):
+def bad(f, what):
+    """A decoder's refusal of frame f: OtaError(BAD_FRAME) naming its command."""
     raise OtaError(BAD_FRAME, "command 0x%02X: %s" % (f.command, what))
 
 
-def _size(f, have, want):
+def size(f, have, want):
+    """A decoder's length check: `have` payload bytes where the fields take `want`."""
     if have != want:
-        _bad(f, "%d payload bytes, expected %d" % (have, want))
+        bad(f, "%d payload bytes, expected %d" % (have, want))
 
 
-def decode(buf, n, frame=None, mfr=None):
-    """Decode the frame in buf[:n] into frame (or a new Frame) and return it.
-
-    mfr: our manufacturer code; manufacturer-specific commands with another code are not
-    parsed (known False). None accepts any code.
-    """
-    f = frame if frame is not None else Frame()
-    f.clear()
+def _header(buf, n, f):
+    # the ZCL header of buf[:n] into f; returns the payload's offset
     if n < 3 or n > len(buf):
         raise OtaError(BAD_FRAME, "%d bytes" % n)
     fc = buf[0]
@@ -249,122 +265,53 @@ def decode(buf, n, frame=None, mfr=None):
     f.cluster = fc & FC_CLUSTER != 0
     f.to_client = fc & FC_TO_CLIENT != 0
     f.payload_off = off
+    return off
+
+
+def _down(f, mfr):
+    # a command of this cluster: 1 if it goes server to client, 0 if client to server; -1
+    # for one this codec does not know (or a manufacturer-specific one of another than mfr)
     c = f.command
+    if f.fc & FC_MFR:
+        if c < CMD_ALERT or c > CMD_ACTIVATE_RSP or (mfr is not None and mfr != f.mfr_code):
+            return -1
+        return (_MFR_TO_CLIENT >> (c - CMD_ALERT)) & 1
+    if c <= CMD_FILE_RSP:
+        return (_STD_TO_CLIENT >> c) & 1
+    return -1
+
+
+def decode_with(table, buf, n, frame, mfr):
+    """Decode the frame in buf[:n] into frame (or a new Frame) and return it: the header,
+    a Default Response (either direction), the direction rules, then the payload of a
+    cluster command by table[command](buf, payload offset, payload length, frame): the
+    receiving side's decoders (agent.zcl.device, agent.zcl.server).
+
+    mfr: our manufacturer code; manufacturer-specific commands with another code are not
+    parsed (known False). None accepts any code.
+    """
+    f = frame if frame is not None else Frame()
+    f.clear()
+    off = _header(buf, n, f)
     p = n - off
     if not f.cluster:
-        if c == CMD_DEFAULT_RSP:
-            _size(f, p, 2)
+        if f.command == CMD_DEFAULT_RSP:
+            size(f, p, 2)
             f.rsp_command = buf[off]
             f.status = buf[off + 1]
             f.known = True
         return f
-    if fc & FC_MFR:
-        if c < CMD_ALERT or c > CMD_ACTIVATE_RSP or (mfr is not None and mfr != f.mfr_code):
-            return f
-        down = (_MFR_TO_CLIENT >> (c - CMD_ALERT)) & 1
-    elif c <= CMD_FILE_RSP:
-        down = (_STD_TO_CLIENT >> c) & 1
-    else:
+    down = _down(f, mfr)
+    if down < 0:
         return f
     if down != f.to_client:
-        _bad(f, "wrong direction")
+        bad(f, "wrong direction")
     if p < 1:
-        _bad(f, "empty payload")
-    f.known = True
-    b0 = buf[off]
-    if c == CMD_IMAGE_NOTIFY:
-        if b0 > 3:
-            _bad(f, "payload type %d" % b0)
-        _size(f, p, _NOTIFY_LEN[b0])
-        f.payload_type = b0
-        f.jitter = buf[off + 1]
-        if b0 >= 1:
-            f.manufacturer = struct.unpack_from(U16_FMT, buf, off + 2)[0]
-        if b0 >= 2:
-            f.image_type = struct.unpack_from(U16_FMT, buf, off + 4)[0]
-        if b0 == 3:
-            f.file_version = struct.unpack_from(U32_FMT, buf, off + 6)[0]
-    elif c == CMD_QUERY_NEXT:
-        _size(f, p, 11 if b0 & FCQ_HW else 9)
-        (f.field_control, f.manufacturer, f.image_type,
-         f.file_version) = struct.unpack_from(QUERY_FMT, buf, off)
-        if b0 & FCQ_HW:
-            f.hw_version = struct.unpack_from(U16_FMT, buf, off + 9)[0]
-    elif c == CMD_QUERY_NEXT_RSP or c == CMD_FILE_RSP:
-        f.status = b0
-        if b0 == S_SUCCESS:
-            _size(f, p, 13)
-            (_, f.manufacturer, f.image_type, f.file_version,
-             f.image_size) = struct.unpack_from(QUERY_RSP_FMT, buf, off)
-        else:
-            _size(f, p, 1)
-    elif c == CMD_BLOCK_REQ or c == CMD_PAGE_REQ:
-        q = 14 if c == CMD_BLOCK_REQ else 18
-        want = q + (8 if b0 & FCB_IEEE else 0)
-        if c == CMD_BLOCK_REQ and b0 & FCB_PERIOD:
-            want += 2
-        _size(f, p, want)
-        (f.field_control, f.manufacturer, f.image_type, f.file_version, f.offset,
-         f.max_size) = struct.unpack_from(BLOCK_REQ_FMT, buf, off)
-        if c == CMD_PAGE_REQ:
-            f.page_size, f.spacing = struct.unpack_from(PAGE_REQ_FMT, buf, off)[6:]
-        if b0 & FCB_IEEE:
-            f.ieee = bytes(buf[off + q:off + q + 8])
-            q += 8
-        if c == CMD_BLOCK_REQ and b0 & FCB_PERIOD:
-            f.min_period = struct.unpack_from(U16_FMT, buf, off + q)[0]
-    elif c == CMD_BLOCK_RSP:
-        f.status = b0
-        if b0 == S_SUCCESS:
-            if p < 14:
-                _bad(f, "%d payload bytes" % p)
-            (_, f.manufacturer, f.image_type, f.file_version, f.offset,
-             f.data_len) = struct.unpack_from(BLOCK_RSP_FMT, buf, off)
-            _size(f, p, 14 + f.data_len)
-            f.data_off = off + 14
-        elif b0 == S_WAIT_FOR_DATA:
-            _size(f, p, 11)
-            (_, f.current_time, f.request_time,
-             f.min_period) = struct.unpack_from(WAIT_FMT, buf, off)
-        else:
-            _size(f, p, 1)
-    elif c == CMD_UPGRADE_END:
-        _size(f, p, 9)
-        (f.status, f.manufacturer, f.image_type,
-         f.file_version) = struct.unpack_from(END_FMT, buf, off)
-    elif c == CMD_UPGRADE_END_RSP:
-        _size(f, p, 16)
-        (f.manufacturer, f.image_type, f.file_version, f.current_time,
-         f.upgrade_time) = struct.unpack_from(END_RSP_FMT, buf, off)
-    elif c == CMD_FILE_REQ:
-        _size(f, p, 18)
-        (f.ieee, f.manufacturer, f.image_type, f.file_version,
-         f.stack_version) = struct.unpack_from(FILE_REQ_FMT, buf, off)
-    elif c == CMD_ALERT:
-        if b0 & 0xFC:
-            _bad(f, "field control 0x%02X" % b0)
-        _size(f, p, 7 + (HASH_SIZE if b0 & FCA_HASH else 0) + (4 if b0 & FCA_EXTRA else 0))
-        (f.field_control, f.alert_seq, f.alert_code,
-         f.reason) = struct.unpack_from(ALERT_FMT, buf, off)
-        q = off + 7
-        if b0 & FCA_HASH:
-            f.hash_off = q
-            q += HASH_SIZE
-        if b0 & FCA_EXTRA:
-            f.extra = struct.unpack_from(U32_FMT, buf, q)[0]
-    elif c == CMD_ALERT_ACK:
-        _size(f, p, 2)
-        f.alert_seq = struct.unpack_from(ALERT_ACK_FMT, buf, off)[0]
-    elif c == CMD_ACTIVATE:
-        _size(f, p, 36)
-        f.hash_off = off
-        f.activation_time = struct.unpack_from(U32_FMT, buf, off + HASH_SIZE)[0]
-    else:  # CMD_ACTIVATE_RSP
-        _size(f, p, 33)
-        if b0 > 3:
-            _bad(f, "outcome %d" % b0)
-        f.outcome = b0
-        f.hash_off = off + 1
+        bad(f, "empty payload")
+    fn = table.get(f.command)
+    if fn is not None:  # else the other side's command
+        f.known = True
+        fn(buf, off, p, f)
     return f
 
 
@@ -377,95 +324,10 @@ def encode_header(buf, fc, seq, command, mfr_code=None):
     return 5
 
 
-_UP = FC_CLUSTER  # client to server requests (server to client: agent.zcl.server)
-
-
-def _put(buf, off, data, n):
+def put(buf, off, data, n):
+    """Copy the n-byte field data (n 0: none) into buf at off; returns the offset after it."""
     if n:
         if len(data) != n:
             raise OtaError(BAD_FRAME, "field of %d bytes, expected %d" % (len(data), n))
         buf[off:off + n] = data
     return off + n
-
-
-# Client to server
-
-def encode_query_next(buf, seq, manufacturer, image_type, file_version, hw_version=None):
-    o = encode_header(buf, _UP, seq, CMD_QUERY_NEXT)
-    struct.pack_into(QUERY_FMT, buf, o, 0 if hw_version is None else FCQ_HW,
-                     manufacturer, image_type, file_version)
-    if hw_version is None:
-        return o + 9
-    struct.pack_into(U16_FMT, buf, o + 9, hw_version)
-    return o + 11
-
-
-def encode_block_request(buf, seq, manufacturer, image_type, file_version, offset, max_size,
-                         ieee=None, min_period=None):
-    fcb = (0 if ieee is None else FCB_IEEE) | (0 if min_period is None else FCB_PERIOD)
-    o = encode_header(buf, _UP, seq, CMD_BLOCK_REQ)
-    struct.pack_into(BLOCK_REQ_FMT, buf, o, fcb, manufacturer, image_type, file_version,
-                     offset, max_size)
-    o += 14
-    if ieee is not None:
-        o = _put(buf, o, ieee, 8)
-    if min_period is not None:
-        struct.pack_into(U16_FMT, buf, o, min_period)
-        o += 2
-    return o
-
-
-def set_block_request(buf, seq, offset, max_size):
-    """Update an Image Block Request that encode_block_request wrote into buf without its
-    options, for the next block: sequence number, file offset, maximum data size."""
-    buf[1] = seq & 0xFF
-    struct.pack_into(U32_FMT, buf, 12, offset)  # BLOCK_REQ_FMT's file offset, after the header
-    buf[16] = max_size
-
-
-def encode_page_request(buf, seq, manufacturer, image_type, file_version, offset, max_size,
-                        page_size, spacing, ieee=None):
-    o = encode_header(buf, _UP, seq, CMD_PAGE_REQ)
-    struct.pack_into(PAGE_REQ_FMT, buf, o, 0 if ieee is None else FCB_IEEE, manufacturer,
-                     image_type, file_version, offset, max_size, page_size, spacing)
-    return _put(buf, o + 18, ieee, 0 if ieee is None else 8)
-
-
-def encode_upgrade_end(buf, seq, status, manufacturer, image_type, file_version):
-    o = encode_header(buf, _UP, seq, CMD_UPGRADE_END)
-    struct.pack_into(END_FMT, buf, o, status, manufacturer, image_type, file_version)
-    return o + 9
-
-
-def encode_file_request(buf, seq, ieee, manufacturer, image_type, file_version, stack_version):
-    o = encode_header(buf, _UP, seq, CMD_FILE_REQ)
-    struct.pack_into(FILE_REQ_FMT, buf, o, b"", manufacturer, image_type, file_version,
-                     stack_version)
-    _put(buf, o, ieee, 8)
-    return o + 18
-
-
-def encode_alert(buf, seq, mfr_code, alert_seq, alert_code, reason, digest=None, extra=None):
-    o = encode_header(buf, _UP, seq, CMD_ALERT, mfr_code)
-    fca = (0 if digest is None else FCA_HASH) | (0 if extra is None else FCA_EXTRA)
-    struct.pack_into(ALERT_FMT, buf, o, fca, alert_seq, alert_code, reason)
-    o = _put(buf, o + 7, digest, 0 if digest is None else HASH_SIZE)
-    if extra is not None:
-        struct.pack_into(U32_FMT, buf, o, extra)
-        o += 4
-    return o
-
-
-def encode_activate_response(buf, seq, mfr_code, outcome, digest):
-    o = encode_header(buf, _UP | FC_NO_DEFAULT_RSP, seq, CMD_ACTIVATE_RSP, mfr_code)
-    buf[o] = outcome
-    return _put(buf, o + 1, digest, HASH_SIZE)
-
-
-# Either direction
-
-def encode_default_response(buf, seq, to_client, command, status, mfr_code=None):
-    fc = FC_GLOBAL | FC_NO_DEFAULT_RSP | (FC_TO_CLIENT if to_client else 0)
-    o = encode_header(buf, fc, seq, CMD_DEFAULT_RSP, mfr_code)
-    struct.pack_into(DEFAULT_RSP_FMT, buf, o, command, status)
-    return o + 2

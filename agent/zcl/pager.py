@@ -17,7 +17,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent.zcl import frames as zcl
+from agent.zcl import device as zcl
 from agent.errors import OtaError
 
 PAGE = const(2048)       # bytes asked for by one page request (the page buffer's size)

@@ -5,7 +5,7 @@
 # requests; a notify selects the device by the ZCL rules and ends its idle wait at once.
 from agent.zcl import client as C
 from agent.zcl import pager as P
-from agent.zcl import frames as zcl, server as zcl_server
+from agent.zcl import server as zcl, server as zcl_server  # the hub below: the server side
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from tutil import read_data, eq
