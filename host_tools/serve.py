@@ -109,14 +109,8 @@ def open_link(args):
 
 
 def until_for(mode):
-    if mode == "confirmed":
-        return lambda hub: any(a["code"] == "0x8F43" for d in hub.devices.values()
-                               for a in d.alerts)
-    if mode == "ended":
-        return lambda hub: any(d.outcome for d in hub.devices.values())
-    if mode == "rejected":
-        return lambda hub: any(d.outcome == "invalid_image" for d in hub.devices.values())
-    return None
+    """--exit-when: the Hub's test for it, or None."""
+    return None if mode is None else (lambda hub: hub.seen(mode))
 
 
 def run_serve(args):

@@ -1,4 +1,5 @@
-"""otatool serve: an update server that plays the Communications Hub.
+"""The update server that plays the Communications Hub (Hub), as a library: the command
+line is host_tools/serve.py (otatool serve), and the tests and benchmarks drive it directly.
 
 A ZigBee OTA Upgrade cluster server over UDP (one ZCL frame per datagram, answered to the
 address the request came from) or a serial line (framed, CRC-16). It offers the image that
@@ -81,8 +82,8 @@ class Faults:
         self.rnd = random.Random(seed)
 
 
-class Device:
-    """What the server knows of one device (by address)."""
+class Session:
+    """The Hub's session with one device (by address): what the server knows of it."""
 
     def __init__(self, addr):
         self.addr = addr
@@ -112,7 +113,7 @@ class Hub:
         self.plain = plain
         self.progress = progress
         self.echo = echo
-        self.devices = {}
+        self.devices = {}  # Session by device address
         self.frames = 0
         self.air_bytes = 0
         self.lost_air_bytes = 0  # of the frames the loss fault dropped (either way)
@@ -141,6 +142,18 @@ class Hub:
             if dev.bar is not None:
                 dev.bar.close(False)
                 dev.bar = None
+
+    def seen(self, what):
+        """True once a device has "confirmed" an update (alert 0x8F43), "ended" a download
+        (Upgrade End, any status) or "rejected" an image (Upgrade End INVALID_IMAGE)."""
+        sessions = self.devices.values()
+        if what == "confirmed":
+            return any(a["code"] == "0x8F43" for d in sessions for a in d.alerts)
+        if what == "ended":
+            return any(d.outcome for d in sessions)
+        if what == "rejected":
+            return any(d.outcome == "invalid_image" for d in sessions)
+        raise ValueError("unknown outcome %r" % (what,))
 
     # -- link with faults and airtime ------------------------------------------
 
@@ -254,7 +267,7 @@ class Hub:
     def handle(self, data, addr):
         dev = self.devices.get(addr)
         if dev is None:
-            dev = self.devices[addr] = Device(addr)
+            dev = self.devices[addr] = Session(addr)
         dev.heard_at = time.monotonic()
         try:
             fr = zcl_server.decode(data, len(data))

@@ -246,8 +246,7 @@ def test_serial_link(lab):
     master, slave, path = open_pty()
     hub = Hub([Image(lab.path("v2.ota"))], SerialLink(master))
     t = threading.Thread(target=hub.serve, kwargs={
-        "timeout": 90, "until": lambda h: any(
-            a["code"] == "0x8F43" for d in h.devices.values() for a in d.alerts)})
+        "timeout": 90, "until": lambda h: h.seen("confirmed")})
     t.start()
     import subprocess, sys
     out = open(lab.path("device.log"), "a")
