@@ -17,8 +17,10 @@ except ImportError:
 from agent.crypto import cbor
 from agent.errors import OtaError, BAD_COSE, UNSUPPORTED_ALG, BAD_KEY, HIGH_S
 
-TAG_SIGN1 = const(18)
-ALG_ES256 = const(-7)
+# The COSE numbers, for the device and the host tools alike (the image builder and the
+# inspector read them from here):
+TAG_SIGN1 = const(18)  # CBOR tag of a COSE_Sign1
+ALG_ES256 = const(-7)  # algorithm: ECDSA P-256 with SHA-256
 H_ALG = const(1)       # header label: algorithm
 H_CRIT = const(2)      # header label: critical header parameters
 H_KID = const(4)       # header label: key id

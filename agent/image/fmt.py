@@ -6,6 +6,15 @@
 # The two manufacturer-specific tags are ones no known vendor uses: zigpy and zigbee-herdsman
 # read 0xF000 as Telink's AES element (with a longer element header), and IKEA files carry
 # 0xFFBE/0xFFBF; both parsers list 0xF0A1 and 0xF0A2 as plain sub-elements.
+#
+# Each structure is declared once, as a struct format with one comment per field and its
+# size, and read and written only through the functions below it (pack_* / parse_* or
+# unpack_*), by the device, the host tools, the emulation and the tests alike:
+#   header          parse_header / pack_header (Header), header_length_of (first 10 bytes)
+#   element head    unpack_elem / pack_elem; find_manifest locates the manifest element
+#   trailer         parse_trailer / pack_trailer
+#   table entries   unpack_entry / pack_entry, table_entry_size
+# The manifest map inside the manifest element: agent/image/manifest.py.
 import struct
 try:
     from micropython import const
@@ -14,7 +23,7 @@ except ImportError:
         return x
 
 from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_VERSION, BAD_HEADER_LENGTH, \
-    BAD_FIELD_CONTROL, BAD_TRAILER
+    BAD_FIELD_CONTROL, BAD_TRAILER, TRUNCATED, BAD_ELEMENT, MISSING_ELEMENT
 
 OTA_MAGIC = const(0x0BEEF11E)
 HEADER_VERSION = const(0x0100)
@@ -33,6 +42,8 @@ HDR_FMT = "<IHHHHHIH32sI"
 #   I    total image size (header + all elements + trailer)
 HDR_SIZE = const(56)
 HDR_MAX = const(69)
+HDR_PREFIX_FMT = "<IHHH"   # the first fields: magic, version, length, field control
+HDR_PREFIX = const(10)     # the bytes a reader takes before it knows the header's length
 FC_SECURITY = const(0x01)  # followed by: B security credential version
 FC_DEST = const(0x02)      # followed by: 8s upgrade file destination (IEEE address)
 FC_HW = const(0x04)        # followed by: H minimum hardware version, H maximum hardware version
@@ -59,6 +70,7 @@ TRAILER_SIG_LEN = const(0x40)
 # Sector table entries, one per sector of the installed payload:
 TABLE_RAW_FMT = "<I"
 #   I    CRC-32 of the installed bytes of the sector
+TABLE_RAW_SIZE = const(4)
 TABLE_DEFLATE_FMT = "<III16s"
 #   I    CRC-32 of the installed bytes of the sector
 #   I    offset of the sector's deflate chunk in the payload element's data
@@ -66,30 +78,19 @@ TABLE_DEFLATE_FMT = "<III16s"
 #   16s  first 16 bytes of the chunk's SHA-256: binds the encoded bytes (and with them the
 #        Manufacturer Image hash) to the signature, chunk by chunk, so a resumed or
 #        re-fetched chunk is checked on its own
+TABLE_DEFLATE_SIZE = const(28)
+CHUNK_DIGEST = const(16)
 ENC_RAW = const(0)
 ENC_DEFLATE = const(1)   # each sector raw deflate on its own, window = min(sector, 32 KiB)
+MIN_SECTOR = const(256)    # the table's sector size: a power of two from MIN_SECTOR
+MAX_SECTOR = const(65536)  # to MAX_SECTOR
 
-# Manifest: CBOR map with small integer keys, the payload of a COSE_Sign1 (tag 18).
-FORMAT_VERSION = const(1)
-M_FORMAT = const(1)        # uint: format version, 1
-M_SEQ = const(2)           # uint: sequence number (anti-rollback counter)
-M_VERSION = const(3)       # uint: firmware version, equal to the header's file version
-M_MANUFACTURER = const(4)  # uint: manufacturer code
-M_IMAGE_TYPE = const(5)    # uint: image type
-M_HW_MIN = const(6)        # uint: lowest hardware version supported
-M_HW_MAX = const(7)        # uint: highest hardware version supported
-M_SIZE = const(8)          # uint: installed payload size in bytes
-M_SHA256 = const(9)        # bstr 32: SHA-256 of the installed payload
-M_CRC32 = const(10)        # uint: CRC-32 of the installed payload
-M_ENCODING = const(11)     # uint: ENC_RAW or ENC_DEFLATE
-M_ENC_SIZE = const(12)     # uint: length of the payload element's data
-M_SECTOR = const(13)       # uint: sector size the table and encoding use
-M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
-M_KID = const(15)          # bstr: key id of the signing key
-KID_LEN = const(8)         # key id = first 8 bytes of SHA-256(uncompressed public point)
+# The manifest element's data: a COSE_Sign1 (agent/crypto/cose.py) whose payload is the
+# manifest map (its keys and decoder: agent/image/manifest.py). It comes first, right after
+# the header, so it ends by MANIFEST_END_MAX (HDR_MAX + ELEM_SIZE + MANIFEST_MAX).
 MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
-MIN_SECTOR = const(256)
-MAX_SECTOR = const(65536)
+MANIFEST_END_MAX = const(587)
+KID_LEN = const(8)         # key id = first 8 bytes of SHA-256(uncompressed public point)
 
 
 def header_length(field_control):
@@ -120,6 +121,11 @@ class Header:
         self.destination = None
         self.hw_min = None
         self.hw_max = None
+
+
+def header_length_of(prefix):
+    """The header length field from the first HDR_PREFIX bytes of a file, unchecked."""
+    return struct.unpack_from(HDR_PREFIX_FMT, prefix, 0)[2]
 
 
 def parse_header(buf):
@@ -179,6 +185,39 @@ def pack_header(h):
                        hs, h.total_size) + tail
 
 
+def pack_elem(tag, length):
+    """The 6-byte head of a sub-element of length bytes."""
+    return struct.pack(ELEM_FMT, tag, length)
+
+
+def unpack_elem(buf, off=0):
+    """(tag, length) of the sub-element head at buf[off:]."""
+    return struct.unpack_from(ELEM_FMT, buf, off)
+
+
+def find_manifest(head):
+    """Where the signed manifest is in an image whose first bytes are head (up to
+    MANIFEST_END_MAX of them, or the whole of a shorter file): (offset, length) of the
+    manifest element's data, the COSE_Sign1, which head need not hold. Only the header and
+    the element head are looked at; nothing is verified. OtaError when they are not an OTA
+    header followed by a manifest element, with the reason the parser gives."""
+    off = parse_header(head).length
+    if len(head) < off + ELEM_SIZE:
+        raise OtaError(TRUNCATED, "%d bytes, no element after the header" % len(head))
+    tag, n = unpack_elem(head, off)
+    if tag != TAG_MANIFEST:
+        raise OtaError(MISSING_ELEMENT, "no signed manifest (0xF0A1) after the header, "
+                       "tag 0x%04X instead" % tag)
+    if n == 0 or n > MANIFEST_MAX:
+        raise OtaError(BAD_ELEMENT, "manifest of %d bytes" % n)
+    return off + ELEM_SIZE, n
+
+
+def pack_trailer(force, sig):
+    """The 66-byte GBCS trailer: force-replace flag (0 or 1) and the 64-byte signature."""
+    return struct.pack(TRAILER_FMT, force, TRAILER_SIG_LEN, sig)
+
+
 def parse_trailer(buf):
     """Parse a 66-byte GBCS trailer: returns (force_replace, signature)."""
     if len(buf) != TRAILER_SIZE:
@@ -189,11 +228,24 @@ def parse_trailer(buf):
     return force, bytes(sig)
 
 
-CHUNK_DIGEST = const(16)
+def pack_entry(encoding, crc, off=0, length=0, digest=b""):
+    """One sector table entry: raw, the sector's CRC-32 alone; deflate, with its chunk's
+    offset, length and CHUNK_DIGEST-byte digest."""
+    if encoding == ENC_RAW:
+        return struct.pack(TABLE_RAW_FMT, crc)
+    return struct.pack(TABLE_DEFLATE_FMT, crc, off, length, digest)
+
+
+def unpack_entry(encoding, buf, k):
+    """Sector k's entry of a sector table held in buf: (crc32, chunk offset, chunk length,
+    chunk digest); a raw entry has no chunk: (crc32, 0, 0, b"")."""
+    if encoding == ENC_RAW:
+        return struct.unpack_from(TABLE_RAW_FMT, buf, k * TABLE_RAW_SIZE)[0], 0, 0, b""
+    return struct.unpack_from(TABLE_DEFLATE_FMT, buf, k * TABLE_DEFLATE_SIZE)
 
 
 def table_entry_size(encoding):
-    return 4 if encoding == ENC_RAW else 28
+    return TABLE_RAW_SIZE if encoding == ENC_RAW else TABLE_DEFLATE_SIZE
 
 
 def sector_count(size, sector):

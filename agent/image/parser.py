@@ -9,9 +9,8 @@
 #   sink.on_payload(mv)       payload element bytes (any split)
 #   sink.on_done(parser)      whole image parsed; parser.trailer holds the GBCS trailer or None
 # The Manufacturer Image hash and the supplier signature over it are checked from flash after
-# the download (agent.store.slot.verify), so that resume and re-fetching a sector cannot skew them.
+# the download (agent.store.check), so that resume and re-fetching a sector cannot skew them.
 import hashlib
-import struct
 try:
     from micropython import const
 except ImportError:
@@ -23,7 +22,7 @@ from agent.errors import OtaError, BAD_HEADER_LENGTH, SIZE_MISMATCH, BAD_ELEMENT
     UNKNOWN_ELEMENT, DUPLICATE_ELEMENT, MISSING_ELEMENT, TRAILING_DATA, TRUNCATED, \
     BAD_SIGNATURE, BAD_MANIFEST, BAD_TABLE, BAD_TABLE_DIGEST, SUPPLIER_SIG_REQUIRED, \
     BAD_ENCODING, WRONG_DESTINATION
-from agent.image.manifest import Manifest
+from agent.image.manifest import decode as decode_manifest
 
 _S_HEADER = const(0)
 _S_ELEM = const(1)
@@ -32,7 +31,6 @@ _S_TABLE = const(3)
 _S_PAYLOAD = const(4)
 _S_TRAILER = const(5)
 _S_DONE = const(6)
-_HDR_PREFIX = const(10)  # magic, header version, header length
 
 
 class Parser:
@@ -49,7 +47,7 @@ class Parser:
         self.pos = 0              # bytes of the file consumed so far
         self.state = _S_HEADER
         self._fill = 0            # bytes gathered into the current small buffer
-        self._need = _HDR_PREFIX  # bytes wanted in the current state
+        self._need = fmt.HDR_PREFIX  # bytes wanted in the current state
         self._seen = 0            # elements seen: 1 manifest, 2 table, 3 payload
         self.header = None
         self.manifest = None
@@ -157,12 +155,12 @@ class Parser:
     # -- states --------------------------------------------------------------
 
     def _header(self):
-        if self._fill == _HDR_PREFIX:
-            hlen = struct.unpack_from("<IHH", self._hdr, 0)[2]
+        if self._fill == fmt.HDR_PREFIX:
+            hlen = fmt.header_length_of(self._hdr)
             if hlen < fmt.HDR_SIZE or hlen > fmt.HDR_MAX:
                 fmt.parse_header(self._hdr)  # reports bad magic or version first
                 raise OtaError(BAD_HEADER_LENGTH, "%d" % hlen)
-            self._need = hlen - _HDR_PREFIX
+            self._need = hlen - fmt.HDR_PREFIX
             return
         h = fmt.parse_header(self.header_bytes_raw())
         if h.hw_min is None:
@@ -184,7 +182,7 @@ class Parser:
         self._need = fmt.ELEM_SIZE
 
     def _element(self):
-        tag, length = struct.unpack_from(fmt.ELEM_FMT, self._small, 0)
+        tag, length = fmt.unpack_elem(self._small)
         if tag == fmt.TAG_MANIFEST:
             order = 1
         elif tag == fmt.TAG_TABLE:
@@ -225,7 +223,7 @@ class Parser:
                 self._after_payload()
 
     def _check_manifest(self):
-        from agent.crypto import cbor, cose
+        from agent.crypto import cose
         h = self.header
         msg = cose.parse_sign1(self.cose_bytes())
         cose.check_low_s(msg)
@@ -233,7 +231,7 @@ class Parser:
         if not cose.verify_sign1(msg, self.header_bytes(), pub, self.verifier):
             raise OtaError(BAD_SIGNATURE)
         self.signed = True
-        m = Manifest(cbor.decode(msg.payload))
+        m = decode_manifest(msg.payload)
         if m.kid != msg.kid:
             raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
         m.check_header(h)

@@ -52,10 +52,6 @@ class Slot:
         self.table_max = meta_size - TABLE_OFF
 
 
-def elem_head(tag, length):
-    return struct.pack(fmt.ELEM_FMT, tag, length)
-
-
 def align(n, w):
     return (n + w - 1) // w * w
 
@@ -119,11 +115,11 @@ def scan(area, off, n, buf, crc=0, h1=None, h2=None):
 def hash_prefix(slot, cose_len, m, h, buf):
     """Feed h with the Manufacturer Image up to the payload data, read from flash."""
     a = slot.area
-    h.update(elem_head(fmt.TAG_MANIFEST, cose_len))
+    h.update(fmt.pack_elem(fmt.TAG_MANIFEST, cose_len))
     scan(a, slot.meta + COSE_OFF, cose_len, buf, 0, h)
-    h.update(elem_head(fmt.TAG_TABLE, m.table_size))
+    h.update(fmt.pack_elem(fmt.TAG_TABLE, m.table_size))
     scan(a, slot.meta + TABLE_OFF, m.table_size, buf, 0, h)
-    h.update(elem_head(fmt.TAG_PAYLOAD, m.enc_size))
+    h.update(fmt.pack_elem(fmt.TAG_PAYLOAD, m.enc_size))
 
 
 def table_entry(slot, m, k, buf):

@@ -94,22 +94,14 @@ def _peek(read, size):
         hw = struct.unpack_from(fmt.HW_FMT, b, off)[0]
     m = None
     if fmt.HDR_SIZE <= hlen <= fmt.HDR_MAX:
-        m = _peek_manifest(read, size, hlen)
+        m = _peek_manifest(read, size)
     return man, itype, hw, m
 
 
-def _peek_manifest(read, size, hlen):
-    from agent.crypto import cbor, cose
-    from agent.image.manifest import Manifest
-    e = _get(read, hlen, fmt.ELEM_SIZE, size)
-    if len(e) < fmt.ELEM_SIZE:
-        return None
-    tag, n = struct.unpack_from(fmt.ELEM_FMT, e, 0)
-    if tag != fmt.TAG_MANIFEST or n == 0 or n > fmt.MANIFEST_MAX:
-        return None
-    c = _get(read, hlen + fmt.ELEM_SIZE, n, size)
+def _peek_manifest(read, size):
+    from agent.image.manifest import peek
     try:
-        return Manifest(cbor.decode(cose.parse_sign1(c).payload))
+        return peek(_get(read, 0, fmt.MANIFEST_END_MAX, size))
     except OtaError:
         return None
 

@@ -290,12 +290,8 @@ def _delta(f, snap):
 
 
 def _manifest(img):
-    from agent.crypto import cbor, cose
-    from agent.image.manifest import Manifest
-    h = parse_header(img)
-    n = img[h.length + 2] | img[h.length + 3] << 8 | img[h.length + 4] << 16
-    msg = cose.parse_sign1(img[h.length + 6:h.length + 6 + n])
-    return Manifest(cbor.decode(msg.payload))
+    from agent.image.manifest import peek
+    return peek(img)
 
 
 def _sectors(img):

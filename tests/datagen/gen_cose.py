@@ -28,6 +28,7 @@ from pycose.keys.curves import P256
 from pycose.messages import Sign1Message
 
 from agent.image import fmt
+from agent.image import manifest as mf
 
 CORPUS = [
     0, 1, 10, 23, 24, 25, 100, 255, 256, 1000, 65535, 65536, 1000000,
@@ -134,12 +135,12 @@ def ota_header():
 
 def manifest(kid):
     return cbor2.dumps({
-        fmt.M_FORMAT: fmt.FORMAT_VERSION, fmt.M_SEQ: 7, fmt.M_VERSION: 0x01020304,
-        fmt.M_MANUFACTURER: 0x1234, fmt.M_IMAGE_TYPE: 0x0101, fmt.M_HW_MIN: 1,
-        fmt.M_HW_MAX: 3, fmt.M_SIZE: 3000, fmt.M_SHA256: hashlib.sha256(b"fw").digest(),
-        fmt.M_CRC32: 0x12345678, fmt.M_ENCODING: fmt.ENC_RAW, fmt.M_ENC_SIZE: 3000,
-        fmt.M_SECTOR: 4096, fmt.M_TABLE_SHA256: hashlib.sha256(b"table").digest(),
-        fmt.M_KID: kid,
+        mf.M_FORMAT: mf.FORMAT_VERSION, mf.M_SEQ: 7, mf.M_VERSION: 0x01020304,
+        mf.M_MANUFACTURER: 0x1234, mf.M_IMAGE_TYPE: 0x0101, mf.M_HW_MIN: 1,
+        mf.M_HW_MAX: 3, mf.M_SIZE: 3000, mf.M_SHA256: hashlib.sha256(b"fw").digest(),
+        mf.M_CRC32: 0x12345678, mf.M_ENCODING: fmt.ENC_RAW, mf.M_ENC_SIZE: 3000,
+        mf.M_SECTOR: 4096, mf.M_TABLE_SHA256: hashlib.sha256(b"table").digest(),
+        mf.M_KID: kid,
     })
 
 

@@ -19,7 +19,7 @@ import zlib
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.image import fmt
-from host_tools import keys, sign
+from host_tools import imagebuild, keys
 from tests.datagen.gen_core import fw, MAN, TYPE
 
 HARD_IEEE = bytes((0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88))
@@ -30,12 +30,12 @@ BASE = dict(manufacturer=MAN, image_type=TYPE, hw_min=1, hw_max=3)
 
 def addressed(payload, key, dest, **kw):
     """An image whose OTA header carries an Upgrade File Destination, signed over it."""
-    b = sign.build(payload, key, **kw)
+    b = imagebuild.build(payload, key, **kw)
     h = fmt.parse_header(b.header)
     h.destination = dest
     h.total_size += 8
     header = fmt.pack_header(h)
-    cose = sign.cose_sign1(key, b.kid, b.manifest_cbor, header)
+    cose = imagebuild.cose_sign1(key, b.kid, b.manifest_cbor, header)
     if len(cose) != len(b.cose):
         raise SystemExit("gen_hardening: COSE length changed")
     parts = [header] + list(b.parts[1:])
@@ -45,9 +45,8 @@ def addressed(payload, key, dest, **kw):
 
 def high_s(img):
     """img with its manifest signature's s replaced by n - s (still a valid signature)."""
-    hl = fmt.parse_header(img).length
-    tag, n = struct.unpack_from(fmt.ELEM_FMT, img, hl)
-    end = hl + fmt.ELEM_SIZE + n  # the signature bstr is the COSE_Sign1's last 64 bytes
+    off, n = fmt.find_manifest(img)
+    end = off + n  # the signature bstr is the COSE_Sign1's last 64 bytes
     s = int.from_bytes(img[end - 32:end], "big")
     return img[:end - 32] + (N - s).to_bytes(32, "big") + img[end:]
 
@@ -102,14 +101,14 @@ def generate(outdir):
 
     k = ec.generate_private_key(ec.SECP256R1())
     put("hard_pub.bin", keys.public_point(k.public_key()))
-    put("hard_v1.ota", sign.build_image(fw(12 * 1024, 11), k, version=1, seq=1, **BASE))
+    put("hard_v1.ota", imagebuild.build_image(fw(12 * 1024, 11), k, version=1, seq=1, **BASE))
     v2 = fw(20 * 1024, 12)
     put("hard_to_me.ota", addressed(v2, k, HARD_IEEE, version=2, seq=2, **BASE))
     put("hard_to_other.ota", addressed(v2, k, OTHER_IEEE, version=2, seq=2, **BASE))
     big = fw(58 * 1024, 13)
-    put("hard_8k_z.ota", sign.build_image(big, k, version=3, seq=3, sector_size=8192,
-                                          compress=True, **BASE))
-    put("hard_8k_raw.ota", sign.build_image(big, k, version=3, seq=3, sector_size=8192,
-                                            **BASE))
+    put("hard_8k_z.ota", imagebuild.build_image(big, k, version=3, seq=3, sector_size=8192,
+                                                compress=True, **BASE))
+    put("hard_8k_raw.ota", imagebuild.build_image(big, k, version=3, seq=3, sector_size=8192,
+                                                  **BASE))
     put("hard_highs.ota", high_s(get("core_v2.ota")))
     put("hard_tamper.bin", crc_patch(get("core_v1.bin"), 5000))

@@ -8,8 +8,8 @@ import json
 import os
 import random
 
-from agent.image import fmt
-from host_tools import keys, sign
+from agent.image import manifest as mf
+from host_tools import imagebuild, keys
 
 FW_20K = "fw_20k.bin"
 FW_256K = "fw_256k.bin"
@@ -79,17 +79,17 @@ def generate(outdir):
         params = dict(BASE)
         params.update(extra)
         supplier = params.pop("supplier", False)
-        img = sign.build(payloads[fw_name], keyset[signer],
-                         supplier_key=keyset["supplier"] if supplier else None, **params)
+        img = imagebuild.build(payloads[fw_name], keyset[signer],
+                               supplier_key=keyset["supplier"] if supplier else None, **params)
         data = img.tobytes()
         _write(outdir, name, data)
         desc = dict(params)
         desc.update(payload=fw_name, key=signer, supplier=supplier, size=len(data),
                     sector_size=params.get("sector_size", 4096),
                     compress=params.get("compress", False),
-                    encoding=img.manifest[fmt.M_ENCODING],
-                    payload_size=img.manifest[fmt.M_SIZE],
-                    enc_size=img.manifest[fmt.M_ENC_SIZE],
+                    encoding=img.manifest[mf.M_ENCODING],
+                    payload_size=img.manifest[mf.M_SIZE],
+                    enc_size=img.manifest[mf.M_ENC_SIZE],
                     header_length=len(img.header), kid=img.kid.hex(),
                     mi_sha256=img.manufacturer_image_sha256().hex())
         index["images"][name] = desc

@@ -1,4 +1,5 @@
-"""otatool inspect (host_tools.inspect): our images, the GBCS fixtures, vendor-like files."""
+"""otatool inspect (host_tools.imageinfo, host_tools.inspect): our images, the GBCS fixtures,
+vendor-like files."""
 import hashlib
 import json
 import os
@@ -7,9 +8,10 @@ import struct
 import pytest
 
 from agent.image import fmt
+from agent.image import manifest as mf
 from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_LENGTH
+from host_tools import imagebuild, imageinfo, keys
 from host_tools import inspect as ins
-from host_tools import keys, sign
 
 GBCS = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gbcs")
 MI_SHA = "7542f475e3f12eae887d81e32c46d313741d67076b13caec2f82e00ba5e1bb36"
@@ -33,9 +35,9 @@ def roundtrip(info):
 
 def test_our_raw_image(key):
     fw = bytes(range(256)) * 40
-    b = sign.build(fw, key, **PARAMS)
+    b = imagebuild.build(fw, key, **PARAMS)
     img = b.tobytes()
-    info = roundtrip(ins.inspect_bytes(img))
+    info = roundtrip(imageinfo.inspect_bytes(img))
     h = info["header"]
     assert h["manufacturer_code"] == 0x1234 and h["image_type"] == 1
     assert h["file_version"] == 0x00020003 and h["header_length"] == 60
@@ -67,9 +69,10 @@ def test_our_raw_image(key):
 def test_our_deflate_and_supplier_image(key):
     supplier = keys.generate()
     fw = b"\x00" * 9000 + os.urandom(3000)
-    b = sign.build(fw, key, compress=True, supplier_key=supplier, force_replace=True, **PARAMS)
+    b = imagebuild.build(fw, key, compress=True, supplier_key=supplier, force_replace=True,
+                         **PARAMS)
     img = b.tobytes()
-    info = ins.inspect_bytes(img)
+    info = imageinfo.inspect_bytes(img)
     assert info["manifest"]["encoding"] == 1
     assert info["manifest"]["enc_size"] == info["elements"][2]["length"] < len(fw)
     t = info["trailer"]
@@ -84,7 +87,7 @@ def test_our_deflate_and_supplier_image(key):
 
 def test_gbcs_esme_fixture():
     data = gbcs("rtds_esme_11x_image.bin")
-    info = roundtrip(ins.inspect_bytes(data))
+    info = roundtrip(imageinfo.inspect_bytes(data))
     h = info["header"]
     assert (h["manufacturer_code"], h["image_type"], h["file_version"]) == (0x121D, 0, 0xACDCACDC)
     assert (h["hw_min"], h["hw_max"]) == (0x1111, 0x1211)
@@ -101,7 +104,7 @@ def test_gbcs_esme_fixture():
 
 
 def test_gbcs_ppmid_fixture():
-    info = roundtrip(ins.inspect_bytes(gbcs("rtds_ppmid_11x_image.bin")))
+    info = roundtrip(imageinfo.inspect_bytes(gbcs("rtds_ppmid_11x_image.bin")))
     h = info["header"]
     assert (h["manufacturer_code"], h["image_type"], h["total_image_size"]) == (0x121D, 0x84, 295)
     assert h["header_string"].startswith("I am a GFI PPMID")
@@ -122,16 +125,16 @@ def vendor_file(extra=b"", total_delta=0):
     h.file_version = 0x10
     h.header_string = b"vendor image"
     h.security_version = 1
-    elems = (struct.pack(fmt.ELEM_FMT, 0x0000, 1000) + bytes(range(250)) * 4
-             + struct.pack(fmt.ELEM_FMT, 0x0003, 16) + b"\x11" * 16
-             + struct.pack(fmt.ELEM_FMT, 0x0100, 3) + b"abc")
+    elems = (fmt.pack_elem(0x0000, 1000) + bytes(range(250)) * 4
+             + fmt.pack_elem(0x0003, 16) + b"\x11" * 16
+             + fmt.pack_elem(0x0100, 3) + b"abc")
     h.total_size = fmt.header_length(fmt.FC_SECURITY) + len(elems) + total_delta
     return fmt.pack_header(h) + elems + extra
 
 
 def test_vendor_file_with_trailing_bytes():
     data = vendor_file(extra=b"\xff" * 10)
-    info = ins.inspect_bytes(data)
+    info = imageinfo.inspect_bytes(data)
     hl = fmt.HDR_SIZE + 1
     assert info["header"]["header_length"] == hl
     assert info["header"]["security_credential_version"] == 1
@@ -148,7 +151,7 @@ def test_vendor_file_with_trailing_bytes():
 def test_vendor_file_bytes_that_do_not_parse():
     # total size covers 7 extra bytes: not a sub-element, not a trailer
     data = vendor_file(extra=b"\x01\x02\x03\x04\x05\x06\x07", total_delta=7)
-    info = ins.inspect_bytes(data)
+    info = imageinfo.inspect_bytes(data)
     assert [e["name"] for e in info["elements"]] == \
         ["upgrade image", "image integrity code", "unknown", "opaque"]
     assert info["elements"][-1]["length"] == 7
@@ -161,11 +164,11 @@ def test_vendor_file_with_trailer_and_destination():
     h = fmt.Header()
     h.destination = bytes(range(8))
     h.hw_min, h.hw_max = 0, 0xFFFF
-    elem = struct.pack(fmt.ELEM_FMT, 0x0000, 5) + b"hello"
-    trailer = struct.pack(fmt.TRAILER_FMT, 0, 0x40, b"\x5a" * 64)
+    elem = fmt.pack_elem(0x0000, 5) + b"hello"
+    trailer = fmt.pack_trailer(0, b"\x5a" * 64)
     h.total_size = fmt.header_length(fmt.FC_DEST | fmt.FC_HW) + len(elem) + len(trailer)
     data = fmt.pack_header(h) + elem + trailer
-    info = ins.inspect_bytes(data)
+    info = imageinfo.inspect_bytes(data)
     assert info["header"]["upgrade_file_destination"] == "0001020304050607"
     assert info["header"]["header_length"] == 68
     assert info["trailer"]["signature"] == "5a" * 64
@@ -174,43 +177,43 @@ def test_vendor_file_with_trailer_and_destination():
 
 
 def test_truncated_file(key):
-    img = sign.build_image(b"z" * 5000, key, **PARAMS)
-    info = ins.inspect_bytes(img[:3000])
+    img = imagebuild.build_image(b"z" * 5000, key, **PARAMS)
+    info = imageinfo.inspect_bytes(img[:3000])
     assert any("truncated" in w for w in info["errors"])
     assert [e["name"] for e in info["elements"]] == ["manifest", "sector table", "opaque"]
     assert info["manifest"]["seq"] == 9
 
 
 def test_broken_manifest_is_a_warning(key):
-    img = bytearray(sign.build_image(b"z" * 100, key, **PARAMS))
+    img = bytearray(imagebuild.build_image(b"z" * 100, key, **PARAMS))
     img[60 + 6] = 0xFF          # first byte of the COSE_Sign1: a CBOR break, not tag 18
-    info = ins.inspect_bytes(bytes(img))
+    info = imageinfo.inspect_bytes(bytes(img))
     assert info["manifest"] is None
     assert [e["name"] for e in info["elements"]][0] == "opaque"
     assert any("is not a manifest of ours" in w for w in info["warnings"])
 
 
 def test_duplicate_element_warning():
-    elem = struct.pack(fmt.ELEM_FMT, 0x0000, 2) + b"ab"
+    elem = fmt.pack_elem(0x0000, 2) + b"ab"
     h = fmt.Header()
     h.total_size = fmt.HDR_SIZE + 2 * len(elem)
-    info = ins.inspect_bytes(fmt.pack_header(h) + elem + elem)
+    info = imageinfo.inspect_bytes(fmt.pack_header(h) + elem + elem)
     assert info["warnings"] == ["duplicate sub-element 0x0000"]
 
 
 def test_bad_headers_raise():
     with pytest.raises(OtaError) as e:
-        ins.inspect_bytes(b"\x00" * 100)
+        imageinfo.inspect_bytes(b"\x00" * 100)
     assert e.value.reason == BAD_MAGIC
     with pytest.raises(OtaError) as e:
-        ins.inspect_bytes(gbcs("rtds_ppmid_11x_image.bin")[:40])
+        imageinfo.inspect_bytes(gbcs("rtds_ppmid_11x_image.bin")[:40])
     assert e.value.reason == BAD_HEADER_LENGTH
 
 
 def test_inspect_file_and_text(tmp_path, key):
     p = tmp_path / "x.ota"
-    p.write_bytes(sign.build_image(b"q" * 10, key, **PARAMS))
-    info = ins.inspect_file(str(p))
+    p.write_bytes(imagebuild.build_image(b"q" * 10, key, **PARAMS))
+    info = imageinfo.inspect_file(str(p))
     assert info["file"] == str(p)
     text = ins.format_text(info)
     for needle in ("manufacturer      0x1234", "file version      0x00020003",
@@ -267,7 +270,7 @@ def test_vendor_wrappers_read_as_zigpy_does(kind, tmp_path, key):
     from zigpy.ota.image import parse_ota_image
     ota = vendor_file()
     data = WRAPPERS[kind](ota)
-    info = roundtrip(ins.inspect_bytes(data))
+    info = roundtrip(imageinfo.inspect_bytes(data))
     w = info["wrapper"]
     assert w["kind"] == kind and w["length"] == len(ota)
     assert data[w["offset"]:w["offset"] + w["length"]] == ota
@@ -293,14 +296,14 @@ def test_vendor_wrappers_read_as_zigpy_does(kind, tmp_path, key):
 
 
 def test_wrapped_signed_image_and_cut_container(tmp_path, key):
-    img = sign.build_image(b"w" * 3000, key, **PARAMS)
-    info = ins.inspect_bytes(ikea(img))
+    img = imagebuild.build_image(b"w" * 3000, key, **PARAMS)
+    info = imageinfo.inspect_bytes(ikea(img))
     assert info["manifest"]["seq"] == 9 and info["wrapper"]["suffix_length"] == 64
     assert [e["name"] for e in info["elements"]] == ["manifest", "sector table",
                                                      "upgrade image"]
     cut = ikea(img)[:48 + len(img)]        # no signature after the OTA file: zigpy refuses
     with pytest.raises(ValueError):
-        ins.inspect_bytes(cut)
+        imageinfo.inspect_bytes(cut)
     p = tmp_path / "cut.ota"
     p.write_bytes(cut)
     r = otatool("inspect", p)
@@ -326,7 +329,7 @@ def test_vendor_file_without_manifest_clear_reason(tmp_path, key):
 
 def _file_with(elems):
     h = fmt.Header()
-    body = b"".join(struct.pack(fmt.ELEM_FMT, t, len(d)) + d for t, d in elems)
+    body = b"".join(fmt.pack_elem(t, len(d)) + d for t, d in elems)
     h.total_size = fmt.HDR_SIZE + len(body)
     return fmt.pack_header(h) + body
 
@@ -334,7 +337,7 @@ def _file_with(elems):
 def test_other_vendors_elements_are_opaque_and_labelled():
     data = _file_with([(0xF000, b"\x00\x00" + os.urandom(40)), (0xFFBF, b"abc"),
                        (0xF123, b"zz"), (0x0000, b"fw")])
-    info = ins.inspect_bytes(data)
+    info = imageinfo.inspect_bytes(data)
     names = [(e["tag"], e["name"], e.get("known_as")) for e in info["elements"]]
     assert names[0][:2] == (0xF000, "opaque") and "Telink" in names[0][2]
     assert names[1][:2] == (0xFFBF, "opaque") and "IKEA" in names[1][2]
@@ -347,21 +350,21 @@ def test_our_tags_named_only_when_they_decode(key):
     """Our tag values (from agent.image.fmt) with foreign content are opaque; a table that does
     not match the manifest's digest is not called a sector table."""
     junk = _file_with([(fmt.TAG_MANIFEST, b"\xa1\x01\x02"), (fmt.TAG_TABLE, b"\x00" * 8)])
-    info = ins.inspect_bytes(junk)
+    info = imageinfo.inspect_bytes(junk)
     assert [e["name"] for e in info["elements"]] == ["opaque", "opaque"]
     assert info["manifest"] is None
-    b = sign.build(b"t" * 5000, key, **PARAMS)
+    b = imagebuild.build(b"t" * 5000, key, **PARAMS)
     img = bytearray(b.tobytes())
-    t = img.index(struct.pack(fmt.ELEM_FMT, fmt.TAG_TABLE, len(b.table)))
+    t = img.index(fmt.pack_elem(fmt.TAG_TABLE, len(b.table)))
     img[t + 6] ^= 0xFF
-    info = ins.inspect_bytes(bytes(img))
+    info = imageinfo.inspect_bytes(bytes(img))
     assert [e["name"] for e in info["elements"]] == ["manifest", "opaque", "upgrade image"]
 
 
 def _with_manifest(key, extra):
     """Our signed image whose manifest map holds extra entries (re-encoded, signature not
     redone: inspect shows, it does not judge)."""
-    b = sign.build(b"c" * 100, key, **PARAMS)
+    b = imagebuild.build(b"c" * 100, key, **PARAMS)
     m = dict(b.manifest)
     m.update(extra)
     cose = cbor2.loads(b.cose)
@@ -369,7 +372,7 @@ def _with_manifest(key, extra):
     new = cbor2.dumps(cose)
     img = b.tobytes()
     hl = fmt.parse_header(img).length
-    body = struct.pack(fmt.ELEM_FMT, fmt.TAG_MANIFEST, len(new)) + new + \
+    body = fmt.pack_elem(fmt.TAG_MANIFEST, len(new)) + new + \
         img[hl + 6 + len(b.cose):]
     h = fmt.parse_header(img)
     h.total_size = hl + len(body)
@@ -378,9 +381,9 @@ def _with_manifest(key, extra):
 
 def test_any_cbor_value_prints(key, tmp_path):
     values = {
-        fmt.M_ENCODING: [1, 2],
-        fmt.M_VERSION: {"a": {1, 2}},
-        fmt.M_KID: cbor2.undefined,
+        mf.M_ENCODING: [1, 2],
+        mf.M_VERSION: {"a": {1, 2}},
+        mf.M_KID: cbor2.undefined,
         100: datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
         101: frozenset([b"x", 3]),
         102: cbor2.CBORSimpleValue(99),
@@ -390,7 +393,7 @@ def test_any_cbor_value_prints(key, tmp_path):
         (1, 2): "tuple key",
     }
     data = _with_manifest(key, values)
-    info = ins.inspect_bytes(data)
+    info = imageinfo.inspect_bytes(data)
     m = info["manifest"]
     assert m["encoding"] == [1, 2] and m["kid"] == "undefined"
     assert m["other"]["100"] == "2020-01-02T03:04:05+00:00"
@@ -408,7 +411,7 @@ def test_any_cbor_value_prints(key, tmp_path):
 
 
 def test_truncated_file_exits_1(tmp_path, key):
-    img = sign.build_image(b"z" * 5000, key, **PARAMS)
+    img = imagebuild.build_image(b"z" * 5000, key, **PARAMS)
     p = tmp_path / "t.ota"
     p.write_bytes(img[:3000])
     r = otatool("inspect", p)

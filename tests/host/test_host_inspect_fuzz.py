@@ -14,11 +14,11 @@ import cbor2
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agent.image import fmt
-from host_tools import cli, keys, profile, sign
+from host_tools import cli, imagebuild, imageinfo, keys, profile
 from host_tools import inspect as ins
 
 KEY = keys.generate()
-IMG = sign.build_image(bytes(range(256)) * 30, KEY, version=2, seq=3, manufacturer=0x1234,
+IMG = imagebuild.build_image(bytes(range(256)) * 30, KEY, version=2, seq=3, manufacturer=0x1234,
                        image_type=1, hw_min=1, hw_max=4)
 HL = fmt.parse_header(IMG).length
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -72,7 +72,7 @@ def manifest_element(payload):
     """A file whose first element (our manifest tag) is a COSE_Sign1 around payload."""
     cose = cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7}), {}, payload, b"s" * 64]),
                        datetime_as_timestamp=False, timezone=datetime.timezone.utc)
-    body = struct.pack(fmt.ELEM_FMT, fmt.TAG_MANIFEST, len(cose)) + cose
+    body = fmt.pack_elem(fmt.TAG_MANIFEST, len(cose)) + cose
     h = fmt.parse_header(IMG)
     h.total_size = HL + len(body)
     return fmt.pack_header(h) + body
@@ -105,7 +105,7 @@ def test_inspect_mutated_image(pos, patch, cut):
 def test_inspect_any_manifest_values(m):
     data = manifest_element(cbor2.dumps(m, datetime_as_timestamp=False,
                                         timezone=datetime.timezone.utc))
-    info = ins.inspect_bytes(data)
+    info = imageinfo.inspect_bytes(data)
     json.dumps(info, allow_nan=False)
     ins.format_text(info, True, data)
     for argv in (["inspect"], ["inspect", "--json"]):

@@ -13,9 +13,10 @@ from agent.image import fmt
 from agent.errors import OtaError
 from agent.crypto.trust import Trust
 from agent.image.parser import Parser
+from agent.image import manifest as mf
 from agent.image.manifest import Policy
 from hal.sim.imagecheck import check_image
-from host_tools import keys, sign
+from host_tools import imagebuild, keys
 from tests.datagen.gen_mutations import Model
 from tests.datagen.gen_images import payload
 
@@ -35,9 +36,9 @@ class Images:
         fw = payload(3000, 77)
         self.fw = fw
         self.built = {
-            "raw": sign.build(fw, self.key, sector_size=512, **PARAMS),
-            "deflate": sign.build(fw, self.key, sector_size=1024, compress=True, **PARAMS),
-            "supplier": sign.build(fw, self.key, sector_size=256, supplier_key=self.supplier,
+            "raw": imagebuild.build(fw, self.key, sector_size=512, **PARAMS),
+            "deflate": imagebuild.build(fw, self.key, sector_size=1024, compress=True, **PARAMS),
+            "supplier": imagebuild.build(fw, self.key, sector_size=256, supplier_key=self.supplier,
                                    **PARAMS),
         }
         self.data = {k: b.tobytes() for k, b in self.built.items()}
@@ -174,7 +175,7 @@ def test_parser_mutants_only_ota_error(name, ops, sizes):
     # must still be the signed table and an element of the signed length
     b = IMG.built[name]
     assert bytes(sink.table) == b.table and sink.done == 1
-    assert len(sink.payload) == b.manifest[fmt.M_ENC_SIZE]
+    assert len(sink.payload) == b.manifest[mf.M_ENC_SIZE]
 
 
 @FUZZ

@@ -10,6 +10,7 @@ import cbor2
 import pytest
 
 from agent.image import fmt
+from agent.image import manifest as mf
 from agent.errors import OtaError
 from host_tools import keys, profile, sign
 from host_tools.cli import InputError
@@ -132,7 +133,7 @@ def _lying_image(key, claimed_size):
     b = sign.build(b"x" * 100, key, 1, 1, 0x1234, 1, 0, 5)
     img = bytearray(b.tobytes())
     m = dict(b.manifest)
-    m[fmt.M_SIZE] = claimed_size
+    m[mf.M_SIZE] = claimed_size
     payload = cbor2.dumps(m)
     cose = cbor2.loads(b.cose)
     cose.value[2] = payload

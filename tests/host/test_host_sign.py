@@ -1,4 +1,4 @@
-"""Image signing (host_tools.sign): structure, signatures, tables, validation, interop."""
+"""Image signing (host_tools.imagebuild): structure, signatures, tables, validation, interop."""
 import hashlib
 import random
 import struct
@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agent.image import fmt
-from host_tools import keys, sign
+from agent.image import manifest as mf
+from host_tools import imagebuild, keys
 from host_tools.cli import InputError
 
 PARAMS = dict(version=0x01020304, seq=7, manufacturer=0x1234, image_type=0x0042,
@@ -89,31 +90,31 @@ def check_image(img, fw, public_key, sector=4096, compress=False, **params):
     assert cbor2.dumps(cbor2.loads(payload), canonical=True) == payload
 
     m = cbor2.loads(payload)
-    assert set(m) == set(range(fmt.M_FORMAT, fmt.M_KID + 1))
-    assert m[fmt.M_FORMAT] == 1 and m[fmt.M_SEQ] == p["seq"]
-    assert m[fmt.M_VERSION] == p["version"]
-    assert m[fmt.M_MANUFACTURER] == p["manufacturer"]
-    assert m[fmt.M_IMAGE_TYPE] == p["image_type"]
-    assert (m[fmt.M_HW_MIN], m[fmt.M_HW_MAX]) == (p["hw_min"], p["hw_max"])
-    assert m[fmt.M_SIZE] == len(fw)
-    assert m[fmt.M_SHA256] == hashlib.sha256(fw).digest()
-    assert m[fmt.M_CRC32] == CRC32(fw) == zlib.crc32(fw)
-    assert m[fmt.M_SECTOR] == sector
-    assert m[fmt.M_KID] == kid
+    assert set(m) == set(range(mf.M_FORMAT, mf.M_KID + 1))
+    assert m[mf.M_FORMAT] == 1 and m[mf.M_SEQ] == p["seq"]
+    assert m[mf.M_VERSION] == p["version"]
+    assert m[mf.M_MANUFACTURER] == p["manufacturer"]
+    assert m[mf.M_IMAGE_TYPE] == p["image_type"]
+    assert (m[mf.M_HW_MIN], m[mf.M_HW_MAX]) == (p["hw_min"], p["hw_max"])
+    assert m[mf.M_SIZE] == len(fw)
+    assert m[mf.M_SHA256] == hashlib.sha256(fw).digest()
+    assert m[mf.M_CRC32] == CRC32(fw) == zlib.crc32(fw)
+    assert m[mf.M_SECTOR] == sector
+    assert m[mf.M_KID] == kid
     table = elems[fmt.TAG_TABLE]
     data = elems[fmt.TAG_PAYLOAD]
-    assert m[fmt.M_TABLE_SHA256] == hashlib.sha256(table).digest()
-    assert m[fmt.M_ENC_SIZE] == len(data)
+    assert m[mf.M_TABLE_SHA256] == hashlib.sha256(table).digest()
+    assert m[mf.M_ENC_SIZE] == len(data)
 
     count = fmt.sector_count(len(fw), sector)
     sectors = [fw[i * sector:(i + 1) * sector] for i in range(count)]
     if not compress:
-        assert m[fmt.M_ENCODING] == fmt.ENC_RAW
+        assert m[mf.M_ENCODING] == fmt.ENC_RAW
         assert data == fw
         assert len(table) == 4 * count
         assert list(struct.unpack("<%dI" % count, table)) == [CRC32(s) for s in sectors]
     else:
-        assert m[fmt.M_ENCODING] == fmt.ENC_DEFLATE
+        assert m[mf.M_ENCODING] == fmt.ENC_DEFLATE
         assert len(table) == 28 * count
         pos = 0
         for i, s in enumerate(sectors):
@@ -130,7 +131,7 @@ def check_image(img, fw, public_key, sector=4096, compress=False, **params):
 
 def test_raw_image_structure(key):
     fw = firmware(20 * 1024 + 100)
-    img = sign.build_image(fw, key, **PARAMS)
+    img = imagebuild.build_image(fw, key, **PARAMS)
     m, trailer, _mi = check_image(img, fw, key.public_key())
     assert trailer is None
     assert fmt.sector_count(len(fw), 4096) == 6
@@ -138,7 +139,7 @@ def test_raw_image_structure(key):
 
 def test_deflate_image_structure(key):
     fw = firmware(50000)
-    img = sign.build_image(fw, key, compress=True, **PARAMS)
+    img = imagebuild.build_image(fw, key, compress=True, **PARAMS)
     check_image(img, fw, key.public_key(), compress=True)
     assert len(img) < len(fw)
 
@@ -147,7 +148,7 @@ def test_deflate_image_structure(key):
 @pytest.mark.parametrize("compress", [False, True])
 def test_sector_sizes(key, sector, compress):
     fw = firmware(3 * sector + 17, seed=sector)
-    img = sign.build_image(fw, key, sector_size=sector, compress=compress, **PARAMS)
+    img = imagebuild.build_image(fw, key, sector_size=sector, compress=compress, **PARAMS)
     check_image(img, fw, key.public_key(), sector=sector, compress=compress)
 
 
@@ -155,7 +156,7 @@ def test_small_payloads(key):
     for size in (1, 255, 4096, 4097):
         fw = firmware(size, seed=size)
         for compress in (False, True):
-            img = sign.build_image(fw, key, compress=compress, **PARAMS)
+            img = imagebuild.build_image(fw, key, compress=compress, **PARAMS)
             check_image(img, fw, key.public_key(), compress=compress)
 
 
@@ -163,14 +164,14 @@ def test_small_payloads(key):
 @given(fw=st.binary(min_size=1, max_size=5000), sector_bits=st.integers(8, 12),
        compress=st.booleans(), seq=st.integers(0, 2**32 - 1))
 def test_any_payload(key, fw, sector_bits, compress, seq):
-    img = sign.build_image(fw, key, sector_size=1 << sector_bits, compress=compress,
+    img = imagebuild.build_image(fw, key, sector_size=1 << sector_bits, compress=compress,
                            **dict(PARAMS, seq=seq))
     check_image(img, fw, key.public_key(), sector=1 << sector_bits, compress=compress, seq=seq)
 
 
 def test_supplier_trailer(key, supplier):
     fw = firmware(9000)
-    img = sign.build_image(fw, key, supplier_key=supplier, **PARAMS)
+    img = imagebuild.build_image(fw, key, supplier_key=supplier, **PARAMS)
     m, trailer, mi = check_image(img, fw, key.public_key())
     force, slen, sig = struct.unpack(fmt.TRAILER_FMT, trailer)
     assert (force, slen) == (0, 0x40)
@@ -181,54 +182,56 @@ def test_supplier_trailer(key, supplier):
     assert not keys.verify(key.public_key(), sig, mi)
     assert not keys.verify(supplier.public_key(), sig, mi[:-1] + b"\x00")
     # the same image without a supplier differs only by the trailer and the total size
-    plain = sign.build(fw, key, **PARAMS)
+    plain = imagebuild.build(fw, key, **PARAMS)
     assert plain.size == len(img) - 66
 
 
 def test_force_replace(key, supplier):
-    img = sign.build_image(b"x" * 100, key, supplier_key=supplier, force_replace=True, **PARAMS)
+    img = imagebuild.build_image(b"x" * 100, key, supplier_key=supplier, force_replace=True,
+                                 **PARAMS)
     assert img[-66] == 1 and img[-65] == 0x40
     with pytest.raises(InputError, match="supplier"):
-        sign.build_image(b"x" * 100, key, force_replace=True, **PARAMS)
+        imagebuild.build_image(b"x" * 100, key, force_replace=True, **PARAMS)
 
 
 def test_built_fields(key, supplier):
     fw = firmware(5000)
-    b = sign.build(fw, key, supplier_key=supplier, **PARAMS)
+    b = imagebuild.build(fw, key, supplier_key=supplier, **PARAMS)
     img = b.tobytes()
     assert len(img) == b.size
     assert b.header == img[:60]
     assert b.kid == keys.key_id(keys.public_point(key))
     assert b.mi_sha256 == hashlib.sha256(img[60:-66]).digest()
-    b2 = sign.build(fw, key, **PARAMS)
+    b2 = imagebuild.build(fw, key, **PARAMS)
     assert b2.mi_sha256 is None
     assert b2.manufacturer_image_sha256() == hashlib.sha256(b2.tobytes()[60:]).digest()
     assert b2.manifest_cbor == b.manifest_cbor          # deterministic manifest
 
 
 def test_header_fields(key):
-    img = sign.build_image(b"abc", key, **PARAMS)
+    img = imagebuild.build_image(b"abc", key, **PARAMS)
     h = fmt.parse_header(img)
     assert h.header_string.rstrip(b"\0") == b"ota-agent v0x01020304"
     assert h.stack_version == 2
-    img = sign.build_image(b"abc", key, header_string="x" * 32, stack_version=0x1234, **PARAMS)
+    img = imagebuild.build_image(b"abc", key, header_string="x" * 32, stack_version=0x1234,
+                                 **PARAMS)
     h = fmt.parse_header(img)
     assert h.header_string == b"x" * 32 and h.stack_version == 0x1234
-    img = sign.build_image(b"abc", key, header_string=b"bytes ok", **PARAMS)
+    img = imagebuild.build_image(b"abc", key, header_string=b"bytes ok", **PARAMS)
     assert fmt.parse_header(img).header_string.rstrip(b"\0") == b"bytes ok"
 
 
 def test_memoryview_and_bytearray_inputs(key):
     fw = firmware(10000)
     for src in (bytearray(fw), memoryview(fw), memoryview(bytearray(fw))):
-        img = sign.build_image(src, key, compress=True, **PARAMS)
+        img = imagebuild.build_image(src, key, compress=True, **PARAMS)
         check_image(img, fw, key.public_key(), compress=True)
 
 
 def test_big_payload_uses_thread_path(key):
-    fw = firmware(sign._THREAD_MIN + 4096 * 3 + 5, seed=9)
+    fw = firmware(imagebuild._THREAD_MIN + 4096 * 3 + 5, seed=9)
     seen = []
-    b = sign.build(fw, key, progress=seen.append, **PARAMS)
+    b = imagebuild.build(fw, key, progress=seen.append, **PARAMS)
     check_image(b.tobytes(), fw, key.public_key())
     assert seen[-1] == len(fw) and seen == sorted(seen) and len(seen) >= 2
 
@@ -257,16 +260,16 @@ def test_invalid_parameters(key, change, match):
     args = dict(PARAMS)
     args.update(change)
     with pytest.raises(InputError, match=match):
-        sign.build_image(b"firmware", key, **args)
+        imagebuild.build_image(b"firmware", key, **args)
 
 
 def test_invalid_firmware_and_key(key):
     with pytest.raises(InputError, match="empty"):
-        sign.build_image(b"", key, **PARAMS)
+        imagebuild.build_image(b"", key, **PARAMS)
     with pytest.raises(InputError, match="P-256"):
-        sign.build_image(b"x", ec.generate_private_key(ec.SECP384R1()), **PARAMS)
+        imagebuild.build_image(b"x", ec.generate_private_key(ec.SECP384R1()), **PARAMS)
     with pytest.raises(InputError, match="P-256"):
-        sign.build_image(b"x", key.public_key(), **PARAMS)
+        imagebuild.build_image(b"x", key.public_key(), **PARAMS)
     assert issubclass(InputError, ValueError)
 
 
@@ -281,7 +284,7 @@ def test_crcmod_and_zlib_agree():
 @settings(max_examples=50, deadline=None)
 @given(a=st.binary(max_size=300), b=st.binary(min_size=1, max_size=600))
 def test_crc32_shift_tables_combine(a, b):
-    t0, t1, t2, t3 = sign.crc32_shift_tables(len(b))
+    t0, t1, t2, t3 = imagebuild.crc32_shift_tables(len(b))
     c = zlib.crc32(a)
     shifted = t0[c & 255] ^ t1[(c >> 8) & 255] ^ t2[(c >> 16) & 255] ^ t3[c >> 24]
     assert shifted ^ zlib.crc32(b) == zlib.crc32(a + b) == CRC32(a + b)
@@ -295,7 +298,7 @@ def test_sign_throughput_is_near_sha256(key):
         hashlib.sha256(fw).digest()
         best_sha = min(best_sha, time.perf_counter() - t)
         t = time.perf_counter()
-        sign.build_image(fw, key, **PARAMS)
+        imagebuild.build_image(fw, key, **PARAMS)
         best_sign = min(best_sign, time.perf_counter() - t)
     # the benchmark's target is 0.5; this loose floor only catches a slow CRC or extra passes
     assert best_sha / best_sign > 0.1
@@ -320,7 +323,7 @@ def _zigpy_header_matches(hdr, img, **params):
 def test_zigpy_parses_our_images(key, compress):
     from zigpy.ota.image import OTAImage
     fw = firmware(12345)
-    img = sign.build_image(fw, key, compress=compress, **PARAMS)
+    img = imagebuild.build_image(fw, key, compress=compress, **PARAMS)
     parsed, rest = OTAImage.deserialize(img)
     assert rest == b""
     _zigpy_header_matches(parsed.header, img)
@@ -334,7 +337,7 @@ def test_zigpy_parses_our_images(key, compress):
 
 def test_zigpy_parses_supplier_image(key, supplier):
     from zigpy.ota.image import OTAImageHeader, SubElement
-    img = sign.build_image(firmware(3000), key, supplier_key=supplier, **PARAMS)
+    img = imagebuild.build_image(firmware(3000), key, supplier_key=supplier, **PARAMS)
     hdr, rest = OTAImageHeader.deserialize(img)
     _zigpy_header_matches(hdr, img)
     elems = rest[:-66]
@@ -349,7 +352,7 @@ def test_zigpy_parses_supplier_image(key, supplier):
 def test_pycose_verifies_manifest(key, supplier, supplied):
     from pycose.keys import EC2Key
     from pycose.messages import CoseMessage
-    img = sign.build_image(firmware(7000), key, supplier_key=supplier if supplied else None,
+    img = imagebuild.build_image(firmware(7000), key, supplier_key=supplier if supplied else None,
                            **PARAMS)
     hdr, elems, _order, _trailer, _end = parse(img)
     nums = key.public_key().public_numbers()
@@ -357,7 +360,7 @@ def test_pycose_verifies_manifest(key, supplier, supplied):
     msg.key = EC2Key(crv="P_256", x=nums.x.to_bytes(32, "big"), y=nums.y.to_bytes(32, "big"))
     msg.external_aad = hdr
     assert msg.verify_signature()
-    assert cbor2.loads(msg.payload)[fmt.M_SEQ] == PARAMS["seq"]
+    assert cbor2.loads(msg.payload)[mf.M_SEQ] == PARAMS["seq"]
     # the header is covered: change one byte of it and the signature fails
     msg.external_aad = hdr[:-1] + bytes([hdr[-1] ^ 1])
     assert not msg.verify_signature()
@@ -374,11 +377,11 @@ def test_every_image_signature_is_low_s(key, supplier):
     order = keys.N
     high_plain = 0
     for i in range(300):
-        b = sign.build(b"fw %d" % i, key, supplier_key=supplier, sector_size=256, **PARAMS)
+        b = imagebuild.build(b"fw %d" % i, key, supplier_key=supplier, sector_size=256, **PARAMS)
         sig = cbor2.loads(b.cose).value[3]
         r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
         assert s <= order // 2
-        tbs = sign.sig_structure(b.protected, b.header, b.manifest_cbor)
+        tbs = imagebuild.sig_structure(b.protected, b.header, b.manifest_cbor)
         assert keys.verify(key.public_key(), sig, tbs)
         twin = sig[:32] + (order - s).to_bytes(32, "big")
         assert keys.verify(key.public_key(), twin, tbs)        # the twin would verify too
@@ -390,16 +393,17 @@ def test_every_image_signature_is_low_s(key, supplier):
 
 def test_signature_in_is_normalised_and_checked(key):
     fw = firmware(3000)
-    prep = sign.prepare(fw, key.public_key(), **PARAMS)
+    prep = imagebuild.prepare(fw, key.public_key(), **PARAMS)
     r, s = decode_dss_signature(key.sign(prep.digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
     high = s if s > keys.HALF_N else keys.N - s
     raw_high = r.to_bytes(32, "big") + high.to_bytes(32, "big")
-    img = sign.finish(prep, raw_high).tobytes()
+    img = imagebuild.finish(prep, raw_high).tobytes()
     assert prep.normalised
     check_image(img, fw, key.public_key())
     assert cbor2.loads(prep.cose).value[3][32:] == (keys.N - high).to_bytes(32, "big")
-    again = sign.prepare(fw, key.public_key(), **PARAMS)
-    assert sign.finish(again, der(raw_high)).tobytes() == img
+    again = imagebuild.prepare(fw, key.public_key(), **PARAMS)
+    assert imagebuild.finish(again, der(raw_high)).tobytes() == img
     other = keys.generate()
     with pytest.raises(InputError, match="does not verify"):
-        sign.finish(sign.prepare(fw, key.public_key(), **PARAMS), keys.sign(other, prep.tbs))
+        imagebuild.finish(imagebuild.prepare(fw, key.public_key(), **PARAMS),
+                          keys.sign(other, prep.tbs))
