@@ -1,0 +1,99 @@
+# agent.image.inflate: per-sector raw deflate chunks decoded into a buffer that must be
+# filled exactly (MicroPython's deflate module on the device, zlib under CPython), on the
+# chunks of signed images and on deflate streams written by hand (RFC 1951 stored blocks).
+import binascii
+import hashlib
+import struct
+
+from agent.image import fmt
+from agent.image.inflate import inflate_into
+from agent.image.manifest import peek
+from agent.errors import BAD_ENCODING
+from tutil import eq, raises, Image
+
+
+def _stored(data, final=True):
+    """data as one stored (uncompressed) deflate block: BFINAL, BTYPE 00, LEN, NLEN."""
+    n = len(data)
+    return bytes((1 if final else 0,)) + struct.pack("<HH", n, n ^ 0xFFFF) + data
+
+
+def _chunks(name):
+    """The manifest of a deflate image, and for each sector (entry, where its chunk is)."""
+    with Image(name) as img:
+        head = bytes(img[:fmt.MANIFEST_END_MAX])
+        m = peek(head)
+        off, n = fmt.find_manifest(head)
+        table = off + n + fmt.ELEM_SIZE
+        payload = table + m.table_size + fmt.ELEM_SIZE
+        t = bytes(img[table:table + m.table_size])
+        out = []
+        for k in range(m.sectors):
+            crc, co, cl, dig = fmt.unpack_entry(m.encoding, t, k)
+            out.append((crc, payload + co, cl, dig))
+    return m, out
+
+
+def _chunk(name, at, n):
+    with Image(name) as img:
+        return bytes(img[at:at + n])
+
+
+def test_chunks_of_a_signed_image_decode_to_the_firmware():
+    m, chunks = _chunks("core_v2z.ota")
+    eq(m.encoding, fmt.ENC_DEFLATE, "a deflate image")
+    whole = hashlib.sha256()
+    buf = bytearray(m.sector)
+    fw = Image("core_v2.bin")
+    for k, (crc, at, cl, dig) in enumerate(chunks):
+        chunk = _chunk("core_v2z.ota", at, cl)
+        n = min(m.sector, m.size - k * m.sector)
+        out = memoryview(buf)[:n]
+        eq(inflate_into(chunk, out, fmt.deflate_wbits(m.sector)), n, "sector %d" % k)
+        eq(bytes(out), bytes(fw.read(k * m.sector, n)), "sector %d bytes" % k)
+        eq(binascii.crc32(out) & 0xFFFFFFFF, crc, "sector %d CRC-32" % k)
+        eq(hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST], dig, "chunk %d digest" % k)
+        whole.update(out)
+    fw.close()
+    eq(n, 100, "a short last sector")
+    eq(whole.digest(), m.sha256, "the manifest's payload SHA-256")
+
+
+def test_chunk_must_fill_the_buffer_exactly():
+    m, chunks = _chunks("core_v2z.ota")
+    chunk = _chunk("core_v2z.ota", chunks[0][1], chunks[0][2])
+    w = fmt.deflate_wbits(m.sector)
+    e = raises(BAD_ENCODING, inflate_into, chunk, bytearray(m.sector - 1), w)
+    assert "more" in str(e), e
+    e = raises(BAD_ENCODING, inflate_into, chunk, bytearray(m.sector + 1), w)
+    assert "4096 bytes, want 4097" in str(e), e
+
+
+def test_damaged_chunks_refused():
+    m, chunks = _chunks("core_v2z.ota")
+    chunk = _chunk("core_v2z.ota", chunks[1][1], chunks[1][2])
+    w = fmt.deflate_wbits(m.sector)
+    raises(BAD_ENCODING, inflate_into, chunk[:len(chunk) // 2], bytearray(m.sector), w)
+    raises(BAD_ENCODING, inflate_into, b"", bytearray(m.sector), w)
+    raises(BAD_ENCODING, inflate_into, b"\x07" + chunk[1:], bytearray(m.sector), w)  # BTYPE 11
+
+
+def test_stored_blocks_written_by_hand():
+    data = bytes(range(256)) * 2
+    out = bytearray(len(data))
+    eq(inflate_into(_stored(data), out, 9), len(data), "one block")
+    eq(bytes(out), data, "its bytes")
+    two = _stored(data[:100], final=False) + _stored(data[100:])
+    out = bytearray(len(data))
+    eq(inflate_into(two, memoryview(out), 9), len(data), "two blocks")
+    eq(bytes(out), data, "in order")
+    eq(inflate_into(b"\x03\x00", bytearray(0), 9), 0, "an empty fixed-Huffman block")
+
+
+def test_stored_block_refusals():
+    data = b"firmware" * 40
+    out = bytearray(len(data))
+    raises(BAD_ENCODING, inflate_into, _stored(data)[:-1], out, 9)       # cut
+    raises(BAD_ENCODING, inflate_into, _stored(data, final=False), out, 9)  # no end
+    e = raises(BAD_ENCODING, inflate_into, _stored(data), bytearray(len(data) + 10), 9)
+    assert "%d bytes, want %d" % (len(data), len(data) + 10) in str(e), e
