@@ -70,7 +70,7 @@ class Inputs:
     """Keys, and the images every item uses, signed here with host_tools.sign."""
 
     def __init__(self):
-        from host_tools import keys, sign
+        from host_tools import keys, imagebuild as sign
         os.makedirs(WORK, exist_ok=True)
         self.key = keys.generate()
         self.pem = work("key_pub.pem")
@@ -376,7 +376,7 @@ def transfer(size, block=BLOCK, rate=RATE):
 
 
 def run_compression(inp):
-    from host_tools import sign
+    from host_tools import imagebuild as sign
     out = []
     for label, path in firmware_binaries():
         with open(path, "rb") as f:

@@ -4,7 +4,6 @@ import json
 
 from host_tools.imageinfo import ENCODING_NAMES, inspect_bytes, plain_int
 # host_tools/verify.py reads vendor wrappers and names tags through this module
-from host_tools.imageinfo import TAG_NAMES, TR_HEADER, VENDOR_TAGS, find_wrapper  # noqa: F401
 
 
 def _hex(v, digits):

@@ -46,7 +46,7 @@ class Image:
         if self.size != len(self.data):
             raise OtaError(SIZE_MISMATCH, "%s: header says %d bytes, file has %d"
                            % (path, self.size, len(self.data)))
-        from host_tools.inspect import inspect_bytes
+        from host_tools.imageinfo import inspect_bytes
         self.mi_hash = bytes.fromhex(inspect_bytes(self.data)["manufacturer_image_sha256"])
 
     def fits(self, manufacturer, image_type, hw):

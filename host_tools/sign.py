@@ -6,7 +6,6 @@ from host_tools import argtypes, keys, profile
 from host_tools.atomic import Outputs
 from host_tools.imagebuild import U16, U32, check_sector_size, finish, firmware_size, \
     prepare, read_firmware
-from host_tools.imagebuild import build, build_image  # noqa: F401  (callers that sign here)
 from host_tools.report import add_output_options, emit, json_command
 
 

@@ -149,7 +149,7 @@ def precheck(path, size):
     """A one-line reason (and its code) for files no device of ours takes and whose device
     answer would not say why: a vendor wrapper around a ZigBee OTA file, or a vendor file
     without our manifest. None otherwise: the device then decides."""
-    from host_tools import inspect as ins
+    from host_tools import imageinfo as ins
     with open(path, "rb") as f:
         head = f.read(ins.TR_HEADER + 8)
 
@@ -191,7 +191,7 @@ def _explain(code, line, path, size):
     tag = _first_tag(path, size)
     if tag is None or tag == fmt.TAG_MANIFEST or not code or code >= _FORMAT_CODES_END:
         return code, line
-    from host_tools.inspect import TAG_NAMES, VENDOR_TAGS
+    from host_tools.imageinfo import TAG_NAMES, VENDOR_TAGS
     what = TAG_NAMES.get(tag) or VENDOR_TAGS.get(tag) or "an element of another vendor"
     head = ("E%d not signed for this device: no manifest (first sub-element 0x%04X, %s)"
             % (MISSING_ELEMENT, tag, what))

@@ -18,7 +18,7 @@ import struct
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from host_tools import keys
-from host_tools.sign import build_image
+from host_tools.imagebuild import build_image
 from boards.rp2.bundle import pack
 
 MAN = 0x1234

@@ -14,7 +14,7 @@ import random
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from host_tools import keys
-from host_tools.sign import build_image
+from host_tools.imagebuild import build_image
 
 MAN = 0x1234
 TYPE = 0x0001

@@ -12,7 +12,7 @@ import pytest
 from agent.image import fmt
 from agent.image import manifest as mf
 from agent.errors import OtaError
-from host_tools import keys, profile, sign
+from host_tools import keys, profile, imagebuild as sign
 from host_tools.cli import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -11,7 +11,7 @@ from agent.alerts import ALERT_VERIFY_OK
 from agent.update import Config, Device
 from agent.crypto.trust import Trust
 from hal.clock import FakeClock
-from host_tools import inspect as ins
+from host_tools import imageinfo as ins
 from host_tools import state as stt
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "device"))
