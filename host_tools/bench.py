@@ -15,7 +15,7 @@ import threading
 import time
 
 from host_tools.cli import InputError
-from host_tools.mpy import ROOT, build as build_mpy
+from host_tools.mpy import ROOT, HOST_ONLY as HOST_ONLY_SRC, build as build_mpy
 
 BENCH = os.path.join(ROOT, "bench")
 WORK = os.path.join(BENCH, "work")
@@ -399,7 +399,7 @@ def run_compression(inp):
 
 DEVICE_HAL = ("hal/flash.mpy", "hal/boot.mpy", "hal/clock.mpy")
 TRANSPORT = ("hal/udp.mpy",)
-HOST_ONLY = ("agent/zcl_server.mpy",)
+HOST_ONLY = tuple(p[:-3] + ".mpy" for p in HOST_ONLY_SRC)  # on no device
 
 
 def run_size(inp):
