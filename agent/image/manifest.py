@@ -37,7 +37,7 @@ class Manifest:
         if not isinstance(m, dict):
             raise OtaError(BAD_MANIFEST, "not a map")
         fv = m.get(M_FORMAT)
-        if fv != FORMAT_VERSION:
+        if fv != FORMAT_VERSION or isinstance(fv, bool):  # CBOR true is not the uint 1
             raise OtaError(UNSUPPORTED_FORMAT, "format %r" % (fv,))
         self.seq = _uint(m, M_SEQ, 0xFFFFFFFF)
         self.version = _uint(m, M_VERSION, 0xFFFFFFFF)

@@ -83,7 +83,7 @@ def write_trailer(slot, trailer, buf):
     erased there) through buf, at least TABLE_OFF - TRAILER_OFF bytes."""
     n = TABLE_OFF - TRAILER_OFF  # the trailer's region: whole write units
     b = fill_erased(slot.area, buf, n)
-    struct.pack_into(fmt.TRAILER_FMT, b, 0, trailer[0], fmt.TRAILER_SIG_LEN, trailer[1])
+    b[:fmt.TRAILER_SIZE] = fmt.pack_trailer(trailer[0], trailer[1])
     slot.area.write(slot.meta + TRAILER_OFF, memoryview(b)[:n])
 
 

@@ -66,7 +66,7 @@ def test_not_a_map_or_another_format():
     for v in ([], None, b"", 1):
         e = raises(BAD_MANIFEST, Manifest, v)
         assert "not a map" in str(e), e
-    for fv in (None, 0, 2, "1", b"\x01"):
+    for fv in (None, 0, 2, "1", b"\x01", True):
         raises(UNSUPPORTED_FORMAT, Manifest, _map({mf.M_FORMAT: fv}))
 
 
