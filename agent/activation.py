@@ -11,19 +11,8 @@
 # Each activation checks the held image from flash first (what is activated is what is in
 # flash) and is saved in the journal before the bootloader is told.
 #
-# The server (functions over an agent.zcl.client.Client cl): what a network peer can make
-# the device do, and what it cannot.
-# - An Activate Image acts only on the held image whose Manufacturer Image hash it names; an
-#   Upgrade End Response only when its manufacturer, image type and file version are those
-#   of the held, verified image (wildcards name nothing). Neither acts while a download is
-#   open, so a late or replayed one for an older image does nothing.
-# - An activation time more than HORIZON (366 days) ahead is refused: reason TIME_RANGE
-#   and alert 0x8F67. An Upgrade End Response's 0xFFFFFFFF keeps its ZCL meaning (wait for
-#   an Activate Image); an Activate Image's time 0 means now.
-# - A WAIT_FOR_DATA delay is capped at the client's wait_cap_s and at the stall budget left;
-#   the block is then asked for again and the stall timeout still ends the session.
-# - A wait longer than TICK_MAX_MS is measured with the clock's seconds, as ticks_ms wraps
-#   after about 6 days on a 32-bit port (a 30-bit counter).
+# What a server's commands may make the device do (an Activate Image, an Upgrade End
+# Response, a WAIT_FOR_DATA) is decided by agent.zcl.commands over these functions.
 try:
     from micropython import const
 except ImportError:
@@ -34,9 +23,8 @@ from agent.store import state as S
 from agent.store import check as verify
 from agent.alerts import ALERT_VERIFY_FAIL, ALERT_BOOT_VERIFY_FAIL, ALERT_VERSION_CHANGED, \
     ALERT_FUTURE_ACTIONED, ALERT_FUTURE_NOT_ACTIONED
-from agent.errors import OtaError, DOWNLOAD_ACTIVE, NOT_HELD_IMAGE, TIME_RANGE, NO_IMAGE, \
-    NOT_IN_TRIAL, ACTIVATION_FAILED, HASH_MISMATCH, ROLLBACK, SLOT_INVALID, NO_FALLBACK, \
-    message
+from agent.errors import OtaError, NO_IMAGE, DOWNLOAD_ACTIVE, TIME_RANGE, NOT_IN_TRIAL, \
+    ACTIVATION_FAILED, HASH_MISMATCH, ROLLBACK, SLOT_INVALID, NO_FALLBACK
 
 # Activation outcomes (GBCS CS06)
 ACT_SUCCESS = const(0)
@@ -46,7 +34,6 @@ ACT_FAILURE = const(3)
 
 HORIZON = const(31622400)     # latest activation a server may set: 366 days ahead (s), so
                               # an activation time always fits its u32 field
-TICK_MAX_MS = const(3600000)  # longest wait measured with ticks_ms alone: an hour
 
 
 # -- the device ----------------------------------------------------------------------------
@@ -76,11 +63,11 @@ def tick(d):
         return None
     if d.board.clock.now() < st.act_time:
         return None
-    return _activate(d, st.flags & S.F_FUTURE)
+    return run(d, st.flags & S.F_FUTURE)
 
 
-def _refusal(d, mi_hash):
-    # the outcome that refuses an activation of the image named by mi_hash now, or None
+def refusal(d, mi_hash):
+    """The outcome that refuses an activation of the image named by mi_hash now, or None."""
     st = d.st
     if st.phase != S.HELD:
         return ACT_NO_IMAGE
@@ -93,8 +80,8 @@ def _refusal(d, mi_hash):
 
 def activate(d, mi_hash):
     """Activation command naming the image by its Manufacturer Image hash: the outcome."""
-    out = _refusal(d, mi_hash)
-    return out if out is not None else _activate(d, False)
+    out = refusal(d, mi_hash)
+    return out if out is not None else run(d, False)
 
 
 def refused(d, reason, value):
@@ -103,7 +90,7 @@ def refused(d, reason, value):
     d._save()
 
 
-def _activate(d, future):
+def run(d, future):
     st = d.st
     try:
         info = verify.check(d.board.slots[st.slot], d.policy(), d.board.verifier, st.mi_hash)
@@ -226,113 +213,7 @@ def revert(d, reason=ACTIVATION_FAILED):
     d.reset_needed = True
 
 
-# -- the server ----------------------------------------------------------------------------
-# The frames are the client's (agent.zcl): their codec is imported when one comes, so that
-# the device side above does not load it.
-
-def command(cl, f):
-    """Activate Image f (its hash in cl._rx): act, schedule or refuse; send the response."""
-    from agent.zcl import device as zcl
-    h = bytes(memoryview(cl._rx)[f.hash_off:f.hash_off + zcl.HASH_SIZE])
-    d = cl.dev
-    t = f.activation_time
-    ahead = t - d.board.clock.now()
-    out = _refusal(d, h)
-    if out == ACT_FAILURE:
-        _refuse(cl, DOWNLOAD_ACTIVE)
-    elif out is None:
-        if t == S.WAIT_COMMAND or (t and ahead > HORIZON):
-            out = _refuse(cl, TIME_RANGE, t)
-        elif t and ahead > 0:
-            out = _schedule(cl, t, t)
-        else:
-            out = _activate(d, False)
-    cl._say("activate command: outcome %d" % out)
-    n = zcl.encode_activate_response(cl._tx, f.seq, cl.mfr, out, h)
-    cl.link.send(memoryview(cl._tx)[:n])
-
-
-def _refuse(cl, reason, t=None):
-    cl._say("activation refused: %s" % message(reason))
-    if t is not None:
-        refused(cl.dev, reason, t)
-    return ACT_FAILURE
-
-
 def names_held(d, man, itype, ver):
     """The image (manufacturer, image type, file version) is the held, verified one."""
     return d.st.phase == S.HELD and man == d.cfg.manufacturer and itype == d.cfg.image_type \
         and ver == d.st.held_version
-
-
-def end_response(cl, f):
-    """Upgrade End Response f, answering ours or unsolicited: schedule the held image it
-    names, or do nothing."""
-    from agent.zcl import device as zcl
-    d = cl.dev
-    if d.loading or not names_held(d, f.manufacturer, f.image_type, f.file_version):
-        cl._say("upgrade end response ignored: %s"
-                % message(DOWNLOAD_ACTIVE if d.loading else NOT_HELD_IMAGE))
-        return
-    t = f.upgrade_time
-    if t == zcl.UPGRADE_WAIT:
-        schedule(d, S.WAIT_COMMAND)
-        cl._say("activation: waiting for a command")
-        return
-    delay = t if f.current_time == 0 else t - f.current_time
-    if delay > HORIZON:
-        _refuse(cl, TIME_RANGE, t)
-        return
-    cl._say("activation in %d s" % (delay if delay > 0 else 0))
-    _schedule(cl, d.board.clock.now() + delay if delay > 0 else 0, t)
-
-
-def _schedule(cl, when, t):
-    # the device's own checks stand too (a clock so far ahead that `when` would not fit)
-    try:
-        schedule(cl.dev, when)
-    except OtaError as e:
-        return _refuse(cl, e.reason, t)
-    return ACT_SUCCESS
-
-
-def wait_ms(cl, f, idle_ms):
-    """The wait a WAIT_FOR_DATA response f asks for, in ms: capped at cl.wait_cap_s and at
-    the stall budget left after idle_ms without progress."""
-    delay = f.request_time if f.current_time == 0 else f.request_time - f.current_time
-    if delay < 0:
-        delay = 0
-    if delay > cl.wait_cap_s:
-        cl._say("server: wait %d s, capped at %d s" % (delay, cl.wait_cap_s))
-        delay = cl.wait_cap_s
-    else:
-        cl._say("server: wait %d s" % delay)
-    ms = delay * 1000 + (f.min_period or 0)
-    left = cl.stall_s * 1000 - idle_ms
-    if ms > left:
-        ms = left if left > 0 else 0
-    return ms
-
-
-def wait(cl, ms, wake=False):
-    """cl._idle(ms, wake) for any ms: beyond TICK_MAX_MS in steps measured with the clock's
-    seconds, at most as many as the wait needs (a clock set back cannot stretch it)."""
-    if ms <= TICK_MAX_MS:
-        _idle(cl, ms, wake)
-        return
-    clk = cl.clock
-    end = clk.now() + (ms + 999) // 1000
-    steps = ms // TICK_MAX_MS + 2
-    while steps and not cl.dev.reset_needed and not (wake and cl.notified):
-        left = end - clk.now()
-        if left <= 0:
-            return
-        _idle(cl, left * 1000 if left * 1000 < TICK_MAX_MS else TICK_MAX_MS, wake)
-        steps -= 1
-
-
-def _idle(cl, ms, wake):
-    if wake:
-        cl._idle(ms, True)  # until an Image Notify selects the device
-    else:
-        cl._idle(ms)

@@ -1,6 +1,6 @@
 """Signing keys (ECDSA P-256) and the keygen and getpub commands.
 
-The key id is the first fmt.KID_LEN bytes of SHA-256 over the 65-byte uncompressed public
+The key id is the first trust.KID_LEN bytes of SHA-256 over the 65-byte uncompressed public
 point 0x04||x||y; devices hold that raw point in their trust store.
 
 Every signature made or accepted here is low-s (s <= n/2): ECDSA signatures are malleable
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     Prehashed, decode_dss_signature, encode_dss_signature)
 
-from agent.image import fmt
+from agent.crypto import trust
 from host_tools import argtypes, pkcs8
 from host_tools.atomic import Outputs
 from host_tools.report import Rejected, add_output_options, emit, json_command
@@ -159,7 +159,7 @@ def key_id(point):
     point = bytes(point)
     if len(point) != POINT_LEN or point[0] != 4:
         raise ValueError("not an uncompressed P-256 point")
-    return hashlib.sha256(point).digest()[:fmt.KID_LEN]
+    return hashlib.sha256(point).digest()[:trust.KID_LEN]
 
 
 # -- signatures --------------------------------------------------------------------------

@@ -3,8 +3,15 @@
 import hashlib
 import binascii
 
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
 from agent.errors import OtaError, BAD_KEY, UNKNOWN_KEY
-from agent.image.fmt import KID_LEN
+
+KID_LEN = const(8)  # a key id: the first 8 bytes of SHA-256(uncompressed public point)
 
 # DER prefix of a SubjectPublicKeyInfo holding an uncompressed P-256 point (26 bytes):
 # SEQUENCE { SEQUENCE { OID ecPublicKey, OID prime256v1 }, BIT STRING 00 04 x y }

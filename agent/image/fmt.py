@@ -90,7 +90,6 @@ MAX_SECTOR = const(65536)  # to MAX_SECTOR
 # the header, so it ends by MANIFEST_END_MAX (HDR_MAX + ELEM_SIZE + MANIFEST_MAX).
 MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
 MANIFEST_END_MAX = const(587)
-KID_LEN = const(8)         # key id = first 8 bytes of SHA-256(uncompressed public point)
 
 
 def header_length(field_control):

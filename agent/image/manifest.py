@@ -9,6 +9,7 @@ from agent.errors import OtaError, BAD_MANIFEST, UNSUPPORTED_FORMAT, HEADER_MISM
     WRONG_MANUFACTURER, WRONG_IMAGE_TYPE, WRONG_HARDWARE, ROLLBACK, TOO_LARGE, \
     BAD_SECTOR_SIZE, BAD_ENCODING, LAYOUT_NO_FIT, TRUNCATED
 from agent.image import fmt
+from agent.crypto.trust import KID_LEN
 
 # Manifest: CBOR map with small integer keys, the payload of the COSE_Sign1 (tag 18) in the
 # manifest element (fmt.TAG_MANIFEST).
@@ -27,7 +28,7 @@ M_ENCODING = const(11)     # uint: fmt.ENC_RAW or fmt.ENC_DEFLATE
 M_ENC_SIZE = const(12)     # uint: length of the payload element's data
 M_SECTOR = const(13)       # uint: sector size the table and encoding use
 M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
-M_KID = const(15)          # bstr fmt.KID_LEN: key id of the signing key
+M_KID = const(15)          # bstr KID_LEN: key id of the signing key
 
 
 class Manifest:
@@ -52,7 +53,7 @@ class Manifest:
         self.enc_size = _uint(m, M_ENC_SIZE, 0xFFFFFFFF)
         self.sector = _uint(m, M_SECTOR, fmt.MAX_SECTOR)
         self.table_sha256 = _bytes(m, M_TABLE_SHA256, 32)
-        self.kid = _bytes(m, M_KID, fmt.KID_LEN)
+        self.kid = _bytes(m, M_KID, KID_LEN)
         s = self.sector
         if s < fmt.MIN_SECTOR or s & (s - 1):
             raise OtaError(BAD_SECTOR_SIZE, "%d" % s)

@@ -8,7 +8,7 @@
 # Image command naming the image's hash. Alerts travel as manufacturer-specific commands and
 # stay queued (in the journal) until the server acknowledges them.
 # Each request and its answer, with retransmission, is agent.zcl.session's; what a server's
-# activation commands, times and waits may do is agent.activation's. No exception leaves
+# activation commands, times and waits may do is agent.zcl.commands'. No exception leaves
 # session() or idle().
 try:
     from micropython import const
@@ -22,6 +22,7 @@ from agent.zcl.frames import BLOCK_LEN
 from agent.zcl.session import Session, BLOCK, request, recv, next_seq, block_data, since, rto
 from agent import alerts
 from agent import activation as A
+from agent.zcl import commands as K
 from agent.errors import OtaError, TIMEOUT
 
 NO_UPDATE = const(0)   # the server has nothing for us
@@ -79,12 +80,12 @@ class Client(Session):
             if c == zcl.CMD_ALERT_ACK:
                 self.dev.ack(f.alert_seq & 0xFF)
             elif c == zcl.CMD_ACTIVATE:
-                A.command(self, f)
+                K.command(self, f)
         elif c == zcl.CMD_IMAGE_NOTIFY:
             if P.notify_selects(f, self.dev):
                 self.notified = True
         elif c == zcl.CMD_UPGRADE_END_RSP:
-            A.end_response(self, f)
+            K.end_response(self, f)
 
     # -- alerts ----------------------------------------------------------------
 
@@ -219,7 +220,7 @@ class Client(Session):
                     self._idle(period)
             elif st == zcl.S_WAIT_FOR_DATA:  # capped; no progress: the stall timeout runs on
                 period = f.min_period or 0
-                A.wait(self, A.wait_ms(self, f, clk.ticks_diff(clk.ticks_ms(), last)))
+                K.wait(self, K.wait_ms(self, f, clk.ticks_diff(clk.ticks_ms(), last)))
             else:
                 self._say("server: status 0x%02X" % st)
                 return ABORTED if st != zcl.S_NO_IMAGE_AVAILABLE else NO_UPDATE
@@ -254,7 +255,7 @@ class Client(Session):
         f = self._upgrade_end(status, man, itype, ver)
         if f is None:
             return HELD  # no answer: the image stays held, the next session asks again
-        A.end_response(self, f)
+        K.end_response(self, f)
         self.dev.tick()
         return ACTIVATE if self.dev.reset_needed else HELD
 
@@ -278,7 +279,7 @@ class Client(Session):
         early when an Image Notify selects us (notified: start a session now). Never
         raises: a fault is logged and the device goes back to its journal's state."""
         try:
-            A.wait(self, ms, True)
+            K.wait(self, ms, True)
             if not self.dev.reset_needed:
                 self.dev.tick()
         except Exception as e:  # the device's loop goes on

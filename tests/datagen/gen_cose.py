@@ -28,6 +28,7 @@ from pycose.keys.curves import P256
 from pycose.messages import Sign1Message
 
 from agent.image import fmt
+from agent.crypto.trust import KID_LEN
 from agent.image import manifest as mf
 
 CORPUS = [
@@ -212,7 +213,7 @@ def generate(outdir):
     put("cbor_corpus.txt", corpus_lines().encode("ascii"))
     priv = private_key(b"gen_cose signing key")
     x, y = xy(priv)
-    kid = hashlib.sha256(b"\x04" + x + y).digest()[:fmt.KID_LEN]
+    kid = hashlib.sha256(b"\x04" + x + y).digest()[:KID_LEN]
     key = cose_key(priv)
     aad = ota_header()
     payload = manifest(kid)

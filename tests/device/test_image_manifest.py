@@ -16,7 +16,7 @@ UINTS = ((mf.M_SEQ, 0xFFFFFFFF), (mf.M_VERSION, 0xFFFFFFFF), (mf.M_MANUFACTURER,
          (mf.M_IMAGE_TYPE, 0xFFFF), (mf.M_HW_MIN, 0xFFFF), (mf.M_HW_MAX, 0xFFFF),
          (mf.M_SIZE, 0xFFFFFFFF), (mf.M_CRC32, 0xFFFFFFFF), (mf.M_ENCODING, 0xFF),
          (mf.M_ENC_SIZE, 0xFFFFFFFF), (mf.M_SECTOR, fmt.MAX_SECTOR))
-BSTRS = ((mf.M_SHA256, 32), (mf.M_TABLE_SHA256, 32), (mf.M_KID, fmt.KID_LEN))
+BSTRS = ((mf.M_SHA256, 32), (mf.M_TABLE_SHA256, 32), (mf.M_KID, trust.KID_LEN))
 
 
 def _map(changes=None):

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from agent.image import fmt
+from agent.crypto.trust import KID_LEN
 from host_tools import cli, keys, progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,7 +60,7 @@ def test_keygen(work):
     point = keys.public_point(priv)
     assert raw.read_bytes() == point == keys.public_point(keys.load_public(str(p)))
     assert keys.public_point(keys.load_public(str(raw))) == point
-    kid = hashlib.sha256(point).digest()[:fmt.KID_LEN]
+    kid = hashlib.sha256(point).digest()[:KID_LEN]
     assert keys.key_id(point) == kid
 
 
