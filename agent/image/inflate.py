@@ -29,8 +29,8 @@ def inflate_into(chunk, out, wbits):
     except (OSError, ValueError) as e:
         raise OtaError(BAD_ENCODING, "inflate: %s" % e)
     except Exception as e:  # zlib.error under CPython
-        if isinstance(e, OtaError):
-            raise
+        if isinstance(e, (OtaError, MemoryError)):
+            raise  # a heap too small for the window says nothing about the chunk
         raise OtaError(BAD_ENCODING, "inflate: %s" % e)
     if n != want or extra:
         raise OtaError(BAD_ENCODING, "chunk decodes to %s bytes, want %d"

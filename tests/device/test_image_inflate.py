@@ -8,8 +8,8 @@ import struct
 from agent.image import fmt
 from agent.image.inflate import inflate_into
 from agent.image.manifest import peek
-from agent.errors import BAD_ENCODING
-from tutil import eq, raises, Image
+from agent.errors import OtaError, BAD_ENCODING
+from tutil import eq, raises, skip, Image
 
 
 def _stored(data, final=True):
@@ -97,3 +97,26 @@ def test_stored_block_refusals():
     raises(BAD_ENCODING, inflate_into, _stored(data, final=False), out, 9)  # no end
     e = raises(BAD_ENCODING, inflate_into, _stored(data), bytearray(len(data) + 10), 9)
     assert "%d bytes, want %d" % (len(data), len(data) + 10) in str(e), e
+
+
+def test_a_heap_too_small_is_not_a_bad_chunk():
+    # MicroPython allocates the window at each chunk: with the heap locked that fails, and
+    # the failure is the heap's (MemoryError), not the chunk's encoding (E65)
+    try:
+        import micropython
+        micropython.heap_lock
+    except (ImportError, AttributeError):
+        skip("needs micropython.heap_lock")
+    chunk = _stored(b"x" * 64)
+    out = bytearray(64)
+    micropython.heap_lock()
+    try:
+        inflate_into(chunk, out, 8)
+        got = None
+    except MemoryError:
+        got = "MemoryError"
+    except OtaError as e:
+        got = "E%d" % e.reason
+    finally:
+        micropython.heap_unlock()
+    eq(got, "MemoryError", "a failed allocation")
