@@ -8,6 +8,6 @@ package("agent", files=("zcl/server.py",), base_path="../..", opt=3)
 package("boards", files=("qemu/__init__.py", "qemu/board.py", "qemu/layout.py",
                          "qemu/run.py", "unix/__init__.py", "unix/run.py",
                          "unix/layout.py", "unix/board.py"), base_path="../..", opt=3)
-package("hal", files=("sim/__init__.py", "sim/nor.py", "sim/boot.py", "sim/board.py",
+package("hal", files=("sim/__init__.py", "sim/mem.py", "sim/memv.py", "sim/nor.py", "sim/boot.py", "sim/board.py",
                       "sim/powercut.py", "sim/imagecheck.py", "serial.py", "sigcheck.py"),
         base_path="../..", opt=3)

@@ -18,6 +18,7 @@
 #   snapshot / restore      copy of contents and counters, to restart a campaign quickly
 import os
 
+from hal.sim import mem
 from agent.errors import OtaError, FLASH_ALIGN, FLASH_RANGE, FLASH_NOT_ERASED, FLASH_IO, \
     BAD_LAYOUT
 
@@ -72,9 +73,7 @@ class NorFlash:
         self._bad_erases = 0
 
     def _fill(self):
-        ss = self.sector_size
-        for o in range(0, self.size, ss):
-            self._mem[o:o + ss] = self._blank
+        mem.fill(self._mem, 0, self.size, self.erased)
 
     def _sync(self, offset, n, data=None):
         # contents changed in [offset, offset + n); data, when given, holds the new bytes
@@ -189,7 +188,7 @@ class NorFlash:
         self._range(offset, n)
         m = self._io
         if m is None:
-            buf[0:n] = self._mv[offset:offset + n]
+            mem.copy(buf, 0, self._mem, offset, n)
         else:
             m.seek(offset)
             m.readinto(buf)
@@ -206,7 +205,7 @@ class NorFlash:
             self._sync(offset, n)
             self.cut = True
             raise PowerCut()
-        self._mem[offset:offset + n] = data
+        mem.copy(self._mem, offset, data, 0, n)
         self.bytes_written += n
         self._sync(offset, n, data)
         if cut:
@@ -225,7 +224,7 @@ class NorFlash:
         if self._bad_writes > 0:
             self._bad_writes -= 1
             raise OtaError(FLASH_IO, "write 0x%X+%d" % (offset, n))
-        if self._mem.count(self._e, offset, offset + n) != n:
+        if mem.count(self._mem, offset, n, self.erased) != n:
             raise OtaError(FLASH_NOT_ERASED, "write 0x%X+%d" % (offset, n))
         return True
 
@@ -254,7 +253,7 @@ class NorFlash:
     def _wipe(self, offset, size):
         ss = self.sector_size
         while size:
-            self._mem[offset:offset + ss] = self._blank
+            mem.fill(self._mem, offset, ss, self.erased)
             self.sector_erases[offset // ss] += 1
             self._sync(offset, ss, self._blank)
             self.erases += 1

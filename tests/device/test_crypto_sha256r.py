@@ -6,7 +6,7 @@ import struct
 import sys
 from agent.crypto import sha256r
 from agent.crypto.sha256r import Sha256, STATE_SIZE, STATE_FMT
-from tutil import eq
+from tutil import eq, noise
 
 # The state after the first 150 bytes of _data(300, 9), as the journal holds it (saved by
 # the earlier list-based implementation): the eight words after two blocks, the length 150,
@@ -18,12 +18,7 @@ _WHOLE = bytes.fromhex("d9bf44e8d68e03d031293d0d6cbba21c435d3656b32bd4ce4973cf3a
 
 
 def _data(n, seed):
-    out = bytearray(n)
-    x = seed
-    for i in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        out[i] = x >> 16 & 0xFF
-    return bytes(out)
+    return bytes(noise(n, seed))
 
 
 def _engines():

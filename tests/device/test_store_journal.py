@@ -7,6 +7,7 @@ from agent.store.journal import Journal, REC_FMT, REC_HDR, CRC_FMT, MAGIC
 from hal.flash import Area
 from hal.sim.nor import NorFlash, PowerCut
 from tutil import raises, eq
+import tutil
 
 GEOMETRIES = ((1, 0xFF), (4, 0xFF), (8, 0xFF), (16, 0xFF),
               (1, 0x00), (4, 0x00), (8, 0x00), (16, 0x00))
@@ -35,12 +36,7 @@ def reload(area, plen):
 
 
 def noise(seed, n):
-    x = seed
-    b = bytearray(n)
-    for i in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        b[i] = x >> 16 & 0xFF
-    return bytes(b)
+    return bytes(tutil.noise(n, seed))
 
 
 def test_record_format_sizes():

@@ -144,3 +144,14 @@ def skip(reason):
 def eq(a, b, what=""):
     if a != b:
         raise AssertionError("%s: %r != %r" % (what, a, b))
+
+
+def noise(n, seed):
+    """n bytes of a 31-bit linear congruential sequence from seed: the same on every
+    interpreter."""
+    x = seed
+    b = bytearray(n)
+    for i in range(n):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        b[i] = x >> 16 & 0xFF
+    return b

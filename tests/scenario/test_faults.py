@@ -8,17 +8,14 @@ from agent.errors import OtaError, FLASH_IO, SLOT_EMPTY, PAYLOAD_CRC, BAD_SIGNAT
     NO_FALLBACK
 from devkit import Rig
 from tutil import raises, eq, Image, same_as_file
+import tutil
 
 V2 = Image("core_v2.ota")
 
 
 def _journal_garbage(r, seed):
     lay = r.layout
-    x = seed
-    junk = bytearray(lay.journal_size)
-    for i in range(len(junk)):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        junk[i] = x >> 16 & 0xFF
+    junk = tutil.noise(lay.journal_size, seed)
     r.flash.erase(lay.journal_off, lay.journal_size)
     r.flash.write(lay.journal_off, junk)
 
