@@ -34,7 +34,7 @@ HOST_ONLY = ("agent/zcl/server.py",)
 # without one copies them as source instead, which a port compiles at import with its own
 # emitter (where it has none, the import fails and agent.crypto.sha256r uses its plain path).
 # They are not in the sizes build() returns.
-NATIVE = ("agent/crypto/sha256v.py",)
+NATIVE = ("agent/crypto/sha256v.py", "hal/sim/memv.py")
 
 
 def build_dir(name):
