@@ -1,5 +1,6 @@
 # One exception class for the whole agent, with an integer reason code.
-# Reason codes are grouped by layer; message() gives a one-line text for each.
+# Reason codes are grouped by layer; message() gives a one-line text for each (from
+# agent/errtext.py, which the host tools and tests have and a device leaves out).
 try:
     from micropython import const
 except ImportError:
@@ -81,81 +82,15 @@ LINK_IO = const(126)
 BOARD = const(140)
 NOT_APP_IMAGE = const(141)
 
-# (code, text) pairs; a constant tuple, so it costs no heap until used.
-_TEXT = (
-    1, "bad magic number",
-    2, "unsupported OTA header version",
-    3, "bad OTA header length",
-    4, "unsupported header field control",
-    5, "image truncated",
-    6, "sizes in header and file disagree",
-    7, "sub-element overruns the image",
-    8, "unknown sub-element",
-    9, "duplicate sub-element",
-    10, "required sub-element missing",
-    11, "unexpected bytes after the image",
-    12, "malformed supplier trailer",
-    20, "malformed CBOR",
-    21, "malformed COSE_Sign1",
-    22, "malformed manifest",
-    23, "unsupported manifest format version",
-    24, "unsupported signature algorithm",
-    25, "unknown signing key id",
-    26, "manifest signature invalid",
-    27, "manifest does not match OTA header",
-    28, "supplier signature required",
-    29, "supplier signature invalid",
-    30, "malformed public key",
-    40, "wrong manufacturer code",
-    41, "wrong image type",
-    42, "hardware version out of range",
-    43, "sequence number below the device's (rollback)",
-    44, "image larger than the slot",
-    45, "unsupported sector size",
-    46, "image addressed to another device",
-    47, "signature s above n/2 (malleable)",
-    48, "image sectors overrun the slot's payload area",
-    49, "image failed its trial and was reverted",
-    50, "no image at or above the rollback floor to fall back to",
-    60, "sector table digest mismatch",
-    61, "malformed sector table",
-    62, "sector CRC-32 mismatch",
-    63, "payload SHA-256 mismatch",
-    64, "payload CRC-32 mismatch",
-    65, "payload encoding invalid",
-    80, "flash access misaligned",
-    81, "flash access out of range",
-    82, "flash write to non-erased bytes",
-    83, "flash I/O error",
-    84, "journal corrupt",
-    85, "journal full",
-    86, "slot empty",
-    87, "slot image invalid",
-    88, "bad flash layout",
-    100, "no image held",
-    101, "image hash mismatch",
-    102, "activation failed",
-    103, "not in trial boot",
-    104, "busy",
-    105, "activation refused while a download is in progress",
-    106, "command names an image other than the one held",
-    107, "time from the server beyond the device's horizon",
-    108, "a written sector changed in flash before the final check",
-    120, "malformed frame",
-    122, "server aborted the transfer",
-    124, "timed out",
-    126, "link I/O error",
-    140, "board error",
-    141, "not an application image for this board",
-)
-
 
 def message(reason):
-    t = _TEXT
-    for i in range(0, len(t), 2):
-        if t[i] == reason:
-            return t[i + 1]
-    return "error"
+    """One line of text for a reason code (agent/errtext.py, "error" for an unknown code), or
+    "" where that table is left out, as on a device."""
+    try:
+        from agent.errtext import text
+    except ImportError:
+        return ""
+    return text(reason)
 
 
 class OtaError(Exception):
@@ -167,6 +102,10 @@ class OtaError(Exception):
         self.detail = detail
 
     def __str__(self):
+        s = "E%d" % self.reason
+        t = message(self.reason)
+        if t:
+            s += " " + t
         if self.detail:
-            return "E%d %s: %s" % (self.reason, message(self.reason), self.detail)
-        return "E%d %s" % (self.reason, message(self.reason))
+            s += ": " + self.detail
+        return s

@@ -16,7 +16,7 @@ import sys
 import time
 
 from host_tools import mcu
-from host_tools.mpy import sources
+from host_tools.mpy import sources, device_sizes
 
 ROOT = mcu.ROOT
 DATA = os.path.join(ROOT, "build", "testdata")
@@ -232,7 +232,15 @@ def measure(step, say):
     say("heap minima done (%.0f s)" % (time.monotonic() - t0))
     out["firmware_bytes_agent"] = mcu.image_bytes(mcu.firmware("agent")) - \
         mcu.image_bytes(mcu.firmware("bare"))
+    out["mpy_bytes_device"] = mpy_bytes_device()
     return out
+
+
+def mpy_bytes_device():
+    """The .mpy bytes of the code this firmware's device loads (host_tools.mpy.device_sizes,
+    computed host-side): the agent, hal flash, boot, clock and hal/serial, its link."""
+    return sum(device_sizes(os.path.join(mcu.BUILD, "mpy-device"), link="hal/serial.py")
+               .values())
 
 
 def main(argv=None):

@@ -18,8 +18,8 @@ import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.crypto import cose
-from agent.crypto.cose import sig_structure
 from agent.image import fmt
+from agent.image import pack
 from agent.image import manifest as mf
 from host_tools import keys
 from host_tools.cli import InputError
@@ -165,11 +165,11 @@ def encode_payload(fw, sector, compress, progress=None):
             progress(stop)
     total = _combined_crc32(fw, crcs, sector)
     if not compress:
-        return b"".join([fmt.pack_entry(fmt.ENC_RAW, crc) for crc in crcs]), fw, total
+        return b"".join([pack.pack_entry(fmt.ENC_RAW, crc) for crc in crcs]), fw, total
     entries = []
     pos = 0
     for crc, chunk in zip(crcs, chunks):
-        entries.append(fmt.pack_entry(fmt.ENC_DEFLATE, crc, pos, len(chunk),
+        entries.append(pack.pack_entry(fmt.ENC_DEFLATE, crc, pos, len(chunk),
                                       hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST]))
         pos += len(chunk)
     return b"".join(entries), b"".join(chunks), total
@@ -178,7 +178,7 @@ def encode_payload(fw, sector, compress, progress=None):
 def cose_sign1(private_key, kid, payload, external_aad):
     """A tagged COSE_Sign1 (ES256) over payload with the given external_aad."""
     protected = _protected(kid)
-    sig = keys.sign(private_key, sig_structure(protected, external_aad, payload))
+    sig = keys.sign(private_key, pack.sig_structure(protected, external_aad, payload))
     return _cose(protected, payload, sig)
 
 
@@ -265,7 +265,7 @@ def _header(out, h, cose_len):
     if total > U32:
         raise Rejected("too-large", "image of %d bytes is too big for the OTA header" % total)
     h.total_size = total
-    out.header = fmt.pack_header(h)
+    out.header = pack.pack_header(h)
     out.size = total
 
 
@@ -311,7 +311,7 @@ def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_m
     if cose_len > fmt.MANIFEST_MAX:
         raise InputError("manifest is %d bytes, at most %d" % (cose_len, fmt.MANIFEST_MAX))
     _header(out, hdr, cose_len)
-    out.tbs = sig_structure(out.protected, out.header, out.manifest_cbor)
+    out.tbs = pack.sig_structure(out.protected, out.header, out.manifest_cbor)
     out.digest = hashlib.sha256(out.tbs).digest()
     if progress is not None:
         progress(size)

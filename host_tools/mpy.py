@@ -3,6 +3,10 @@
   python -m host_tools.mpy --out build/mpy [--quiet]       every device module, any arch
   python -m host_tools.mpy --board esp32 [--out DIR]       the modules one board needs,
                                                            with that board's -march
+  python -m host_tools.mpy --device [--link hal/serial.py]  the code a device loads
+
+Every build is -O3 (OPT), as every board's freeze manifest compiles the agent (opt=3): the
+.mpy files deploy copies are the code a firmware freezes.
 """
 import os
 import shutil
@@ -28,13 +32,34 @@ BOARDS = {
 # .mpy holds bytecode only and loads on any port.
 _ARCH_STAMP = ".march"
 # Device-package modules no device runs: the server side of the ZCL codec (the host's Hub
-# and the tests use it). Left out of every board's build, as agent/package.json leaves it.
-HOST_ONLY = ("agent/zcl/server.py",)
+# and the tests use it), the text of each reason code (agent.errors.message reads it where
+# present) and the writing side of the image format (signer and tests). Left out of every
+# board's build, as agent/package.json leaves them; the tests run them under MicroPython.
+HOST_ONLY = ("agent/zcl/server.py", "agent/errtext.py", "agent/image/pack.py")
 # Modules holding native (viper) code: mpy-cross compiles them only with a -march. A build
 # without one copies them as source instead, which a port compiles at import with its own
 # emitter (where it has none, the import fails and agent.crypto.sha256r uses its plain path).
 # They are not in the sizes build() returns.
 NATIVE = ("agent/crypto/sha256v.py", "hal/sim/memv.py")
+# mpy-cross -O level: 3, that of the freeze manifests (boards/*/manifest*.py, opt=3). It drops
+# source line numbers from tracebacks (and assert statements, which the device code has none
+# of); the .opt stamp of a build folder records it, so a change rebuilds.
+OPT = 3
+_OPT_STAMP = ".opt"
+
+# What a device loads, the figure `otatool bench --only size` and the Cortex-M bench report
+# (mpy_bytes_device) and tests/host/test_host_mpy_size.py holds to DEVICE_BUDGET: every
+# agent/ module but HOST_ONLY (native ones compiled for DEVICE_ARCH), the hal interfaces the
+# agent imports (DEVICE_HAL) and one link, hal/udp.py by default (hal/serial.py on a board
+# that talks over a UART). Not counted: the board adapter (boards/, a few hundred bytes to
+# a few KiB, the port's own), hal/bootrec.py (the rp2 adapter's boot record) and hal/sim/.
+DEVICE_HAL = ("hal/__init__.py", "hal/flash.py", "hal/boot.py", "hal/clock.py")
+LINKS = ("hal/udp.py", "hal/serial.py")
+DEVICE_ARCH = "armv7m"  # Cortex-M3/M4, the Cortex-M tier's (bytecode is the same on any arch)
+DEVICE_BUDGET = 40 * 1024
+# The ceiling the code is held to until it meets DEVICE_BUDGET (61.8 KiB with hal/udp.py,
+# 62.9 KiB with hal/serial.py when set): a regression past it fails the tests.
+DEVICE_CEILING = 64 * 1024
 
 
 def build_dir(name):
@@ -81,19 +106,24 @@ def board_sources(board, root=ROOT):
         yield rel
 
 
+def _stamped(outdir, name, want, default):
+    try:
+        with open(os.path.join(outdir, name)) as f:
+            return f.read().strip() == want
+    except OSError:
+        return default
+
+
 def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
     """Compile the device modules (those of `board` when given) into outdir; returns
-    {relpath.mpy: size}. .mpy files of another -march or whose source is gone are
+    {relpath.mpy: size}. .mpy files of another -march or -O or whose source is gone are
     replaced or removed."""
     sizes = {}
     os.makedirs(outdir, exist_ok=True)
     stamp = os.path.join(outdir, _ARCH_STAMP)
     want = arch or ""
-    try:
-        with open(stamp) as f:
-            same_arch = f.read().strip() == want
-    except OSError:
-        same_arch = not want
+    same_arch = (_stamped(outdir, _ARCH_STAMP, want, not want)
+                 and _stamped(outdir, _OPT_STAMP, str(OPT), False))
     rels = board_sources(board, root) if board else sources(dirs, root)
     kept = set()
     for rel in rels:
@@ -108,7 +138,7 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
         src = os.path.join(root, rel)
         if not (same_arch and os.path.exists(out)
                 and os.path.getmtime(out) >= os.path.getmtime(src)):
-            cmd = [mpy_cross(), "-o", out, "-s", rel]
+            cmd = [mpy_cross(), "-O%d" % OPT, "-o", out, "-s", rel]
             if arch:
                 cmd.append("-march=" + arch)
             cmd.append(src)
@@ -118,6 +148,8 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
         sizes[rel[:-3] + ".mpy"] = os.path.getsize(out)
     with open(stamp, "w") as f:
         f.write(want + "\n")
+    with open(os.path.join(outdir, _OPT_STAMP), "w") as f:
+        f.write("%d\n" % OPT)
     # drop .mpy files (and kept sources) whose source is gone or that the board does not use
     for base, _subdirs, files in os.walk(outdir):
         for f in files:
@@ -126,6 +158,23 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
                                                               and rel not in kept):
                 os.remove(os.path.join(base, f))
     return sizes
+
+
+def device_modules(link=LINKS[0], root=ROOT):
+    """The modules a device loads (see DEVICE_HAL), as relative source paths."""
+    if link not in LINKS:
+        raise ValueError("unknown link %r (%s)" % (link, ", ".join(LINKS)))
+    agent = [r.replace(os.sep, "/") for r in sources(("agent",), root)]
+    return [r for r in agent if r not in HOST_ONLY] + list(DEVICE_HAL) + [link]
+
+
+def device_sizes(outdir, link=LINKS[0], root=ROOT):
+    """{module.mpy: bytes} of the code a device loads, compiled into outdir (-O3, native
+    modules for DEVICE_ARCH). Their sum is the device's code size."""
+    sizes = build(outdir, dirs=("agent", "hal"), arch=DEVICE_ARCH, root=root)
+    sizes = dict((k.replace(os.sep, "/"), v) for k, v in sizes.items())
+    return dict((m[:-3] + ".mpy", sizes[m[:-3] + ".mpy"])
+                for m in device_modules(link, root))
 
 
 def report(sizes, out=None):
@@ -149,8 +198,23 @@ def main(argv=None):
     ap.add_argument("--board", choices=sorted(BOARDS),
                     help="only the modules of boards/BOARD, with its -march")
     ap.add_argument("--arch", help="mpy-cross -march (x64, armv6m, armv7emsp, xtensawin, ...)")
+    ap.add_argument("--device", action="store_true",
+                    help="only the code a device loads (agent/ less host-only modules, hal "
+                         "flash, boot, clock and the --link), against its %d KiB budget"
+                    % (DEVICE_BUDGET // 1024))
+    ap.add_argument("--link", choices=LINKS, default=LINKS[0], help="the device's link")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if a.device:
+        if a.board or a.arch:
+            ap.error("--device takes neither --board nor --arch")
+        sizes = device_sizes(a.out or build_dir("mpy-device"), a.link)
+        if not a.quiet:
+            report(sizes)
+            total = sum(sizes.values())
+            print("%7d  budget (%s)" % (DEVICE_BUDGET, "met" if total <= DEVICE_BUDGET
+                                        else "over by %d" % (total - DEVICE_BUDGET)))
+        return 0
     arch = a.arch
     if a.board and arch is None:
         arch = BOARDS[a.board][0]

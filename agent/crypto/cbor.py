@@ -28,14 +28,14 @@ except ImportError:
 
 from agent.errors import OtaError, BAD_CBOR
 
-MAJOR_UINT = const(0)
-MAJOR_NINT = const(1)
+_MAJOR_UINT = const(0)
+_MAJOR_NINT = const(1)
 MAJOR_BSTR = const(2)
-MAJOR_TSTR = const(3)
-MAJOR_ARRAY = const(4)
-MAJOR_MAP = const(5)
-MAJOR_TAG = const(6)
-MAJOR_SIMPLE = const(7)
+_MAJOR_TSTR = const(3)
+_MAJOR_ARRAY = const(4)
+_MAJOR_MAP = const(5)
+_MAJOR_TAG = const(6)
+_MAJOR_SIMPLE = const(7)
 _FALSE = const(20)
 _TRUE = const(21)
 _NULL = const(22)
@@ -151,7 +151,7 @@ def _arg(d, major, ai, start):
         if arg < _MIN_ARG[ai - 24]:
             raise _err("non-minimal argument", start)
         return arg
-    if ai == 31 and MAJOR_BSTR <= major <= MAJOR_MAP:
+    if ai == 31 and MAJOR_BSTR <= major <= _MAJOR_MAP:
         raise _err("indefinite length not supported", start)
     raise _err("reserved additional information %d" % ai, start)
 
@@ -233,7 +233,7 @@ def _item(d):
     d[_POS] = p + 1
     major = ib >> 5
     ai = ib & 31
-    if major == MAJOR_SIMPLE:
+    if major == _MAJOR_SIMPLE:
         if ai == _FALSE:
             return False
         if ai == _TRUE:

@@ -22,12 +22,12 @@ from agent.errors import OtaError, BAD_COSE, UNSUPPORTED_ALG, BAD_KEY, HIGH_S
 TAG_SIGN1 = const(18)  # CBOR tag of a COSE_Sign1
 ALG_ES256 = const(-7)  # algorithm: ECDSA P-256 with SHA-256
 H_ALG = const(1)       # header label: algorithm
-H_CRIT = const(2)      # header label: critical header parameters
+_H_CRIT = const(2)      # header label: critical header parameters
 H_KID = const(4)       # header label: key id
 SIG_LEN = const(64)    # ES256 signature: r || s, 32 bytes each
-PUB_LEN = const(64)    # P-256 public key: x || y, 32 bytes each
+_PUB_LEN = const(64)    # P-256 public key: x || y, 32 bytes each
 # Sig_structure head: array of 4, text string of 10, "Signature1"
-_SIG1_HEAD = b"\x84\x6aSignature1"
+SIG1_HEAD = b"\x84\x6aSignature1"
 # (n - 1) / 2 for the P-256 group order n, big-endian: a signature's s must not exceed it.
 # (r, n - s) verifies whenever (r, s) does; accepting only the low one keeps the COSE bytes,
 # and with them the Manufacturer Image hash (the image's identity), unique to the signer.
@@ -84,7 +84,7 @@ def parse_sign1(buf):
         raise _bad("protected header is not a map")
     _check_labels(ph, None)
     _check_labels(unprot, ph)
-    if H_CRIT in ph or H_CRIT in unprot:
+    if _H_CRIT in ph or _H_CRIT in unprot:
         raise _bad("crit header parameter not supported")
     if H_ALG not in ph:
         raise _bad("alg missing from the protected header")
@@ -100,18 +100,9 @@ def parse_sign1(buf):
     return Sign1(prot, alg, kid, payload, sig)
 
 
-def sig_structure(protected, external_aad, payload):
-    """The CBOR Sig_structure for COSE_Sign1: ["Signature1", protected, aad, payload]."""
-    out = bytearray(_SIG1_HEAD)
-    for part in (protected, external_aad, payload):
-        out.extend(cbor.encode_head(cbor.MAJOR_BSTR, len(part)))
-        out.extend(part)
-    return bytes(out)
-
-
 def sig_structure_digest(protected, external_aad, payload):
     """SHA-256 of the Sig_structure, hashed piece by piece."""
-    h = hashlib.sha256(_SIG1_HEAD)
+    h = hashlib.sha256(SIG1_HEAD)
     for part in (protected, external_aad, payload):
         h.update(cbor.encode_head(cbor.MAJOR_BSTR, len(part)))
         h.update(part)
@@ -133,8 +124,8 @@ def verify_sign1(msg, external_aad, pub, verifier=None):
     """
     if msg.alg != ALG_ES256:
         raise OtaError(UNSUPPORTED_ALG, "alg %r" % (msg.alg,))
-    if len(pub) != PUB_LEN:
-        raise OtaError(BAD_KEY, "public key of %d bytes, expected %d" % (len(pub), PUB_LEN))
+    if len(pub) != _PUB_LEN:
+        raise OtaError(BAD_KEY, "public key of %d bytes, expected %d" % (len(pub), _PUB_LEN))
     if verifier is None:
         from agent.crypto.p256 import verify as verifier
     digest = sig_structure_digest(msg.protected, external_aad, msg.payload)

@@ -9,11 +9,13 @@
 #
 # Each structure is declared once, as a struct format with one comment per field and its
 # size, and read and written only through the functions below it (pack_* / parse_* or
-# unpack_*), by the device, the host tools, the emulation and the tests alike:
-#   header          parse_header / pack_header (Header), header_length_of (first 10 bytes)
+# unpack_*) and those of agent/image/pack.py (what only the host tools and the tests write
+# or read, which no device loads), by the device, the host tools, the emulation and the
+# tests alike:
+#   header          parse_header (Header), header_length_of (first 10 bytes); pack.pack_header
 #   element head    unpack_elem / pack_elem; find_manifest locates the manifest element
 #   trailer         parse_trailer / pack_trailer
-#   table entries   unpack_entry / pack_entry, table_entry_size
+#   table entries   table_entry_size; pack.pack_entry / pack.unpack_entry
 # The manifest map inside the manifest element: agent/image/manifest.py.
 import struct
 try:
@@ -164,26 +166,6 @@ def parse_header(buf):
     return h
 
 
-def pack_header(h):
-    """Serialise a Header; length and field control are derived from its fields."""
-    fc = 0
-    tail = b""
-    if h.security_version is not None:
-        fc |= FC_SECURITY
-        tail += bytes((h.security_version,))
-    if h.destination is not None:
-        fc |= FC_DEST
-        tail += h.destination
-    if h.hw_min is not None:
-        fc |= FC_HW
-        tail += struct.pack(HW_FMT, h.hw_min, h.hw_max)
-    hs = h.header_string[:32]
-    hs = hs + b"\x00" * (32 - len(hs))
-    return struct.pack(HDR_FMT, OTA_MAGIC, HEADER_VERSION, header_length(fc), fc,
-                       h.manufacturer, h.image_type, h.file_version, h.stack_version,
-                       hs, h.total_size) + tail
-
-
 def pack_elem(tag, length):
     """The 6-byte head of a sub-element of length bytes."""
     return struct.pack(ELEM_FMT, tag, length)
@@ -225,22 +207,6 @@ def parse_trailer(buf):
     if slen != TRAILER_SIG_LEN or force > 1:
         raise OtaError(BAD_TRAILER, "flag %d length %d" % (force, slen))
     return force, bytes(sig)
-
-
-def pack_entry(encoding, crc, off=0, length=0, digest=b""):
-    """One sector table entry: raw, the sector's CRC-32 alone; deflate, with its chunk's
-    offset, length and CHUNK_DIGEST-byte digest."""
-    if encoding == ENC_RAW:
-        return struct.pack(TABLE_RAW_FMT, crc)
-    return struct.pack(TABLE_DEFLATE_FMT, crc, off, length, digest)
-
-
-def unpack_entry(encoding, buf, k):
-    """Sector k's entry of a sector table held in buf: (crc32, chunk offset, chunk length,
-    chunk digest); a raw entry has no chunk: (crc32, 0, 0, b"")."""
-    if encoding == ENC_RAW:
-        return struct.unpack_from(TABLE_RAW_FMT, buf, k * TABLE_RAW_SIZE)[0], 0, 0, b""
-    return struct.unpack_from(TABLE_DEFLATE_FMT, buf, k * TABLE_DEFLATE_SIZE)
 
 
 def table_entry_size(encoding):

@@ -33,7 +33,7 @@ from agent.errors import OtaError, BAD_LAYOUT, JOURNAL_CORRUPT, JOURNAL_FULL, FL
 MAGIC = const(0xA5)
 VERSION = const(1)
 CRC_SIZE = const(4)
-SEQ_MAX = const(0xFFFFFFFF)
+_SEQ_MAX = const(0xFFFFFFFF)
 
 
 class Journal:
@@ -147,7 +147,7 @@ class Journal:
         if not self._loaded:
             self.load()
         seq = max(self.seq, self._used) + 1
-        if seq > SEQ_MAX:
+        if seq > _SEQ_MAX:
             raise OtaError(JOURNAL_FULL, "sequence number exhausted")
         if self._slot >= self.slots_per_sector or self._erase:
             self._next_sector()

@@ -10,7 +10,7 @@
 #   an Activate Image); an Activate Image's time 0 means now.
 # - A WAIT_FOR_DATA delay is capped at the client's wait_cap_s and at the stall budget left;
 #   the block is then asked for again and the stall timeout still ends the session.
-# - A wait longer than TICK_MAX_MS is measured with the clock's seconds, as ticks_ms wraps
+# - A wait longer than _TICK_MAX_MS is measured with the clock's seconds, as ticks_ms wraps
 #   after about 6 days on a 32-bit port (a 30-bit counter).
 try:
     from micropython import const
@@ -21,9 +21,9 @@ except ImportError:
 from agent import activation as A
 from agent.store import state as S
 from agent.zcl import device as zcl
-from agent.errors import OtaError, DOWNLOAD_ACTIVE, NOT_HELD_IMAGE, TIME_RANGE, message
+from agent.errors import OtaError, DOWNLOAD_ACTIVE, NOT_HELD_IMAGE, TIME_RANGE
 
-TICK_MAX_MS = const(3600000)  # longest wait measured with ticks_ms alone: an hour
+_TICK_MAX_MS = const(3600000)  # longest wait measured with ticks_ms alone: an hour
 
 
 def command(cl, f):
@@ -48,7 +48,7 @@ def command(cl, f):
 
 
 def _refuse(cl, reason, t=None):
-    cl._say("activation refused: %s" % message(reason))
+    cl._say("activation refused: %s" % OtaError(reason))
     if t is not None:
         A.refused(cl.dev, reason, t)
     return A.ACT_FAILURE
@@ -60,7 +60,7 @@ def end_response(cl, f):
     d = cl.dev
     if d.loading or not A.names_held(d, f.manufacturer, f.image_type, f.file_version):
         cl._say("upgrade end response ignored: %s"
-                % message(DOWNLOAD_ACTIVE if d.loading else NOT_HELD_IMAGE))
+                % OtaError(DOWNLOAD_ACTIVE if d.loading else NOT_HELD_IMAGE))
         return
     t = f.upgrade_time
     if t == zcl.UPGRADE_WAIT:
@@ -103,19 +103,19 @@ def wait_ms(cl, f, idle_ms):
 
 
 def wait(cl, ms, wake=False):
-    """cl._idle(ms, wake) for any ms: beyond TICK_MAX_MS in steps measured with the clock's
+    """cl._idle(ms, wake) for any ms: beyond _TICK_MAX_MS in steps measured with the clock's
     seconds, at most as many as the wait needs (a clock set back cannot stretch it)."""
-    if ms <= TICK_MAX_MS:
+    if ms <= _TICK_MAX_MS:
         _idle(cl, ms, wake)
         return
     clk = cl.clock
     end = clk.now() + (ms + 999) // 1000
-    steps = ms // TICK_MAX_MS + 2
+    steps = ms // _TICK_MAX_MS + 2
     while steps and not cl.dev.reset_needed and not (wake and cl.notified):
         left = end - clk.now()
         if left <= 0:
             return
-        _idle(cl, left * 1000 if left * 1000 < TICK_MAX_MS else TICK_MAX_MS, wake)
+        _idle(cl, left * 1000 if left * 1000 < _TICK_MAX_MS else _TICK_MAX_MS, wake)
         steps -= 1
 
 

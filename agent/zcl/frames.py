@@ -23,7 +23,7 @@ except ImportError:
 
 from agent.errors import OtaError, BAD_FRAME
 
-CLUSTER_ID = const(0x0019)
+_CLUSTER_ID = const(0x0019)
 
 # ZCL header without / with manufacturer code (3 / 5 bytes):
 HDR_FMT = "<BBB"
@@ -57,10 +57,10 @@ CMD_DEFAULT_RSP = const(0x0B)       # global command, either direction
 
 # Status codes
 S_SUCCESS = const(0x00)
-S_NOT_AUTHORIZED = const(0x7E)
-S_MALFORMED_COMMAND = const(0x80)
+_S_NOT_AUTHORIZED = const(0x7E)
+_S_MALFORMED_COMMAND = const(0x80)
 S_UNSUP_CLUSTER_COMMAND = const(0x81)
-S_UNSUP_GENERAL_COMMAND = const(0x82)
+_S_UNSUP_GENERAL_COMMAND = const(0x82)
 S_UNSUP_MANUF_CLUSTER_COMMAND = const(0x83)
 S_ABORT = const(0x95)
 S_INVALID_IMAGE = const(0x96)

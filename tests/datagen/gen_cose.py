@@ -28,6 +28,7 @@ from pycose.keys.curves import P256
 from pycose.messages import Sign1Message
 
 from agent.image import fmt
+from agent.image import pack
 from agent.crypto.trust import KID_LEN
 from agent.image import manifest as mf
 
@@ -131,7 +132,7 @@ def ota_header():
     h.total_size = 4096
     h.hw_min = 1
     h.hw_max = 3
-    return fmt.pack_header(h)
+    return pack.pack_header(h)
 
 
 def manifest(kid):

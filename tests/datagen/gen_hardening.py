@@ -19,6 +19,7 @@ import zlib
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.image import fmt
+from agent.image import pack
 from host_tools import imagebuild, keys
 from tests.datagen.gen_core import fw, MAN, TYPE
 
@@ -34,7 +35,7 @@ def addressed(payload, key, dest, **kw):
     h = fmt.parse_header(b.header)
     h.destination = dest
     h.total_size += 8
-    header = fmt.pack_header(h)
+    header = pack.pack_header(h)
     cose = imagebuild.cose_sign1(key, b.kid, b.manifest_cbor, header)
     if len(cose) != len(b.cose):
         raise SystemExit("gen_hardening: COSE length changed")

@@ -18,7 +18,7 @@ def codes():
 
 def texts():
     """[(code, text)] of the table message() reads."""
-    t = errors._TEXT
+    from agent.errtext import TEXT as t
     eq(len(t) % 2, 0, "the table holds (code, text) pairs")
     return [(t[i], t[i + 1]) for i in range(0, len(t), 2)]
 

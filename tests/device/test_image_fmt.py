@@ -4,6 +4,7 @@
 import struct
 
 from agent.image import fmt
+from agent.image import pack
 from agent.errors import BAD_MAGIC, BAD_HEADER_VERSION, BAD_HEADER_LENGTH, \
     BAD_FIELD_CONTROL, BAD_TRAILER, TRUNCATED, BAD_ELEMENT, MISSING_ELEMENT
 from tutil import eq, raises, Image
@@ -59,7 +60,7 @@ def test_header_round_trip_with_every_optional_field():
         for dest in (None, IEEE):
             for hw in (None, (0, 0xFFFF), (1, 3)):
                 h = _header(sec, dest, hw)
-                b = fmt.pack_header(h)
+                b = pack.pack_header(h)
                 fc = (1 if sec is not None else 0) + (2 if dest is not None else 0) + \
                     (4 if hw is not None else 0)
                 eq(len(b), fmt.header_length(fc), "length")
@@ -69,11 +70,11 @@ def test_header_round_trip_with_every_optional_field():
                 h.field_control = fc
                 _same(got, h)
                 eq(got.header_string, b"hello" + bytes(27), "header string padded")
-                eq(fmt.pack_header(got), b, "packed again")
+                eq(pack.pack_header(got), b, "packed again")
 
 
 def test_header_fields_at_their_offsets():
-    b = fmt.pack_header(_header(hw=(1, 3)))
+    b = pack.pack_header(_header(hw=(1, 3)))
     eq(b[0:4], b"\x1e\xf1\xee\x0b", "magic, little-endian")
     eq(b[4:6], b"\x00\x01", "header version 0x0100")
     eq(b[6:8], b"\x3c\x00", "length 60")
@@ -87,17 +88,17 @@ def test_header_fields_at_their_offsets():
 def test_header_string_cut_to_32_bytes():
     h = _header()
     h.header_string = b"x" * 40
-    eq(fmt.parse_header(fmt.pack_header(h)).header_string, b"x" * 32, "cut")
+    eq(fmt.parse_header(pack.pack_header(h)).header_string, b"x" * 32, "cut")
 
 
 def test_header_parsed_from_a_longer_buffer_and_a_view():
-    b = fmt.pack_header(_header(dest=IEEE, hw=(2, 5))) + b"\xee" * 30
+    b = pack.pack_header(_header(dest=IEEE, hw=(2, 5))) + b"\xee" * 30
     h = fmt.parse_header(memoryview(b))
     eq((h.length, h.destination, h.hw_min, h.hw_max), (68, IEEE, 2, 5), "fields")
 
 
 def test_header_rejections():
-    good = fmt.pack_header(_header(hw=(1, 3)))
+    good = pack.pack_header(_header(hw=(1, 3)))
 
     def bad(off, patch):
         b = bytearray(good)
@@ -139,15 +140,15 @@ def test_trailer_round_trip_and_rejections():
 
 
 def test_table_entries_round_trip():
-    raw = b"".join(fmt.pack_entry(fmt.ENC_RAW, c) for c in (0, 0xDEADBEEF, 0xFFFFFFFF))
+    raw = b"".join(pack.pack_entry(fmt.ENC_RAW, c) for c in (0, 0xDEADBEEF, 0xFFFFFFFF))
     eq(len(raw), 3 * fmt.TABLE_RAW_SIZE, "raw table")
-    eq(tuple(fmt.unpack_entry(fmt.ENC_RAW, raw, 1)), (0xDEADBEEF, 0, 0, b""), "raw entry")
-    eq(tuple(fmt.unpack_entry(fmt.ENC_RAW, raw, 2)), (0xFFFFFFFF, 0, 0, b""), "last")
+    eq(tuple(pack.unpack_entry(fmt.ENC_RAW, raw, 1)), (0xDEADBEEF, 0, 0, b""), "raw entry")
+    eq(tuple(pack.unpack_entry(fmt.ENC_RAW, raw, 2)), (0xFFFFFFFF, 0, 0, b""), "last")
     d = bytes(range(100, 116))
-    dfl = fmt.pack_entry(fmt.ENC_DEFLATE, 1, 2, 3, bytes(16)) + \
-        fmt.pack_entry(fmt.ENC_DEFLATE, 0x11223344, 0x1000, 0x0FFF, d)
+    dfl = pack.pack_entry(fmt.ENC_DEFLATE, 1, 2, 3, bytes(16)) + \
+        pack.pack_entry(fmt.ENC_DEFLATE, 0x11223344, 0x1000, 0x0FFF, d)
     eq(len(dfl), 2 * fmt.TABLE_DEFLATE_SIZE, "deflate table")
-    eq(tuple(fmt.unpack_entry(fmt.ENC_DEFLATE, dfl, 1)), (0x11223344, 0x1000, 0x0FFF, d),
+    eq(tuple(pack.unpack_entry(fmt.ENC_DEFLATE, dfl, 1)), (0x11223344, 0x1000, 0x0FFF, d),
        "deflate entry")
     eq(dfl[28:40], b"\x44\x33\x22\x11\x00\x10\x00\x00\xff\x0f\x00\x00", "little-endian")
 

@@ -6,6 +6,7 @@ import hashlib
 import struct
 
 from agent.image import fmt
+from agent.image import pack
 from agent.image.inflate import inflate_into
 from agent.image.manifest import peek
 from agent.errors import OtaError, BAD_ENCODING
@@ -29,7 +30,7 @@ def _chunks(name):
         t = bytes(img[table:table + m.table_size])
         out = []
         for k in range(m.sectors):
-            crc, co, cl, dig = fmt.unpack_entry(m.encoding, t, k)
+            crc, co, cl, dig = pack.unpack_entry(m.encoding, t, k)
             out.append((crc, payload + co, cl, dig))
     return m, out
 

@@ -4,6 +4,7 @@
 import binascii
 
 from agent.image import fmt
+from agent.image import pack
 from agent.image import manifest as mf
 from agent.image.manifest import Manifest, Policy
 from agent.crypto import cose, trust
@@ -95,16 +96,16 @@ def test_fields_that_must_agree():
 
 def test_check_header():
     m = Manifest(_map())
-    h = fmt.parse_header(fmt.pack_header(_header(m)))
+    h = fmt.parse_header(pack.pack_header(_header(m)))
     m.check_header(h)
     for k, v in (("file_version", 2), ("manufacturer", 0x1235), ("image_type", 2),
                  ("hw_min", 0), ("hw_max", 4)):
-        h2 = fmt.parse_header(fmt.pack_header(_header(m)))
+        h2 = fmt.parse_header(pack.pack_header(_header(m)))
         setattr(h2, k, v)
         raises(HEADER_MISMATCH, m.check_header, h2)
     h2 = _header(m)
     h2.hw_min = h2.hw_max = None
-    raises(HEADER_MISMATCH, m.check_header, fmt.parse_header(fmt.pack_header(h2)))
+    raises(HEADER_MISMATCH, m.check_header, fmt.parse_header(pack.pack_header(h2)))
 
 
 def _header(m):

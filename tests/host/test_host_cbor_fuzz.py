@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agent.crypto import cbor, cose
+from agent.image import pack
 from agent.errors import BAD_CBOR, BAD_COSE, UNSUPPORTED_ALG, OtaError
 
 FUZZ = settings(max_examples=400, deadline=None,
@@ -209,5 +210,5 @@ def test_sign1_structured(prot, unprot, payload, sig, tag):
 @given(st.binary(max_size=300), st.binary(max_size=300), st.binary(max_size=70000))
 def test_sig_structure_against_cbor2(prot, aad, payload):
     want = cbor2.dumps(["Signature1", prot, aad, payload])
-    assert cose.sig_structure(prot, aad, payload) == want
+    assert pack.sig_structure(prot, aad, payload) == want
     assert cose.sig_structure_digest(prot, aad, payload) == hashlib.sha256(want).digest()

@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from agent.image import fmt
+from agent.image import pack
 from agent.image import manifest as mf
 from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_LENGTH
 from host_tools import imagebuild, imageinfo, keys
@@ -129,7 +130,7 @@ def vendor_file(extra=b"", total_delta=0):
              + fmt.pack_elem(0x0003, 16) + b"\x11" * 16
              + fmt.pack_elem(0x0100, 3) + b"abc")
     h.total_size = fmt.header_length(fmt.FC_SECURITY) + len(elems) + total_delta
-    return fmt.pack_header(h) + elems + extra
+    return pack.pack_header(h) + elems + extra
 
 
 def test_vendor_file_with_trailing_bytes():
@@ -167,7 +168,7 @@ def test_vendor_file_with_trailer_and_destination():
     elem = fmt.pack_elem(0x0000, 5) + b"hello"
     trailer = fmt.pack_trailer(0, b"\x5a" * 64)
     h.total_size = fmt.header_length(fmt.FC_DEST | fmt.FC_HW) + len(elem) + len(trailer)
-    data = fmt.pack_header(h) + elem + trailer
+    data = pack.pack_header(h) + elem + trailer
     info = imageinfo.inspect_bytes(data)
     assert info["header"]["upgrade_file_destination"] == "0001020304050607"
     assert info["header"]["header_length"] == 68
@@ -197,7 +198,7 @@ def test_duplicate_element_warning():
     elem = fmt.pack_elem(0x0000, 2) + b"ab"
     h = fmt.Header()
     h.total_size = fmt.HDR_SIZE + 2 * len(elem)
-    info = imageinfo.inspect_bytes(fmt.pack_header(h) + elem + elem)
+    info = imageinfo.inspect_bytes(pack.pack_header(h) + elem + elem)
     assert info["warnings"] == ["duplicate sub-element 0x0000"]
 
 
@@ -331,7 +332,7 @@ def _file_with(elems):
     h = fmt.Header()
     body = b"".join(fmt.pack_elem(t, len(d)) + d for t, d in elems)
     h.total_size = fmt.HDR_SIZE + len(body)
-    return fmt.pack_header(h) + body
+    return pack.pack_header(h) + body
 
 
 def test_other_vendors_elements_are_opaque_and_labelled():
@@ -376,7 +377,7 @@ def _with_manifest(key, extra):
         img[hl + 6 + len(b.cose):]
     h = fmt.parse_header(img)
     h.total_size = hl + len(body)
-    return fmt.pack_header(h) + body
+    return pack.pack_header(h) + body
 
 
 def test_any_cbor_value_prints(key, tmp_path):

@@ -14,6 +14,7 @@ import cbor2
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agent.image import fmt
+from agent.image import pack
 from host_tools import cli, imagebuild, imageinfo, keys, profile
 from host_tools import inspect as ins
 
@@ -75,7 +76,7 @@ def manifest_element(payload):
     body = fmt.pack_elem(fmt.TAG_MANIFEST, len(cose)) + cose
     h = fmt.parse_header(IMG)
     h.total_size = HL + len(body)
-    return fmt.pack_header(h) + body
+    return pack.pack_header(h) + body
 
 
 @SETTINGS

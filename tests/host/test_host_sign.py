@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from agent.image import fmt
+from agent.image import pack
 from agent.image import manifest as mf
 from host_tools import imagebuild, keys
 from host_tools.cli import InputError
@@ -381,7 +382,7 @@ def test_every_image_signature_is_low_s(key, supplier):
         sig = cbor2.loads(b.cose).value[3]
         r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
         assert s <= order // 2
-        tbs = imagebuild.sig_structure(b.protected, b.header, b.manifest_cbor)
+        tbs = pack.sig_structure(b.protected, b.header, b.manifest_cbor)
         assert keys.verify(key.public_key(), sig, tbs)
         twin = sig[:32] + (order - s).to_bytes(32, "big")
         assert keys.verify(key.public_key(), twin, tbs)        # the twin would verify too
