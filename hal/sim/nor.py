@@ -182,35 +182,41 @@ class NorFlash:
 
     # ---- the flash interface -----------------------------------------------------------
 
+    # The frames of read and write stay within 11 words (locals and stack), so that
+    # MicroPython keeps them on the C stack: a larger one is taken from the heap.
+
     def read(self, offset, buf):
         self._alive()
         n = len(buf)
         self._range(offset, n)
-        m = self._io
-        if m is None:
+        if self._io is None:
             mem.copy(buf, 0, self._mem, offset, n)
         else:
-            m.seek(offset)
-            m.readinto(buf)
+            self._io.seek(offset)
+            self._io.readinto(buf)
 
     def write(self, offset, data):
-        # checks in _writable, so that this frame stays on the C stack under MicroPython
         n = len(data)
         if not self._writable(offset, n):
             return
-        cut = self._count()
         self.writes += 1
-        if cut and self._tear:
-            self._tear_write(offset, data)
-            self._sync(offset, n)
-            self.cut = True
-            raise PowerCut()
+        if self._count():
+            self._cut_write(offset, data, n)
         mem.copy(self._mem, offset, data, 0, n)
         self.bytes_written += n
         self._sync(offset, n, data)
-        if cut:
-            self.cut = True
-            raise PowerCut()
+
+    def _cut_write(self, offset, data, n):
+        # power fails during this write: torn, or after it completes
+        if self._tear:
+            self._tear_write(offset, data)
+            self._sync(offset, n)
+        else:
+            mem.copy(self._mem, offset, data, 0, n)
+            self.bytes_written += n
+            self._sync(offset, n, data)
+        self.cut = True
+        raise PowerCut()
 
     def _writable(self, offset, n):
         # False for an empty write; raises for any other that breaks a rule
