@@ -601,7 +601,7 @@ def _rows_size(s, cmd):
     """Rows of the code a device loads."""
     return [("Code a device loads (.mpy)", "%.1f KiB" % (s["device_bytes"] / 1024.0),
              "<= %d KiB" % (s["budget_bytes"] // KIB), s["device_bytes"] <= s["budget_bytes"],
-             "agent/ less zcl/server.py + hal flash, boot, clock, udp, -O3 as frozen "
+             "agent/ less its host-only modules + hal flash, boot, clock, udp, -O3 as frozen "
              "(host_tools.mpy.device_sizes); with hal/serial as the link %.1f KiB; every "
              "agent/ and hal/ module %.1f KiB" % (s["device_bytes_serial"] / 1024.0,
                                                   s["agent_hal_total"] / 1024.0), cmd)]
