@@ -2,6 +2,7 @@
 that the Cortex-M bench and `otatool bench --only size` report the same figure, and that it
 stays within its budget (host_tools.mpy.DEVICE_BUDGET, 40 KiB)."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -90,3 +91,29 @@ def test_cli_device_report(tmp_path):
     r = subprocess.run([sys.executable, "-m", "host_tools.mpy", "--device", "--board", "rp2"],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert r.returncode == 2 and "--device" in r.stderr
+
+
+def test_device_modules_alone_import_and_refuse_with_code_and_detail(built, tmp_path):
+    """MicroPython with only the device's .mpy files (no host-only module on its path):
+    every module imports, and an OtaError reads E<code>: <detail>, its text left out."""
+    out, sizes = built
+    for k in sizes["hal/udp.py"]:
+        os.makedirs(os.path.dirname(str(tmp_path / k)), exist_ok=True)
+        shutil.copyfile(os.path.join(out, k), str(tmp_path / k))
+    native = [m[:-3].replace("/", ".") for m in mpy.NATIVE]
+    mods = [m[:-3].replace("/", ".") for m in mpy.device_modules()]
+    mods = [m[:-9] if m.endswith(".__init__") else m for m in mods if m not in native]
+    code = ("import sys\nsys.path[:] = [%r]\n" % str(tmp_path)
+            + "".join("import %s\n" % m for m in mods)
+            + "from agent.errors import OtaError, message, SECTOR_CRC\n"
+            "print(repr(message(SECTOR_CRC)))\n"
+            "print(OtaError(SECTOR_CRC, 'sector 5'))\nprint(OtaError(SECTOR_CRC))\n"
+            "from agent.crypto.sha256r import Sha256\n"
+            "print(Sha256().digest() == __import__('hashlib').sha256(b'').digest())\n")
+    mp = os.path.join(os.path.dirname(sys.executable), "micropython")
+    r = subprocess.run([mp, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split("\n")[:4] == ["''", "E62: sector 5", "E62", "True"], r.stdout
+    # the host (and the tests) have the texts
+    from agent.errors import OtaError, SECTOR_CRC
+    assert str(OtaError(SECTOR_CRC, "sector 5")) == "E62 sector CRC-32 mismatch: sector 5"
