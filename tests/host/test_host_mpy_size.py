@@ -1,6 +1,7 @@
 """The code a device loads (host_tools.mpy.device_modules / device_sizes): what it counts,
 that the Cortex-M bench and `otatool bench --only size` report the same figure, and that it
-stays within its budget (host_tools.mpy.DEVICE_BUDGET, 40 KiB)."""
+stays under its ceiling (host_tools.mpy.DEVICE_CEILING) while it is over its 40 KiB budget
+(host_tools.mpy.DEVICE_BUDGET, which `otatool bench` reports as met or not)."""
 import os
 import shutil
 import subprocess
@@ -62,16 +63,6 @@ def test_device_code_within_ceiling(built):
         total = sum(s.values())
         top = sorted(s.items(), key=lambda kv: -kv[1])[:5]
         assert total <= mpy.DEVICE_CEILING == 64 * 1024, (link, total, top)
-
-
-@pytest.mark.xfail(strict=True, reason="the device code is over its 40 KiB budget (README, "
-                   "Code a device loads); strict: once met, this marker must go")
-def test_device_code_within_budget(built):
-    """The budget: 40 KiB of .mpy with either link."""
-    _out, sizes = built
-    for link, s in sizes.items():
-        total = sum(s.values())
-        assert total <= mpy.DEVICE_BUDGET == 40 * 1024, (link, total)
 
 
 def test_bench_figures_are_the_same_function(built):
