@@ -1,9 +1,9 @@
 # Two costs of the device's defences, under MicroPython (agent as .mpy):
 #   - journal writes (and flash writes, erases) per 1,000 image headers refused before their
 #     signature verified (here: a header whose signature fails), which must cost nothing;
-#   - the power-on check of a 256 KiB running slot (agent.store.check.boot_check): the payload's
-#     SHA-256 and CRC-32, with the manifest's signature remembered (every boot) and not
-#     (the first boot of an image).
+#   - the power-on check of a 256 KiB running slot (agent.store.check.boot_check): with the
+#     manifest's signature remembered (every later boot) the payload's CRC-32, and not (the
+#     first boot of an image) the signature, the payload's SHA-256 and CRC-32.
 #
 #   MICROPYPATH=build/mpy micropython -X heapsize=4M bench/mp_hardening.py IMAGE PUB_HEX
 #

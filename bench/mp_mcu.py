@@ -186,8 +186,8 @@ class Budget(Frames):
 
 def update(image, frames, pub, block, payload, check, budget=0):
     """A whole download and verification, within budget instructions (0: any); with
-    check, the power-on check of the slot (the signature known from an earlier boot:
-    SHA-256 and CRC-32 of the payload from flash)."""
+    check, the power-on check of the slot at a later boot (the signature known from an
+    earlier one: the payload's CRC-32 from flash)."""
     gc.collect()
     t0 = time.ticks_us()
     dev, board = device(pub, payload)

@@ -34,5 +34,6 @@ CHIP_ID = 0              # image header chip id the bootloader accepts: 0 = ESP3
 TRIALS = 1               # ESP-IDF boots a new app once on trial
 SECURE_BOOT = False      # True only for a firmware whose bootloader verifies the app's
                          # signature at every boot (ESP-IDF Secure Boot v2): the agent's
-                         # power-on check is then CRC-32 only; False: SHA-256 against the
-                         # signed manifest (agent.store.check.boot_check)
+                         # power-on check is then CRC-32 only; False: the signature and
+                         # SHA-256 at an image's first boot, CRC-32 at its later ones
+                         # (agent.store.check.boot_check)

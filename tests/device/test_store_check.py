@@ -1,15 +1,16 @@
-# agent.store.check: a slot checked from flash. The power-on check of the running slot
-# catches tampering, not only corruption: on a board whose boot chain does not verify
-# signatures, the payload's SHA-256 against the signed manifest, and the manifest's signature
-# once per image (remembered in the journal). The fast and the full check; whether a slot's
-# meta area still holds an image's header and table (a download's resume needs it).
+# agent.store.check: a slot checked from flash. The power-on check of the running slot, on
+# a board whose boot chain does not verify signatures: at an image's first boot the
+# manifest's signature and the payload's SHA-256 and CRC-32 against it (tampering), at its
+# later boots the CRC-32 only (corruption), the verification remembered in the journal. The
+# fast and the full check; whether a slot's meta area still holds an image's header and
+# table (a download's resume needs it).
 import struct
 
 from agent.activation import ACT_SUCCESS
 from agent.alerts import ALERT_BOOT_VERIFY_FAIL
 from agent.store import check as verify
 from agent.crypto.p256 import verify as p256_verify
-from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE, PAYLOAD_CRC, SECTOR_CRC
+from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE, PAYLOAD_CRC, SECTOR_CRC, NO_FALLBACK
 from agent.store.slot import TABLE_OFF
 from hal.sim.board import EmuBoard
 from agent.update import Device
@@ -51,17 +52,112 @@ def _tamper(r):
     _rewrite(r, r.layout.slot_off[0] + off, t[4:24])
 
 
-def test_crc_preserving_tamper_is_caught_at_power_on():
+def test_crc_preserving_tamper_is_caught_at_a_first_boot():
     r = Rig()
     r.provision()
     _tamper(r)
     verify.check(r.board.slots[0])  # the CRC-32 still matches: corruption checks pass
-    n = len(r.alerts.got)
+    # a later boot checks the CRC-32 only (README, Security): this change passes it
+    r.reboot()
+    eq(r.alerts.got, [], "CRC-32 only at a later boot")
+    # the journal lost: the next boot is a first boot again, the full check
+    r.flash.erase(r.layout.journal_off, r.layout.journal_size)
     d = r.reboot()
-    got = r.alerts.got[n:]
+    got = r.alerts.got
     assert got, "tampering raised no alert"
     eq(got[0][:2], (ALERT_BOOT_VERIFY_FAIL, PAYLOAD_DIGEST), "alert")
     assert not d.reset_needed  # nothing to fall back to: it runs on, and has said so
+    eq(d.stuck, PAYLOAD_DIGEST, "flagged")
+
+
+def test_first_and_later_boot_checks():
+    r = Rig()
+    r.provision()
+    slot = r.board.slots[0]
+    trust = r.cfg.trust
+    tag = verify.boot_check(slot, trust).tag
+    eq(tag, r.dev.st.sig_ok, "the tag the journal holds")
+    eq(verify.boot_check(slot, trust, None, tag).manifest.version, 1, "later boot")
+    _tamper(r)
+    raises(PAYLOAD_DIGEST, verify.boot_check, slot, trust)
+    raises(PAYLOAD_DIGEST, verify.boot_check, slot, trust, None, bytes(16))
+    eq(verify.boot_check(slot, trust, None, tag).tag, tag, "the CRC-32 is kept")
+    r.flash.flip_bits(r.layout.slot_off[0] + 100, 0x80)
+    raises(PAYLOAD_CRC, verify.boot_check, slot, trust, None, tag)
+    raises(PAYLOAD_CRC, verify.boot_check, slot, trust)
+
+
+class _Sha:
+    """hashlib.sha256 that counts the bytes hashed."""
+
+    def __init__(self, log, data=b""):
+        import hashlib
+        self.h = hashlib.sha256(data)
+        self.log = log
+        log[0] += len(data)
+
+    def update(self, data):
+        self.log[0] += len(data)
+        self.h.update(data)
+
+    def digest(self):
+        return self.h.digest()
+
+
+class _Hashlib:
+    def __init__(self):
+        self.log = [0]
+
+    def sha256(self, data=b""):
+        return _Sha(self.log, data)
+
+
+def _hashed(f, *args):
+    """Bytes f(*args) passes to agent.store.check's SHA-256."""
+    real = verify.hashlib
+    verify.hashlib = fake = _Hashlib()
+    try:
+        f(*args)
+    finally:
+        verify.hashlib = real
+    return fake.log[0]
+
+
+def test_later_boot_hashes_only_the_meta_area():
+    r = Rig()
+    r.provision()
+    slot = r.board.slots[0]
+    info = verify.read_meta(slot)
+    meta = len(info.header_bytes) + len(info.cose_raw)
+    tag = verify.sig_tag(info)
+    eq(_hashed(verify.boot_check, slot, r.cfg.trust, None, tag), meta, "sig_tag() only")
+    eq(_hashed(verify.boot_check, slot, r.cfg.trust), meta + info.manifest.size,
+       "first boot: the payload too")
+
+
+def test_crc_breaking_change_refused_at_a_later_boot_and_nothing_lost():
+    r = CountingRig()
+    r.provision()
+    st = r.dev.st
+    was = (st.sig_ok, st.seq, st.run_version)
+    off = r.layout.slot_off[0] + 5000
+    r.flash.flip_bits(off, 0x01)
+    d = r.reboot()
+    eq(r.verifies, 0, "a later boot: the signature is not verified again")
+    eq([a[:2] for a in r.alerts.got], [(ALERT_BOOT_VERIFY_FAIL, PAYLOAD_CRC),
+                                       (ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK)], "alerts")
+    eq(d.stuck, PAYLOAD_CRC, "flagged")
+    assert not d.reset_needed  # nothing to fall back to: it runs on, and has said so
+    st = d.st
+    eq((st.sig_ok, st.seq, st.run_version), was, "the journal keeps the image and the floor")
+    d = r.reboot()
+    eq(d.stuck, PAYLOAD_CRC, "refused again")
+    r.flash.flip_bits(off, 0x01)  # the bytes are as they were: nothing was erased
+    n = len(r.alerts.got)
+    d = r.reboot()
+    eq((d.stuck, r.alerts.got[n:], r.verifies), (0, [], 0), "runs as before, still known")
+    r.download(Image("core_v2.ota"))
+    eq(d.schedule(0), ACT_SUCCESS, "and updates")
 
 
 def test_signature_checked_once_per_image():
