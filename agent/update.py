@@ -128,8 +128,9 @@ class Device:
 
     def _boot_check(self, run):
         """The running slot's power-on check: CRC-32 where the bootloader verifies
-        signatures (board.boot_verifies), else the payload SHA-256 against the signed
-        manifest, whose signature is verified once per image (remembered in st.sig_ok)."""
+        signatures (board.boot_verifies); else, at an image's first boot, its signature,
+        payload SHA-256 and CRC-32 (the signature's tag then remembered in st.sig_ok), and
+        at later boots the payload CRC-32 (agent.store.check.boot_check)."""
         slot = self.board.slots[run]
         if getattr(self.board, "boot_verifies", False):
             return verify.check(slot)
