@@ -416,7 +416,7 @@ def parse_live(text):
             slots.append(tuple(int(x) for x in rest.split()[1:4]))
         elif tag == "C":
             verdict = rest.split(" ", 1)[1]
-            crcs.append(None if verdict == "ok" else verdict)
+            crcs.append(None if verdict == "ok" else _with_text(verdict))
     if board not in BOARDS or len(slots) != 2 or len(crcs) != 2 or \
             len(regions["boot"]) != 1 or len(regions["journal"]) != 1:
         raise InputError("the board's answer is not a state report (%d lines)"
@@ -439,6 +439,15 @@ def live_state(port, board="auto", path="dev.flash", slot_size=None):
     check_port(port)
     text = run_on_board(port, live_script(board, path, slot_size))
     return from_answer(text, {"port": port}, path)
+
+
+def _with_text(verdict):
+    """A board's error line "E<code>: <detail>" (a device carries no reason texts) as the
+    host writes it, with the text of the code; any other line as it is."""
+    head, sep, detail = verdict.partition(": ")
+    if head[:1] == "E" and head[1:].isdigit():
+        return str(OtaError(int(head[1:]), detail))
+    return verdict
 
 
 def from_answer(text, head, path="dev.flash"):

@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # group: the groups it may import (besides itself), lowest layer first
 ALLOWED = {
-    "agent.errors": (),
+    "agent.errors": ("agent.errtext",),  # the texts, where a build carries them
+    "agent.errtext": (),
     "agent.crypto": ("agent.errors",),
     "agent.image": ("agent.errors", "agent.crypto"),
     "agent.store": ("agent.errors", "agent.crypto", "agent.image"),
