@@ -3,8 +3,10 @@
 #   make -C ports/qemu BOARD=MPS2_AN385 FROZEN_MANIFEST=<repo>/boards/qemu/manifest.py
 # (host_tools/mcu.py builds it; `make mcu`.)
 include("../manifest_agent.py")
-# the server side of the ZCL codec, which no real device carries: the tests' scripted Hub
-package("agent", files=("zcl/server.py",), base_path="../..", opt=3)
+# what no real device carries but the tests use: the server side of the ZCL codec (the
+# scripted Hub), the image-writing side of the format and the reason texts
+package("agent", files=("zcl/server.py", "image/pack.py", "errtext.py"), base_path="../..",
+        opt=3)
 package("boards", files=("qemu/__init__.py", "qemu/board.py", "qemu/layout.py",
                          "qemu/run.py", "unix/__init__.py", "unix/run.py",
                          "unix/layout.py", "unix/board.py"), base_path="../..", opt=3)
