@@ -5,9 +5,9 @@
 import binascii
 
 from agent.image import fmt
-from agent.errors import OtaError, SECTOR_CRC, TOO_LARGE
-from hal.sim.imagecheck import check_image, default_cap
-from tutil import read_data, data_path, eq, Image
+from agent.errors import OtaError, SECTOR_CRC
+from hal.sim.imagecheck import check_image
+from tutil import read_data, data_path, eq, Image, heap_bound
 
 TRUST = ("dev_pub.bin", "other_pub.bin")
 BLOCKS = (1024, 4096, 61, 509)
@@ -52,15 +52,6 @@ def _mutants(prefix):
                 yield int(w[1]), base, sup, int(w[3]), int(w[4]), x, w[6]
 
 
-def _heap_bound(e, want, size):
-    """A TOO_LARGE that only says this heap cannot hold check_image's flash (the emulated slot
-    is sized from the free heap under MicroPython) is the heap's limit, not the device's
-    verdict: raised as MemoryError, which the Cortex-M tier reports as a skip."""
-    if e.reason == TOO_LARGE and want != TOO_LARGE and (
-            "no RAM" in str(e) or default_cap() < size):
-        raise MemoryError(str(e))
-
-
 def _run(prefix):
     keys = [read_data(k) for k in TRUST]
     bad = []
@@ -78,7 +69,7 @@ def _run(prefix):
             got = "accepted"
         except OtaError as e:
             got = e.reason
-            _heap_bound(e, reason, size)
+            heap_bound(e, reason, size)
             text = str(e)
             if "\n" in text or not text.startswith("E%d " % e.reason):
                 got = "bad text %r" % text
@@ -162,7 +153,7 @@ def test_bases_accepted_in_any_split():
                 info = check_image(_reader(img, len(img), 0, b""), len(img), keys, skey, None,
                                    0, block)
             except OtaError as e:
-                _heap_bound(e, None, len(img))
+                heap_bound(e, None, len(img))
                 raise
             eq(binascii.hexlify(info.mi_hash).decode(), mi, name)
             eq(info.header.total_size, len(img), name)
@@ -189,7 +180,7 @@ def test_sector_fetched_again_before_rejection():
         check_image(read, len(img), keys, None, None, 0, 512)
         assert False, "accepted"
     except OtaError as e:
-        _heap_bound(e, SECTOR_CRC, len(img))
+        heap_bound(e, SECTOR_CRC, len(img))
         eq(e.reason, SECTOR_CRC, "reason")
 
     def fetched(off):
