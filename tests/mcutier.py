@@ -6,7 +6,7 @@ Two configurations, each test module in a fresh emulator:
   romfs   firmware without the agent, 64 KiB heap, the agent as .mpy run from a ROMFS image
   frozen  firmware with the agent frozen in, 32 KiB heap
 The device code, the tests (compiled by the firmware's own mpy-cross) and their data go into
-one ROMFS image (build/mcu/tests.romfs); tests/mcurun.py runs them on the device. Skipped
+one ROMFS image (build/mcu/tests.romfs, or under $MCUTIER_WORK); tests/mcurun.py runs them on the device. Skipped
 tests are listed with their reason and never counted as passed. Exit 1 on any failure.
 """
 import os
@@ -30,9 +30,13 @@ TEST_DIRS = ("tests/kit", "tests/device", "tests/scenario")
 BUDGET = 60
 
 
-def build_rom(out=os.path.join(mcu.BUILD, "tests.romfs")):
+# MCUTIER_WORK: another folder for the image and its tree (runs side by side)
+WORK = os.environ.get("MCUTIER_WORK") or mcu.BUILD
+
+
+def build_rom(out=os.path.join(WORK, "tests.romfs")):
     """The ROMFS image of device code, tests and test data; returns its path."""
-    tree = os.path.join(mcu.BUILD, "rom-tests")
+    tree = os.path.join(WORK, "rom-tests")
     shutil.rmtree(tree, ignore_errors=True)
     for rel in sources():
         mcu.compile_to(os.path.join(ROOT, rel), os.path.join(tree, "lib", rel[:-3] + ".mpy"))
