@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 
+from host_tools import bench_delta
 from host_tools.cli import InputError
 from host_tools.mpy import ROOT, DEVICE_ARCH, DEVICE_BUDGET, OPT as MPY_OPT, \
     build as build_mpy, device_sizes
@@ -25,7 +26,7 @@ RATE = 250000          # the emulated HAN, bit/s
 BLOCK = 48             # the GBCS block size
 LOSS = 0.2
 UPDATE_KIB = 256
-ITEMS = ("ingest", "heap", "p256", "link", "compression", "size", "sign", "hardening")
+ITEMS = ("ingest", "heap", "p256", "link", "compression", "delta", "size", "sign", "hardening")
 KIB = 1024
 
 
@@ -638,8 +639,8 @@ def _rows_hardening(k, cmd):
     return out
 
 TABLE_ROWS = {"ingest": _rows_ingest, "heap": _rows_heap, "p256": _rows_p256, "link": _rows_link,
-              "compression": _rows_compression, "size": _rows_size, "sign": _rows_sign,
-              "hardening": _rows_hardening}
+              "compression": _rows_compression, "delta": bench_delta.rows, "size": _rows_size,
+              "sign": _rows_sign, "hardening": _rows_hardening}
 
 
 def table(res):
@@ -677,9 +678,16 @@ def register(sub):
     p.set_defaults(func=run_bench)
 
 
+def run_delta(inp):
+    try:
+        return bench_delta.run_delta(WORK)
+    except bench_delta.PairError as e:
+        raise InputError("delta: %s" % e)
+
+
 RUNNERS = {"ingest": run_ingest, "heap": run_heap, "p256": run_p256, "link": run_link,
-           "compression": run_compression, "size": run_size, "sign": run_sign,
-           "hardening": run_hardening}
+           "compression": run_compression, "delta": run_delta, "size": run_size,
+           "sign": run_sign, "hardening": run_hardening}
 
 
 def run_bench(args):

