@@ -1,15 +1,17 @@
-# ZigBee OTA Upgrade cluster (ZCL cluster 0x0019): what both sides of the cluster share.
+# ZigBee OTA Upgrade cluster (ZCL cluster 0x0019): the declarations both sides of the cluster
+# share, and the device's side of the codec.
 #
 # Payloads as ZCL rev 8 section 11.13 (the same bytes as zigpy.zcl.clusters.general.Ota).
 # All fields little-endian. Declared once here: command ids, statuses, each command's struct
 # format, the byte offsets the device's per-block path uses, the decoded Frame, the ZCL
 # header, and the decoding both sides run before their own commands' fields.
-# Each side has a module of its own: agent.zcl.device (decodes server-to-client frames,
-# encodes the client's requests; frozen on the device) and agent.zcl.server (the reverse;
-# the host's update server and the tests, never on a device). Encoders write one frame into
-# a caller's bytearray and return its length; a decoder fills a reusable Frame, giving an
-# Image Block Response's data and a hash as offsets into the frame buffer (data_off/data_len,
-# hash_off), so nothing is copied.
+# The device's codec is here too: it decodes what a server sends (server to client) and
+# encodes the device's requests and answers (client to server). agent.zcl.device names it
+# for the agent's modules; agent.zcl.server is the reverse direction and the declarations
+# only the server uses (the host's update server and the tests, never on a device).
+# Encoders write one frame into a caller's bytearray and return its length; a decoder fills
+# a reusable Frame, giving an Image Block Response's data and a hash as offsets into the
+# frame buffer (data_off/data_len, hash_off), so nothing is copied.
 # A truncated frame, a length that does not match the command's fields, a known command in
 # the wrong direction or a reserved frame type is OtaError(BAD_FRAME). A command the
 # receiving side does not parse (the other side's, or one nobody here knows) decodes with
@@ -35,8 +37,8 @@ HDR_MFR_FMT = "<BHBB"
 #   H    manufacturer code
 #   B    transaction sequence number
 #   B    command id
-FC_GLOBAL = const(0x00)          # bits 0-1 frame type: global (profile-wide) command
-FC_CLUSTER = const(0x01)         # bits 0-1 frame type: cluster-specific command
+# bits 0-1 frame type: 0 global (profile-wide) command (FC_GLOBAL, agent.zcl.server), 1:
+FC_CLUSTER = const(0x01)         # cluster-specific command
 FC_MFR = const(0x04)             # manufacturer-specific: header carries a manufacturer code
 FC_TO_CLIENT = const(0x08)       # direction server to client (clear: client to server)
 FC_NO_DEFAULT_RSP = const(0x10)  # disable default response (then sent on error only)
@@ -50,18 +52,14 @@ CMD_PAGE_REQ = const(0x04)          # c>s
 CMD_BLOCK_RSP = const(0x05)         # s>c
 CMD_UPGRADE_END = const(0x06)       # c>s
 CMD_UPGRADE_END_RSP = const(0x07)   # s>c
-CMD_FILE_REQ = const(0x08)          # c>s, Query Device Specific File Request
+# 0x08 c>s Query Device Specific File Request: agent.zcl.server (a device sends none)
 CMD_FILE_RSP = const(0x09)          # s>c, Query Device Specific File Response
 _STD_TO_CLIENT = const(0x2A5)       # bit i set: standard command i is s>c
 CMD_DEFAULT_RSP = const(0x0B)       # global command, either direction
 
 # Status codes
 S_SUCCESS = const(0x00)
-_S_NOT_AUTHORIZED = const(0x7E)
-_S_MALFORMED_COMMAND = const(0x80)
-S_UNSUP_CLUSTER_COMMAND = const(0x81)
-_S_UNSUP_GENERAL_COMMAND = const(0x82)
-S_UNSUP_MANUF_CLUSTER_COMMAND = const(0x83)
+# (NOT_AUTHORIZED 0x7E, MALFORMED_COMMAND 0x80, the UNSUP_* 0x81-0x83: agent.zcl.server)
 S_ABORT = const(0x95)
 S_INVALID_IMAGE = const(0x96)
 S_WAIT_FOR_DATA = const(0x97)
@@ -70,8 +68,7 @@ S_REQUIRE_MORE_IMAGE = const(0x99)
 
 UPGRADE_WAIT = const(0xFFFFFFFF)    # Upgrade End Response upgrade time: wait for Activate Image
 
-# Image Notify (2, 4, 6 or 10 bytes by payload type 0..3):
-NOTIFY_FMT = "<BBHHI"
+# Image Notify (2, 4, 6 or 10 bytes by payload type 0..3; NOTIFY_FMT in agent.zcl.server):
 #   B    payload type: 0 jitter; 1 + manufacturer; 2 + image type; 3 + file version
 #   B    query jitter (1..100)
 #   H    manufacturer code (payload type >= 1)
@@ -143,17 +140,6 @@ END_RSP_FMT = "<HHIII"
 #   I    file version
 #   I    current time (0: upgrade time is relative)
 #   I    upgrade time (UPGRADE_WAIT: wait for an Activate Image command)
-# Query Device Specific File Request (18 bytes):
-FILE_REQ_FMT = "<8sHHIH"
-#   8s   request node IEEE address
-#   H    manufacturer code
-#   H    image type
-#   I    file version
-#   H    current ZigBee stack version
-# Default Response (global command 0x0B, 2 bytes):
-DEFAULT_RSP_FMT = "<BB"
-#   B    command id answered
-#   B    status
 
 # Manufacturer-specific commands of this cluster. Header: frame control with FC_MFR and
 # FC_CLUSTER, the device's manufacturer code, sequence number, command id. A server that
@@ -175,17 +161,15 @@ ALERT_FMT = "<BHHH"
 #   [I   extra, e.g. firmware version]
 FCA_HASH = const(0x01)
 FCA_EXTRA = const(0x02)
+# Activate Image (36 bytes; ACTIVATE_FMT in agent.zcl.server, the device reads it in place):
+#   32s  Manufacturer Image SHA-256 of the image to activate
+#   I    activation time, UTC seconds since 2000 (0: now)
+# Activate Response (33 bytes; ACTIVATE_RSP_FMT in agent.zcl.server):
+#   B    outcome (GBCS CS06): 0 success, 1 no image held, 2 hash mismatch, 3 failure
+#   32s  Manufacturer Image SHA-256 named by the Activate Image command
 # Alert Ack (2 bytes):
 ALERT_ACK_FMT = "<H"
 #   H    alert sequence id
-# Activate Image (36 bytes):
-ACTIVATE_FMT = "<32sI"
-#   32s  Manufacturer Image SHA-256 of the image to activate
-#   I    activation time, UTC seconds since 2000 (0: now)
-# Activate Response (33 bytes):
-ACTIVATE_RSP_FMT = "<B32s"
-#   B    outcome (GBCS CS06): 0 success, 1 no image held, 2 hash mismatch, 3 failure
-#   32s  Manufacturer Image SHA-256 named by the Activate Image command
 HASH_SIZE = const(32)
 
 # One optional field on its own:
@@ -219,9 +203,6 @@ class Frame:
     and a hash buf[hash_off:hash_off + 32]."""
 
     def __init__(self):
-        self.clear()
-
-    def clear(self):
         self.fc = self.seq = self.command = self.payload_off = 0
         self.cluster = self.to_client = self.known = False
         self.mfr_code = self.status = self.payload_type = self.jitter = None
@@ -232,6 +213,8 @@ class Frame:
         self.stack_version = self.rsp_command = self.alert_seq = self.alert_code = None
         self.reason = self.hash_off = self.extra = self.activation_time = None
         self.outcome = None
+
+    clear = __init__  # to reuse a Frame
 
 
 def bad(f, what):
@@ -285,7 +268,7 @@ def decode_with(table, buf, n, frame, mfr):
     """Decode the frame in buf[:n] into frame (or a new Frame) and return it: the header,
     a Default Response (either direction), the direction rules, then the payload of a
     cluster command by table[command](buf, payload offset, payload length, frame): the
-    receiving side's decoders (agent.zcl.device, agent.zcl.server).
+    receiving side's decoders (decode below, agent.zcl.server).
 
     mfr: our manufacturer code; manufacturer-specific commands with another code are not
     parsed (known False). None accepts any code.
@@ -331,3 +314,154 @@ def put(buf, off, data, n):
             raise OtaError(BAD_FRAME, "field of %d bytes, expected %d" % (len(data), n))
         buf[off:off + n] = data
     return off + n
+
+
+# -- decoding: server to client ---------------------------------------------------------
+# Each decoder fills f from the payload buf[off:off + p] (p >= 1).
+
+def _notify(buf, off, p, f):
+    t = buf[off]
+    if t > 3:
+        bad(f, "payload type %d" % t)
+    size(f, p, NOTIFY_LEN[t])
+    f.payload_type = t
+    f.jitter = buf[off + 1]
+    if t >= 1:
+        f.manufacturer = struct.unpack_from(U16_FMT, buf, off + 2)[0]
+    if t >= 2:
+        f.image_type = struct.unpack_from(U16_FMT, buf, off + 4)[0]
+    if t == 3:
+        f.file_version = struct.unpack_from(U32_FMT, buf, off + 6)[0]
+
+
+def _query_rsp(buf, off, p, f):
+    # Query Next Image Response and Query Device Specific File Response
+    f.status = buf[off]
+    if f.status != S_SUCCESS:
+        size(f, p, 1)
+        return
+    size(f, p, 13)
+    (_, f.manufacturer, f.image_type, f.file_version,
+     f.image_size) = struct.unpack_from(QUERY_RSP_FMT, buf, off)
+
+
+def _block_rsp(buf, off, p, f):
+    st = f.status = buf[off]
+    if st == S_SUCCESS:
+        if p < 14:
+            bad(f, "%d payload bytes" % p)
+        (_, f.manufacturer, f.image_type, f.file_version, f.offset,
+         f.data_len) = struct.unpack_from(BLOCK_RSP_FMT, buf, off)
+        size(f, p, 14 + f.data_len)
+        f.data_off = off + 14
+    elif st == S_WAIT_FOR_DATA:
+        size(f, p, 11)
+        (_, f.current_time, f.request_time,
+         f.min_period) = struct.unpack_from(WAIT_FMT, buf, off)
+    else:
+        size(f, p, 1)
+
+
+def _end_rsp(buf, off, p, f):
+    size(f, p, 16)
+    (f.manufacturer, f.image_type, f.file_version, f.current_time,
+     f.upgrade_time) = struct.unpack_from(END_RSP_FMT, buf, off)
+
+
+def _alert_ack(buf, off, p, f):
+    size(f, p, 2)
+    f.alert_seq = struct.unpack_from(ALERT_ACK_FMT, buf, off)[0]
+
+
+def _activate(buf, off, p, f):
+    size(f, p, 36)
+    f.hash_off = off
+    f.activation_time = struct.unpack_from(U32_FMT, buf, off + HASH_SIZE)[0]
+
+
+_DECODERS = {
+    CMD_IMAGE_NOTIFY: _notify,
+    CMD_QUERY_NEXT_RSP: _query_rsp,
+    CMD_BLOCK_RSP: _block_rsp,
+    CMD_UPGRADE_END_RSP: _end_rsp,
+    CMD_FILE_RSP: _query_rsp,
+    CMD_ALERT_ACK: _alert_ack,
+    CMD_ACTIVATE: _activate,
+}
+
+
+def decode(buf, n, frame=None, mfr=None):
+    """Decode the frame in buf[:n] as the device receives it, into frame (or a new Frame),
+    and return it. The client's own commands (client to server) are not parsed (known
+    False). mfr: our manufacturer code; manufacturer-specific commands with another code
+    are not parsed either. None accepts any code."""
+    return decode_with(_DECODERS, buf, n, frame, mfr)
+
+
+# -- encoding: client to server ---------------------------------------------------------
+
+_UP = const(0x01)  # FC_CLUSTER: a request: the server may answer an error with a Default Response
+
+
+def encode_query_next(buf, seq, manufacturer, image_type, file_version, hw_version=None):
+    o = encode_header(buf, _UP, seq, CMD_QUERY_NEXT)
+    struct.pack_into(QUERY_FMT, buf, o, 0 if hw_version is None else FCQ_HW,
+                     manufacturer, image_type, file_version)
+    if hw_version is None:
+        return o + 9
+    struct.pack_into(U16_FMT, buf, o + 9, hw_version)
+    return o + 11
+
+
+def encode_block_request(buf, seq, manufacturer, image_type, file_version, offset, max_size,
+                         ieee=None, min_period=None):
+    fcb = (0 if ieee is None else FCB_IEEE) | (0 if min_period is None else FCB_PERIOD)
+    o = encode_header(buf, _UP, seq, CMD_BLOCK_REQ)
+    struct.pack_into(BLOCK_REQ_FMT, buf, o, fcb, manufacturer, image_type, file_version,
+                     offset, max_size)
+    o += 14
+    if ieee is not None:
+        o = put(buf, o, ieee, 8)
+    if min_period is not None:
+        struct.pack_into(U16_FMT, buf, o, min_period)
+        o += 2
+    return o
+
+
+def set_block_request(buf, seq, offset, max_size):
+    """Update an Image Block Request that encode_block_request wrote into buf without its
+    options, for the next block: sequence number, file offset, maximum data size."""
+    buf[1] = seq & 0xFF
+    struct.pack_into(U32_FMT, buf, BLOCK_OFFSET, offset)
+    buf[BLOCK_LEN] = max_size
+
+
+def encode_page_request(buf, seq, manufacturer, image_type, file_version, offset, max_size,
+                        page_size, spacing, ieee=None):
+    o = encode_header(buf, _UP, seq, CMD_PAGE_REQ)
+    struct.pack_into(PAGE_REQ_FMT, buf, o, 0 if ieee is None else FCB_IEEE, manufacturer,
+                     image_type, file_version, offset, max_size, page_size, spacing)
+    return put(buf, o + 18, ieee, 0 if ieee is None else 8)
+
+
+def encode_upgrade_end(buf, seq, status, manufacturer, image_type, file_version):
+    o = encode_header(buf, _UP, seq, CMD_UPGRADE_END)
+    struct.pack_into(END_FMT, buf, o, status, manufacturer, image_type, file_version)
+    return o + 9
+
+
+def encode_alert(buf, seq, mfr_code, alert_seq, alert_code, reason, digest=None, extra=None):
+    o = encode_header(buf, _UP, seq, CMD_ALERT, mfr_code)
+    fca = (0 if digest is None else FCA_HASH) | (0 if extra is None else FCA_EXTRA)
+    struct.pack_into(ALERT_FMT, buf, o, fca, alert_seq, alert_code, reason)
+    o = put(buf, o + 7, digest, 0 if digest is None else HASH_SIZE)
+    if extra is not None:
+        struct.pack_into(U32_FMT, buf, o, extra)
+        o += 4
+    return o
+
+
+def encode_activate_response(buf, seq, mfr_code, outcome, digest):
+    o = encode_header(buf, _UP | FC_NO_DEFAULT_RSP, seq, CMD_ACTIVATE_RSP, mfr_code)
+    buf[o] = outcome
+    return put(buf, o + 1, digest, HASH_SIZE)

@@ -3,12 +3,33 @@
 # conveniences. Used by the host's update server (host_tools.server.Hub) and the tests,
 # never on a device (agent/package.json and the freeze manifests leave it out); it runs on
 # MicroPython too. It carries every shared declaration of agent.zcl.frames, so that host
-# code imports this one module.
+# code imports this one module, and the declarations only the server's side uses (layouts
+# in agent.zcl.frames).
 import struct
 
 from agent.zcl.frames import *  # noqa: F401,F403 (all shared declarations, for host code)
-from agent.zcl import device
+from agent.zcl import frames as device  # the device's side of the codec
 from agent.errors import OtaError, BAD_FRAME
+
+FC_GLOBAL = 0x00                      # frame type: global (profile-wide) command
+CMD_FILE_REQ = 0x08                   # c>s, Query Device Specific File Request
+S_NOT_AUTHORIZED = 0x7E
+S_MALFORMED_COMMAND = 0x80
+S_UNSUP_CLUSTER_COMMAND = 0x81
+S_UNSUP_GENERAL_COMMAND = 0x82
+S_UNSUP_MANUF_CLUSTER_COMMAND = 0x83
+NOTIFY_FMT = "<BBHHI"                 # Image Notify, all four payload types' fields
+FILE_REQ_FMT = "<8sHHIH"              # Query Device Specific File Request (18 bytes):
+#   8s   request node IEEE address
+#   H    manufacturer code
+#   H    image type
+#   I    file version
+#   H    current ZigBee stack version
+DEFAULT_RSP_FMT = "<BB"               # Default Response (global command 0x0B, 2 bytes):
+#   B    command id answered
+#   B    status
+ACTIVATE_FMT = "<32sI"                # Activate Image (36 bytes)
+ACTIVATE_RSP_FMT = "<B32s"            # Activate Response (33 bytes)
 
 
 # -- decoding: client to server ---------------------------------------------------------

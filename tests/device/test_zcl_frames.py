@@ -25,8 +25,8 @@ DOWN = True
 
 def encode_file_request(buf, seq, ieee, manufacturer, image_type, file_version, stack):
     # Query Device Specific File Request: the device never sends one; the server decodes it
-    o = zcl.encode_header(buf, zcl.FC_CLUSTER, seq, zcl.CMD_FILE_REQ)
-    struct.pack_into(zcl.FILE_REQ_FMT, buf, o, ieee, manufacturer, image_type, file_version,
+    o = zcl.encode_header(buf, zcl.FC_CLUSTER, seq, zsrv.CMD_FILE_REQ)
+    struct.pack_into(zsrv.FILE_REQ_FMT, buf, o, ieee, manufacturer, image_type, file_version,
                      stack)
     return o + 18
 
@@ -215,12 +215,12 @@ def test_wrong_direction_is_bad_frame_on_both_sides():
 
 
 def test_struct_sizes():
-    for fmt, size in ((zcl.HDR_FMT, 3), (zcl.HDR_MFR_FMT, 5), (zcl.NOTIFY_FMT, 10),
+    for fmt, size in ((zcl.HDR_FMT, 3), (zcl.HDR_MFR_FMT, 5), (zsrv.NOTIFY_FMT, 10),
                       (zcl.QUERY_FMT, 9), (zcl.QUERY_RSP_FMT, 13), (zcl.BLOCK_REQ_FMT, 14),
                       (zcl.PAGE_REQ_FMT, 18), (zcl.BLOCK_RSP_FMT, 14), (zcl.WAIT_FMT, 11),
-                      (zcl.END_FMT, 9), (zcl.END_RSP_FMT, 16), (zcl.FILE_REQ_FMT, 18),
-                      (zcl.DEFAULT_RSP_FMT, 2), (zcl.ALERT_FMT, 7), (zcl.ALERT_ACK_FMT, 2),
-                      (zcl.ACTIVATE_FMT, 36), (zcl.ACTIVATE_RSP_FMT, 33), (zcl.U16_FMT, 2),
+                      (zcl.END_FMT, 9), (zcl.END_RSP_FMT, 16), (zsrv.FILE_REQ_FMT, 18),
+                      (zsrv.DEFAULT_RSP_FMT, 2), (zcl.ALERT_FMT, 7), (zcl.ALERT_ACK_FMT, 2),
+                      (zsrv.ACTIVATE_FMT, 36), (zsrv.ACTIVATE_RSP_FMT, 33), (zcl.U16_FMT, 2),
                       (zcl.U32_FMT, 4)):
         eq(struct.calcsize(fmt), size, fmt)
         assert fmt[0] == "<" and " " not in fmt
@@ -255,7 +255,7 @@ def test_header_encoder():
     buf = bytearray(zcl.FRAME_MAX)
     eq(zcl.encode_header(buf, zcl.FC_CLUSTER | zcl.FC_MFR, 0x1FF, 3), 3)
     eq(bytes(buf[:3]), b"\x01\xff\x03", "FC_MFR dropped without a code; seq masked")
-    eq(zcl.encode_header(buf, zcl.FC_GLOBAL, 2, 0x0B, 0xBEEF), 5)
+    eq(zcl.encode_header(buf, zsrv.FC_GLOBAL, 2, 0x0B, 0xBEEF), 5)
     eq(bytes(buf[:5]), b"\x04\xef\xbe\x02\x0b")
 
 

@@ -135,6 +135,12 @@ def test_parse_decodes_either_direction_and_adds_bytes():
 
 
 def test_host_code_finds_every_shared_declaration_here():
-    for name in ("CMD_PAGE_REQ", "S_UNSUP_CLUSTER_COMMAND", "UPGRADE_WAIT", "FRAME_MAX",
+    for name in ("CMD_PAGE_REQ", "S_REQUIRE_MORE_IMAGE", "UPGRADE_WAIT", "FRAME_MAX",
                  "BLOCK_LEN", "Frame", "QUERY_FMT"):
         assert getattr(zsrv, name) is getattr(zcl, name), name
+    # and those only the server's side uses, which a device does without
+    eq((zsrv.FC_GLOBAL, zsrv.CMD_FILE_REQ, zsrv.S_NOT_AUTHORIZED, zsrv.S_MALFORMED_COMMAND,
+        zsrv.S_UNSUP_CLUSTER_COMMAND, zsrv.S_UNSUP_GENERAL_COMMAND,
+        zsrv.S_UNSUP_MANUF_CLUSTER_COMMAND), (0, 8, 0x7E, 0x80, 0x81, 0x82, 0x83))
+    for name in ("CMD_FILE_REQ", "S_UNSUP_CLUSTER_COMMAND", "NOTIFY_FMT", "FILE_REQ_FMT"):
+        assert not hasattr(zcl, name), name

@@ -290,7 +290,7 @@ def test_zigpy_default_response_to_an_unknown_manufacturer_command():
         command_id=0xF0, status=foundation.Status.UNSUP_MANUF_CLUSTER_COMMAND).serialize()
     f = receive(frame, S2C, MFR)
     assert (f.rsp_command, f.status, f.mfr_code, f.seq) == (0xF0, 0x83, MFR, 5)
-    assert f.status == zcl.S_UNSUP_MANUF_CLUSTER_COMMAND
+    assert f.status == zcl_server.S_UNSUP_MANUF_CLUSTER_COMMAND
 
 
 @FAST
