@@ -13,7 +13,7 @@
 # or read, which no device loads), by the device, the host tools, the emulation and the
 # tests alike:
 #   header          parse_header (Header), header_length_of (first 10 bytes); pack.pack_header
-#   element head    unpack_elem / pack_elem; find_manifest locates the manifest element
+#   element head    unpack_elem / pack_elem; pack.find_manifest locates the manifest element
 #   trailer         parse_trailer / pack_trailer
 #   table entries   table_entry_size; pack.pack_entry / pack.unpack_entry
 # The manifest map inside the manifest element: agent/image/manifest.py.
@@ -25,7 +25,7 @@ except ImportError:
         return x
 
 from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_VERSION, BAD_HEADER_LENGTH, \
-    BAD_FIELD_CONTROL, BAD_TRAILER, TRUNCATED, BAD_ELEMENT, MISSING_ELEMENT
+    BAD_FIELD_CONTROL, BAD_TRAILER
 
 OTA_MAGIC = const(0x0BEEF11E)
 HEADER_VERSION = const(0x0100)
@@ -92,6 +92,16 @@ MAX_SECTOR = const(65536)  # to MAX_SECTOR
 # the header, so it ends by MANIFEST_END_MAX (HDR_MAX + ELEM_SIZE + MANIFEST_MAX).
 MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
 MANIFEST_END_MAX = const(587)
+
+
+def __getattr__(name):
+    # what only the host tools and the tests use (find_manifest), from the host-only
+    # agent/image/pack.py; on a device, which has no pack.py, it does not exist
+    try:
+        from agent.image import pack
+    except ImportError:
+        raise AttributeError(name)
+    return getattr(pack, name)
 
 
 def header_length(field_control):
@@ -174,24 +184,6 @@ def pack_elem(tag, length):
 def unpack_elem(buf, off=0):
     """(tag, length) of the sub-element head at buf[off:]."""
     return struct.unpack_from(ELEM_FMT, buf, off)
-
-
-def find_manifest(head):
-    """Where the signed manifest is in an image whose first bytes are head (up to
-    MANIFEST_END_MAX of them, or the whole of a shorter file): (offset, length) of the
-    manifest element's data, the COSE_Sign1, which head need not hold. Only the header and
-    the element head are looked at; nothing is verified. OtaError when they are not an OTA
-    header followed by a manifest element, with the reason the parser gives."""
-    off = parse_header(head).length
-    if len(head) < off + ELEM_SIZE:
-        raise OtaError(TRUNCATED, "%d bytes, no element after the header" % len(head))
-    tag, n = unpack_elem(head, off)
-    if tag != TAG_MANIFEST:
-        raise OtaError(MISSING_ELEMENT, "no signed manifest (0xF0A1) after the header, "
-                       "tag 0x%04X instead" % tag)
-    if n == 0 or n > MANIFEST_MAX:
-        raise OtaError(BAD_ELEMENT, "manifest of %d bytes" % n)
-    return off + ELEM_SIZE, n
 
 
 def pack_trailer(force, sig):

@@ -7,29 +7,40 @@ except ImportError:
 
 from agent.errors import OtaError, BAD_MANIFEST, UNSUPPORTED_FORMAT, HEADER_MISMATCH, \
     WRONG_MANUFACTURER, WRONG_IMAGE_TYPE, WRONG_HARDWARE, ROLLBACK, TOO_LARGE, \
-    BAD_SECTOR_SIZE, BAD_ENCODING, LAYOUT_NO_FIT, TRUNCATED
+    BAD_SECTOR_SIZE, BAD_ENCODING, LAYOUT_NO_FIT
 from agent.image import fmt
 from agent.crypto.trust import KID_LEN
 
 # Manifest: CBOR map with small integer keys, the payload of the COSE_Sign1 (tag 18) in the
-# manifest element (fmt.TAG_MANIFEST).
-FORMAT_VERSION = const(1)
-M_FORMAT = const(1)        # uint: format version, 1
-M_SEQ = const(2)           # uint: sequence number (anti-rollback counter)
-M_VERSION = const(3)       # uint: firmware version, equal to the header's file version
-M_MANUFACTURER = const(4)  # uint: manufacturer code
-M_IMAGE_TYPE = const(5)    # uint: image type
-M_HW_MIN = const(6)        # uint: lowest hardware version supported
-M_HW_MAX = const(7)        # uint: highest hardware version supported
-M_SIZE = const(8)          # uint: installed payload size in bytes
-M_SHA256 = const(9)        # bstr 32: SHA-256 of the installed payload
-M_CRC32 = const(10)        # uint: CRC-32 of the installed payload
-M_ENCODING = const(11)     # uint: fmt.ENC_RAW or fmt.ENC_DEFLATE
-M_ENC_SIZE = const(12)     # uint: length of the payload element's data
-M_SECTOR = const(13)       # uint: sector size the table and encoding use
-M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
-M_KID = const(15)          # bstr KID_LEN: key id of the signing key
+# manifest element (fmt.TAG_MANIFEST). The keys by name (M_FORMAT ... M_KID, FORMAT_VERSION),
+# for the host tools and the tests, are agent/image/pack.py's, which no device loads; this
+# module hands them on (__getattr__ below), as it does peek().
+_FORMAT_VERSION = const(1)
+_M_FORMAT = const(1)        # uint: format version, 1
+_M_SEQ = const(2)           # uint: sequence number (anti-rollback counter)
+_M_VERSION = const(3)       # uint: firmware version, equal to the header's file version
+_M_MANUFACTURER = const(4)  # uint: manufacturer code
+_M_IMAGE_TYPE = const(5)    # uint: image type
+_M_HW_MIN = const(6)        # uint: lowest hardware version supported
+_M_HW_MAX = const(7)        # uint: highest hardware version supported
+_M_SIZE = const(8)          # uint: installed payload size in bytes
+_M_SHA256 = const(9)        # bstr 32: SHA-256 of the installed payload
+_M_CRC32 = const(10)        # uint: CRC-32 of the installed payload
+_M_ENCODING = const(11)     # uint: fmt.ENC_RAW or fmt.ENC_DEFLATE
+_M_ENC_SIZE = const(12)     # uint: length of the payload element's data
+_M_SECTOR = const(13)       # uint: sector size the table and encoding use
+_M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
+_M_KID = const(15)          # bstr KID_LEN: key id of the signing key
 
+
+def __getattr__(name):
+    # the names only the host tools and the tests use (the keys by name, peek), from the
+    # host-only agent/image/pack.py; on a device, which has no pack.py, they do not exist
+    try:
+        from agent.image import pack
+    except ImportError:
+        raise AttributeError(name)
+    return getattr(pack, name)
 
 class Manifest:
     """The fields of a manifest map, with types and ranges checked."""
@@ -37,23 +48,23 @@ class Manifest:
     def __init__(self, m):
         if not isinstance(m, dict):
             raise OtaError(BAD_MANIFEST, "not a map")
-        fv = m.get(M_FORMAT)
-        if fv != FORMAT_VERSION or isinstance(fv, bool):  # CBOR true is not the uint 1
+        fv = m.get(_M_FORMAT)
+        if fv != _FORMAT_VERSION or isinstance(fv, bool):  # CBOR true is not the uint 1
             raise OtaError(UNSUPPORTED_FORMAT, "format %r" % (fv,))
-        self.seq = _uint(m, M_SEQ, 0xFFFFFFFF)
-        self.version = _uint(m, M_VERSION, 0xFFFFFFFF)
-        self.manufacturer = _uint(m, M_MANUFACTURER, 0xFFFF)
-        self.image_type = _uint(m, M_IMAGE_TYPE, 0xFFFF)
-        self.hw_min = _uint(m, M_HW_MIN, 0xFFFF)
-        self.hw_max = _uint(m, M_HW_MAX, 0xFFFF)
-        self.size = _uint(m, M_SIZE, 0xFFFFFFFF)
-        self.sha256 = _bytes(m, M_SHA256, 32)
-        self.crc32 = _uint(m, M_CRC32, 0xFFFFFFFF)
-        self.encoding = _uint(m, M_ENCODING, 0xFF)
-        self.enc_size = _uint(m, M_ENC_SIZE, 0xFFFFFFFF)
-        self.sector = _uint(m, M_SECTOR, fmt.MAX_SECTOR)
-        self.table_sha256 = _bytes(m, M_TABLE_SHA256, 32)
-        self.kid = _bytes(m, M_KID, KID_LEN)
+        self.seq = _uint(m, _M_SEQ, 0xFFFFFFFF)
+        self.version = _uint(m, _M_VERSION, 0xFFFFFFFF)
+        self.manufacturer = _uint(m, _M_MANUFACTURER, 0xFFFF)
+        self.image_type = _uint(m, _M_IMAGE_TYPE, 0xFFFF)
+        self.hw_min = _uint(m, _M_HW_MIN, 0xFFFF)
+        self.hw_max = _uint(m, _M_HW_MAX, 0xFFFF)
+        self.size = _uint(m, _M_SIZE, 0xFFFFFFFF)
+        self.sha256 = _bytes(m, _M_SHA256, 32)
+        self.crc32 = _uint(m, _M_CRC32, 0xFFFFFFFF)
+        self.encoding = _uint(m, _M_ENCODING, 0xFF)
+        self.enc_size = _uint(m, _M_ENC_SIZE, 0xFFFFFFFF)
+        self.sector = _uint(m, _M_SECTOR, fmt.MAX_SECTOR)
+        self.table_sha256 = _bytes(m, _M_TABLE_SHA256, 32)
+        self.kid = _bytes(m, _M_KID, KID_LEN)
         s = self.sector
         if s < fmt.MIN_SECTOR or s & (s - 1):
             raise OtaError(BAD_SECTOR_SIZE, "%d" % s)
@@ -143,13 +154,3 @@ def decode(payload):
     from agent.crypto import cbor
     return Manifest(cbor.decode(payload))
 
-
-def peek(head):
-    """The manifest of an image whose first bytes are head (fmt.MANIFEST_END_MAX of them
-    suffice), decoded and range-checked but not verified: for what only looks at an image
-    (the emulation sizing its flash, tests); a device decides through the parser."""
-    from agent.crypto import cose
-    off, n = fmt.find_manifest(head)
-    if len(head) < off + n:
-        raise OtaError(TRUNCATED, "%d bytes, the manifest ends at %d" % (len(head), off + n))
-    return decode(cose.parse_sign1(bytes(head[off:off + n])).payload)

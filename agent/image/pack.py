@@ -1,12 +1,34 @@
 # The writing side of the image format (agent/image/fmt.py declares it): what only the host
 # tools and the tests write or read, kept off every device (host_tools/mpy.py HOST_ONLY,
-# agent/package.json): the OTA header a signer writes, sector table entries, and the
+# agent/package.json): the OTA header a signer writes, sector table entries, the
 # Sig_structure a signer signs (a device hashes it piece by piece:
-# agent.crypto.cose.sig_structure_digest). Runs under MicroPython too, for the tests.
+# agent.crypto.cose.sig_structure_digest), the manifest's keys by name and a look at an
+# image's manifest without the parser (find_manifest, peek). agent.image.fmt and
+# agent.image.manifest hand these names on (fmt.find_manifest, manifest.M_SIZE, ...).
+# Runs under MicroPython too, for the tests.
 import struct
 
 from agent.image import fmt
 from agent.crypto import cbor, cose
+from agent.errors import OtaError, TRUNCATED, BAD_ELEMENT, MISSING_ELEMENT
+
+# The manifest map's keys (agent/image/manifest.py decodes them under these numbers):
+FORMAT_VERSION = 1
+M_FORMAT = 1         # uint: format version, 1
+M_SEQ = 2            # uint: sequence number (anti-rollback counter)
+M_VERSION = 3        # uint: firmware version, equal to the header's file version
+M_MANUFACTURER = 4   # uint: manufacturer code
+M_IMAGE_TYPE = 5     # uint: image type
+M_HW_MIN = 6         # uint: lowest hardware version supported
+M_HW_MAX = 7         # uint: highest hardware version supported
+M_SIZE = 8           # uint: installed payload size in bytes
+M_SHA256 = 9         # bstr 32: SHA-256 of the installed payload
+M_CRC32 = 10         # uint: CRC-32 of the installed payload
+M_ENCODING = 11      # uint: fmt.ENC_RAW or fmt.ENC_DEFLATE
+M_ENC_SIZE = 12      # uint: length of the payload element's data
+M_SECTOR = 13        # uint: sector size the table and encoding use
+M_TABLE_SHA256 = 14  # bstr 32: SHA-256 of the sector table element's data
+M_KID = 15           # bstr KID_LEN: key id of the signing key
 
 
 def pack_header(h):
@@ -53,3 +75,32 @@ def sig_structure(protected, external_aad, payload):
         out.extend(cbor.encode_head(cbor.MAJOR_BSTR, len(part)))
         out.extend(part)
     return bytes(out)
+
+
+def find_manifest(head):
+    """Where the signed manifest is in an image whose first bytes are head (up to
+    fmt.MANIFEST_END_MAX of them, or the whole of a shorter file): (offset, length) of the
+    manifest element's data, the COSE_Sign1, which head need not hold. Only the header and
+    the element head are looked at; nothing is verified. OtaError when they are not an OTA
+    header followed by a manifest element, with the reason the parser gives."""
+    off = fmt.parse_header(head).length
+    if len(head) < off + fmt.ELEM_SIZE:
+        raise OtaError(TRUNCATED, "%d bytes, no element after the header" % len(head))
+    tag, n = fmt.unpack_elem(head, off)
+    if tag != fmt.TAG_MANIFEST:
+        raise OtaError(MISSING_ELEMENT, "no signed manifest (0xF0A1) after the header, "
+                       "tag 0x%04X instead" % tag)
+    if n == 0 or n > fmt.MANIFEST_MAX:
+        raise OtaError(BAD_ELEMENT, "manifest of %d bytes" % n)
+    return off + fmt.ELEM_SIZE, n
+
+
+def peek(head):
+    """The manifest of an image whose first bytes are head (fmt.MANIFEST_END_MAX of them
+    suffice), decoded and range-checked but not verified: for what only looks at an image
+    (the emulation sizing its flash, tests); a device decides through the parser."""
+    from agent.image.manifest import decode
+    off, n = find_manifest(head)
+    if len(head) < off + n:
+        raise OtaError(TRUNCATED, "%d bytes, the manifest ends at %d" % (len(head), off + n))
+    return decode(cose.parse_sign1(bytes(head[off:off + n])).payload)
