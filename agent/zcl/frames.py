@@ -264,11 +264,12 @@ def _down(f, mfr):
     return -1
 
 
-def decode_with(table, buf, n, frame, mfr):
+def decode_with(payload, buf, n, frame, mfr):
     """Decode the frame in buf[:n] into frame (or a new Frame) and return it: the header,
     a Default Response (either direction), the direction rules, then the payload of a
-    cluster command by table[command](buf, payload offset, payload length, frame): the
-    receiving side's decoders (decode below, agent.zcl.server).
+    cluster command by payload(buf, payload offset, payload length, frame), the receiving
+    side's decoder (decode below, agent.zcl.server), which returns False for a command it
+    does not parse (the other side's).
 
     mfr: our manufacturer code; manufacturer-specific commands with another code are not
     parsed (known False). None accepts any code.
@@ -291,10 +292,7 @@ def decode_with(table, buf, n, frame, mfr):
         bad(f, "wrong direction")
     if p < 1:
         bad(f, "empty payload")
-    fn = table.get(f.command)
-    if fn is not None:  # else the other side's command
-        f.known = True
-        fn(buf, off, p, f)
+    f.known = payload(buf, off, p, f)
     return f
 
 
@@ -317,77 +315,61 @@ def put(buf, off, data, n):
 
 
 # -- decoding: server to client ---------------------------------------------------------
-# Each decoder fills f from the payload buf[off:off + p] (p >= 1).
 
-def _notify(buf, off, p, f):
-    t = buf[off]
-    if t > 3:
-        bad(f, "payload type %d" % t)
-    size(f, p, NOTIFY_LEN[t])
-    f.payload_type = t
-    f.jitter = buf[off + 1]
-    if t >= 1:
-        f.manufacturer = struct.unpack_from(U16_FMT, buf, off + 2)[0]
-    if t >= 2:
-        f.image_type = struct.unpack_from(U16_FMT, buf, off + 4)[0]
-    if t == 3:
-        f.file_version = struct.unpack_from(U32_FMT, buf, off + 6)[0]
-
-
-def _query_rsp(buf, off, p, f):
-    # Query Next Image Response and Query Device Specific File Response
-    f.status = buf[off]
-    if f.status != S_SUCCESS:
-        size(f, p, 1)
-        return
-    size(f, p, 13)
-    (_, f.manufacturer, f.image_type, f.file_version,
-     f.image_size) = struct.unpack_from(QUERY_RSP_FMT, buf, off)
-
-
-def _block_rsp(buf, off, p, f):
-    st = f.status = buf[off]
-    if st == S_SUCCESS:
-        if p < 14:
-            bad(f, "%d payload bytes" % p)
-        (_, f.manufacturer, f.image_type, f.file_version, f.offset,
-         f.data_len) = struct.unpack_from(BLOCK_RSP_FMT, buf, off)
-        size(f, p, 14 + f.data_len)
-        f.data_off = off + 14
-    elif st == S_WAIT_FOR_DATA:
-        size(f, p, 11)
-        (_, f.current_time, f.request_time,
-         f.min_period) = struct.unpack_from(WAIT_FMT, buf, off)
+def _payload(buf, off, p, f):
+    # the payload buf[off:off + p] (p >= 1) of the server-to-client command f into f: True,
+    # or False for a command the device does not parse (the client's own)
+    c = f.command
+    if c == CMD_BLOCK_RSP:
+        st = f.status = buf[off]
+        if st == S_SUCCESS:
+            if p < 14:
+                bad(f, "%d payload bytes" % p)
+            (_, f.manufacturer, f.image_type, f.file_version, f.offset,
+             f.data_len) = struct.unpack_from(BLOCK_RSP_FMT, buf, off)
+            size(f, p, 14 + f.data_len)
+            f.data_off = off + 14
+        elif st == S_WAIT_FOR_DATA:
+            size(f, p, 11)
+            (_, f.current_time, f.request_time,
+             f.min_period) = struct.unpack_from(WAIT_FMT, buf, off)
+        else:
+            size(f, p, 1)
+    elif c == CMD_QUERY_NEXT_RSP or c == CMD_FILE_RSP:  # the same fields
+        f.status = buf[off]
+        if f.status != S_SUCCESS:
+            size(f, p, 1)
+        else:
+            size(f, p, 13)
+            (_, f.manufacturer, f.image_type, f.file_version,
+             f.image_size) = struct.unpack_from(QUERY_RSP_FMT, buf, off)
+    elif c == CMD_IMAGE_NOTIFY:
+        t = buf[off]
+        if t > 3:
+            bad(f, "payload type %d" % t)
+        size(f, p, NOTIFY_LEN[t])
+        f.payload_type = t
+        f.jitter = buf[off + 1]
+        if t >= 1:
+            f.manufacturer = struct.unpack_from(U16_FMT, buf, off + 2)[0]
+        if t >= 2:
+            f.image_type = struct.unpack_from(U16_FMT, buf, off + 4)[0]
+        if t == 3:
+            f.file_version = struct.unpack_from(U32_FMT, buf, off + 6)[0]
+    elif c == CMD_UPGRADE_END_RSP:
+        size(f, p, 16)
+        (f.manufacturer, f.image_type, f.file_version, f.current_time,
+         f.upgrade_time) = struct.unpack_from(END_RSP_FMT, buf, off)
+    elif c == CMD_ALERT_ACK:
+        size(f, p, 2)
+        f.alert_seq = struct.unpack_from(ALERT_ACK_FMT, buf, off)[0]
+    elif c == CMD_ACTIVATE:
+        size(f, p, 36)
+        f.hash_off = off
+        f.activation_time = struct.unpack_from(U32_FMT, buf, off + HASH_SIZE)[0]
     else:
-        size(f, p, 1)
-
-
-def _end_rsp(buf, off, p, f):
-    size(f, p, 16)
-    (f.manufacturer, f.image_type, f.file_version, f.current_time,
-     f.upgrade_time) = struct.unpack_from(END_RSP_FMT, buf, off)
-
-
-def _alert_ack(buf, off, p, f):
-    size(f, p, 2)
-    f.alert_seq = struct.unpack_from(ALERT_ACK_FMT, buf, off)[0]
-
-
-def _activate(buf, off, p, f):
-    size(f, p, 36)
-    f.hash_off = off
-    f.activation_time = struct.unpack_from(U32_FMT, buf, off + HASH_SIZE)[0]
-
-
-_DECODERS = {
-    CMD_IMAGE_NOTIFY: _notify,
-    CMD_QUERY_NEXT_RSP: _query_rsp,
-    CMD_BLOCK_RSP: _block_rsp,
-    CMD_UPGRADE_END_RSP: _end_rsp,
-    CMD_FILE_RSP: _query_rsp,
-    CMD_ALERT_ACK: _alert_ack,
-    CMD_ACTIVATE: _activate,
-}
+        return False
+    return True
 
 
 def decode(buf, n, frame=None, mfr=None):
@@ -395,7 +377,7 @@ def decode(buf, n, frame=None, mfr=None):
     and return it. The client's own commands (client to server) are not parsed (known
     False). mfr: our manufacturer code; manufacturer-specific commands with another code
     are not parsed either. None accepts any code."""
-    return decode_with(_DECODERS, buf, n, frame, mfr)
+    return decode_with(_payload, buf, n, frame, mfr)
 
 
 # -- encoding: client to server ---------------------------------------------------------

@@ -120,7 +120,15 @@ def decode(buf, n, frame=None, mfr=None):
     """Decode the frame in buf[:n] as the server receives it, into frame (or a new Frame),
     and return it. The server's own commands (server to client) are not parsed (known
     False). mfr: as in agent.zcl.device.decode."""
-    return decode_with(_DECODERS, buf, n, frame, mfr)
+    return decode_with(_payload, buf, n, frame, mfr)
+
+
+def _payload(buf, off, p, f):
+    fn = _DECODERS.get(f.command)
+    if fn is None:  # the device's command
+        return False
+    fn(buf, off, p, f)
+    return True
 
 
 # -- encoding: server to client ---------------------------------------------------------

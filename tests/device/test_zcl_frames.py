@@ -268,31 +268,37 @@ def test_put_checks_the_field_length():
     eq(len(buf), 8, "a wrong-length field never resizes the buffer")
 
 
+def none(b, o, p, g):
+    return False  # a side that parses no command
+
+
 def test_shared_decoding_with_no_command_table():
     dec = zcl.decode_with
     # the header: reserved frame type, too short, beyond the buffer
-    raises(BAD_FRAME, dec, {}, b"\x02\x01\x01", 3, None, None)
-    raises(BAD_FRAME, dec, {}, b"\x1b\x01\x05\x95", 4, None, None)
-    raises(BAD_FRAME, dec, {}, b"\x19\x01", 2, None, None)
-    raises(BAD_FRAME, dec, {}, b"\x1d\x34\x12\x01", 4, None, None)  # FC_MFR: 5 bytes
-    raises(BAD_FRAME, dec, {}, b"\x19\x01\x05\x00", 5, None, None)
+    raises(BAD_FRAME, dec, none, b"\x02\x01\x01", 3, None, None)
+    raises(BAD_FRAME, dec, none, b"\x1b\x01\x05\x95", 4, None, None)
+    raises(BAD_FRAME, dec, none, b"\x19\x01", 2, None, None)
+    raises(BAD_FRAME, dec, none, b"\x1d\x34\x12\x01", 4, None, None)  # FC_MFR: 5 bytes
+    raises(BAD_FRAME, dec, none, b"\x19\x01\x05\x00", 5, None, None)
     # Default Response either way, and its size
-    f = dec({}, b"\x18\x07\x0b\x04\x81", 5, None, None)
+    f = dec(none, b"\x18\x07\x0b\x04\x81", 5, None, None)
     eq((f.known, f.cluster, f.to_client, f.rsp_command, f.status), (True, False, True, 4, 0x81))
-    f = dec({}, b"\x10\x07\x0b\x04\x81", 5, None, None)
+    f = dec(none, b"\x10\x07\x0b\x04\x81", 5, None, None)
     eq((f.known, f.to_client), (True, False))
-    raises(BAD_FRAME, dec, {}, b"\x18\x07\x0b\x04", 4, None, None)
+    raises(BAD_FRAME, dec, none, b"\x18\x07\x0b\x04", 4, None, None)
     # a command the table lacks is left unparsed; the direction and an empty payload are
     # checked first all the same
-    f = dec({}, b"\x19\x07\x05\x95", 4, None, None)
+    f = dec(none, b"\x19\x07\x05\x95", 4, None, None)
     eq((f.known, f.command, f.payload_off, f.status), (False, 5, 3, None))
-    raises(BAD_FRAME, dec, {}, b"\x11\x07\x05\x95", 4, None, None)  # s>c sent c>s
-    raises(BAD_FRAME, dec, {}, b"\x19\x07\x05", 3, None, None)     # empty payload
-    # a table's decoder gets (buf, payload offset, payload length, frame)
+    raises(BAD_FRAME, dec, none, b"\x11\x07\x05\x95", 4, None, None)  # s>c sent c>s
+    raises(BAD_FRAME, dec, none, b"\x19\x07\x05", 3, None, None)     # empty payload
+    # a side's decoder gets (buf, payload offset, payload length, frame); known is its answer
     seen = []
-    f = dec({5: lambda b, o, p, g: seen.append((o, p, g.command))}, b"\x19\x07\x05\x95", 4,
+    f = dec(lambda b, o, p, g: seen.append((o, p, g.command)) or True, b"\x19\x07\x05\x95", 4,
             None, None)
     eq((f.known, seen), (True, [(3, 1, 5)]))
+    f = dec(lambda b, o, p, g: seen.append(o) or False, b"\x19\x07\x05\x95", 4, None, None)
+    eq((f.known, seen[-1]), (False, 3))
 
 
 def test_unknown_commands_are_left_unparsed():
