@@ -44,8 +44,6 @@ _F_ARRAY = const(0)
 _F_KEY = const(1)
 _F_VALUE = const(2)
 _F_TAG = const(3)
-# Smallest argument allowed with additional information 24, 25, 26, 27.
-_MIN_ARG = (24, 0x100, 0x10000, 0x100000000)
 _MAX_ARG = const(0xFFFFFFFFFFFFFFFF)
 
 
@@ -58,9 +56,6 @@ class Tag:
 
     def __eq__(self, other):
         return isinstance(other, Tag) and self.tag == other.tag and self.value == other.value
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
 
     def __repr__(self):
         return "Tag(%d, %r)" % (self.tag, self.value)
@@ -148,7 +143,9 @@ def _arg(d, major, ai, start):
         for i in range(p, p + n):
             arg = (arg << 8) | mv[i]
         d[_POS] = p + n
-        if arg < _MIN_ARG[ai - 24]:
+        # preferred form only: at least 24 in one byte, and in 2, 4 or 8 bytes a value
+        # that does not fit in half as many (0x100, 0x10000, 0x100000000 at least)
+        if arg < 24 or arg >> (n << 2) == 0:
             raise _err("non-minimal argument", start)
         return arg
     if ai == 31 and MAJOR_BSTR <= major <= _MAJOR_MAP:
