@@ -8,7 +8,6 @@
 # dominated by about 256 doublings (3M + 5S, a = -3) and 90 mixed additions (8M + 3S).
 # The table for G is built on first use and kept: 16 points, about 1.7 KiB of heap on a
 # 32-bit port (2.3 KiB on 64-bit); the table for Q is built per call.
-import hashlib
 try:
     from micropython import const
 except ImportError:
@@ -269,8 +268,3 @@ def _shamir(nq, qx, qw, ng, gx, gw, top):
             W = ((r * (a - X) - W * b) << 1) % p
             Z = (Z * h << 1) % p
     return X, W, Z
-
-
-def verify_msg(pub, msg, sig):
-    """verify() over SHA-256(msg)."""
-    return verify(pub, hashlib.sha256(msg).digest(), sig)
