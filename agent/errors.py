@@ -7,80 +7,50 @@ except ImportError:
     def const(x):
         return x
 
-# Image file format (OTA header, sub-elements, trailer)
-BAD_MAGIC = const(1)
-BAD_HEADER_VERSION = const(2)
-BAD_HEADER_LENGTH = const(3)
-BAD_FIELD_CONTROL = const(4)
-TRUNCATED = const(5)
-SIZE_MISMATCH = const(6)
-BAD_ELEMENT = const(7)
-UNKNOWN_ELEMENT = const(8)
-DUPLICATE_ELEMENT = const(9)
-MISSING_ELEMENT = const(10)
-TRAILING_DATA = const(11)
-BAD_TRAILER = const(12)
-# Manifest and signatures
-BAD_CBOR = const(20)
-BAD_COSE = const(21)
-BAD_MANIFEST = const(22)
-UNSUPPORTED_FORMAT = const(23)
-UNSUPPORTED_ALG = const(24)
-UNKNOWN_KEY = const(25)
-BAD_SIGNATURE = const(26)
-HEADER_MISMATCH = const(27)
-SUPPLIER_SIG_REQUIRED = const(28)
-BAD_SUPPLIER_SIG = const(29)
-BAD_KEY = const(30)
-# Compatibility and anti-rollback
-WRONG_MANUFACTURER = const(40)
-WRONG_IMAGE_TYPE = const(41)
-WRONG_HARDWARE = const(42)
-ROLLBACK = const(43)
-TOO_LARGE = const(44)
-BAD_SECTOR_SIZE = const(45)
-# Image identity, addressing and device hardening
-WRONG_DESTINATION = const(46)
-HIGH_S = const(47)
-LAYOUT_NO_FIT = const(48)
-REVERTED_IMAGE = const(49)
-NO_FALLBACK = const(50)
-# Payload integrity
-BAD_TABLE_DIGEST = const(60)
-BAD_TABLE = const(61)
-SECTOR_CRC = const(62)
-PAYLOAD_DIGEST = const(63)
-PAYLOAD_CRC = const(64)
-BAD_ENCODING = const(65)
-# Flash, slots and journal
-FLASH_ALIGN = const(80)
-FLASH_RANGE = const(81)
-FLASH_NOT_ERASED = const(82)
-FLASH_IO = const(83)
-JOURNAL_CORRUPT = const(84)
-JOURNAL_FULL = const(85)
-SLOT_EMPTY = const(86)
-SLOT_INVALID = const(87)
-BAD_LAYOUT = const(88)
-# Activation and boot
-NO_IMAGE = const(100)
-HASH_MISMATCH = const(101)
-ACTIVATION_FAILED = const(102)
-NOT_IN_TRIAL = const(103)
-BUSY = const(104)
-# Activation and times named by a network peer
-DOWNLOAD_ACTIVE = const(105)
-NOT_HELD_IMAGE = const(106)
-TIME_RANGE = const(107)
-SECTOR_CHANGED = const(108)
-# Protocol and transport
-BAD_FRAME = const(120)
-SERVER_ABORT = const(122)
-TIMEOUT = const(124)
-LINK_IO = const(126)
-# Board adapters
-BOARD = const(140)
-NOT_APP_IMAGE = const(141)
+# Every reason code, by name: " NAME code" pairs, grouped by layer. A name is read from here
+# when it is imported or looked up (`from agent.errors import BUSY`, errors.BUSY: the module's
+# __getattr__), so a device keeps the table in its code (in flash when frozen) instead of a
+# dict of some 75 entries made at import. The codes never change (alerts and logs carry
+# them); a new one gets a free number in its layer's range.
+CODES = const(
+    # Image file format (OTA header, sub-elements, trailer)
+    " BAD_MAGIC 1 BAD_HEADER_VERSION 2 BAD_HEADER_LENGTH 3 BAD_FIELD_CONTROL 4 TRUNCATED 5 "
+    "SIZE_MISMATCH 6 BAD_ELEMENT 7 UNKNOWN_ELEMENT 8 DUPLICATE_ELEMENT 9 MISSING_ELEMENT 10 "
+    "TRAILING_DATA 11 BAD_TRAILER 12 "
+    # Manifest and signatures
+    "BAD_CBOR 20 BAD_COSE 21 BAD_MANIFEST 22 UNSUPPORTED_FORMAT 23 UNSUPPORTED_ALG 24 "
+    "UNKNOWN_KEY 25 BAD_SIGNATURE 26 HEADER_MISMATCH 27 SUPPLIER_SIG_REQUIRED 28 "
+    "BAD_SUPPLIER_SIG 29 BAD_KEY 30 "
+    # Compatibility and anti-rollback
+    "WRONG_MANUFACTURER 40 WRONG_IMAGE_TYPE 41 WRONG_HARDWARE 42 ROLLBACK 43 TOO_LARGE 44 "
+    "BAD_SECTOR_SIZE 45 "
+    # Image identity, addressing and device hardening
+    "WRONG_DESTINATION 46 HIGH_S 47 LAYOUT_NO_FIT 48 REVERTED_IMAGE 49 NO_FALLBACK 50 "
+    # Payload integrity
+    "BAD_TABLE_DIGEST 60 BAD_TABLE 61 SECTOR_CRC 62 PAYLOAD_DIGEST 63 PAYLOAD_CRC 64 "
+    "BAD_ENCODING 65 "
+    # Flash, slots and journal
+    "FLASH_ALIGN 80 FLASH_RANGE 81 FLASH_NOT_ERASED 82 FLASH_IO 83 JOURNAL_CORRUPT 84 "
+    "JOURNAL_FULL 85 SLOT_EMPTY 86 SLOT_INVALID 87 BAD_LAYOUT 88 "
+    # Activation and boot
+    "NO_IMAGE 100 HASH_MISMATCH 101 ACTIVATION_FAILED 102 NOT_IN_TRIAL 103 BUSY 104 "
+    # Activation and times named by a network peer
+    "DOWNLOAD_ACTIVE 105 NOT_HELD_IMAGE 106 TIME_RANGE 107 SECTOR_CHANGED 108 "
+    # Protocol and transport
+    "BAD_FRAME 120 SERVER_ABORT 122 TIMEOUT 124 LINK_IO 126 "
+    # Board adapters
+    "BOARD 140 NOT_APP_IMAGE 141 "
+)
+
+
+def __getattr__(name):
+    # the code named `name`, from CODES
+    t = CODES
+    i = t.find(" " + name + " ")
+    if i < 0 or " " in name or not "A" <= name[:1] <= "Z":
+        raise AttributeError(name)
+    i += len(name) + 2
+    return int(t[i:t.find(" ", i)])
 
 
 def message(reason):

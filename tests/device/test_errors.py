@@ -6,13 +6,15 @@ from tutil import eq
 
 
 def codes():
-    """{name: code} of every reason code agent.errors declares."""
+    """{name: code} of every reason code agent.errors declares (its table, CODES), each read
+    back as the module hands it out."""
+    t = errors.CODES.split()
+    eq(len(t) % 2, 0, "the table holds (name, code) pairs")
     out = {}
-    for name in dir(errors):
-        if name[0] != "_" and name.upper() == name:
-            v = getattr(errors, name)
-            if type(v) is int:
-                out[name] = v
+    for i in range(0, len(t), 2):
+        assert t[i] not in out, "%s twice" % t[i]
+        out[t[i]] = int(t[i + 1])
+        eq(getattr(errors, t[i]), out[t[i]], t[i])
     return out
 
 
@@ -28,6 +30,19 @@ def test_codes_found():
     eq(c.get("BAD_MAGIC"), 1, "BAD_MAGIC")
     eq(c.get("NOT_APP_IMAGE"), 141, "NOT_APP_IMAGE")
     assert len(c) > 50, sorted(c)
+    eq((BAD_MAGIC, BAD_SIGNATURE, SECTOR_CRC), (1, 26, 62), "imported by name")
+
+
+def test_only_the_table_names_are_found():
+    for name in ("MAGIC", "BAD_MAGIC_", "AD_MAGIC", "1", "BAD_MAGIC 1", "bad_magic", "CODES 1",
+                 "NOPE", "__path__"):
+        assert not hasattr(errors, name), name
+    try:
+        from agent.errors import NOT_A_CODE  # noqa: F401
+    except (ImportError, AttributeError):  # CPython says ImportError, MicroPython passes on
+        pass                               # the module's AttributeError
+    else:
+        raise AssertionError("imported a code that does not exist")
 
 
 def test_codes_unique_and_fit_an_alert():

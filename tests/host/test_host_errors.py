@@ -16,14 +16,9 @@ CODE_DIRS = ("agent", "hal", "boards", "host_tools")
 
 
 def declared():
-    """{name: code} of the reason codes, read from the source as the scan reads the rest."""
-    tree = ast.parse(open(os.path.join(ROOT, "agent", "errors.py")).read())
-    out = {}
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                and getattr(node.value.func, "id", "") == "const"):
-            out[node.targets[0].id] = node.value.args[0].value
-    return out
+    """{name: code} of the reason codes, read from agent.errors' table (CODES)."""
+    t = errors.CODES.split()
+    return dict((t[i], int(t[i + 1])) for i in range(0, len(t), 2))
 
 
 def _reads(tree):
