@@ -6,8 +6,9 @@
 #   Inside a frame 0x7E and 0x7D are sent as 0x7D, byte XOR 0x20 (RFC 1662 escaping);
 #   0x7D 0x7E aborts the frame. Bytes before the first flag are ignored.
 #   CRC-16/X-25 (also CRC-16/IBM-SDLC, ISO-HDLC; the FCS-16 of RFC 1662): polynomial
-#   0x1021 reflected, init 0xFFFF, final XOR 0xFFFF, check value 0x906E over "123456789";
-#   computed over the unescaped ZCL frame, sent low byte first (CRC_FMT).
+#   0x1021 reflected, init 0xFFFF, final XOR 0xFFFF, check value 0x906E over "123456789"
+#   ("x-25" in crcmod.predefined); computed over the unescaped ZCL frame, sent low byte
+#   first (CRC_FMT).
 # A frame with a bad CRC, an abort, a frame too long for the receive buffer or a frame of
 # two bytes or less is dropped and counted in bad_frames; the receiver resyncs on the next
 # flag. A frame longer than the caller's buffer is dropped and counted by recv().
@@ -29,17 +30,16 @@ from hal.clock import SystemClock
 
 FLAG = const(0x7E)
 ESC = const(0x7D)
-ESC_XOR = const(0x20)
+_ESC_XOR = const(0x20)
 CRC_FMT = "<H"
 #   H    CRC-16/X-25 of the ZCL frame
 CRC_SIZE = const(2)
-CRC_NAME = "x-25"           # the same CRC in crcmod.predefined
-CRC_CHECK = const(0x906E)   # CRC of b"123456789"
 MAX_FRAME = const(280)      # default largest ZCL frame (agent.zcl.frames.FRAME_MAX is 274)
 
-# CRC-16/X-25 by nibbles: entry i is the reflected CRC of the 4-bit value i (poly 0x8408).
-_T = (0x0000, 0x1081, 0x2102, 0x3183, 0x4204, 0x5285, 0x6306, 0x7387,
-      0x8408, 0x9489, 0xA50A, 0xB58B, 0xC60C, 0xD68D, 0xE70E, 0xF78F)
+# CRC-16/X-25 by nibbles: entry i is the reflected CRC of the 4-bit value i (poly 0x8408);
+# a constant of the code, not a tuple built at import.
+_T = const((0x0000, 0x1081, 0x2102, 0x3183, 0x4204, 0x5285, 0x6306, 0x7387,
+      0x8408, 0x9489, 0xA50A, 0xB58B, 0xC60C, 0xD68D, 0xE70E, 0xF78F))
 
 _HUNT = const(0)   # waiting for the first flag
 _IN = const(1)     # inside a frame
@@ -64,7 +64,7 @@ def crc16(data, n=-1):
 def _esc(out, j, c):
     if c == FLAG or c == ESC:
         out[j] = ESC
-        out[j + 1] = c ^ ESC_XOR
+        out[j + 1] = c ^ _ESC_XOR
         return j + 2
     out[j] = c
     return j + 1
@@ -119,7 +119,7 @@ class Deframer:
             self._state = _ESC
             return 0
         if st == _ESC:
-            c ^= ESC_XOR
+            c ^= _ESC_XOR
             self._state = _IN
         if self._n >= len(self.buf):
             self._state = _DROP
