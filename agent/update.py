@@ -167,6 +167,7 @@ class Device:
         if not self._factory and b.pending() == 1 - b.running():
             b.revert()  # a pending boot the journal does not know of: cancel it before writing
         self.parser = Parser(self.policy(), self, self.board.verifier)
+        self.take = self.parser.take
         self.writing = False
         self.loading = True
         return 0
@@ -188,11 +189,11 @@ class Device:
     def take(self, offset, data):
         """feed() for a caller that catches OtaError itself and passes it to refetch():
         the per-block path without a try block, whose frame MicroPython would take from
-        the heap on every call."""
-        p = self.parser
-        if offset == p.pos:
-            p.feed(data)
-        return p.pos
+        the heap on every call. From begin() on, the parser's take (the same, one call
+        less) stands in this object in its place."""
+        return self.parser.take(offset, data)
+
+    _take = take  # what recover() puts back
 
     def refetch(self, e):
         """After take() raised e: True when a sector that failed its check is fetched again
@@ -336,6 +337,7 @@ class Device:
         self.loading = False
         self.writing = False
         self.parser = None
+        self.take = self._take
         self.alerts.drop()
         raw = self.journal.load()
         if raw is not None:

@@ -78,6 +78,20 @@ class Parser:
         if not self._need:
             self._after_payload()
 
+    def take(self, offset, data):
+        """feed(data) when offset is where the parser stands, else nothing (a duplicate or
+        late block); returns the offset wanted next. agent.update.Device.take is this method
+        during a transfer: one call per block."""
+        if offset == self.pos:
+            n = len(data)
+            if self.state == _S_PAYLOAD and n < self._need:  # as feed's common case
+                self.pos = offset + n
+                self._need -= n
+                self.sink.on_payload(data)
+                return offset + n
+            self._feed(data, n)
+        return self.pos
+
     def feed(self, data):
         n = len(data)
         if self.state == _S_PAYLOAD and n < self._need:  # the common case, allocating nothing

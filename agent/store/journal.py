@@ -11,7 +11,8 @@ REC_FMT = "<BBHI"
 REC_HDR = 8
 #   then the payload, zero padding up to record_size - 4, and
 CRC_FMT = "<I"
-#   I    CRC-32 of every byte of the slot before it
+#   I    CRC-32 of every byte of the slot before it: the CRC-32 of the whole slot is then
+#        RESIDUE, a check that makes no u32 int (a heap object on a 32-bit port)
 #
 # Records are appended in slot order into the current sector; when it is full the next
 # sector (cyclically) is erased and writing continues at its first slot. Load scans every
@@ -33,6 +34,7 @@ from agent.errors import OtaError, BAD_LAYOUT, JOURNAL_CORRUPT, JOURNAL_FULL, FL
 MAGIC = const(0xA5)
 VERSION = const(1)
 CRC_SIZE = const(4)
+RESIDUE = const(0x2144DF1C)  # CRC-32 of any bytes followed by their CRC-32 (little-endian)
 _SEQ_MAX = const(0xFFFFFFFF)
 
 
@@ -62,7 +64,6 @@ class Journal:
         self._buf = bytearray(rs)
         self._mv = memoryview(self._buf)
         self._body = self._mv[0:rs - CRC_SIZE]  # views made once: save() allocates nothing
-        self._crc = self._mv[rs - CRC_SIZE:rs]
         self._seq = self._mv[4:REC_HDR]          # REC_FMT's sequence number
         self._e = bytes((area.erased,))
         self.seq = 0
@@ -85,7 +86,7 @@ class Journal:
             return -1
         if b[2] | b[3] << 8 != self.payload_len:  # REC_FMT's payload length
             return -1
-        if int.from_bytes(self._crc, "little") != crc32(self._body):  # CRC_FMT
+        if crc32(self._buf) != RESIDUE:  # CRC_FMT
             return -1
         return int.from_bytes(self._seq, "little")
 

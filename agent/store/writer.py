@@ -11,9 +11,16 @@
 # saved with it.
 #
 # The payload path (on_payload, per block) allocates nothing: one page buffer made here,
-# views made once.
+# views made once. A raw block that neither completes a page nor ends the payload is copied
+# in on_payload itself, one call per block; a sector is read back through a buffer of
+# READBACK bytes (the meta area's staging buffer at other times), a few reads per sector.
 import binascii
 import hashlib
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
 
 from agent.image import fmt
 from agent.errors import OtaError, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, LAYOUT_NO_FIT
@@ -22,6 +29,9 @@ from agent.crypto.sha256r import Sha256
 from agent.store.slot import TRAILER_OFF, TABLE_OFF, align, fill_erased, write_meta, \
     write_trailer, hash_prefix, table_entry, sector_len
 from agent.store.state import State
+from agent.store.journal import RESIDUE
+
+READBACK = const(2048)  # bytes per read-back read: two reads per 4 KiB sector
 
 
 class SlotWriter:
@@ -42,8 +52,15 @@ class SlotWriter:
         self._pv = memoryview(self._buf)
         self._lo = self._pv[:page]
         self._hi = self._pv[page:]
-        self._rb = bytearray(page)
-        self._prefix = bytearray(TRAILER_OFF)
+        # the meta area staged for write_meta, then the read-back buffer of each sector;
+        # its first page, what the board's check sees of sector 0
+        # (and 4 bytes more: a table entry's CRC-32 after the last read of a sector)
+        r = max(READBACK, TRAILER_OFF, page)
+        self._big = bytearray(r + 4)
+        self._rv = memoryview(self._big)[:r]
+        self._rb = self._rv[:page]
+        self._lim = 0       # raw: payload bytes from the page being gathered to the page's
+                            # end or the payload's, whichever is first (on_payload's test)
         self._ent = bytearray(fmt.table_entry_size(fmt.ENC_DEFLATE))
         e = memoryview(self._ent)
         self._e0 = e[0:4]   # the fields of fmt.TABLE_DEFLATE_FMT (the first also
@@ -100,7 +117,7 @@ class SlotWriter:
             raise OtaError(LAYOUT_NO_FIT, "last sector ends past the payload area")
         self.m = m
         self.cose_len = p.cose_len
-        write_meta(s, p, self._prefix)
+        write_meta(s, p, self._rv[:TRAILER_OFF])
         self._tab = s.meta + TABLE_OFF
         self._begin(self._tab)
 
@@ -113,6 +130,12 @@ class SlotWriter:
 
     def on_payload(self, mv):
         if self.raw:  # as _raw, one call less
+            f = self.wfill
+            e = f + len(mv)
+            if e < self._lim:  # inside the page, short of the payload's end: the common case
+                self._lo[f:e] = mv  # (a view one page long: a shorter tail to move)
+                self.wfill = e
+                return
             self._stream(mv)
             if self.woff + self.wfill == self.m.size:
                 self._flush()
@@ -123,7 +146,7 @@ class SlotWriter:
 
     def on_done(self, p):
         if p.trailer is not None:
-            write_trailer(self.slot, p.trailer, self._prefix)
+            write_trailer(self.slot, p.trailer, self._big)
 
     # -- payload -------------------------------------------------------------
 
@@ -149,7 +172,7 @@ class SlotWriter:
             self.mi = Sha256(self.ck.mi_state)
         else:
             self.mi = Sha256()
-            hash_prefix(self.slot, self.cose_len, m, self.mi, self._rb)
+            hash_prefix(self.slot, self.cose_len, m, self.mi, self._big)
         if k < m.sectors:
             self.epos = table_entry(self.slot, m, k, self._ent)[1]
             self._load(k)
@@ -157,14 +180,14 @@ class SlotWriter:
             self.epos = m.enc_size
 
     def _load(self, k):
-        """Sector k's table entry into self.crc, self.clen (deflate), checking chunk order."""
+        """Sector k's table entry into self._ent (its CRC-32 in self._e0), self.clen and
+        self._cb (deflate), checking chunk order."""
         m = self.m
         if k >= m.sectors:
             self.raw = False
             return
         if m.encoding == fmt.ENC_RAW:
             self.slot.area.read(self._tab + self._esz * k, self._e0)
-            self.crc = int.from_bytes(self._e0, "little")
             self.send = k * m.sector + sector_len(m, k)  # where sector k ends
         else:
             self._chunk_entry(k)
@@ -172,13 +195,15 @@ class SlotWriter:
     def _chunk_entry(self, k):
         m = self.m
         self.slot.area.read(self._tab + self._esz * k, self._ent)
-        self.crc = int.from_bytes(self._e0, "little")
         off = int.from_bytes(self._e1, "little")
         clen = int.from_bytes(self._e2, "little")
         if off != self.epos or clen == 0 or clen > len(self._chunk) or off + clen > m.enc_size \
                 or (k == m.sectors - 1 and off + clen != m.enc_size):
             raise OtaError(BAD_TABLE, "sector %d chunk %d+%d" % (k, off, clen))
         self.clen = clen
+        self._cb = len(self._chunk) - clen  # the chunk is gathered at the buffer's end, so
+                                            # that a copy moves the chunk's rest, not the
+                                            # buffer's
 
     def _raw(self, mv):
         # a page that ends a sector is checked as it is written (_put); the last sector
@@ -190,7 +215,7 @@ class SlotWriter:
     def _sector_end(self):
         k = self.ck.next
         m = self.m
-        if self._readback(k, self.send - k * m.sector) != self.crc:
+        if not self._readback(k, self.send - k * m.sector):
             self._begin(k * m.sector)  # bytes of the next sector gathered are dropped too
             raise OtaError(SECTOR_CRC, "sector %d" % k)
         self._advance(None)
@@ -202,7 +227,8 @@ class SlotWriter:
             take = self.clen - self.pos
             if take > n - i:
                 take = n - i
-            self._chunk[self.pos:self.pos + take] = mv if take == n else mv[i:i + take]
+            p = self._cb + self.pos
+            self._chunk[p:p + take] = mv if take == n else mv[i:i + take]
             self.pos += take
             i += take
             if self.pos == self.clen:
@@ -213,13 +239,13 @@ class SlotWriter:
         k = self.ck.next
         n = sector_len(m, k)
         out = memoryview(self._sec)[:n]
-        chunk = memoryview(self._chunk)[:self.clen]
+        chunk = memoryview(self._chunk)[self._cb:]
         self.pos = 0
         if hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
             raise OtaError(SECTOR_CRC, "sector %d: chunk digest" % k)
         try:
             inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
-            bad = binascii.crc32(out) != self.crc
+            bad = binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE
         except OtaError:
             bad = True
         if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
@@ -229,10 +255,12 @@ class SlotWriter:
         a = self.slot.area
         w = align(n, a.write_size)
         fill_erased(a, self._sec, w, n)
+        back = memoryview(self._chunk)[:n]
         for _ in range(2):
             a.erase(k * m.sector, m.sector)
             a.write(k * m.sector, memoryview(self._sec)[:w])
-            if self._readback(k, n) == self.crc:
+            a.read(k * m.sector, back)  # into the chunk's buffer (hashed, done with): one
+            if back == out:             # read, and out's CRC-32 is the table's
                 break
         else:
             raise OtaError(FLASH_IO, "sector %d reads back wrong" % k)
@@ -253,16 +281,24 @@ class SlotWriter:
         self._load(k + 1)
 
     def _readback(self, k, n):
-        # CRC-32 of sector k's first n bytes as read from flash (scan, with a smaller frame)
+        # whether sector k's first n bytes as read from flash have the CRC-32 of its table
+        # entry self._e0: the CRC-32 of the bytes followed by the entry's is then RESIDUE, a
+        # small int. The entry follows the last read in the buffer, so that one CRC-32 only,
+        # after the reads before the last, is a u32 (a heap int on a 32-bit port).
         self._off = k * self.m.sector
         self._crc = 0
-        rb = self._rb
-        while n >= len(rb):
-            self._scan(rb)
-            n -= len(rb)
-        if n:
-            self._scan(memoryview(rb)[:n])
-        return self._crc
+        b = self._rv
+        while n > len(b):
+            self._scan(b)
+            n -= len(b)
+        if n == len(b):
+            self.slot.area.read(self._off, b)
+            b = self._big
+        else:  # the last sector's end
+            b = memoryview(self._big)[:n + 4]
+            self.slot.area.read(self._off, b[:n])
+        b[n:n + 4] = self._e0
+        return binascii.crc32(b, self._crc) == RESIDUE
 
     def _scan(self, b):
         self.slot.area.read(self._off, b)
@@ -274,6 +310,12 @@ class SlotWriter:
     def _begin(self, off):
         self.woff = off
         self.wfill = 0
+        self._limit()
+
+    def _limit(self):
+        # _lim for the page that starts at woff (raw payload; meaningless elsewhere)
+        r = self.m.size - self.woff
+        self._lim = r if r < self._pg else self._pg
 
     def _stream(self, mv):
         n = len(mv)
@@ -283,11 +325,14 @@ class SlotWriter:
             return
         self._buf[f:f + n] = mv
         f += n
+        pg = self._pg
+        while f >= pg:  # the first page is full: write it, move what follows to the front
+            self.wfill = f  # (for _put: a failed sector's check drops the rest)
+            self._put(self._lo, pg)
+            f -= pg
+            if f > 0:
+                self._buf[0:pg] = self._hi
         self.wfill = f
-        if f >= self._pg:
-            self._spill()
-            while self.wfill >= self._pg:
-                self._spill()
 
     def _long(self, mv, n):
         pg = self._pg
@@ -326,6 +371,10 @@ class SlotWriter:
         if off < self.slot.capacity and off % a.sector_size == 0:
             a.erase(off, a.sector_size)
         a.write(off, data)
-        self.woff = off + w
-        if self.raw and self.woff >= self.send:
-            self._sector_end()
+        off += w
+        self.woff = off
+        if self.raw:
+            w = self.m.size - off  # _limit, one call less
+            self._lim = w if w < self._pg else self._pg
+            if off >= self.send:
+                self._sector_end()
