@@ -26,7 +26,8 @@ ALERT_FUTURE_ACTIONED = const(0x8F66)      # a future-dated activation was actio
 ALERT_FUTURE_NOT_ACTIONED = const(0x8F67)  # a future-dated activation was not actioned
 
 # the alerts that carry the Manufacturer Image hash (as GBCS does for these events)
-HASHED = (ALERT_VERIFY_OK, ALERT_VERIFY_FAIL, ALERT_VERSION_CHANGED, ALERT_FUTURE_ACTIONED)
+_HASHED = const((ALERT_VERIFY_OK, ALERT_VERIFY_FAIL, ALERT_VERSION_CHANGED,
+                 ALERT_FUTURE_ACTIONED))
 
 QUIET_S = const(60)  # a refusal before a signature verified: at most one alert a minute
 
@@ -34,7 +35,7 @@ QUIET_S = const(60)  # a refusal before a signature verified: at most one alert 
 def digest(code, st):
     """The hash an alert of this code carries: the Manufacturer Image hash of the state
     record st (agent.store.state.State), or None."""
-    return st.mi_hash if code in HASHED else None
+    return st.mi_hash if code in _HASHED else None
 
 
 class Queue:

@@ -31,8 +31,8 @@ SIG1_HEAD = b"\x84\x6aSignature1"
 # (n - 1) / 2 for the P-256 group order n, big-endian: a signature's s must not exceed it.
 # (r, n - s) verifies whenever (r, s) does; accepting only the low one keeps the COSE bytes,
 # and with them the Manufacturer Image hash (the image's identity), unique to the signer.
-_HALF_N = b"\x7f\xff\xff\xff\x80\x00\x00\x00\x7f\xff\xff\xff\xff\xff\xff\xff" \
-    b"\xdes}V\xd3\x8b\xcfBy\xdc\xe5a~1\x92\xa8"
+_HALF_N = const(b"\x7f\xff\xff\xff\x80\x00\x00\x00\x7f\xff\xff\xff\xff\xff\xff\xff"
+                b"\xdes}V\xd3\x8b\xcfBy\xdc\xe5a~1\x92\xa8")
 
 
 class Sign1:

@@ -15,7 +15,8 @@ KID_LEN = const(8)  # a key id: the first 8 bytes of SHA-256(uncompressed public
 
 # DER prefix of a SubjectPublicKeyInfo holding an uncompressed P-256 point (26 bytes):
 # SEQUENCE { SEQUENCE { OID ecPublicKey, OID prime256v1 }, BIT STRING 00 04 x y }
-_SPKI_P256 = b"\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07\x03\x42\x00"
+_SPKI_P256 = const(b"\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08"
+                   b"\x2a\x86\x48\xce\x3d\x03\x01\x07\x03\x42\x00")
 
 
 def point(pub):

@@ -2,7 +2,6 @@
 # keys a device trusts (refusing unknown key ids and keys that are not P-256 points).
 import binascii
 
-from agent.crypto import trust
 from agent.crypto.trust import Trust, point, key_id, from_pem
 from agent.errors import BAD_KEY, UNKNOWN_KEY
 from tutil import eq, raises, read_data
@@ -12,6 +11,9 @@ from tutil import eq, raises, read_data
 G = binascii.unhexlify("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
                        "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
 G_KID = binascii.unhexlify("698bea63dc44a344")
+# DER head of a SubjectPublicKeyInfo holding an uncompressed P-256 point (RFC 5480), 26 bytes:
+# SEQUENCE { SEQUENCE { OID ecPublicKey, OID prime256v1 }, BIT STRING 00 ...
+SPKI_P256 = binascii.unhexlify("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 
 # Public keys that are not an uncompressed P-256 point (made with openssl): a P-384 key,
 # and dev_pub.pem's key in compressed form.
@@ -75,7 +77,7 @@ def test_pem_gives_the_point():
     want = read_data("dev_pub.bin")
     eq(from_pem(text.replace("\n", "\r\n")), want, "CRLF line ends")
     eq(from_pem("a key, as mailed:\n" + text + "-- \n"), want, "text around the PEM")
-    eq(from_pem(pem(trust._SPKI_P256 + b"\x04" + G)), b"\x04" + G, "a PEM made here")
+    eq(from_pem(pem(SPKI_P256 + b"\x04" + G)), b"\x04" + G, "a PEM made here")
 
 
 def test_pem_refusals():
@@ -91,10 +93,10 @@ def test_pem_refusals():
     e = raises(BAD_KEY, from_pem, "\n".join([lines[0], lines[1][:-1], lines[-1]]))
     eq(e.detail, "bad base64 in PEM", "base64 cut short")
     for what, bad in (("P-384", P384_PEM), ("compressed", COMPRESSED_PEM),
-                      ("one byte short", pem(trust._SPKI_P256 + b"\x04" + G[:-1])),
-                      ("one byte over", pem(trust._SPKI_P256 + b"\x04" + G + b"\x00")),
+                      ("one byte short", pem(SPKI_P256 + b"\x04" + G[:-1])),
+                      ("one byte over", pem(SPKI_P256 + b"\x04" + G + b"\x00")),
                       ("another algorithm", pem(b"\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d"
-                                                b"\x02\x02" + trust._SPKI_P256[13:] + b"\x04" + G))):
+                                                b"\x02\x02" + SPKI_P256[13:] + b"\x04" + G))):
         e = raises(BAD_KEY, from_pem, bad)
         eq(e.detail, "not an uncompressed P-256 public key", what)
 
