@@ -106,7 +106,7 @@ def wait(cl, ms, wake=False):
     """cl._idle(ms, wake) for any ms: beyond _TICK_MAX_MS in steps measured with the clock's
     seconds, at most as many as the wait needs (a clock set back cannot stretch it)."""
     if ms <= _TICK_MAX_MS:
-        _idle(cl, ms, wake)
+        cl._idle(ms, wake)  # with wake, until an Image Notify selects the device
         return
     clk = cl.clock
     end = clk.now() + (ms + 999) // 1000
@@ -115,12 +115,6 @@ def wait(cl, ms, wake=False):
         left = end - clk.now()
         if left <= 0:
             return
-        _idle(cl, left * 1000 if left * 1000 < _TICK_MAX_MS else _TICK_MAX_MS, wake)
+        cl._idle(left * 1000 if left * 1000 < _TICK_MAX_MS else _TICK_MAX_MS, wake)
         steps -= 1
 
-
-def _idle(cl, ms, wake):
-    if wake:
-        cl._idle(ms, True)  # until an Image Notify selects the device
-    else:
-        cl._idle(ms)

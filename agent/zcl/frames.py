@@ -228,8 +228,19 @@ def size(f, have, want):
         bad(f, "%d payload bytes, expected %d" % (have, want))
 
 
-def _header(buf, n, f):
-    # the ZCL header of buf[:n] into f; returns the payload's offset
+def decode_with(payload, buf, n, frame, mfr):
+    """Decode the frame in buf[:n] into frame (or a new Frame) and return it: the header,
+    a Default Response (either direction), the direction rules, then the payload of a
+    cluster command by payload(buf, payload offset, payload length, frame), the receiving
+    side's decoder (decode below, agent.zcl.server), which returns False for a command it
+    does not parse (the other side's).
+
+    mfr: our manufacturer code; manufacturer-specific commands with another code are not
+    parsed (known False). None accepts any code.
+    """
+    f = frame if frame is not None else Frame()
+    f.clear()
+    # the ZCL header
     if n < 3 or n > len(buf):
         raise OtaError(BAD_FRAME, "%d bytes" % n)
     fc = buf[0]
@@ -248,47 +259,27 @@ def _header(buf, n, f):
     f.cluster = fc & FC_CLUSTER != 0
     f.to_client = fc & FC_TO_CLIENT != 0
     f.payload_off = off
-    return off
-
-
-def _down(f, mfr):
-    # a command of this cluster: 1 if it goes server to client, 0 if client to server; -1
-    # for one this codec does not know (or a manufacturer-specific one of another than mfr)
-    c = f.command
-    if f.fc & FC_MFR:
-        if c < CMD_ALERT or c > CMD_ACTIVATE_RSP or (mfr is not None and mfr != f.mfr_code):
-            return -1
-        return (_MFR_TO_CLIENT >> (c - CMD_ALERT)) & 1
-    if c <= CMD_FILE_RSP:
-        return (_STD_TO_CLIENT >> c) & 1
-    return -1
-
-
-def decode_with(payload, buf, n, frame, mfr):
-    """Decode the frame in buf[:n] into frame (or a new Frame) and return it: the header,
-    a Default Response (either direction), the direction rules, then the payload of a
-    cluster command by payload(buf, payload offset, payload length, frame), the receiving
-    side's decoder (decode below, agent.zcl.server), which returns False for a command it
-    does not parse (the other side's).
-
-    mfr: our manufacturer code; manufacturer-specific commands with another code are not
-    parsed (known False). None accepts any code.
-    """
-    f = frame if frame is not None else Frame()
-    f.clear()
-    off = _header(buf, n, f)
     p = n - off
+    c = f.command
     if not f.cluster:
-        if f.command == CMD_DEFAULT_RSP:
+        if c == CMD_DEFAULT_RSP:
             size(f, p, 2)
             f.rsp_command = buf[off]
             f.status = buf[off + 1]
             f.known = True
         return f
-    down = _down(f, mfr)
-    if down < 0:
+    # the direction of a command of this cluster (server to client: 1); one this codec does
+    # not know, or a manufacturer-specific one of another manufacturer than mfr, stays
+    # unparsed
+    if fc & FC_MFR:
+        if c < CMD_ALERT or c > CMD_ACTIVATE_RSP or (mfr is not None and mfr != f.mfr_code):
+            return f
+        c = (_MFR_TO_CLIENT >> (c - CMD_ALERT)) & 1
+    elif c <= CMD_FILE_RSP:
+        c = (_STD_TO_CLIENT >> c) & 1
+    else:
         return f
-    if down != f.to_client:
+    if c != f.to_client:
         bad(f, "wrong direction")
     if p < 1:
         bad(f, "empty payload")
