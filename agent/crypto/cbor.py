@@ -17,9 +17,9 @@
 #
 # Memory: every length is checked against the bytes left before anything is allocated (an
 # array of n items needs at least n more bytes, a map of n pairs 2n), and lists and dicts
-# grow only as their items are decoded. The decoder is a loop, not a recursion: each item's
-# head is dispatched on its major type through a table of small decoders (_MAJOR), and a
-# container is a 4-slot list on its stack, at most max_depth of them open at once.
+# grow only as their items are decoded. The decoder is a loop, not a recursion: each item is
+# read by _item according to its major type, and a container is a 4-slot list on its
+# stack, at most max_depth of them open at once.
 try:
     from micropython import const
 except ImportError:
@@ -125,8 +125,8 @@ _DEPTH = const(4)
 
 
 class _Open:
-    """Returned in place of a value: by a decoder of the table below for a container it
-    opened, and by _close while a container is still open."""
+    """Returned in place of a value: by _item for a container it opened, and by _close
+    while a container is still open."""
 
 
 def _arg(d, major, ai, start):
@@ -153,33 +153,6 @@ def _arg(d, major, ai, start):
     raise _err("reserved additional information %d" % ai, start)
 
 
-def _uint(d, arg, start):
-    return arg
-
-
-def _nint(d, arg, start):
-    return -1 - arg
-
-
-def _string(d, arg, start):
-    p = d[_POS]
-    if arg > d[_END] - p:
-        raise _err("string of %d bytes overruns the input" % arg, start)
-    d[_POS] = p + arg
-    return d[_MV][p:p + arg]
-
-
-def _bstr(d, arg, start):
-    return bytes(_string(d, arg, start))
-
-
-def _tstr(d, arg, start):
-    s = _string(d, arg, start)
-    if not _utf8_ok(s, 0, arg):
-        raise _err("invalid UTF-8 in text string", start)
-    return str(bytes(s), "utf-8")
-
-
 def _nest(d, start):
     """Check that a container may open at start: not as a map key, not too deep."""
     stack = d[_STACK]
@@ -197,30 +170,6 @@ def _push(d, kind, box, n):
     return _Open
 
 
-def _array(d, arg, start):
-    _nest(d, start)
-    if arg > d[_END] - d[_POS]:  # each item takes a byte at least
-        raise _err("array of %d items overruns the input" % arg, start)
-    return _push(d, _F_ARRAY, [], arg)
-
-
-def _map(d, arg, start):
-    _nest(d, start)
-    if arg > (d[_END] - d[_POS]) >> 1:  # each pair takes two bytes at least
-        raise _err("map of %d pairs overruns the input" % arg, start)
-    return _push(d, _F_KEY, {}, arg)
-
-
-def _tag(d, arg, start):
-    _nest(d, start)
-    d[_STACK].append([_F_TAG, None, 1, arg])
-    return _Open
-
-
-# The decoder of each major type 0-6 (7, the simple values, has no argument to read).
-_MAJOR = (_uint, _nint, _bstr, _tstr, _array, _map, _tag)
-
-
 def _item(d):
     """The next data item, or _Open when it opens a container."""
     start = p = d[_POS]
@@ -229,16 +178,42 @@ def _item(d):
     ib = d[_MV][p]
     d[_POS] = p + 1
     major = ib >> 5
-    ai = ib & 31
     if major == _MAJOR_SIMPLE:
-        if ai == _FALSE:
+        ib &= 31
+        if ib == _FALSE:
             return False
-        if ai == _TRUE:
+        if ib == _TRUE:
             return True
-        if ai == _NULL:
+        if ib == _NULL:
             return None
-        raise _err(_simple_reason(ai), start)
-    return _MAJOR[major](d, _arg(d, major, ai, start), start)
+        raise _err(_simple_reason(ib), start)
+    arg = _arg(d, major, ib & 31, start)
+    if major == _MAJOR_UINT:
+        return arg
+    if major == _MAJOR_NINT:
+        return -1 - arg
+    p = d[_POS]
+    if major <= _MAJOR_TSTR:
+        if arg > d[_END] - p:
+            raise _err("string of %d bytes overruns the input" % arg, start)
+        d[_POS] = p + arg
+        s = d[_MV][p:p + arg]
+        if major == MAJOR_BSTR:
+            return bytes(s)
+        if not _utf8_ok(s, 0, arg):
+            raise _err("invalid UTF-8 in text string", start)
+        return str(bytes(s), "utf-8")
+    _nest(d, start)
+    if major == _MAJOR_ARRAY:
+        if arg > d[_END] - p:  # each item takes a byte at least
+            raise _err("array of %d items overruns the input" % arg, start)
+        return _push(d, _F_ARRAY, [], arg)
+    if major == _MAJOR_MAP:
+        if arg > (d[_END] - p) >> 1:  # each pair takes two bytes at least
+            raise _err("map of %d pairs overruns the input" % arg, start)
+        return _push(d, _F_KEY, {}, arg)
+    d[_STACK].append([_F_TAG, None, 1, arg])  # _MAJOR_TAG
+    return _Open
 
 
 def _close(d, val, start):
