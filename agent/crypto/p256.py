@@ -53,10 +53,10 @@ def _dbl(X, W, Z):
     zz = Z * Z % p
     t = W * W % p
     b = X * t % p
-    a = (X - zz) * (X + zz) * 3 % p
+    a = (X - zz) * 3 * (X + zz) % p
     Z = W * Z % p
-    X = (a * a - b - b) % p
-    W = ((a * (b - X) << 1) - t * t) % p
+    X = (a * a - (b << 1)) % p
+    W = (a * ((b - X) << 1) - t * t) % p
     return X, W, Z
 
 
@@ -77,12 +77,13 @@ def _add(X1, W1, Z1, X2, W2, Z2):
         if r == 0:
             return _dbl(X1, W1, Z1)
         return 1, 1, 0
-    t = (h * h << 2) % p
+    t = h << 1
+    t = t * t % p
     b = h * t % p
     u = u * t % p
     X3 = (r * r - b - u - u) % p
     W3 = ((r * (u - X3) - s * b) << 1) % p
-    Z3 = (Z1 * Z2 % p * h << 1) % p
+    Z3 = Z1 * Z2 % p * (h << 1) % p
     return X3, W3, Z3
 
 
@@ -223,10 +224,10 @@ def _shamir(nq, qx, qw, ng, gx, gw, top):
         zz = Z * Z % p
         t = W * W % p
         b = X * t % p
-        a = (X - zz) * (X + zz) * 3 % p
+        a = (X - zz) * 3 * (X + zz) % p
         Z = W * Z % p
-        X = (a * a - b - b) % p
-        W = ((a * (b - X) << 1) - t * t) % p
+        X = (a * a - (b << 1)) % p
+        W = (a * ((b - X) << 1) - t * t) % p
         # add the digit of u2 then the digit of u1, when nonzero
         d = nq[i]
         e = ng[i]
@@ -261,10 +262,11 @@ def _shamir(nq, qx, qw, ng, gx, gw, top):
                 else:
                     Z = 0
                 continue
-            t = (h * h << 2) % p
+            t = h << 1
+            t = t * t % p
             b = h * t % p
             a = X * t % p
             X = (r * r - b - a - a) % p
             W = ((r * (a - X) - W * b) << 1) % p
-            Z = (Z * h << 1) % p
+            Z = Z * (h << 1) % p
     return X, W, Z
