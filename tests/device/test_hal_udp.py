@@ -4,7 +4,7 @@ import os
 import socket
 
 from hal.udp import UdpTransport
-from agent.zcl import device as zcl, server as zcl_server
+from agent.zcl import frames as zcl, server as zcl_server
 from agent.errors import OtaError
 from tutil import eq
 

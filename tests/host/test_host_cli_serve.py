@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from agent.zcl import device as zcl
+from agent.zcl import frames as zcl
 from host_tools import progress
 from host_tools.lab import Lab, free_udp_port
 from tests.host.clirun import OTATOOL, ROOT, env, help_entries, rejected, run, usage

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 import crcmod.predefined
 
-from agent.zcl import device as zcl, server as zcl_server
+from agent.zcl import frames as zcl, server as zcl_server
 from hal import serial as dser
 from hal.serial import SerialTransport, open_tty
 from hal.udp import UdpTransport
@@ -86,7 +86,7 @@ def serve(link_, frames, addr_of=lambda a: a, before_reply=None):
 DEVICE_OTA = """
 import binascii
 import hashlib
-from agent.zcl import device as zcl
+from agent.zcl import frames as zcl
 
 def fetch(t, block):
     buf = bytearray(zcl.FRAME_MAX)
