@@ -192,6 +192,33 @@ def test_resume_from_a_sector_the_sink_names():
     eq((sink.payload_n, sink.payload_sha), (pn - 1000, _sha(name, jump, pl + pn)), "the rest")
 
 
+def test_take_feeds_only_the_block_at_its_offset():
+    # take(offset, data): the per-block entry (agent.update.Device.take during a transfer)
+    # feeds a block at the parser's position and returns the next; a duplicate or a block
+    # from elsewhere changes nothing. Fed so, an image parses as feed() parses it.
+    for name in ("core_v1.ota", "core_v2z.ota"):
+        sink = Sink()
+        p = Parser(_policy(), sink)
+        with Image(name) as img:
+            n = len(img)
+            off = 0
+            k = 0
+            while off < n:
+                size = (48, 7, 300)[k % 3]
+                k += 1
+                block = img.read(off, size if size < n - off else n - off)
+                if off:
+                    eq(p.take(off - 1, block), off, "a block from elsewhere")
+                    eq(p.take(off + 1, block), off, "a block from further on")
+                got = p.take(off, block)
+                eq(got, off + len(block), "the offset wanted next")
+                eq(p.pos, got, "the parser's position")
+                eq(p.take(off, block), got, "the same block again")
+                off = got
+        p.finish()
+        _check(p, sink, name)
+
+
 def test_seek_fetches_a_piece_again_and_refuses_outside_the_payload():
     name = "core_v1.ota"
     (_m, (t, _tn), (pl, pn)), _hl, _end = _parts(name)

@@ -3,7 +3,7 @@ import struct
 from binascii import crc32
 
 from agent.errors import BAD_LAYOUT, JOURNAL_CORRUPT, JOURNAL_FULL, FLASH_IO
-from agent.store.journal import Journal, REC_FMT, REC_HDR, CRC_FMT, MAGIC
+from agent.store.journal import Journal, REC_FMT, REC_HDR, CRC_FMT, MAGIC, RESIDUE
 from hal.flash import Area
 from hal.sim.nor import NorFlash, PowerCut
 from tutil import raises, eq
@@ -50,6 +50,18 @@ def test_record_format_sizes():
         eq(j.slots_per_sector, 4096 // rs)
         eq(j.sectors, 2)
     eq(MAGIC in (0x00, 0xFF), False)
+
+
+def test_crc_residue():
+    # a record is checked by the CRC-32 of the whole slot, its own CRC-32 included: that
+    # is RESIDUE exactly when the stored CRC-32 is the one of the bytes before it
+    for data in (b"", b"\x00", bytes(range(256)), b"journal" * 37, b"\xff" * 252):
+        c = crc32(data)
+        eq(crc32(struct.pack(CRC_FMT, c), c), RESIDUE, "residue")
+        eq(crc32(data + struct.pack(CRC_FMT, c)), RESIDUE, "in one piece")
+        for bit in (0, 9, 30, 31):
+            assert crc32(struct.pack(CRC_FMT, c ^ (1 << bit)), c) != RESIDUE, bit
+    assert RESIDUE < 1 << 30  # a small int on a 32-bit port
 
 
 def test_layout_checked():

@@ -9,6 +9,7 @@ from agent.store import slot as L
 from agent.store import check as verify
 from agent.store.state import State
 from agent.store.writer import SlotWriter
+from agent.store import writer
 from agent.errors import OtaError, BAD_LAYOUT, SECTOR_CRC, FLASH_IO
 from hal.flash import Area
 from devkit import Rig
@@ -135,20 +136,24 @@ def test_page_sizes():
 
 class BadWrites(Area):
     """An area over another whose writes into sector `bad` store one bit flipped, `times`
-    times (a failing flash cell, or a write that went wrong)."""
+    times (a failing flash cell, or a write that went wrong): in the middle of what is
+    written, or with `at`, only in a write at that offset, at its byte `byte`."""
 
-    def __init__(self, area, bad, times):
+    def __init__(self, area, bad, times, at=None, byte=0):
         Area.__init__(self, area.flash, area.base, area.size)
         self.bad = bad
         self.times = times
+        self.at = at
+        self.byte = byte
         self.hits = 0
 
     def write(self, offset, data):
-        if self.times and offset // self.sector_size == self.bad:
+        if self.times and offset // self.sector_size == self.bad \
+                and (self.at is None or offset == self.at):
             self.times -= 1
             self.hits += 1
             data = bytearray(data)
-            data[len(data) // 2] ^= 0x10
+            data[len(data) // 2 if self.at is None else self.byte] ^= 0x10
         Area.write(self, offset, data)
 
 
@@ -171,6 +176,36 @@ def test_raw_sector_that_reads_back_wrong_is_written_again_from_its_start():
     _feed(p, img, (48,), off)
     _installed(r, RAW, sink)
     eq(slot.area.hits, 1, "one bad write")
+
+
+def test_raw_sector_read_back_finds_a_bad_byte_in_any_read():
+    # the read-back reads a sector through a buffer of READBACK bytes and checks the
+    # CRC-32 of all of it with the table entry's bytes after the last read: a bad bit is
+    # found in the first page, a page in the middle, the first byte after a read's end,
+    # the last page, and the last, short sector
+    rb = writer.READBACK
+    last = 5 * 4096  # core_v2's sixth and last sector holds 100 bytes
+    for at, byte in ((4096, 0), (4096 + 1024, 17), (4096 + rb, 0), (4096 + rb - 256, 255),
+                     (2 * 4096 - 256, 255), (last, 99)):
+        r = Rig()
+        slot = r.board.slots[1]
+        slot.area = BadWrites(slot.area, at // 4096, 1, at, byte)
+        img = Image(RAW)
+        sink = Sink(slot)
+        p = Parser(r.dev.policy(), sink)
+        try:
+            _feed(p, img, (48,))
+            raise AssertionError("a bad byte at %d passed" % (at + byte))
+        except OtaError as e:
+            eq(e.reason, SECTOR_CRC, "reason")
+        k = at // 4096
+        eq(sink.ck.next, k, "the checkpoint stays before the bad sector")
+        off = sink.w.resume_offset(p)
+        eq(off, p.payload_offset() + k * 4096, "fetched again from the sector's start")
+        p.seek(off)
+        _feed(p, img, (48,), off)
+        _installed(r, RAW, sink)
+        eq(slot.area.hits, 1, "one bad write")
 
 
 def test_deflate_sector_is_written_twice_then_refused():

@@ -142,3 +142,29 @@ def test_supplier_signature_required():
     eq(sum(r.flash.sector_erases[first:]), 0, "rejected before anything was written")
     r.provision("img_supplier.ota")
     eq(r.dev.st.run_version, 2, "version")
+
+
+def test_take_goes_to_the_transfer_in_progress():
+    # from begin() on, Device.take is the new parser's take: a block at its offset is fed
+    # (the offset wanted next returned), any other ignored; after recover() and another
+    # begin(), blocks go to the new transfer's parser, never to the one before
+    r = Rig()
+    r.provision()
+    d = r.dev
+    eq(d.begin(), 0, "from the start")
+    old = d.parser
+    eq(d.take(0, V2[0:48]), 48, "fed")
+    eq(d.take(0, V2[0:48]), 48, "a duplicate ignored")
+    eq(d.take(96, V2[96:144]), 48, "a block from further on ignored")
+    eq(old.pos, 48, "the parser's position")
+    d.recover()
+    eq(d.parser, None, "no transfer")
+    d.begin()
+    new = d.parser
+    assert new is not old
+    eq(d.take(0, V2[0:100]), 100, "the new transfer")
+    eq((old.pos, new.pos), (48, 100), "the old parser untouched")
+    off = 100
+    while not d.done():
+        off = d.feed(off, V2[off:off + 48])
+    eq(d.st.phase, S.HELD, "held")

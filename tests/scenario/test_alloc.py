@@ -7,13 +7,17 @@
 #   - no block touches the heap at all, transient allocations included (a function whose
 #     frame exceeds MicroPython's limit takes it from the heap on every call), except at the
 #     per-sector checkpoint: with gc.threshold(1) any allocation runs a collection, which
-#     frees a piece of garbage made before the block.
+#     frees a piece of garbage made before the block;
+#   - what a block keeps allocated, the collector off, is nothing but at a sector's end, and
+#     there at most SECTOR_BUDGET bytes (a 32-bit port's u32 ints: the CRC-32 of the first
+#     read of the sector's read-back, the journal record's CRC-32).
 # Under CPython the same download runs and is checked; the heap checks are MicroPython's,
 # so those three tests end there as skipped (tutil.skip), not passed.
 # Both paths: Image Page Requests (the default: a page of blocks per request, the frames
 # replayed in order) and Image Block Requests (Client.page = 0).
 import sys
 import gc
+import array
 
 from agent.zcl import client as C
 from agent.zcl import server as zcl_server
@@ -29,6 +33,7 @@ MP_ONLY = "the heap checks need MicroPython's gc.mem_alloc, heap_lock and gc.thr
 if MP:
     import micropython
 
+SECTOR_BUDGET = 64  # bytes a sector's checkpoint may leave allocated
 MAN = 0x1234
 TYPE = 0x0001
 HW = 2
@@ -82,6 +87,13 @@ class Replay:
             elif i == self.stop:
                 micropython.heap_unlock()
                 self.lock = False
+        elif m == "sector":  # what each block leaves allocated, the collector off
+            if i == self.start:
+                gc.collect()
+                gc.disable()
+            self.marks[i - self.start] = gc.mem_alloc()
+            if i == self.stop:
+                gc.enable()
         elif m == "touch":
             if i > self.start and gc.mem_alloc() < self.mark:
                 self.value += 1  # a collection ran: something allocated during that block
@@ -188,6 +200,26 @@ def test_no_block_touches_the_heap_but_at_a_checkpoint(page=True):
     assert touched <= checkpoints, (touched, checkpoints)
 
 
+def test_allocation_per_sector_is_bounded(page=True):
+    img, ver, link, dev, cl = rig("core_v2.ota", page)
+    download(img, ver, link, dev, cl, "time")
+    if not MP:
+        skip(MP_ONLY)
+    link.marks = array.array("i", [0] * (link.stop - link.start + 1))  # made before: the
+    saves = dev.journal.records                                      # window allocates none
+    try:
+        download(img, ver, link, dev, cl, "sector")
+    finally:
+        gc.enable()
+    m = link.marks
+    kept = [m[j + 1] - m[j] for j in range(len(m) - 1)]  # block start + j (the last, which
+    grew = [x for x in kept if x]                        # checks the slot, is not measured)
+    checkpoints = dev.journal.records - saves
+    assert len(grew) <= checkpoints, (grew, checkpoints)
+    for x in grew:
+        assert 0 < x <= SECTOR_BUDGET, grew
+
+
 def test_download_with_block_requests():
     test_download_through_the_replayed_link(False)
 
@@ -202,3 +234,7 @@ def test_heap_locked_with_block_requests():
 
 def test_heap_untouched_with_block_requests():
     test_no_block_touches_the_heap_but_at_a_checkpoint(False)
+
+
+def test_allocation_per_sector_with_block_requests():
+    test_allocation_per_sector_is_bounded(False)
