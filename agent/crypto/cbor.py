@@ -124,9 +124,10 @@ _STACK = const(3)
 _DEPTH = const(4)
 
 
-class _Open:
-    """Returned in place of a value: by _item for a container it opened, and by _close
-    while a container is still open."""
+# Returned in place of a value: by _item for a container it opened, and by _close while a
+# container is still open. Ellipsis, which no CBOR item decodes to (a constant: no object
+# made at import).
+_OPEN = const(...)
 
 
 def _arg(d, major, ai, start):
@@ -167,11 +168,11 @@ def _push(d, kind, box, n):
     if n == 0:
         return box
     d[_STACK].append([kind, box, n, None])
-    return _Open
+    return _OPEN
 
 
 def _item(d):
-    """The next data item, or _Open when it opens a container."""
+    """The next data item, or _OPEN when it opens a container."""
     start = p = d[_POS]
     if p >= d[_END]:
         raise _err("truncated", p)
@@ -213,12 +214,12 @@ def _item(d):
             raise _err("map of %d pairs overruns the input" % arg, start)
         return _push(d, _F_KEY, {}, arg)
     d[_STACK].append([_F_TAG, None, 1, arg])  # _MAJOR_TAG
-    return _Open
+    return _OPEN
 
 
 def _close(d, val, start):
     """Hand the finished item val to the open containers, closing those it completes; the
-    whole item once none is left open, else _Open."""
+    whole item once none is left open, else _OPEN."""
     stack = d[_STACK]
     while stack:
         f = stack[-1]
@@ -233,7 +234,7 @@ def _close(d, val, start):
                 raise _err("duplicate map key", start)
             f[3] = val
             f[0] = _F_VALUE
-            return _Open
+            return _OPEN
         elif kind == _F_VALUE:
             f[1][f[3]] = val
             f[0] = _F_KEY
@@ -241,7 +242,7 @@ def _close(d, val, start):
             val = Tag(f[3], val)
         f[2] -= 1
         if f[2]:
-            return _Open
+            return _OPEN
         stack.pop()
         if kind != _F_TAG:
             val = f[1]
@@ -258,9 +259,9 @@ def decode(buf, max_depth=8):
     while True:
         start = d[_POS]
         val = _item(d)
-        if val is not _Open:
+        if val is not _OPEN:
             val = _close(d, val, start)
-            if val is not _Open:
+            if val is not _OPEN:
                 p = d[_POS]
                 if p != d[_END]:
                     raise _err("%d bytes after the item" % (d[_END] - p), p)
