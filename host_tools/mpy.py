@@ -31,10 +31,12 @@ BOARDS = {
 # rv32imc for the ESP32-C3/C6, x64 or x86 for the unix port on a PC. Without -march the
 # .mpy holds bytecode only and loads on any port.
 _ARCH_STAMP = ".march"
-# Device-package modules no device runs: the server side of the ZCL codec (the host's Hub
-# and the tests use it), the text of each reason code (agent.errors.message reads it where
-# present) and the writing side of the image format (signer and tests). Left out of every
-# board's build, as agent/package.json leaves them; the tests run them under MicroPython.
+# Device-package modules no device runs: the server side of the ZCL codec and the
+# declarations only it uses (the host's Hub and the tests use it), the text of each reason
+# code (agent.errors.message reads it where present) and the writing side of the image
+# format with the manifest's keys by name (signer, emulation and tests; agent.image.fmt and
+# agent.image.manifest hand its names on where it is present). Left out of every board's
+# build, as agent/package.json leaves them; the tests run them under MicroPython.
 HOST_ONLY = ("agent/zcl/server.py", "agent/errtext.py", "agent/image/pack.py")
 # Modules holding native (viper) code: mpy-cross compiles them only with a -march. A build
 # without one copies them as source instead, which a port compiles at import with its own
