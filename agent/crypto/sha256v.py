@@ -15,6 +15,7 @@ def absorb(s: ptr32, t: ptr32, d: ptr8, n: int):
     # s: the state (agent.crypto.sha256r.STATE_FMT: 8 words, the length, 64 pending bytes at 36);
     # t: 64 schedule words, the 64 round constants, then 0xFFFFFFFF; d[:n]: the data
     sb = ptr8(s)
+    k = ptr32(uint(t) + 256)        # the round constants
     m = uint(t[128])
     fill = int(s[8]) & 63
     s[8] = uint(s[8]) + uint(n)
@@ -25,14 +26,14 @@ def absorb(s: ptr32, t: ptr32, d: ptr8, n: int):
             o = i
             i += 64
         else:
-            k = 64 - fill
-            if k > n - i:
-                k = n - i
-            while k > 0:
+            r = 64 - fill
+            if r > n - i:
+                r = n - i
+            while r > 0:
                 sb[36 + fill] = d[i]
                 fill += 1
                 i += 1
-                k -= 1
+                r -= 1
             if fill < 64:
                 break
             src = sb                        # the pending bytes make a block
@@ -60,20 +61,58 @@ def absorb(s: ptr32, t: ptr32, d: ptr8, n: int):
         f = uint(s[5])
         g = uint(s[6])
         hh = uint(s[7])
+        # eight rounds a turn, the working variables renamed rather than moved: round i
+        # finds a..h under the names rotated right by i. x is T1; the new e (d + T1) and the
+        # new a (T1 + T2) are written where d and h stood.
         j = 0
         while j < 64:
-            s1 = ((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21)) ^ ((e >> 25) | (e << 7))
-            t1 = hh + s1 + (g ^ (e & (f ^ g))) + uint(t[64 + j]) + uint(t[j])
-            s0 = ((a >> 2) | (a << 30)) ^ ((a >> 13) | (a << 19)) ^ ((a >> 22) | (a << 10))
-            t2 = s0 + ((a & bb) | (c & (a | bb)))
-            hh = g
-            g = f
-            f = e
-            e = (dd + t1) & m
-            dd = c
-            c = bb
-            bb = a
-            a = (t1 + t2) & m
+            x = (hh + (((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21))
+                 ^ ((e >> 25) | (e << 7))) + (g ^ (e & (f ^ g))) + uint(k[j]) + uint(t[j]))
+            dd = (dd + x) & m
+            hh = (x + (((a >> 2) | (a << 30)) ^ ((a >> 13) | (a << 19))
+                  ^ ((a >> 22) | (a << 10))) + ((a & bb) | (c & (a | bb)))) & m
+            j += 1
+            x = (g + (((dd >> 6) | (dd << 26)) ^ ((dd >> 11) | (dd << 21))
+                 ^ ((dd >> 25) | (dd << 7))) + (f ^ (dd & (e ^ f))) + uint(k[j]) + uint(t[j]))
+            c = (c + x) & m
+            g = (x + (((hh >> 2) | (hh << 30)) ^ ((hh >> 13) | (hh << 19))
+                  ^ ((hh >> 22) | (hh << 10))) + ((hh & a) | (bb & (hh | a)))) & m
+            j += 1
+            x = (f + (((c >> 6) | (c << 26)) ^ ((c >> 11) | (c << 21))
+                 ^ ((c >> 25) | (c << 7))) + (e ^ (c & (dd ^ e))) + uint(k[j]) + uint(t[j]))
+            bb = (bb + x) & m
+            f = (x + (((g >> 2) | (g << 30)) ^ ((g >> 13) | (g << 19))
+                  ^ ((g >> 22) | (g << 10))) + ((g & hh) | (a & (g | hh)))) & m
+            j += 1
+            x = (e + (((bb >> 6) | (bb << 26)) ^ ((bb >> 11) | (bb << 21))
+                 ^ ((bb >> 25) | (bb << 7))) + (dd ^ (bb & (c ^ dd))) + uint(k[j]) + uint(t[j]))
+            a = (a + x) & m
+            e = (x + (((f >> 2) | (f << 30)) ^ ((f >> 13) | (f << 19))
+                  ^ ((f >> 22) | (f << 10))) + ((f & g) | (hh & (f | g)))) & m
+            j += 1
+            x = (dd + (((a >> 6) | (a << 26)) ^ ((a >> 11) | (a << 21))
+                 ^ ((a >> 25) | (a << 7))) + (c ^ (a & (bb ^ c))) + uint(k[j]) + uint(t[j]))
+            hh = (hh + x) & m
+            dd = (x + (((e >> 2) | (e << 30)) ^ ((e >> 13) | (e << 19))
+                  ^ ((e >> 22) | (e << 10))) + ((e & f) | (g & (e | f)))) & m
+            j += 1
+            x = (c + (((hh >> 6) | (hh << 26)) ^ ((hh >> 11) | (hh << 21))
+                 ^ ((hh >> 25) | (hh << 7))) + (bb ^ (hh & (a ^ bb))) + uint(k[j]) + uint(t[j]))
+            g = (g + x) & m
+            c = (x + (((dd >> 2) | (dd << 30)) ^ ((dd >> 13) | (dd << 19))
+                  ^ ((dd >> 22) | (dd << 10))) + ((dd & e) | (f & (dd | e)))) & m
+            j += 1
+            x = (bb + (((g >> 6) | (g << 26)) ^ ((g >> 11) | (g << 21))
+                 ^ ((g >> 25) | (g << 7))) + (a ^ (g & (hh ^ a))) + uint(k[j]) + uint(t[j]))
+            f = (f + x) & m
+            bb = (x + (((c >> 2) | (c << 30)) ^ ((c >> 13) | (c << 19))
+                  ^ ((c >> 22) | (c << 10))) + ((c & dd) | (e & (c | dd)))) & m
+            j += 1
+            x = (a + (((f >> 6) | (f << 26)) ^ ((f >> 11) | (f << 21))
+                 ^ ((f >> 25) | (f << 7))) + (hh ^ (f & (g ^ hh))) + uint(k[j]) + uint(t[j]))
+            e = (e + x) & m
+            a = (x + (((bb >> 2) | (bb << 30)) ^ ((bb >> 13) | (bb << 19))
+                  ^ ((bb >> 22) | (bb << 10))) + ((bb & c) | (dd & (bb | c)))) & m
             j += 1
         s[0] = uint(s[0]) + a
         s[1] = uint(s[1]) + bb

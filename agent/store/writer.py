@@ -67,6 +67,7 @@ class SlotWriter:
         self._e1 = e[4:8]   # fmt.TABLE_RAW_FMT), read as little-endian u32 without the
         self._e2 = e[8:12]  # tuple struct.unpack_from would allocate
         self.raw = False    # streaming raw payload sectors (checked as each one ends)
+        self.clen = 0       # deflate: the length of the chunk being gathered (0: raw)
         self.mi = None      # Manufacturer Image hash of a deflate download (agent.crypto.sha256r)
         self.ck = None      # the state record holding the checkpoint (start, resume)
         self._chunk = None
@@ -81,6 +82,7 @@ class SlotWriter:
         self.ck = ck if ck is not None else State()
         self.ck.next = 0
         self.raw = False
+        self.clen = 0
 
     def resume(self, slot, p, ck):
         """Continue the download of the image p parses (its manifest verified) into slot,
@@ -92,6 +94,7 @@ class SlotWriter:
         self.cose_len = p.cose_len
         self._tab = slot.meta + TABLE_OFF
         self.raw = False
+        self.clen = 0
         self._payload_start()
         return self.resume_offset(p)
 
@@ -139,6 +142,15 @@ class SlotWriter:
             self._stream(mv)
             if self.woff + self.wfill == self.m.size:
                 self._flush()
+        elif self.clen:  # deflate: as _deflate, one call less
+            f = self.pos
+            e = f + len(mv)
+            if e < self.clen:  # inside the chunk: the common case
+                f += self._cb
+                self._chunk[f:f + len(mv)] = mv
+                self.pos = e
+                return
+            self._deflate(mv)
         elif self.m.encoding == fmt.ENC_RAW:
             self._raw(mv)
         else:
