@@ -50,10 +50,11 @@ def test_fill_and_count_agree():
 
 def test_program_agrees_and_refuses_without_a_change():
     src = _data(300, 5)
+    old = _data(300, 7)
     for _copy, _fill, _count, program in _engines():
         for d, s, n in _CASES + [(0, 0, 16), (4, 0, 48), (8, 4, 60), (1, 0, 33)]:
             for v in (0xFF, 0x00):
-                dst = _data(300, 7)
+                dst = bytearray(old)
                 dst[d:d + n] = bytes((v,)) * n
                 want = bytearray(dst)
                 want[d:d + n] = src[s:s + n]
@@ -64,7 +65,7 @@ def test_program_agrees_and_refuses_without_a_change():
                 # one byte not erased, at the start, in the middle or at the end: refused,
                 # and the bytes copied before it was found are erased again
                 for k in (0, n // 2, n - 1):
-                    dst = _data(300, 7)
+                    dst = bytearray(old)
                     dst[d:d + n] = bytes((v,)) * n
                     dst[d + k] ^= 0x81
                     want = bytearray(dst)
