@@ -6,6 +6,10 @@
 #                       allocates nothing (a memoryview slice would), for twice the RAM
 #   FileFlash(path, size, ...)                                    RAM copy written through to a file
 #
+# read, write and erase run in a window object (_Window): flash.window(base, size) gives one
+# over an area, whose methods hal.flash.Area takes as its own, so that an access through an
+# area is one Python call and one hal.sim.mem loop, checks included.
+#
 # Rules: writes cover whole write units and only erased bytes (a write to any non-erased byte
 # fails with FLASH_NOT_ERASED and changes nothing; real NOR would AND the bits, this flash
 # forbids it); erases cover whole sectors; every access is range checked.
@@ -19,8 +23,12 @@
 import os
 
 from hal.sim import mem
+from hal.sim.mem import copy, fill, program
 from agent.errors import OtaError, FLASH_ALIGN, FLASH_RANGE, FLASH_NOT_ERASED, FLASH_IO, \
     BAD_LAYOUT
+
+
+_len = len  # a module global: a builtin is found only after a search of all of them
 
 
 class PowerCut(BaseException):
@@ -60,6 +68,7 @@ class NorFlash:
         self._mv = memoryview(self._mem)
         self._fill()
         self._io = None
+        self._all = None
         if mirror:
             import io
             self._io = io.BytesIO(self._mem)
@@ -71,6 +80,7 @@ class NorFlash:
         self._seed = 0
         self._bad_writes = 0
         self._bad_erases = 0
+        self._odd = False
 
     def _fill(self):
         mem.fill(self._mem, 0, self.size, self.erased)
@@ -103,6 +113,7 @@ class NorFlash:
             self.cut = True
         else:
             self._cut_at = self.ops + n
+        self._rearm()
 
     def fail_after_ops(self, n):
         """The next n operations complete; power fails at the end of the n-th (n=0: now)."""
@@ -112,14 +123,17 @@ class NorFlash:
         """The reboot after a cut: accesses work again. An armed fail_at that has not fired
         stays armed."""
         self.cut = False
+        self._rearm()
 
     def fail_writes(self, n):
         """The next n non-empty writes raise OtaError(FLASH_IO) and change nothing."""
         self._bad_writes = n
+        self._rearm()
 
     def fail_erases(self, n):
         """The next n erases raise OtaError(FLASH_IO) and change nothing."""
         self._bad_erases = n
+        self._rearm()
 
     def flip_bits(self, offset, mask):
         """XOR the byte at offset with mask, ignoring the NOR rules (corruption)."""
@@ -152,7 +166,10 @@ class NorFlash:
         ss = self.sector_size
         o = 0
         for sec in snap[0]:
-            self._mem[o:o + ss] = self._blank if sec is None else sec
+            if sec is None:
+                mem.fill(self._mem, o, ss, self.erased)
+            else:
+                mem.copy(self._mem, o, sec, 0, ss)
             o += ss
         self.ops, self.writes, self.erases, self.bytes_written = snap[1:5]
         self.sector_erases = list(snap[5])
@@ -160,54 +177,95 @@ class NorFlash:
         self._cut_at = 0
         self._bad_writes = 0
         self._bad_erases = 0
+        self._odd = False
         self._sync(0, self.size)
 
-    # ---- checks ------------------------------------------------------------------------
+    def _rearm(self):
+        # _odd: power off, a cut armed or failures injected, which the usual write and erase
+        # leave to _odd_write and _odd_erase
+        self._odd = self.cut or self._cut_at != 0 or self._bad_writes > 0 \
+            or self._bad_erases > 0
 
-    def _alive(self):
-        if self.cut:
-            raise PowerCut()
+    # ---- the flash interface -----------------------------------------------------------
+
+    def read(self, offset, buf):
+        self._window().read(offset, buf)
+
+    def write(self, offset, data):
+        self._window().write(offset, data)
+
+    def erase(self, offset, size):
+        self._window().erase(offset, size)
+
+    def window(self, base, size):
+        """The read, write and erase of [base, base + size) (whole sectors inside the
+        flash), offsets relative to base, as one object: hal.flash.Area calls them in place
+        of its own, one call per operation. None when a subclass has its own read, write or
+        erase, which the area must then call."""
+        c = type(self)
+        if c.read is not NorFlash.read or c.write is not NorFlash.write \
+                or c.erase is not NorFlash.erase:
+            return None
+        return _Window(self, base, size, "area")
+
+    def _window(self):
+        # the window of the whole flash, made at the first access (after a subclass or a
+        # test has put the contents in place)
+        w = self._all
+        if w is None:
+            w = self._all = _Window(self, 0, self.size, "flash")
+        return w
+
+    def _synced(self):
+        # True when _sync has a copy to keep up to date
+        return self._io is not None
 
     def _range(self, offset, n):
         if offset < 0 or n < 0 or offset + n > self.size:
             raise OtaError(FLASH_RANGE, "0x%X+%d in flash of 0x%X" % (offset, n, self.size))
 
-    def _count(self):
-        # one more operation issued; True when power fails during it
-        self.ops += 1
-        if self._cut_at and self.ops >= self._cut_at:
-            self._cut_at = 0
+    def _odd_write(self, w, offset, data, n):
+        # write() of window w while _odd: True when it is done with (an empty write), False
+        # when the usual write goes on; or raises (power off, an injected failure, the cut)
+        if self.cut:
+            raise PowerCut()
+        if (offset | n) & w.wm:
+            raise w._misaligned("write", offset, n)
+        if not n:
             return True
+        if self._bad_writes > 0:
+            self._bad_writes -= 1
+            self._rearm()
+            raise OtaError(FLASH_IO, "write 0x%X+%d" % (offset, n))
+        if self._cut_at and self.ops >= self._cut_at - 1:
+            self._cut_write(offset, data, n)
         return False
 
-    # ---- the flash interface -----------------------------------------------------------
-
-    # The frames of read and write stay within 11 words (locals and stack), so that
-    # MicroPython keeps them on the C stack: a larger one is taken from the heap.
-
-    def read(self, offset, buf):
-        self._alive()
-        n = len(buf)
-        self._range(offset, n)
-        if self._io is None:
-            mem.copy(buf, 0, self._mem, offset, n)
-        else:
-            self._io.seek(offset)
-            self._io.readinto(buf)
-
-    def write(self, offset, data):
-        n = len(data)
-        if not self._writable(offset, n):
-            return
-        self.writes += 1
-        if self._count():
-            self._cut_write(offset, data, n)
-        mem.copy(self._mem, offset, data, 0, n)
-        self.bytes_written += n
-        self._sync(offset, n, data)
+    def _odd_erase(self, w, offset, size):
+        # erase() while _odd, as _odd_write; counts the operation when it goes on
+        if self.cut:
+            raise PowerCut()
+        if (offset | size) & w.sm:
+            raise w._misaligned("erase", offset, size)
+        if not size:
+            return True
+        if self._bad_erases > 0:
+            self._bad_erases -= 1
+            self._rearm()
+            raise OtaError(FLASH_IO, "erase 0x%X+%d" % (offset, size))
+        self.ops += 1
+        if self._cut_at and self.ops >= self._cut_at:
+            self._cut_erase(offset, size)
+        return False
 
     def _cut_write(self, offset, data, n):
-        # power fails during this write: torn, or after it completes
+        # the write power fails during (it reaches _cut_at): checked as any other, counted,
+        # then torn or completed, and the power is off
+        if mem.count(self._mem, offset, n, self.erased) != n:
+            raise OtaError(FLASH_NOT_ERASED, "write 0x%X+%d" % (offset, n))
+        self.writes += 1
+        self.ops += 1
+        self._cut_at = 0
         if self._tear:
             self._tear_write(offset, data)
             self._sync(offset, n)
@@ -216,53 +274,29 @@ class NorFlash:
             self.bytes_written += n
             self._sync(offset, n, data)
         self.cut = True
+        self._rearm()
         raise PowerCut()
 
-    def _writable(self, offset, n):
-        # False for an empty write; raises for any other that breaks a rule
-        self._alive()
-        ws = self.write_size
-        if offset % ws or n % ws:
-            raise OtaError(FLASH_ALIGN, "write 0x%X+%d, unit %d" % (offset, n, ws))
-        self._range(offset, n)
-        if n == 0:
-            return False
-        if self._bad_writes > 0:
-            self._bad_writes -= 1
-            raise OtaError(FLASH_IO, "write 0x%X+%d" % (offset, n))
-        if mem.count(self._mem, offset, n, self.erased) != n:
-            raise OtaError(FLASH_NOT_ERASED, "write 0x%X+%d" % (offset, n))
-        return True
-
-    def erase(self, offset, size):
-        self._alive()
-        ss = self.sector_size
-        if offset % ss or size % ss:
-            raise OtaError(FLASH_ALIGN, "erase 0x%X+%d, sector %d" % (offset, size, ss))
-        self._range(offset, size)
-        if size == 0:
-            return
-        if self._bad_erases > 0:
-            self._bad_erases -= 1
-            raise OtaError(FLASH_IO, "erase 0x%X+%d" % (offset, size))
-        cut = self._count()
-        if cut and self._tear:
+    def _cut_erase(self, offset, size):
+        # the erase power fails during: torn, or completed, and the power is off
+        self._cut_at = 0
+        if self._tear:
             self._tear_erase(offset, size)
             self._sync(offset, size)
-            self.cut = True
-            raise PowerCut()
-        self._wipe(offset, size)
-        if cut:
-            self.cut = True
-            raise PowerCut()
+        else:
+            mem.fill(self._mem, offset, size, self.erased)
+            self._erased(offset, size)
+        self.cut = True
+        self._rearm()
+        raise PowerCut()
 
-    def _wipe(self, offset, size):
+    def _erased(self, offset, size):
+        # counters and copies after sectors [offset, offset + size) were erased
         ss = self.sector_size
+        self.erases += size // ss
         while size:
-            mem.fill(self._mem, offset, ss, self.erased)
             self.sector_erases[offset // ss] += 1
             self._sync(offset, ss, self._blank)
-            self.erases += 1
             offset += ss
             size -= ss
 
@@ -335,6 +369,97 @@ class NorFlash:
                 mem[i] = (mem[i] | m) if e else (mem[i] & ~m & 0xFF)
 
 
+class _Window:
+    """The read, write and erase of NorFlash over [base, base + size): the checks of
+    hal.flash.Area and of the flash in one call each, the byte loops in hal.sim.mem.
+
+    The usual case runs here (a few attribute reads, one hal.sim.mem call); the rare ones
+    (power cut, injected failures, copies to keep) in the flash's methods. Each method's
+    frame stays within 11 words (locals and stack), so that MicroPython keeps it off the
+    heap."""
+
+    def __init__(self, fl, base, size, what):
+        self.fl = fl
+        self.base = base
+        self.size = size
+        self.what = what
+        self.mem = fl._mem
+        self.io = fl._io
+        self.sync = fl._synced()
+        self.e = fl.erased
+        self.wm = fl.write_size - 1
+        self.sm = fl.sector_size - 1
+        if self.io is not None:
+            self.read = self._read_io
+
+    def _misaligned(self, what, offset, n):
+        unit = "unit %d" % (self.wm + 1) if what == "write" else "sector %d" % (self.sm + 1)
+        return OtaError(FLASH_ALIGN, "%s 0x%X+%d, %s" % (what, offset, n, unit))
+
+    def _outside(self, offset, n):
+        return OtaError(FLASH_RANGE, "0x%X+%d in %s of 0x%X" % (offset, n, self.what,
+                                                               self.size))
+
+    def read(self, offset, buf):
+        n = _len(buf)
+        if offset < 0 or offset + n > self.size:
+            raise self._outside(offset, n)
+        if self.fl.cut:
+            raise PowerCut()
+        copy(buf, 0, self.mem, self.base + offset, n)
+
+    def _read_io(self, offset, buf):
+        # read() of a flash with a copy in an io.BytesIO (NorFlash mirror=True)
+        n = _len(buf)
+        if offset < 0 or offset + n > self.size:
+            raise self._outside(offset, n)
+        if self.fl.cut:
+            raise PowerCut()
+        self.io.seek(self.base + offset)
+        self.io.readinto(buf)
+
+    def write(self, offset, data):
+        n = _len(data)
+        if offset < 0 or offset + n > self.size:
+            raise self._outside(offset, n)
+        fl = self.fl
+        offset += self.base
+        if fl._odd and fl._odd_write(self, offset, data, n):
+            return
+        if (offset | n) & self.wm:
+            raise self._misaligned("write", offset, n)
+        if not n:
+            return
+        if not program(self.mem, offset, data, n, self.e):
+            raise OtaError(FLASH_NOT_ERASED, "write 0x%X+%d" % (offset, n))
+        fl.ops += 1
+        fl.writes += 1
+        fl.bytes_written += n
+        if self.sync:
+            fl._sync(offset, n, data)
+
+    def erase(self, offset, size):
+        if offset < 0 or size < 0 or offset + size > self.size:
+            raise self._outside(offset, size)
+        fl = self.fl
+        offset += self.base
+        if fl._odd:
+            if fl._odd_erase(self, offset, size):
+                return
+        elif (offset | size) & self.sm:
+            raise self._misaligned("erase", offset, size)
+        elif not size:
+            return
+        else:
+            fl.ops += 1
+        fill(self.mem, offset, size, self.e)
+        if size > self.sm + 1 or self.sync:
+            fl._erased(offset, size)
+        else:
+            fl.erases += 1
+            fl.sector_erases[offset // size] += 1
+
+
 class FileFlash(NorFlash):
     """NorFlash whose contents live in a file, so a restarted process sees what a rebooted
     device would. A missing file is created erased; an existing one must have `size` bytes.
@@ -363,6 +488,9 @@ class FileFlash(NorFlash):
                 self.close()
                 raise OtaError(FLASH_IO, "%s: read %d of %d" % (path, got, size))
             got += k
+
+    def _synced(self):
+        return True
 
     def _sync(self, offset, n, data=None):
         f = self._f

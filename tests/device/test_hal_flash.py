@@ -1,6 +1,8 @@
 # hal.flash.Area: a window of a flash device with the same interface, offsets relative to its
 # start, every access kept inside it (over the strict NOR flash of hal.sim.nor).
-from agent.errors import FLASH_ALIGN, FLASH_RANGE
+import sys
+
+from agent.errors import FLASH_ALIGN, FLASH_RANGE, FLASH_NOT_ERASED
 from hal.flash import Area
 from hal.sim.nor import NorFlash
 from tutil import raises, eq
@@ -68,3 +70,60 @@ def test_areas_side_by_side_do_not_overlap():
     eq(read(a, 511, 1) + read(b, 0, 1), b"ab")
     b.erase(0, 512)
     eq(read(a, 0, 512), b"a" * 512, "erasing one leaves the other")
+
+
+def test_area_over_nor_calls_the_flash_s_window():
+    # one call per operation: the area's read, write and erase are the flash's, bound to
+    # the window, with the area's checks (above) and the flash's rules
+    f = NorFlash(4 * 256, 256, 4)
+    a = Area(f, 256, 512)
+    calls = []
+    f.read = f.write = f.erase = lambda o, b: calls.append(o)
+    a.write(4, b"abcd")
+    raises(FLASH_NOT_ERASED, a.write, 0, b"wxyzabcd")
+    eq(read(a, 0, 12), b"\xff" * 4 + b"abcd" + b"\xff" * 4, "a refused write changes nothing")
+    eq((f.ops, f.writes, f.bytes_written), (1, 1, 4))
+    a.erase(0, 256)
+    eq((f.ops, f.erases, list(f.sector_erases)), (2, 1, [0, 1, 0, 0]))
+    eq(calls, [], "not through the flash's own methods")
+
+
+class _Subclass(Area):
+    def write(self, offset, data):
+        self.seen = offset
+        Area.write(self, offset, data)
+
+
+def test_a_subclass_keeps_its_own_methods():
+    f = NorFlash(4 * 256, 256, 1)
+    a = _Subclass(f, 256, 512)
+    a.write(3, b"q")
+    eq((a.seen, read(f, 259, 1)), (3, b"q"))
+    raises(FLASH_RANGE, a.write, 512, b"q")
+
+
+def test_read_write_erase_allocate_nothing():
+    if sys.implementation.name != "micropython":
+        return
+    import micropython
+    from hal.sim import mem
+    viper = mem.program is not mem.PLAIN[3]
+    # without the viper loops a read allocates nothing only from a mirrored flash
+    f = NorFlash(8 * 1024, 1024, 4, 0xFF, not viper)
+    a = Area(f, 1024, 4096)
+    buf = bytearray(256)
+    view = memoryview(buf)
+    f.read(0, buf)  # the flash's own window is made at its first access
+    buf[0] = 0x5A
+    micropython.heap_lock()
+    try:
+        if viper:
+            a.write(0, view)
+            a.erase(1024, 1024)
+            f.write(1024 + 2048, buf)
+        a.read(256, buf)
+        a.read(0, view)
+        f.read(1024, view)
+    finally:
+        micropython.heap_unlock()
+    eq(buf[0], 0x5A if viper else 0xFF, "read back")

@@ -392,3 +392,57 @@ def test_file_flash_zero_erased():
         eq(raw[99:102], b"\x00\x01\x00")
     finally:
         _remove(TMP)
+
+
+def _flashes():
+    _remove(TMP)
+    yield NorFlash(4096, 512, 4)
+    yield NorFlash(4096, 512, 4, 0xFF, True)
+    f = FileFlash(TMP, 4096, 512, 4)
+    yield f
+    f.close()
+    _remove(TMP)
+
+
+def test_rules_hold_through_an_area():
+    # hal.flash.Area over the flash runs the flash's window: the same rules, counters, cuts
+    # and copies (the mirror's reads, the file) as the flash's own methods
+    from hal.flash import Area
+    for f in _flashes():
+        a = Area(f, 1024, 2048)
+        a.write(0, b"abcd")
+        raises(FLASH_NOT_ERASED, a.write, 0, b"wxyz")
+        raises(FLASH_ALIGN, a.write, 2, b"wxyz")
+        raises(FLASH_ALIGN, a.erase, 256, 512)
+        f.fail_writes(1)
+        raises(FLASH_IO, a.write, 8, b"wxyz")
+        f.fail_erases(1)
+        raises(FLASH_IO, a.erase, 512, 512)
+        a.write(8, b"")
+        a.write(1536, b"q" * 512)
+        eq((f.ops, f.writes, f.bytes_written), (2, 2, 516))
+        a.erase(1024, 1024)
+        eq((f.ops, f.erases, list(f.sector_erases)), (3, 2, [0, 0, 0, 0, 1, 1, 0, 0]))
+        eq(read(a, 0, 8) + read(f, 1024 + 1536, 4), b"abcd\xff\xff\xff\xff" + b"\xff" * 4)
+        # a cut during the next write: torn with seed 0, counted, then every access refused
+        f.fail_at(2, True)
+        a.write(16, b"1234")
+        cut(a.write, 32, b"ABCDEFGH")
+        cut(read, a, 0, 4)
+        cut(a.erase, 0, 512)
+        cut(a.write, 0, b"")
+        f.power_on()
+        eq((f.ops, f.writes), (5, 4))
+        eq(read(a, 16, 4) + read(a, 32, 8), b"1234ABCDEF\xff\xff", "half the units, half one")
+        eq(read(f, 1024 + 32, 8), b"ABCDEF\xff\xff", "the flash's own read")
+        # a cut after an erase of two sectors
+        f.fail_after_ops(1)
+        cut(a.erase, 0, 1024)
+        f.power_on()
+        eq((f.erases, f.sector_erases[2], f.sector_erases[3]), (4, 1, 1))
+        eq(read(a, 0, 1024), b"\xff" * 1024)
+        raises(FLASH_RANGE, a.read, 2045, bytearray(4))
+        if isinstance(f, FileFlash):
+            g = FileFlash(TMP, 4096, 512, 4)
+            eq(read(g, 0, 4096), read(f, 0, 4096), "the file holds what the flash does")
+            g.close()
