@@ -6,6 +6,7 @@
 #   board = make_board()                the flash as the PSRAM holds it
 #   board = make_board(erase=True)      erased first (a blank device)
 #   board.power_on()                    the bootloader's decision at reset
+from hal.sim import mem
 from hal.sim.nor import NorFlash
 from boards.qemu import layout as L
 
@@ -33,8 +34,7 @@ class RamFlash(NorFlash):
         self.size = size
         self.sector_size = ss
         blank = ram(L.BLANK_ADDR, sector_size)
-        for i in range(sector_size):
-            blank[i] = erased
+        mem.fill(blank, 0, sector_size, erased)
         self._blank = blank
         self._mem = ram(addr, size)
         self._mv = memoryview(self._mem)
