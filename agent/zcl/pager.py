@@ -22,6 +22,13 @@
 # the image's end (zigbee-herdsman would loop on an empty block). A server that answers a
 # page request with Default Response UNSUP_CLUSTER_COMMAND, or never answers one, gets block
 # requests from then on (Pager.on False).
+#
+# Every block of a download without loss takes one path, _stream: a whole slot's block at the
+# device's offset, the next one of the oldest request in flight. It is _one's way for that
+# block, written out in one function without a call but to the link and the device (and to
+# the helpers of the events that come once a request: its first block, its end). Every other
+# frame goes through _one. Pager.fast False sends every frame through _one (the tests compare
+# the two ways).
 try:
     from micropython import const
 except ImportError:
@@ -30,26 +37,30 @@ except ImportError:
 
 from agent.zcl import device as zcl
 
-PAGE = const(2048)       # bytes of new data asked for by one page request
-WINDOW = const(4096)     # bytes from the device's offset that may be asked for and held,
-CHUNK = const(1024)      # in buffers of this size (a fragmented heap has room for them),
-SLOTS = const(128)       # in slots of a block, this many at most
-SPACING = const(0)       # response spacing asked for, ms (the link's own pace suffices)
-SILENT = const(6)        # page requests unanswered in a row, none ever answered: fall back
-GAPS = const(16)         # requests in flight at most
-LOW = const(3)           # blocks still due when the next requests go out
-MARGIN = const(5)        # ms of a wait beyond the blocks' time, at least
-MARGIN_MAX = const(2000)  # ... at most
-PIPE_SILENT = const(3)   # rounds that gave up a request sent while the server answered the
-#                          one before, none such ever answered: one request at a time
-_REQ = const(21)         # a page request without the IEEE address: 3-byte header + 18
-_FC_BLOCK = const(0x09)  # cluster-specific, to the client, no manufacturer code
-_LEN = const(16)         # a block response's data size byte
-_DATA = const(17)        # its data
-_PIPED = const(1)        # a request in flight: sent while another was
-_HEARD = const(2)        # ... a block of it came
-_FIRST = const(4)        # ... sent while none was (its first block times the round trip)
-REJECT = object()        # fetch(): the image was refused (the device raised its alert)
+PAGE = const(2048)        # bytes of new data asked for by one page request
+_WINDOW = const(4096)     # bytes from the device's offset that may be asked for and held,
+_CHUNK = const(1024)      # in buffers of this size (a fragmented heap has room for them),
+_SLOTS = const(128)       # in slots of a block, this many at most
+_SPACING = const(0)       # response spacing asked for, ms (the link's own pace suffices)
+SILENT = const(6)         # page requests unanswered in a row, none ever answered: fall back
+_GAPS = const(16)         # requests in flight at most
+_LOW = const(3)           # blocks still due when the next requests go out
+_MARGIN = const(5)        # ms of a wait beyond the blocks' time, at least
+_MARGIN_MAX = const(2000)  # ... at most
+PIPE_SILENT = const(3)    # rounds that gave up a request sent while the server answered the
+#                           one before, none such ever answered: one request at a time
+_REQ = const(21)          # a page request without the IEEE address: 3-byte header + 18
+_FC_BLOCK = const(0x09)   # cluster-specific, to the client, no manufacturer code
+_ROUTE = const(0x0F)      # the frame control bits that say so
+_SEQ = const(1)           # a block response's sequence number,
+_HEAD = const(2)          # its command, status, manufacturer, type, version (10 bytes),
+_OFF = const(12)          # file offset,
+_LEN = const(16)          # data size
+_DATA = const(17)         # and data
+_PIPED = const(1)         # a request in flight: sent while another was
+_HEARD = const(2)         # ... a block of it came
+_FIRST = const(4)         # ... sent while none was (its first block times the round trip)
+REJECT = object()         # fetch(): the image was refused (the device raised its alert)
 
 
 def _draw():
@@ -74,59 +85,64 @@ def notify_selects(f, dev, rnd=_draw):
     return j >= 100 or (j > 0 and rnd() % 100 < j)
 
 
-def _tag(seq):
-    return seq % 255 + 1  # a request's mark in Pager.ask (0: none)
-
-
 class Pager:
-    def __init__(self, cl, page=PAGE, window=WINDOW):
+    def __init__(self, cl, page=PAGE, window=_WINDOW):
         self.cl = cl
         self.size = page
-        n = (window if window > page else page) // CHUNK
-        self._bufs = [bytearray(CHUNK) for _ in range(n)]  # the window's slots
-        self._bvs = [memoryview(b) for b in self._bufs]
-        self._spc = 1                 # slots a buffer
-        self.held = bytearray(SLOTS)  # per slot: the length of the block held (0: none)
-        self.ask = bytearray(SLOTS)   # per slot: the tag of the request in flight for it
-        self._qa = [0] * GAPS         # the requests in flight, a ring from _h: the next
-        self._qe = [0] * GAPS         # offset due, the end, flags (_PIPED ...) and the
-        self._qf = bytearray(GAPS)    # sequence number
-        self._qs = bytearray(GAPS)
+        n = (window if window > page else page) // _CHUNK
+        self._bufs = [None] * n        # the window's slots, each buffer made when a block
+        self._spc = 1                  # is first held in it; slots a buffer
+        self.held = bytearray(_SLOTS)  # per slot: the length of the block held (0: none)
+        self.ask = bytearray(_SLOTS)   # per slot: the tag of the request in flight for it
+        self._qa = [0] * _GAPS         # the requests in flight, a ring from _h: the next
+        self._qe = [0] * _GAPS         # offset due, the end, flags (_PIPED ...) and the
+        self._qf = bytearray(_GAPS)    # sequence number (its tag in ask: seq % 255 + 1)
+        self._qs = bytearray(_GAPS)
         self._h = self._n = 0
-        self._fly = 0                 # bytes still due from them
+        self._fly = 0                  # bytes still due from them
         self.req = bytearray(_REQ)
-        self.on = True                # the server answers page requests
-        self.heard = False            # it has answered one
-        self.pipe = True              # it takes requests sent while it answers one
-        self._pok = False             # such a request was answered
-        self._ph = 0                  # the request before the oldest in flight was answered
-        self._miss = False            # this round gave up such a request
-        self._prun = 0                # rounds that did
-        self._echo = 0                # > 0: blocks carry their request's sequence number,
-        self._ev = self._em = 0       # as (_em of _ev) the first 8 blocks told
+        self.on = True                 # the server answers page requests
+        self.heard = False             # it has answered one
+        self.pipe = True               # it takes requests sent while it answers one
+        self._pok = False              # such a request was answered
+        self._ph = 0                   # the request before the oldest in flight was answered
+        self._miss = False             # this round gave up such a request
+        self._prun = 0                 # rounds that did
+        self._echo = 0                 # > 0: blocks carry their request's sequence number,
+        self._ev = self._em = 0        # as (_em of _ev) the first 8 blocks told
         self.silent = 0
         self.pos = self.hw = self.end = self.top = 0  # the device's offset, new data from,
-        self._s = self._ns = 1        # image end, window end; slot size and count; slots
-        self._r = 0                   # start at offsets r mod s
+        self._s = self._ns = 1         # image end, window end; slot size and count; slots
+        self._r = 0                    # start at offsets r mod s
         self._fresh = True
-        self._dry = False             # nothing to ask for until a block comes
+        self._dry = False              # nothing to ask for until a block comes
         self._got = False
         self._p0 = self._t0 = self._tn = self._ts = self._bt = 0
         self._bo = self._bs = 0
         self._wait = 0
-        self._mg = MARGIN             # the wait's margin
-        self._gave = False            # a request was given up since the last late block
-        self._junk = 0                # blocks in a row that brought nothing
+        self._mg = _MARGIN             # the wait's margin
+        self._gave = False             # a request was given up since the last late block
+        self._junk = 0                 # blocks in a row that brought nothing
         self._ia = 80  # block spacing x 8, ms (10 ms until measured)
-        self._rk = memoryview(cl._rx)[4:12]  # the block's manufacturer, type, version
-        self._tk = memoryview(self.req)[4:12]
-        self._w = bytearray(8)
-        self._g = bytearray(8)
+        self.fast = True               # in-order blocks take _stream (set before fetch())
+        rx = self._rx = cl._rx
+        self._rh = memoryview(rx)[_HEAD:_OFF]  # a block's head, and what it must be
+        self._w = bytearray(_OFF - _HEAD)
+        self._k = 0                    # the length of a whole slot's block frame (0: no _stream)
+        self._bv = None                # and a view of its data
 
     def start(self, man, itype, ver):
-        zcl.encode_page_request(self.req, 0, man, itype, ver, 0, 0, 0, SPACING)
-        self._w[:] = self._tk
-        self._s = self.cl.block
+        q = self.req
+        zcl.encode_page_request(q, 0, man, itype, ver, 0, 0, 0, _SPACING)
+        w = self._w
+        w[0] = zcl.CMD_BLOCK_RSP
+        w[1] = zcl.S_SUCCESS
+        w[2:] = q[4:12]  # the manufacturer, type and version asked for
+        cl = self.cl
+        self._dev = cl.dev
+        self._link = cl.link
+        self._clk = cl.clock
+        self._s = cl.block
         self._fresh = True
         self.silent = 0
 
@@ -147,7 +163,7 @@ class Pager:
     def refused(self, e):
         """After fetch() passed on the device's OtaError e: REJECT, or None when the device
         fetches a sector again (from self.pos)."""
-        d = self.cl.dev
+        d = self._dev
         if not d.refetch(e):
             return REJECT
         self.pos = d.parser.pos
@@ -165,46 +181,51 @@ class Pager:
     def _grid(self, off):
         # slots of s bytes from off, none held; those of the requests in flight asked for
         s = self._s
-        self._spc = CHUNK // s
+        self._spc = _CHUNK // s
         n = self._spc * len(self._bufs)
-        self._ns = n if n < SLOTS else SLOTS
+        n = self._ns = n if n < _SLOTS else _SLOTS
         self._r = off % s
-        self.top = off + self._ns * s
-        for i in range(SLOTS):
-            self.held[i] = 0
-            self.ask[i] = 0
+        self.top = off + n * s
+        self._k = s + _DATA if self.fast and self._ev >= 8 else 0
+        self._bv = self.cl._data(s)
+        n = _SLOTS
+        while n:
+            n -= 1
+            self.held[n] = self.ask[n] = 0
         i = self._h
-        for _ in range(self._n):
-            self._mark(self._qa[i], self._qe[i], _tag(self._qs[i]))
-            i = (i + 1) % GAPS
+        n = self._n
+        while n:
+            self._mark(i)
+            i = (i + 1) % _GAPS
+            n -= 1
 
     # The functions a block passes through keep their frames within MicroPython's 11 words
-    # (locals, stack, and no try block), so that calling them takes no heap.
+    # (locals, stack, and no try block), so that calling them takes no heap. A slot is
+    # (o - r) // s % ns for an offset o on the grid; the next one on it is o - (o - r) % s + s.
 
-    def _slot(self, o):
-        return (o - self._r) // self._s % self._ns
-
-    def _next_slot(self, o):
-        return o - (o - self._r) % self._s + self._s
-
-    def _mark(self, a, e, t):
-        # the window's slots from a to e: asked for by the request tagged t
-        p = self.pos - (self.pos - self._r) % self._s
-        if a < p:
-            a = p
+    def _mark(self, i):
+        # the window's slots from request i's next offset to its end: asked for by it
+        a = self._qa[i]
+        e = self._qe[i]
+        t = self._qs[i] % 255 + 1
+        i = self.pos - (self.pos - self._r) % self._s
+        if a < i:
+            a = i
         if e > self.top:
             e = self.top
         while a < e:
-            self.ask[self._slot(a)] = t
-            a = self._next_slot(a)
+            self.ask[(a - self._r) // self._s % self._ns] = t
+            a += self._s - (a - self._r) % self._s
 
     def _unmark(self, a, e, t):
         # the slots from a to e that the request tagged t asked for: asked for no more
         c = self._ns
+        q = self.ask
         while a < e and c:
-            if self.ask[self._slot(a)] == t:
-                self.ask[self._slot(a)] = 0
-            a = self._next_slot(a)
+            j = (a - self._r) // self._s % self._ns
+            if q[j] == t:
+                q[j] = 0
+            a += self._s - (a - self._r) % self._s
             c -= 1
 
     def _run(self):
@@ -219,7 +240,9 @@ class Pager:
                 if self._lapse():
                     return None
                 continue
-            w = cl.link.recv(cl._rx, w)
+            w = self._link.recv(self._rx, w)
+            if w:
+                w = self._stream(w)
             if w:
                 w = self._one(w)
                 if w is not None:
@@ -227,55 +250,122 @@ class Pager:
                     return w
         return None
 
+    def _stream(self, k):
+        # The blocks of length k in rx and after it, while each is a whole slot's at the
+        # device's offset and the next of the oldest request in flight (those before the
+        # one it names have ended) or of none: as _one takes them. Returns the length of
+        # the first frame that is not such a block, for _one; or 0 when none came within the
+        # wait, or when the image is done or the next requests may be due (for _run).
+        rx = self._rx
+        while k == self._k and rx[_LEN] == self._s and rx[0] & _ROUTE == _FC_BLOCK \
+                and self._rh == self._w:
+            o = rx[_OFF] | rx[_OFF + 1] << 8 | rx[_OFF + 2] << 16 | rx[_OFF + 3] << 24
+            if o != self.pos:
+                return k
+            i = self._h
+            if not self._n:
+                i = -1
+            elif self._qs[i] != rx[_SEQ] or self._qa[i] != o:
+                i = self._which(rx[_SEQ], o)  # (no vote: _k is 0 until the 8 are in)
+                if i >= 0:
+                    if self._qa[i] != o:
+                        return k
+                    while self._h != i:
+                        self._drop()
+            self._tn = self._clk.ticks_ms()
+            j = (o - self._r) // self._s % self._ns
+            if i >= 0:  # _ack (i is the oldest request now)
+                k = self._qf[i]
+                if not k & _HEARD:
+                    self._heard(i, o)
+                elif self._tn <= self._t0:
+                    self._bs = -1
+                elif self._bs != self._qs[i]:
+                    self._heard(i, o)
+                elif o - self._bo >= 8 * self._s:
+                    k = self._clk.ticks_diff(self._tn, self._bt) << 3
+                    k //= (o - self._bo) // self._s
+                    self._ia += (k - self._ia) >> 3
+                if self.ask[j] == self._qs[i] % 255 + 1:
+                    self.ask[j] = 0
+                self._fly -= self._s
+                k = self._qa[i] = o + self._s
+                if k >= self._qe[i]:
+                    self._drop()
+                    i = -1
+            k = self._dev.take(o, self._bv)  # _deliver
+            if k != o + self._s:
+                self._reset(k)
+                i = -1
+            else:
+                self.pos = k
+                self.top = k + self._ns * self._s
+                if k > self.hw:
+                    self.hw = k
+                j += 1
+                if self.held[j if j < self._ns else 0]:
+                    self._ahead()
+                    self._drain()
+                    i = -1
+            self._got = self.heard = True  # _tick
+            self.silent = self._junk = 0
+            self._dry = False
+            self._t0 = self._clk.ticks_ms()
+            if i >= 0:  # the oldest request is still i, its next offset k, and it was heard
+                self._wait = (self._qe[i] - k + self._s - 1) // self._s * self._ia // 8 \
+                    + self._mg
+            else:
+                self._wait = self._next()
+            if self.pos >= self.end or self._fly <= _LOW * self._s:
+                return 0  # (_run sees whether requests are due)
+            k = self._link.recv(rx, self._wait)
+        return k
+
     def _due(self):
         # requests to send: none in flight, or (pipelining) only the last blocks still due
         if not self._n:
             return True
-        return self.pipe and not self._dry and self._n < GAPS and self._fly <= LOW * self._s
+        return self.pipe and not self._dry and self._n < _GAPS and self._fly <= _LOW * self._s
 
     def _issue(self):
         # the gaps known lost, then new data (one request only, unless pipelining)
         n = self._n
         if self.hw > self.pos:
             self._regaps()
-        if self._n < GAPS and (self.pipe or not self._n):
+        if self._n < _GAPS and (self.pipe or not self._n):
             self._page()
         if self._n == n:
             self._dry = True
         elif not n:  # the server was idle: its first block is a round trip away
             self._qf[self._h] |= _FIRST
-            self._ts = self._t0 = self.cl.clock.ticks_ms()
+            self._ts = self._t0 = self._clk.ticks_ms()
             self._wait = self._next()
 
     def _regaps(self):
         # one request per run of the window's slots from pos to hw neither held nor asked for
-        i = self.pos
-        while i < self.hw and i < self.top and self._n < GAPS:
-            if self._free(i):
-                j = self._run_end(i)
-                self._send(i, j - i)
+        a = self.pos
+        e = self.hw if self.hw < self.top else self.top
+        while a < e and self._n < _GAPS:
+            i = a
+            while i < e and not self.held[(i - self._r) // self._s % self._ns] \
+                    and not self.ask[(i - self._r) // self._s % self._ns]:
+                i += self._s - (i - self._r) % self._s
+            if i > e:
+                i = e
+            if i > a:
+                self._send(a, i - a)
                 if not self.pipe:
                     return
-                i = j
+                a = i
             else:
-                i = self._next_slot(i)
-
-    def _free(self, o):
-        j = self._slot(o)
-        return not self.held[j] and not self.ask[j]
-
-    def _run_end(self, i):
-        e = self.hw if self.hw < self.top else self.top
-        while i < e and self._free(i):
-            i = self._next_slot(i)
-        return i if i < e else e
+                a += self._s - (a - self._r) % self._s
 
     def _page(self):
         # new data from hw: a page, within the window, the image, and (until the manifest
         # is checked) the part the parser is reading
         a = self.hw
         e = self.top if self.top < self.end else self.end
-        ps = self.cl.dev.parser
+        ps = self._dev.parser
         if ps is not None and ps.manifest is None:
             n = self.pos + (ps._need + self._s - 1) // self._s * self._s
             if n < e:
@@ -288,36 +378,33 @@ class Pager:
             self.hw = a + n
 
     def _send(self, a, n):
-        self._put(a, n)
-        self.cl.link.send(self.req)
-        i = (self._h + self._n) % GAPS
-        self._qa[i] = a
-        self._qe[i] = a + n
-        self._qs[i] = self.req[1]
-        self._qf[i] = _PIPED if self._n else 0
-        self._n += 1
-        self._fly += n
-        self._mark(a, a + n, _tag(self.req[1]))
-
-    def _put(self, off, n):
         # PAGE_REQ_FMT's sequence number, file offset, maximum data size and page size
         q = self.req
         q[1] = self.cl._next_seq()
-        q[12] = off & 0xFF
-        q[13] = (off >> 8) & 0xFF
-        q[14] = (off >> 16) & 0xFF
-        q[15] = (off >> 24) & 0xFF
+        q[12] = a & 0xFF
+        q[13] = (a >> 8) & 0xFF
+        q[14] = (a >> 16) & 0xFF
+        q[15] = (a >> 24) & 0xFF
         q[16] = self._s
         q[17] = n & 0xFF
         q[18] = n >> 8
+        self._link.send(q)
+        i = (self._h + self._n) % _GAPS
+        self._qa[i] = a
+        self._qe[i] = a + n
+        self._qs[i] = q[1]
+        self._qf[i] = _PIPED if self._n else 0
+        self._n += 1
+        self._fly += n
+        self._mark(i)
 
     def _drop(self):
         # the oldest request in flight has ended: what it did not bring is lost
         i = self._h
         self._ph = self._qf[i] & _HEARD
         self._fly -= self._qe[i] - self._qa[i]
-        self._unmark(self._qa[i], self._qe[i], _tag(self._qs[i]))
-        self._h = (i + 1) % GAPS
+        self._unmark(self._qa[i], self._qe[i], self._qs[i] % 255 + 1)
+        self._h = (i + 1) % _GAPS
         self._n -= 1
 
     def _clear(self):
@@ -325,7 +412,9 @@ class Pager:
         while self._n:
             self._drop()
         self._fly = 0
-        for i in range(SLOTS):
+        i = _SLOTS
+        while i:
+            i -= 1
             self.ask[i] = 0
 
     def _lapse(self):
@@ -337,7 +426,7 @@ class Pager:
             self._miss = True
         self._drop()
         self._gave = True
-        if self._mg > MARGIN:
+        if self._mg > _MARGIN:
             self._mg -= self._mg >> 3
         if self._n:
             self._wait += self._next() - self._mg
@@ -359,67 +448,58 @@ class Pager:
             self.cl._say("server: no answer to page requests, using block requests")
         return True
 
-    def _timeout(self):
-        # losses alone do not back off; a server silent five times in a row does
-        s = self.silent
-        if s < 5:
-            return self.cl._rto()
-        return self.cl._rto() << (s - 4) if s < 9 else 8000
-
     def _next(self):
         # the wait for a block of the oldest request in flight: a spacing for each of its
         # blocks still due, or two (its round trip behind the one before) when none came
-        # yet, and the margin; sent to an idle server, the retransmission timeout
+        # yet, and the margin; sent to an idle server, the retransmission timeout (losses
+        # alone do not back off; a server silent five times in a row does)
         if not self._n:
             return 0
         i = self._h
         if self._qf[i] & _HEARD:
             i = (self._qe[i] - self._qa[i] + self._s - 1) // self._s
         elif self._qf[i] & _FIRST:
-            return self._timeout()
+            i = self.silent
+            if i < 5:
+                return self.cl._rto()
+            return self.cl._rto() << (i - 4) if i < 9 else 8000
         else:
             i = 2
         return i * self._ia // 8 + self._mg
 
     def _one(self, k):
-        if not self._is_block(k):
+        # the frame of length k in rx, any: None, or a Frame for the caller
+        rx = self._rx
+        if k <= _DATA or rx[0] & _ROUTE != _FC_BLOCK or rx[_LEN] != k - _DATA \
+                or self._rh != self._w:
             return self._frame(k)
-        self._tn = self.cl.clock.ticks_ms()
+        self._tn = self._clk.ticks_ms()
         if self._take(k):
-            self._tick()
+            # a block that brought something: the wait for the next runs from now (after
+            # the device took it: its own time does not count against the server)
+            self._got = self.heard = True
+            self.silent = self._junk = 0
+            self._dry = False
+            self._t0 = self._clk.ticks_ms()
+            self._wait = self._next()
         elif self._n:
-            self._late()
+            # a block that brought nothing (a duplicate, or the answer to a request given
+            # up): the server is still busy with older requests, so the wait restarts, and a
+            # request given up since had deserved a longer one (but a run of them, as many
+            # as the window's slots, holds the wait no longer)
+            self._junk += 1
+            if self._junk <= self._ns:
+                if self._gave:
+                    self._gave = False
+                    self._mg = self._mg * 2 if self._mg < _MARGIN_MAX // 2 else _MARGIN_MAX
+                self._t0 = self._tn
+                self._wait = self._next()
         return None
-
-    def _tick(self):
-        # a block that brought something: the wait for the next runs from now (after the
-        # device took it: its own time does not count against the server)
-        self._got = True
-        self.heard = True
-        self.silent = 0
-        self._dry = False
-        self._junk = 0
-        self._t0 = self.cl.clock.ticks_ms()
-        self._wait = self._next()
-
-    def _late(self):
-        # a block that brought nothing (a duplicate, or the answer to a request given up):
-        # the server is still busy with older requests, so the wait restarts, and a
-        # request given up since had deserved a longer one (but a run of them, as many as
-        # the window's slots, holds the wait no longer)
-        self._junk += 1
-        if self._junk > self._ns:
-            return
-        if self._gave:
-            self._gave = False
-            self._mg = self._mg * 2 if self._mg < MARGIN_MAX // 2 else MARGIN_MAX
-        self._t0 = self._tn
-        self._wait = self._next()
 
     def _take(self, k):
         # the block in rx: to the device, or held. True when it brought something
-        rx = self.cl._rx
-        o = rx[12] | rx[13] << 8 | rx[14] << 16 | rx[15] << 24
+        rx = self._rx
+        o = rx[_OFF] | rx[_OFF + 1] << 8 | rx[_OFF + 2] << 16 | rx[_OFF + 3] << 24
         k = rx[_LEN]
         a = self._n and self._ack(o, k)
         if o == self.pos:
@@ -431,7 +511,7 @@ class Pager:
 
     def _ack(self, o, k):
         # the request in flight that the block at o answers: those sent before it have ended
-        i = self._which(self.cl._rx[1], o)
+        i = self._which(self._rx[_SEQ], o)
         if i < 0:
             return False  # a duplicate, a late block, or not asked for
         while self._h != i:
@@ -447,31 +527,30 @@ class Pager:
 
     def _which(self, seq, o):
         # the request in flight with the block's sequence number whose next offsets hold o;
-        # from a server that does not echo the number, the oldest whose offsets hold o
+        # from a server that does not echo the number, the oldest whose offsets hold o. The
+        # first 8 blocks asked for tell whether the server echoes it (then a block with
+        # another number is late, from a request given up)
         i = self._h
         c = self._n
         x = -1
         while c:
             if self._qa[i] <= o < self._qe[i]:
                 if self._qs[i] == seq:
-                    self._vote(1)
-                    return i
+                    x = -2 - i
+                    break
                 if x < 0:
                     x = i
-            i = (i + 1) % GAPS
+            i = (i + 1) % _GAPS
             c -= 1
-        if x >= 0:
-            self._vote(0)
-        return -1 if self._echo > 0 else x
-
-    def _vote(self, m):
-        # the first 8 blocks asked for tell whether the server echoes the request's sequence
-        # number (then a block with another number is late, from a request given up)
-        if self._ev < 8:
+        if x != -1 and self._ev < 8:
             self._ev += 1
-            self._em += m
+            self._em += x < -1
             if self._ev == 8:
                 self._echo = 1 if self._em >= 6 else -1
+                self._k = self._s + _DATA if self.fast else 0
+        if x < -1:
+            return -2 - x
+        return -1 if self._echo > 0 else x
 
     def _heard(self, i, o):
         # a block at o of request i. Timed when it came while the device waited (one read
@@ -488,31 +567,30 @@ class Pager:
             self._qf[i] = f | _HEARD
             if f & _FIRST and o == self._qa[i] and self._t0 == self._ts and \
                     (self._echo > 0 or not self.silent):
-                self._rtt()
+                self.cl._sample(self._clk.ticks_diff(self._tn, self._ts))
         elif self._bs != self._qs[i]:
             self._bs = self._qs[i]
             self._bt = self._tn
             self._bo = o
         elif o - self._bo >= 8 * self._s:
-            self._pace(self.cl.clock.ticks_diff(self._tn, self._bt), (o - self._bo) // self._s)
-
-    def _rtt(self):
-        cl = self.cl
-        cl._sample(cl.clock.ticks_diff(self._tn, self._ts))
-
-    def _pace(self, ms, n):
-        # the blocks' spacing, smoothed (x 8)
-        self._ia += ((ms << 3) // n - self._ia) >> 3
+            f = self._clk.ticks_diff(self._tn, self._bt)
+            self._ia += ((f << 3) // ((o - self._bo) // self._s) - self._ia) >> 3
 
     def _deliver(self, o, k):
-        p = self.cl.dev.take(o, self.cl._data(k))
+        p = self._dev.take(o, self.cl._data(k))
         if p != o + k:  # the device wants another offset (it resumes at its checkpoint
             self._reset(p)  # once the manifest is checked): the window starts there
         elif (p - self._r) % self._s:
-            self._regrid(k)
+            # a block taken in order ended off the slots: the server sends blocks of k
+            # bytes, less than asked for; the slots become k bytes from here, and what was
+            # held goes
+            if k < self._s:
+                self._s = k
+            self._at(p)
+            self._grid(p)
         else:
             self._at(p)
-            if self.held[self._slot(p)]:
+            if self.held[(p - self._r) // self._s % self._ns]:
                 self._ahead()
                 self._drain()
 
@@ -529,7 +607,7 @@ class Pager:
         # them while the device is busy (their answers are read after it)
         q = self.pos
         c = self._ns
-        while c and self.held[self._slot(q)]:
+        while c and self.held[(q - self._r) // self._s % self._ns]:
             q += self._s
             c -= 1
         self.top = q + self._ns * self._s
@@ -540,60 +618,53 @@ class Pager:
     def _drain(self):
         # hand on the blocks held from pos on
         while True:
-            j = self._slot(self.pos)
+            j = (self.pos - self._r) // self._s % self._ns
             k = self.held[j]
             if not k:
                 return
             self.held[j] = 0
-            p = self.cl.dev.take(self.pos, self._view(j, k))
-            if p != self.pos + k:
-                self._reset(p)
+            c = j // self._spc
+            j = (j - c * self._spc) * self._s
+            j = self._dev.take(self.pos, self._bufs[c][j:j + k])
+            if j != self.pos + k:
+                self._reset(j)
                 return
-            self._at(p)
+            self._at(j)
 
     def _hold(self, o, k):
         s = self._s
         if (o - self._r) % s or (k != s and o + k != self.end) or o + k > self.top:
             return False  # not a whole slot of the window
-        j = self._slot(o)
+        j = (o - self._r) // s % self._ns
         if self.held[j]:
             return False
         self.held[j] = k
         c = j // self._spc
+        o = self._bufs[c]
+        if o is None:  # (a download without loss never takes the window's memory)
+            o = self._bufs[c] = memoryview(bytearray(_CHUNK))
         j = (j - c * self._spc) * s
-        self._bufs[c][j:j + k] = self.cl._data(k)
+        o[j:j + k] = self.cl._data(k)
         return True
-
-    def _view(self, j, k):
-        # the k bytes held in slot j
-        c = j // self._spc
-        j = (j - c * self._spc) * self._s
-        return self._bvs[c][j:j + k]
-
-    def _regrid(self, k):
-        # a block taken in order ended off the slots: the server sends blocks of k bytes,
-        # less than asked for; the slots become k bytes from here, and what was held goes
-        if k < self._s:
-            self._s = k
-        self._at(self.pos + k)
-        self._grid(self.pos)
 
     def _ours(self, seq):
         # seq is that of a request in flight, or of the last one sent
         if seq == self.req[1]:
             return True
         i = self._h
-        for _ in range(self._n):
+        c = self._n
+        while c:
             if self._qs[i] == seq:
                 return True
-            i = (i + 1) % GAPS
+            i = (i + 1) % _GAPS
+            c -= 1
         return False
 
     def _frame(self, k):
-        # a frame that is not a SUCCESS block: handled here (None) or returned
-        rx = self.cl._rx
-        if k > _DATA and rx[0] & 0x0F == _FC_BLOCK and rx[2] == zcl.CMD_BLOCK_RSP \
-                and rx[3] == zcl.S_SUCCESS:
+        # a frame that is not a SUCCESS block for us: handled here (None) or returned
+        rx = self._rx
+        if k > _DATA and rx[0] & _ROUTE == _FC_BLOCK and rx[_HEAD] == zcl.CMD_BLOCK_RSP \
+                and rx[_HEAD + 1] == zcl.S_SUCCESS:
             return None
         f = self.cl._decode(k)
         if f is None or not f.known:
@@ -611,11 +682,3 @@ class Pager:
             return f
         self.cl._unsolicited(f)
         return None
-
-    def _is_block(self, k):
-        rx = self.cl._rx
-        if k <= _DATA or rx[0] & 0x0F != _FC_BLOCK or rx[2] != zcl.CMD_BLOCK_RSP \
-                or rx[3] != zcl.S_SUCCESS or rx[_LEN] != k - _DATA:
-            return False
-        self._g[:] = self._rk
-        return self._g == self._w
