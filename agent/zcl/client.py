@@ -19,7 +19,7 @@ except ImportError:
 from agent.zcl import device as zcl
 from agent.zcl import pager as P
 from agent.zcl.frames import BLOCK_LEN
-from agent.zcl.session import Session, BLOCK, request, recv, next_seq, block_data, since, rto
+from agent.zcl.session import Session, BLOCK, request, recv, next_seq, block_data
 from agent import alerts
 from agent import activation as A
 from agent.zcl import commands as K
@@ -45,12 +45,6 @@ def _error(fn):
 
 
 class Client(Session):
-    # the session's steps agent.zcl.pager takes at every block, bound in this class too:
-    # a method lookup then ends here, not one class further (see agent.zcl.session)
-    _since = since
-    _rto = rto
-    _data = block_data
-
     def __init__(self, device, link, clock, block=48, timeout_ms=1000, retries=8,
                  stall_s=300, log=None, min_timeout_ms=20, wait_cap_s=600):
         Session.__init__(self, link, clock, device.cfg.manufacturer, timeout_ms, retries,

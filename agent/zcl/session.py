@@ -29,6 +29,8 @@ from agent.zcl.device import decode
 from agent.errors import OtaError
 
 STALL_MAX_S = const(86400)  # the longest stall budget: a day
+_TX_MAX = const(48)         # the longest frame the device sends: an Alert with the image's
+#                             hash and an extra (5-byte header + 7 + 32 + 4)
 BLOCK = object()            # recv's answer for the Image Block Response awaited
 
 
@@ -97,8 +99,7 @@ def _is_block(s, n):
     n -= BLOCK_DATA
     if n <= 0 or rx[BLOCK_LEN] != n or rx[0] & FC_ROUTE != FC_BLOCK_RSP:
         return False
-    s._got[:] = s._rk
-    return s._got == s._want
+    return s._rk == s._want
 
 
 def decode_rx(s, n):
@@ -159,7 +160,7 @@ class Session:
         self.retransmits = 0
         self.retries = retries
         self.stall_s = stall_s if stall_s < STALL_MAX_S else STALL_MAX_S
-        self._tx = bytearray(FRAME_MAX)
+        self._tx = bytearray(_TX_MAX)
         self._rx = bytearray(FRAME_MAX + 8)
         self._bq = bytearray(BLOCK_REQ_SIZE)  # a download's block request, set per block
         # an answer's bytes from its sequence number to its echoed fields, and what they
@@ -172,7 +173,6 @@ class Session:
         self._want[BLOCK_STATUS - 1] = S_SUCCESS
         self._wk = memoryview(self._want)[BLOCK_ECHO - 1:]
         self._tk = memoryview(self._bq)[BLOCK_ECHO:BLOCK_LEN]
-        self._got = bytearray(BLOCK_LEN - 1)
         self._dv = None
         self._cmd = 0      # the answer awaited (0: none)
         self._seqw = 0     # its sequence number

@@ -194,3 +194,16 @@ def test_sequence_numbers_and_the_stall_budget():
     eq(Session(Link(clk), clk, MFR, stall_s=30).stall_s, 30, "as given")
     seqs = [s._next_seq() for _ in range(300)]
     eq((seqs[0], seqs[254], seqs[255], seqs[256]), (1, 255, 0, 1), "one byte, wrapping")
+
+
+def test_the_send_buffer_holds_the_longest_frame_the_device_sends():
+    # _tx is sized for an Alert with the image's hash and an extra, the longest frame the
+    # device builds there (the Activate Response, Query Next Image and Upgrade End are shorter)
+    s = Session(Link(FakeClock()), FakeClock(), MFR)
+    n = zdev.encode_alert(s._tx, 1, MFR, 7, 0x8F72, 3, b"\x5a" * zdev.HASH_SIZE, 0x01020304)
+    eq(n, len(s._tx), "alert with hash and extra")
+    f = zsrv.parse(bytes(s._tx[:n]))
+    eq((f.alert_code, f.extra), (0x8F72, 0x01020304), "alert decoded")
+    assert zdev.encode_activate_response(s._tx, 2, MFR, 0, b"\x5a" * zdev.HASH_SIZE) < n
+    assert zdev.encode_query_next(s._tx, 3, MFR, 7, 1, 2) < n
+    assert zdev.encode_upgrade_end(s._tx, 4, 0, MFR, 7, 1) < n
