@@ -347,8 +347,10 @@ class Pager:
         e = self.hw if self.hw < self.top else self.top
         while a < e and self._n < _GAPS:
             i = a
-            while i < e and not self.held[(i - self._r) // self._s % self._ns] \
-                    and not self.ask[(i - self._r) // self._s % self._ns]:
+            while i < e:
+                j = (i - self._r) // self._s % self._ns
+                if self.held[j] or self.ask[j]:
+                    break
                 i += self._s - (i - self._r) % self._s
             if i > e:
                 i = e
