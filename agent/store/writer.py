@@ -11,10 +11,9 @@
 # saved with it.
 #
 # The payload path (on_payload, per block) allocates nothing: one page buffer made here,
-# views made once per download. A block that neither completes a page (raw) or its chunk
-# (deflate) nor ends the payload is copied in on_payload itself, one call per block; a raw
-# sector is read back through a buffer of READBACK bytes (the meta area's staging buffer
-# at other times), two reads per 4 KiB sector.
+# views made once. A raw block that neither completes a page nor ends the payload is copied
+# in on_payload itself, one call per block; a sector is read back through a buffer of
+# READBACK bytes (the meta area's staging buffer at other times), a few reads per sector.
 import binascii
 import hashlib
 try:
@@ -53,7 +52,13 @@ class SlotWriter:
         self._pv = memoryview(self._buf)
         self._lo = self._pv[:page]
         self._hi = self._pv[page:]
-        self._big = self._rv = self._rb = None  # made by _room as a download starts
+        # the meta area staged for write_meta, then the read-back buffer of each sector;
+        # its first page, what the board's check sees of sector 0
+        # (and 4 bytes more: a table entry's CRC-32 after the last read of a sector)
+        r = max(READBACK, TRAILER_OFF, page)
+        self._big = bytearray(r + 4)
+        self._rv = memoryview(self._big)[:r]
+        self._rb = self._rv[:page]
         self._lim = 0       # raw: payload bytes from the page being gathered to the page's
                             # end or the payload's, whichever is first (on_payload's test)
         self._ent = bytearray(fmt.table_entry_size(fmt.ENC_DEFLATE))
@@ -90,7 +95,6 @@ class SlotWriter:
         self._tab = slot.meta + TABLE_OFF
         self.raw = False
         self.clen = 0
-        self._room(self.m)
         self._payload_start()
         return self.resume_offset(p)
 
@@ -116,7 +120,6 @@ class SlotWriter:
             raise OtaError(LAYOUT_NO_FIT, "last sector ends past the payload area")
         self.m = m
         self.cose_len = p.cose_len
-        self._room(m)
         write_meta(s, p, self._rv[:TRAILER_OFF])
         self._tab = s.meta + TABLE_OFF
         self._begin(self._tab)
@@ -156,19 +159,6 @@ class SlotWriter:
     def on_done(self, p):
         if p.trailer is not None:
             write_trailer(self.slot, p.trailer, self._big)
-
-    def _room(self, m):
-        # the buffer that stages the meta area, then reads each raw sector back (READBACK
-        # bytes; a deflate sector is read back into its chunk's buffer), and 4 bytes more
-        # for a table entry's CRC-32 after a sector's last read; its first page is what the
-        # board's check sees of sector 0. Made (or grown) as a download starts, so that a
-        # deflate download, or a device before any, does without the read-back's bytes.
-        r = max(READBACK if m.encoding == fmt.ENC_RAW else 0, TRAILER_OFF, self._pg)
-        if self._big is None or len(self._big) < r + 4:
-            self._big = self._rv = self._rb = None
-            self._big = bytearray(r + 4)
-            self._rv = memoryview(self._big)[:r]
-            self._rb = self._rv[:self._pg]
 
     # -- payload -------------------------------------------------------------
 
