@@ -17,19 +17,19 @@ ZIGBEE_EPOCH = 946684800  # 2000-01-01T00:00:00Z in Unix seconds
 
 
 class SystemClock:
-    """The host's (or board's RTC) wall clock."""
+    """The host's (or board's RTC) wall clock. ticks_ms and ticks_diff are the port's own
+    functions, bound to the instance: the pager reads the clock at every block, and a
+    method around them would cost a Python call each time."""
+
+    def __init__(self):
+        self.ticks_ms = _ticks_ms
+        self.ticks_diff = _ticks_diff
 
     def now(self):
         t = time.time()
         if t > ZIGBEE_EPOCH:  # CPython and unix port: Unix epoch
             t -= ZIGBEE_EPOCH
         return int(t)
-
-    def ticks_ms(self):
-        return _ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return _ticks_diff(a, b)
 
     def sleep_ms(self, ms):
         if hasattr(time, "sleep_ms"):

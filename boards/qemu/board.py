@@ -52,16 +52,12 @@ class TicksClock:
         self._t = time
         self._base = base
         self._t0 = time.ticks_ms()
+        self.ticks_ms = time.ticks_ms  # the port's own (no Python call per block)
+        self.ticks_diff = time.ticks_diff
 
     def now(self):
         t = self._t
         return self._base + t.ticks_diff(t.ticks_ms(), self._t0) // 1000
-
-    def ticks_ms(self):
-        return self._t.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return self._t.ticks_diff(a, b)
 
     def sleep_ms(self, ms):
         self._t.sleep_ms(ms)
