@@ -83,8 +83,9 @@ def stage():
     shutil.rmtree(tree, ignore_errors=True)
     for rel in sources():
         mcu.compile_to(os.path.join(ROOT, rel), os.path.join(tree, "lib", rel[:-3] + ".mpy"))
-    mcu.compile_to(os.path.join(ROOT, "bench", "mp_mcu.py"),
-                   os.path.join(tree, "bench", "mp_mcu.mpy"))
+    for name in ("mp_mcu", "mp_lock"):
+        mcu.compile_to(os.path.join(ROOT, "bench", name + ".py"),
+                       os.path.join(tree, "bench", name + ".mpy"))
     d = os.path.join(tree, "d")
     os.makedirs(d)
     info = {}
@@ -107,7 +108,8 @@ def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900):
     code = "import sys\nsys.path[:] = %r\n" % PATHS[config]
     if config == "mpy":
         code += "import mp_mcu\nmp_mcu.mount_heapfs('/rom', '/heap')\n"
-    code += "import mp_mcu\nmp_mcu.%s\n" % call
+    module = "mp_lock" if call.startswith("locked(") else "mp_mcu"
+    code += "import %s\n%s.%s\n" % (module, module, call)
     with mcu.Mcu(mcu.firmware(FIRMWARE[config]), heap=heap, rom=rom, icount=icount) as m:
         out, err = m.exec(code, timeout)
     if err:
@@ -133,6 +135,53 @@ def ingest(rom, info, name, alloc=True):
     return run(rom, "frozen", "ingest(%r, %r, %r, %d, %d, %d, %d, %r)" % (
         d + ".ota", d + ".fr", d + ".pub", BLOCK, start, stop, 64 * 1024,
         sorted(bounds) if alloc else None))
+
+
+def lock_spans(img, block=BLOCK):
+    """The spans [first, last] of blocks wholly in the payload that complete no flash sector
+    (raw) or deflate chunk (deflate): the blocks the per-block path alone handles."""
+    po = payload_offset(img)
+    hl = int.from_bytes(img[6:8], "little")
+    n0 = int.from_bytes(img[hl + 2:hl + 6], "little")
+    t0 = hl + 6 + n0 + 6
+    table = img[t0:t0 + int.from_bytes(img[t0 - 4:t0], "little")]
+    size = len(img) - po
+    chunks = [(int.from_bytes(table[k + 4:k + 8], "little"),
+               int.from_bytes(table[k + 8:k + 12], "little")) for k in range(0, len(table), 28)]
+    if len(table) % 28 == 0 and all(chunks[i][0] == sum(n for _o, n in chunks[:i])
+                                    for i in range(len(chunks))) and \
+            sum(n for _o, n in chunks) == size:  # deflate: (crc, offset, length, digest)
+        ends = set(o + n for o, n in chunks)
+    elif len(table) == 4 * -(-size // SECTOR):  # raw: a CRC-32 a sector
+        ends = set(range(SECTOR, size, SECTOR))
+    else:
+        raise mcu.McuError("a sector table of %d bytes for %d payload bytes" % (len(table), size))
+    start = (po + block - 1) // block
+    last = (len(img) - 1) // block - 1   # the last block runs the verification
+    spans = []
+    a = None
+    for j in range(start, last + 1):
+        lo, hi = j * block - po, j * block + block - po
+        bound = any(lo < e <= hi for e in ends)
+        if bound:
+            if a is not None:
+                spans.append((a, j - 1))
+            a = None
+        elif a is None:
+            a = j
+    if a is not None:
+        spans.append((a, last))
+    return spans
+
+
+def heap_locked(rom, info, name):
+    """The download run with the heap locked over lock_spans(): its result, or McuError."""
+    d = "/rom/d/%s" % name
+    spans = lock_spans(info[name])
+    r = run(rom, "frozen", "locked(%r, %r, %r, %d, %r, %d)" % (
+        d + ".ota", d + ".fr", d + ".pub", BLOCK, spans, 64 * 1024))
+    r["blocks"] = sum(b - a + 1 for a, b in spans)
+    return r
 
 
 BUDGET = 4   # a heap minimum: the update within this many times its instructions in 1 MiB
@@ -211,6 +260,8 @@ def measure(step, say):
     out["insns_per_block_bare_48"] = raw["bare_insns_per_block"]
     out["alloc_bytes_per_block_48"] = round(raw["alloc_steady_per_block"], 1)
     out["alloc_bytes_per_sector"] = round(raw["alloc_per_sector"], 1)
+    for name, key in (("v2", "raw"), ("v2z", "deflate")):
+        out["heap_locked_blocks_%s_48" % key] = heap_locked(rom, info, name)["locked_blocks"]
     pub, dig, sig = p256_args()
     out["insns_p256_verify"] = run(rom, "frozen", "p256(%r, %r, %r)" % (pub, dig, sig))["insns"]
     chk = update_ok(rom, "frozen", "u256", mcu.HEAP_MAX, check=True)

@@ -2,7 +2,8 @@
 bench/mcu.json's figures (-icount, so the counts are the same at every run), in the
 firmware with the agent frozen in:
   - a raw 48-byte block, and a block of a per-sector deflate image (at most twice a raw
-    one); nothing allocated per block, a bounded allocation per sector;
+    one); nothing allocated per block, a bounded allocation per sector; every block that
+    completes no sector (raw) or chunk (deflate) run under micropython.heap_lock();
   - the power-on check of a 256 KiB image at a later boot;
   - one ECDSA P-256 verification;
   - a whole 256 KiB update within a given heap (frozen raw and deflate, ROMFS raw);
@@ -94,6 +95,16 @@ def test_raw_block_and_its_allocation(staged):
     assert r["insns_per_block"] <= RAW_BLOCK_MAX, r
     assert r["alloc_steady_per_block"] == 0, r
     assert r["sector_bounds"] >= 4 and r["alloc_per_sector"] <= SECTOR_ALLOC_MAX, r
+
+
+@pytest.mark.parametrize("name", ["v2", "v2z"])
+def test_blocks_run_with_the_heap_locked(staged, name):
+    # every block wholly in the payload but those that complete a flash sector (raw) or a
+    # deflate chunk, and the last, under micropython.heap_lock(): a MemoryError fails it
+    rom, info = staged
+    r = bench_mcu.heap_locked(rom, info, name)
+    assert r["ok"] and r["locked_blocks"] == r["blocks"] and r["spans"] >= 4, r
+    assert r["blocks"] >= 200, r
 
 
 def test_deflate_block_at_most_twice_a_raw_block(staged):
