@@ -12,9 +12,9 @@ from agent.zcl import pager as P
 from agent.zcl import server as zcl, server as zcl_server  # the hub below: the server side
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
-from tutil import read_data, eq
+from tutil import Image, eq
 
-V2 = read_data("core_v2.ota")
+V2 = Image("core_v2.ota")  # read a block at a time (the Cortex-M tier's heap is small)
 
 
 class Rnd:
