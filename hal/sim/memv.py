@@ -90,33 +90,22 @@ def count(m: ptr8, off: int, n: int, v: int) -> int:
 def program(dst: ptr32, end: int, src: ptr32, n: int, v: int) -> bool:
     # dst[off:off + n] = src[0:n] if all n bytes there equal v (end is off on entry), in one
     # pass that checks and copies; when one does not, the bytes already copied get v back
-    # and the result is False: dst is as it was. A group of 4 erased words is one AND (v
-    # 0xFF) or OR (v 0x00) of them.
+    # and the result is False: dst is as it was. A group of 4 words is erased when each of
+    # them XOR v (the erased value in every byte) is 0.
     dst = ptr32(uint(dst) + uint(end))
     if ((uint(dst) | uint(src) | uint(n)) & 3) == uint(0):
         v = v | (v << 8)
         v = v | (v << 16)
         end = int(uint(dst) + uint(n - (n & 15)))
-        if v:
-            while uint(dst) < uint(end):
-                if (dst[0] & dst[1] & dst[2] & dst[3]) != v:
-                    break
-                dst[0] = src[0]
-                dst[1] = src[1]
-                dst[2] = src[2]
-                dst[3] = src[3]
-                dst = ptr32(uint(dst) + uint(16))
-                src = ptr32(uint(src) + uint(16))
-        else:
-            while uint(dst) < uint(end):
-                if (dst[0] | dst[1] | dst[2] | dst[3]) != 0:
-                    break
-                dst[0] = src[0]
-                dst[1] = src[1]
-                dst[2] = src[2]
-                dst[3] = src[3]
-                dst = ptr32(uint(dst) + uint(16))
-                src = ptr32(uint(src) + uint(16))
+        while uint(dst) < uint(end):
+            if ((dst[0] ^ v) | (dst[1] ^ v) | (dst[2] ^ v) | (dst[3] ^ v)) != 0:
+                break
+            dst[0] = src[0]
+            dst[1] = src[1]
+            dst[2] = src[2]
+            dst[3] = src[3]
+            dst = ptr32(uint(dst) + uint(16))
+            src = ptr32(uint(src) + uint(16))
         # the last words; after a refused group, its words up to the first one not erased
         end = int(uint(end) + uint(n & 15))
         while uint(dst) < uint(end):
