@@ -224,14 +224,19 @@ class NorFlash:
         if offset < 0 or n < 0 or offset + n > self.size:
             raise OtaError(FLASH_RANGE, "0x%X+%d in flash of 0x%X" % (offset, n, self.size))
 
+    def _odd_start(self, w, what, offset, n, mask):
+        # the first checks of an operation while _odd: power off, alignment to mask; True
+        # when it is empty (done with)
+        if self.cut:
+            raise PowerCut()
+        if (offset | n) & mask:
+            raise w._misaligned(what, offset, n)
+        return not n
+
     def _odd_write(self, w, offset, data, n):
         # write() of window w while _odd: True when it is done with (an empty write), False
         # when the usual write goes on; or raises (power off, an injected failure, the cut)
-        if self.cut:
-            raise PowerCut()
-        if (offset | n) & w.wm:
-            raise w._misaligned("write", offset, n)
-        if not n:
+        if self._odd_start(w, "write", offset, n, w.wm):
             return True
         if self._bad_writes > 0:
             self._bad_writes -= 1
@@ -243,11 +248,7 @@ class NorFlash:
 
     def _odd_erase(self, w, offset, size):
         # erase() while _odd, as _odd_write; counts the operation when it goes on
-        if self.cut:
-            raise PowerCut()
-        if (offset | size) & w.sm:
-            raise w._misaligned("erase", offset, size)
-        if not size:
+        if self._odd_start(w, "erase", offset, size, w.sm):
             return True
         if self._bad_erases > 0:
             self._bad_erases -= 1
