@@ -140,22 +140,18 @@ def ingest(rom, info, name, alloc=True):
 def lock_spans(img, block=BLOCK):
     """The spans [first, last] of blocks wholly in the payload that complete no flash sector
     (raw) or deflate chunk (deflate): the blocks the per-block path alone handles."""
-    po = payload_offset(img)
-    hl = int.from_bytes(img[6:8], "little")
-    n0 = int.from_bytes(img[hl + 2:hl + 6], "little")
-    t0 = hl + 6 + n0 + 6
-    table = img[t0:t0 + int.from_bytes(img[t0 - 4:t0], "little")]
-    size = len(img) - po
-    chunks = [(int.from_bytes(table[k + 4:k + 8], "little"),
-               int.from_bytes(table[k + 8:k + 12], "little")) for k in range(0, len(table), 28)]
-    if len(table) % 28 == 0 and all(chunks[i][0] == sum(n for _o, n in chunks[:i])
-                                    for i in range(len(chunks))) and \
-            sum(n for _o, n in chunks) == size:  # deflate: (crc, offset, length, digest)
-        ends = set(o + n for o, n in chunks)
-    elif len(table) == 4 * -(-size // SECTOR):  # raw: a CRC-32 a sector
-        ends = set(range(SECTOR, size, SECTOR))
-    else:
-        raise mcu.McuError("a sector table of %d bytes for %d payload bytes" % (len(table), size))
+    from agent.image import fmt, pack
+    from host_tools.imageinfo import walk_elements
+    m = pack.peek(img[:fmt.MANIFEST_END_MAX])
+    elems, _end = walk_elements(img, fmt.parse_header(img).length, len(img))
+    data = dict((tag, o + fmt.ELEM_SIZE) for tag, _n, o in elems)
+    po = data[fmt.TAG_PAYLOAD]
+    if m.encoding == fmt.ENC_RAW:
+        ends = set(range(m.sector, m.size, m.sector))
+    else:  # where each sector's chunk ends in the payload element's data
+        table = img[data[fmt.TAG_TABLE]:data[fmt.TAG_TABLE] + m.table_size]
+        ends = set(off + n for _crc, off, n, _d in
+                   (pack.unpack_entry(m.encoding, table, k) for k in range(m.sectors)))
     start = (po + block - 1) // block
     last = (len(img) - 1) // block - 1   # the last block runs the verification
     spans = []
