@@ -20,7 +20,6 @@ except ImportError:
         return x
 
 from agent.store import state as S
-from agent.store import check as verify
 from agent.alerts import ALERT_VERIFY_FAIL, ALERT_BOOT_VERIFY_FAIL, ALERT_VERSION_CHANGED, \
     ALERT_FUTURE_ACTIONED, ALERT_FUTURE_NOT_ACTIONED
 from agent.errors import OtaError, NO_IMAGE, DOWNLOAD_ACTIVE, TIME_RANGE, NOT_IN_TRIAL, \
@@ -93,7 +92,7 @@ def refused(d, reason, value):
 def run(d, future):
     st = d.st
     try:
-        info = verify.check(d.board.slots[st.slot], d.policy(), d.board.verifier, st.mi_hash)
+        info = d.check_slot(st.slot, d.policy(), st.mi_hash)
         if info.mi_hash != st.mi_hash:
             raise OtaError(HASH_MISMATCH, "image in flash changed")
         d.board.boot.set_pending(st.slot, d.cfg.trials)
@@ -147,8 +146,7 @@ def fall_back(d, run):
     other = 1 - run
     try:
         p = d.policy()
-        info = verify.check(d.board.slots[other], p, d.board.verifier,
-                            st.mi_hash if st.slot == other else None)
+        info = d.check_slot(other, p, st.mi_hash if st.slot == other else None)
         m = info.manifest
         if m.seq < p.seq:  # never below the floor, as a downgrade-preventing bootloader
             raise OtaError(ROLLBACK, "slot %d seq %d < %d" % (other, m.seq, p.seq))

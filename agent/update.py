@@ -133,9 +133,10 @@ class Device:
         at later boots the payload CRC-32 (agent.store.check.boot_check)."""
         slot = self.board.slots[run]
         if getattr(self.board, "boot_verifies", False):
-            return verify.check(slot)
+            return self.check_slot(run)
         st = self.st
-        info = verify.boot_check(slot, self.cfg.trust, self.board.verifier, st.sig_ok)
+        info = verify.boot_check(slot, self.cfg.trust, self.board.verifier, st.sig_ok,
+                                 self.writer.scratch)
         if st.sig_ok != info.tag:
             st.sig_ok = info.tag
             self._save()
@@ -154,8 +155,13 @@ class Device:
         """Check the running slot from flash: CRC-32 only, or fully (signature, digests)."""
         st = self.st
         run = self.board.boot.running()
-        return verify.check(self.board.slots[run], self.policy() if full else None,
-                            self.board.verifier, st.mi_hash if st.slot == run else None)
+        return self.check_slot(run, self.policy() if full else None,
+                               st.mi_hash if st.slot == run else None)
+
+    def check_slot(self, k, policy=None, mi_hash=None):
+        """agent.store.check.check of slot k, read through the writer's buffer."""
+        return verify.check(self.board.slots[k], policy, self.board.verifier, mi_hash,
+                            self.writer.scratch)
 
     # -- download ------------------------------------------------------------
 
@@ -288,10 +294,9 @@ class Device:
     def on_done(self, p):
         self.writer.on_done(p)
         st = self.st
-        slot = self.board.slots[st.slot]
         m = p.manifest
-        info = verify.check(slot, self.policy(), self.board.verifier,
-                            st.mi_hash if m.encoding == fmt.ENC_DEFLATE else None)
+        info = self.check_slot(st.slot, self.policy(),
+                               st.mi_hash if m.encoding == fmt.ENC_DEFLATE else None)
         st.mi_hash = info.mi_hash
         if self._factory:  # it runs from the next reset: its signature is known good
             st.sig_ok = info.tag
@@ -313,8 +318,7 @@ class Device:
         """Factory install of a first image into the running slot, which must not hold a
         valid image. read(offset, n) returns n bytes of the image file from offset."""
         try:
-            verify.check(self.board.slots[self.board.boot.running()], self.policy(),
-                         self.board.verifier)
+            self.check_slot(self.board.boot.running(), self.policy())
         except OtaError:
             pass
         else:

@@ -14,6 +14,8 @@ from agent.image.manifest import Manifest
 from agent.store.slot import META_MAGIC, META_FMT, META_SIZE, HDR_OFF, COSE_OFF, TRAILER_OFF, \
     TABLE_OFF, scan, hash_prefix, table_entry, sector_len
 
+READ = 512  # bytes per flash read where the caller lends no buffer
+
 
 class SlotInfo:
     """What a check found: header, manifest, and (full check) the MI hash and trailer."""
@@ -93,14 +95,15 @@ def _signed(slot, info, trust, verifier):
         raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
 
 
-def boot_check(slot, trust, verifier=None, known=None):
+def boot_check(slot, trust, verifier=None, known=None, buf=None):
     """Power-on check for a board whose boot chain does not verify signatures. known is
     the sig_tag() recorded once this image passed a full check from flash (its install, or
     an earlier power-on check). First boot (sig_tag() != known): the manifest's signature,
     the payload's SHA-256 and CRC-32 against it, so a change that keeps the CRC-32 is
     caught. Later boots: the payload's CRC-32 only (flash decay; whoever can rewrite flash
-    to keep the CRC-32 can rewrite the agent and the journal too). Returns the SlotInfo
-    with .tag set; OtaError BAD_SIGNATURE, PAYLOAD_CRC, PAYLOAD_DIGEST, ... otherwise."""
+    to keep the CRC-32 can rewrite the agent and the journal too). buf: the read buffer
+    (see check). Returns the SlotInfo with .tag set; OtaError BAD_SIGNATURE, PAYLOAD_CRC,
+    PAYLOAD_DIGEST, ... otherwise."""
     info = read_meta(slot)
     m = info.manifest
     info.tag = sig_tag(info)
@@ -108,31 +111,33 @@ def boot_check(slot, trust, verifier=None, known=None):
     if info.tag != known:
         _signed(slot, info, trust, verifier)
         psha = hashlib.sha256()
-    _crc(slot, m, psha)
+    _crc(slot, m, psha, buf)
     if psha is not None and psha.digest() != m.sha256:
         raise OtaError(PAYLOAD_DIGEST, "slot %d" % slot.index)
     return info
 
 
-def _crc(slot, m, h=None):
-    # the payload's CRC-32 against the manifest (its bytes into h too), in 2 KiB reads:
-    # each read is a call chain down to the flash driver
-    if scan(slot.area, 0, m.size, bytearray(2048), 0, h) != m.crc32:
+def _crc(slot, m, h, buf):
+    # the payload's CRC-32 against the manifest (its bytes into h too)
+    if scan(slot.area, 0, m.size, buf or bytearray(READ), 0, h) != m.crc32:
         raise OtaError(PAYLOAD_CRC, "slot %d" % slot.index)
 
 
-def check(slot, policy=None, verifier=None, mi_hash=None):
+def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
     """Check slot from flash. policy None: fast check (CRC-32 of the payload only).
     With a policy: the full check; mi_hash is the deflate image's Manufacturer Image hash
-    recorded during its download (raw images get theirs from flash). Returns a SlotInfo."""
+    recorded during its download (raw images get theirs from flash). buf: the flash is read
+    through it (the agent lends its writer's 2 KiB read-back buffer: each read is a call
+    chain down to the flash driver, and a buffer made here is a large allocation late in
+    a fragmented heap); None: a READ-byte one is made. Returns a SlotInfo."""
     info = read_meta(slot)
     m = info.manifest
     if policy is None:
-        _crc(slot, m)
+        _crc(slot, m, None, buf)
         return info
     _signed(slot, info, policy.trust, verifier)
     info.tag = sig_tag(info)
-    buf = bytearray(256)
+    buf = buf or bytearray(READ)
     tsha = hashlib.sha256()
     scan(slot.area, slot.meta + TABLE_OFF, m.table_size, buf, 0, tsha)
     if tsha.digest() != m.table_sha256:

@@ -58,6 +58,7 @@ class SlotWriter:
         r = max(READBACK, TRAILER_OFF, page)
         self._big = bytearray(r + 4)
         self._rv = memoryview(self._big)[:r]
+        self.scratch = self._rv  # lent between operations (agent.store.check reads through it)
         self._rb = self._rv[:page]
         self._lim = 0       # raw: payload bytes from the page being gathered to the page's
                             # end or the payload's, whichever is first (on_payload's test)
