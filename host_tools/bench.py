@@ -156,7 +156,8 @@ class HubThread:
 
 def device_boot(flash, inp, hub, heap, stats=None, free=None, timeout=300):
     """One boot of bench/mp_device.py (boards/unix/run.py over a file-only flash)."""
-    args = [micropython(), "-X", "heapsize=%d" % heap, "-m", "mp_device"]
+    from host_tools.mpy import run_module
+    args = [micropython(), "-X", "heapsize=%d" % heap] + run_module("mp_device")
     if stats:
         args += ["--stats", stats]
     if free is not None:

@@ -178,7 +178,7 @@ def device_args(args):
 
 
 def command(args, dev_args):
-    from host_tools.mpy import ROOT, build, build_dir
+    from host_tools.mpy import ROOT, build, build_dir, run_module
     if args.python:
         return [sys.executable, "-m", "boards.unix.run"] + dev_args, dict(
             os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
@@ -186,8 +186,8 @@ def command(args, dev_args):
     build(out)
     mp = os.path.join(os.path.dirname(sys.executable), "micropython")
     env = dict(os.environ, MICROPYPATH=out)
-    return [mp if os.path.exists(mp) else "micropython", "-X", "heapsize=%d" % args.heap,
-            "-m", "boards.unix.run"] + dev_args, env
+    return [mp if os.path.exists(mp) else "micropython", "-X", "heapsize=%d" % args.heap] \
+        + run_module("boards.unix.run") + dev_args, env
 
 
 # -- running it ----------------------------------------------------------------------------

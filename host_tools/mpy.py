@@ -162,6 +162,15 @@ def build(outdir, dirs=DEVICE_DIRS, arch=None, root=ROOT, board=None):
     return sizes
 
 
+def run_module(module):
+    """MicroPython arguments that call module.main(argv) with the arguments after them,
+    the module and the agent loaded from the build on MICROPYPATH. Not `-m`: it puts the
+    working directory first on the path, where a source tree (the repository's root)
+    would shadow the build and be compiled from source in the device's heap."""
+    return ["-c", "import sys\nsys.path.remove('')\nfrom %s import main\n"
+                  "sys.exit(main(sys.argv[1:]))" % module]
+
+
 def device_modules(link=LINKS[0], root=ROOT):
     """The modules a device loads (see DEVICE_HAL), as relative source paths."""
     if link not in LINKS:

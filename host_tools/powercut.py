@@ -109,14 +109,15 @@ def run_powercut(args):
 
 
 def _under_micropython(args, phases, aligns, erased):
-    from host_tools.mpy import build, build_dir
+    from host_tools.mpy import build, build_dir, run_module
     out = build_dir("mpy")
     build(out)
     mp = os.path.join(os.path.dirname(sys.executable), "micropython")
     env = dict(os.environ, MICROPYPATH=out)
-    cmd = [mp if os.path.exists(mp) else "micropython", "-X", "heapsize=64M", "-m",
-           "hal.sim.powercut", args.image, args.factory or args.image, ",".join(args.public),
-           ",".join(phases), "1" if args.tear else "0", ",".join(map(str, aligns)),
+    cmd = [mp if os.path.exists(mp) else "micropython", "-X", "heapsize=64M"] \
+        + run_module("hal.sim.powercut") \
+        + [args.image, args.factory or args.image, ",".join(args.public), ",".join(phases),
+           "1" if args.tear else "0", ",".join(map(str, aligns)),
            ",".join(str(e) for e in erased), str(args.random_cuts), str(args.seeds)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode:
