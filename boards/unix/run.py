@@ -11,6 +11,10 @@
 #                      addressed to another device is refused)
 #       [--wait-cap S]  (longest wait a server's WAIT_FOR_DATA is honoured for, 1..86400 s)
 #
+# with MICROPYPATH=build/mpy, from outside the repository's root: -m puts the working
+# directory first on the path, and an agent/ there is compiled from source in the heap
+# (otatool device runs it through host_tools.mpy.run_module instead).
+#
 # Output: log lines "device: ..." and, during a download, "progress OFFSET SIZE RECEIVED"
 # lines on stdout (about two a second); a refusal is one line "E<code> <text>: <detail>" on stderr.
 # Exit codes: 0 done (--once); 1 refused, or with --once aborted (the line on stderr);
