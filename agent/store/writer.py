@@ -24,7 +24,7 @@ except ImportError:
 
 from agent.image import fmt
 from agent.errors import OtaError, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, LAYOUT_NO_FIT
-from agent.image.inflate import inflate_into, source
+from agent.image.inflate import inflate_into
 from agent.crypto.sha256r import Sha256
 from agent.store.slot import TRAILER_OFF, TABLE_OFF, align, fill_erased, write_meta, \
     write_trailer, hash_prefix, table_entry, sector_len
@@ -71,8 +71,8 @@ class SlotWriter:
         self.clen = 0       # deflate: the length of the chunk being gathered (0: raw)
         self.mi = None      # Manufacturer Image hash of a deflate download (agent.crypto.sha256r)
         self.ck = None      # the state record holding the checkpoint (start, resume)
-        self._chunk = None  # deflate: a chunk gathered at its end, then its sector
-        self._src = None    # deflate: the stream each chunk is decoded from
+        self._chunk = None
+        self._sec = None
         self.on_sector = None
         self.check = None  # board's check of the first payload bytes (e.g. an app image)
 
@@ -175,11 +175,10 @@ class SlotWriter:
             self.raw = True
             self._load(k)
             return
-        c = m.sector + (m.sector >> 3) + 64
-        if self._chunk is None or len(self._chunk) < c:
-            self._chunk = self._src = None
-            self._chunk = bytearray(c)
-            self._src = source(c)
+        if self._chunk is None or len(self._sec) < m.sector:
+            self._chunk = self._sec = None
+            self._chunk = bytearray(m.sector + (m.sector >> 3) + 64)
+            self._sec = bytearray(m.sector)
         # deflate: the encoded chunks are not kept, so the Manufacturer Image hash runs in
         # a SHA-256 whose state is saved with every checkpoint; a resume continues it
         if k:
@@ -249,54 +248,36 @@ class SlotWriter:
                 self._chunk_done()
 
     def _chunk_done(self):
-        # the chunk is hashed, then decoded over itself into the start of its buffer (the
-        # decoder reads a copy, agent.image.inflate.source); its sector is written and read
-        # back through the read-back buffer
         m = self.m
         k = self.ck.next
         n = sector_len(m, k)
-        buf = self._chunk
-        chunk = memoryview(buf)[self._cb:]
+        out = memoryview(self._sec)[:n]
+        chunk = memoryview(self._chunk)[self._cb:]
         self.pos = 0
         if hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
             raise OtaError(SECTOR_CRC, "sector %d: chunk digest" % k)
-        self.mi.update(chunk)
-        out = memoryview(buf)[:n]
         try:
-            inflate_into(chunk, out, fmt.deflate_wbits(m.sector), self._src)
+            inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
             bad = binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE
         except OtaError:
             bad = True
-        if bad:  # corrupted in transit: fetch this chunk again, the hash as it was before it
-            self.mi = Sha256(self.ck.mi_state)
+        if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
             raise OtaError(SECTOR_CRC, "sector %d" % k)
+        self.mi.update(chunk)
         self.epos += self.clen
         a = self.slot.area
         w = align(n, a.write_size)
-        fill_erased(a, buf, w, n)
+        fill_erased(a, self._sec, w, n)
+        back = memoryview(self._chunk)[:n]
         for _ in range(2):
             a.erase(k * m.sector, m.sector)
-            a.write(k * m.sector, memoryview(buf)[:w])
-            if self._holds(k * m.sector, out):
+            a.write(k * m.sector, memoryview(self._sec)[:w])
+            a.read(k * m.sector, back)  # into the chunk's buffer (hashed, done with): one
+            if back == out:             # read, and out's CRC-32 is the table's
                 break
         else:
             raise OtaError(FLASH_IO, "sector %d reads back wrong" % k)
         self._advance(self.mi.digest() if k == m.sectors - 1 else None)
-
-    def _holds(self, off, out):
-        # whether the flash from off reads back as out
-        b = self._rv
-        s = len(b)
-        n = len(out)
-        i = 0
-        while i < n:
-            e = s if n - i > s else n - i
-            v = b if e == s else b[:e]
-            self.slot.area.read(off + i, v)
-            if v != out[i:i + e]:
-                return False
-            i += e
-        return True
 
     def _advance(self, mi):
         ck = self.ck

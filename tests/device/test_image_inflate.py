@@ -7,7 +7,7 @@ import struct
 
 from agent.image import fmt
 from agent.image import pack
-from agent.image.inflate import inflate_into, source
+from agent.image.inflate import inflate_into
 from agent.image.manifest import peek
 from agent.errors import OtaError, BAD_ENCODING
 from tutil import eq, raises, skip, Image
@@ -98,27 +98,6 @@ def test_stored_block_refusals():
     raises(BAD_ENCODING, inflate_into, _stored(data, final=False), out, 9)  # no end
     e = raises(BAD_ENCODING, inflate_into, _stored(data), bytearray(len(data) + 10), 9)
     assert "%d bytes, want %d" % (len(data), len(data) + 10) in str(e), e
-
-
-def test_one_source_for_every_chunk():
-    # the writer decodes every chunk through one stream (made once), over the chunk's own
-    # buffer: a shorter chunk after a longer one must not read the longer one's tail
-    m, chunks = _chunks("core_v2z.ota")
-    w = fmt.deflate_wbits(m.sector)
-    src = source(m.sector + (m.sector >> 3) + 64)
-    fw = Image("core_v2.bin")
-    for k, (crc, at, cl, dig) in enumerate(chunks):
-        n = min(m.sector, m.size - k * m.sector)
-        buf = bytearray(m.sector + (m.sector >> 3) + 64)
-        buf[len(buf) - cl:] = _chunk("core_v2z.ota", at, cl)
-        out = memoryview(buf)[:n]
-        eq(inflate_into(memoryview(buf)[len(buf) - cl:], out, w, src), n, "sector %d" % k)
-        eq(bytes(out), bytes(fw.read(k * m.sector, n)), "sector %d bytes" % k)
-    fw.close()
-    data = b"firmware" * 40
-    long = _stored(data)
-    eq(inflate_into(long, bytearray(len(data)), 9, src), len(data), "a long chunk")
-    raises(BAD_ENCODING, inflate_into, long[:-8], bytearray(len(data)), 9, src)  # cut
 
 
 def test_a_heap_too_small_is_not_a_bad_chunk():
