@@ -196,10 +196,11 @@ def update(image, frames, pub, block, payload, check, budget=0):
     if check:
         from agent.store import check as verify
         slot = board.slots[dev.st.slot]
-        info = verify.boot_check(slot, dev.cfg.trust)
+        buf = dev.writer.scratch  # what the device lends its checks (Device._boot_check)
+        info = verify.boot_check(slot, dev.cfg.trust, None, None, buf)
         gc.collect()
         t0 = time.ticks_us()
-        verify.boot_check(slot, dev.cfg.trust, None, info.tag)
+        verify.boot_check(slot, dev.cfg.trust, None, info.tag, buf)
         out["boot_check_insns"] = insns(t0)
         out["payload"] = info.manifest.size
     result(out)

@@ -21,12 +21,14 @@ from host_tools import bench_mcu, mcu
 from host_tools.mpy import sources
 
 HASH_BLOCK_MAX = 22600        # measured 20,500 (viper, rounds unrolled by eight; 22,265 before)
-RAW_BLOCK_MAX = 43000         # measured 37,574 (39,053 in an earlier build: where a collection falls)
-DEFLATE_BLOCK_MAX = 89000     # measured 79,776 (80,953)
-# the target is 2.0; measured 2.12 (the raw block fell faster than the deflate one)
-DEFLATE_OVER_RAW_MAX = 2.2
+RAW_BLOCK_MAX = 43000         # measured 35,997 (37,574 and 39,053 in earlier builds: where a
+                              # collection falls moves with the heap's layout)
+DEFLATE_BLOCK_MAX = 89000     # measured 78,238 (79,776, 80,953)
+# the target is 2.0; measured 2.17 (2.12 in the build before: the raw block moves more with
+# where a collection falls), about 10 % over
+DEFLATE_OVER_RAW_MAX = 2.4
 SECTOR_ALLOC_MAX = 64         # bytes a sector's checkpoint allocates; measured 51.2
-BOOT_CHECK_MAX = 4950000      # measured 4,496,000
+BOOT_CHECK_MAX = 4950000      # measured 4,481,000
 P256_MAX = 50000000           # measured 45,438,000
 # heap bytes a whole 256 KiB update completes in (within bench_mcu.BUDGET times its
 # instructions in the largest heap): the measured minimum and about 10 %
