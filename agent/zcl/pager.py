@@ -205,17 +205,23 @@ class Pager:
 
     def _mark(self, i):
         # the window's slots from request i's next offset to its end: asked for by it
+        s = self._s
+        t = self._qs[i] % 255 + 1
         a = self._qa[i]
         e = self._qe[i]
-        t = self._qs[i] % 255 + 1
-        i = self.pos - (self.pos - self._r) % self._s
+        i = self.pos - (self.pos - self._r) % s
         if a < i:
             a = i
         if e > self.top:
             e = self.top
-        while a < e:
-            self.ask[(a - self._r) // self._s % self._ns] = t
-            a += self._s - (a - self._r) % self._s
+        if a < e:  # the slots of a, of e - 1 and those between
+            i = (a - self._r) // s
+            e = (e - 1 - self._r) // s + 1
+            a = self._ns
+            s = self.ask
+            while i < e:
+                s[i % a] = t
+                i += 1
 
     def _unmark(self, a, e, t):
         # the slots from a to e that the request tagged t asked for: asked for no more
@@ -257,7 +263,9 @@ class Pager:
         # the first frame that is not such a block, for _one; or 0 when none came within the
         # wait, or when the image is done or the next requests may be due (for _run).
         rx = self._rx
-        while k == self._k and rx[_LEN] == self._s and rx[0] & _ROUTE == _FC_BLOCK \
+        s = self._s  # (the slot size: only _one changes it)
+        j = _SLOTS   # the slot at pos, once known: j - _SLOTS until _tick's stores are done
+        while k == self._k and rx[_LEN] == s and rx[0] & _ROUTE == _FC_BLOCK \
                 and self._rh == self._w:
             o = rx[_OFF] | rx[_OFF + 1] << 8 | rx[_OFF + 2] << 16 | rx[_OFF + 3] << 24
             if o != self.pos:
@@ -273,7 +281,8 @@ class Pager:
                     while self._h != i:
                         self._drop()
             self._tn = self._clk.ticks_ms()
-            j = (o - self._r) // self._s % self._ns
+            if j == _SLOTS:  # (ask and held have _SLOTS bytes: ask[j - _SLOTS] is ask[j])
+                j = (o - self._r) // s % self._ns - _SLOTS
             if i >= 0:  # _ack (i is the oldest request now)
                 k = self._qf[i]
                 if not k & _HEARD:
@@ -282,41 +291,47 @@ class Pager:
                     self._bs = -1
                 elif self._bs != self._qs[i]:
                     self._heard(i, o)
-                elif o - self._bo >= 8 * self._s:
+                elif o - self._bo >= 8 * s:
                     k = self._clk.ticks_diff(self._tn, self._bt) << 3
-                    k //= (o - self._bo) // self._s
+                    k //= (o - self._bo) // s
                     self._ia += (k - self._ia) >> 3
                 if self.ask[j] == self._qs[i] % 255 + 1:
                     self.ask[j] = 0
-                self._fly -= self._s
-                k = self._qa[i] = o + self._s
+                self._fly -= s
+                k = self._qa[i] = o + s
                 if k >= self._qe[i]:
                     self._drop()
                     i = -1
             k = self._dev.take(o, self._bv)  # _deliver
-            if k != o + self._s:
+            if j < 0:  # _tick; the blocks after it in this call find these as they are
+                j += _SLOTS
+                self._got = self.heard = True
+                self.silent = self._junk = 0
+                self._dry = False
+            if k != o + s:
                 self._reset(k)
                 i = -1
+                j = _SLOTS
             else:
                 self.pos = k
-                self.top = k + self._ns * self._s
+                self.top = k + self._ns * s
                 if k > self.hw:
                     self.hw = k
                 j += 1
-                if self.held[j if j < self._ns else 0]:
+                if j == self._ns:
+                    j = 0
+                if self.held[j]:
                     self._ahead()
                     self._drain()
+                    self._dry = False
                     i = -1
-            self._got = self.heard = True  # _tick
-            self.silent = self._junk = 0
-            self._dry = False
+                    j = _SLOTS
             self._t0 = self._clk.ticks_ms()
             if i >= 0:  # the oldest request is still i, its next offset k, and it was heard
-                self._wait = (self._qe[i] - k + self._s - 1) // self._s * self._ia // 8 \
-                    + self._mg
+                self._wait = (self._qe[i] - k + s - 1) // s * self._ia // 8 + self._mg
             else:
                 self._wait = self._next()
-            if self.pos >= self.end or self._fly <= _LOW * self._s:
+            if self.pos >= self.end or self._fly <= _LOW * s:
                 return 0  # (_run sees whether requests are due)
             k = self._link.recv(rx, self._wait)
         return k

@@ -10,6 +10,8 @@
 from agent.zcl import client as C
 from agent.zcl import pager as P
 from agent.zcl import server as zcl, server as zcl_server  # the hub below: the server side
+import hashlib
+
 from hal.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from tutil import Image, eq
@@ -267,8 +269,21 @@ class Trace:
 
     def recv(self, buf, timeout_ms):
         n = self.hub.recv(buf, timeout_ms)
-        self.log.append((self.hub.clock.ticks_ms(), timeout_ms, bytes(buf[:n])))
+        self.log.append((self.hub.clock.ticks_ms(), timeout_ms, bytes(buf[:n]),
+                         _state(self.hub.cl.pager)))
         return n
+
+
+def _state(pg):
+    # the pager's state when it reads the link (a digest: the tier's heap is small)
+    if pg is None:
+        return None
+    return hashlib.sha256(repr((
+        pg.pos, pg.hw, pg.end, pg.top, pg._h, pg._n, pg._fly, pg._qa, pg._qe, bytes(pg._qf),
+        bytes(pg._qs), pg.on, pg.heard, pg.pipe, pg._pok, pg._ph, pg._miss, pg._prun,
+        pg._echo, pg._ev, pg._em, pg.silent, pg._s, pg._ns, pg._r, pg._fresh, pg._dry,
+        pg._got, pg._p0, pg._t0, pg._tn, pg._ts, pg._bt, pg._bo, pg._bs, pg._wait, pg._mg,
+        pg._gave, pg._junk, pg._ia)).encode() + pg.held + pg.ask).digest()[:8]
 
 
 def _traced(fast, **kw):
@@ -296,7 +311,8 @@ def _traced(fast, **kw):
 
 def test_in_order_blocks_take_the_same_way_fast():
     # _stream (a block in order, for the oldest request in flight) and _one (any frame) do
-    # the same: the same requests at the same times, the same waits, the same outcome, on
+    # the same: the same requests at the same times, the same waits, the same state at every
+    # read of the link, the same outcome, on
     # links that lose, double and reorder frames and on one whose server does not echo the
     # sequence number; with few losses most blocks take _stream (under heavy loss most come
     # after a gap, and are held)
