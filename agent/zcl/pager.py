@@ -142,6 +142,7 @@ class Pager:
         self._dev = cl.dev
         self._link = cl.link
         self._clk = cl.clock
+        self._ms = cl.clock.ticks_ms  # (made once here: the per-block path calls it twice)
         self._s = cl.block
         self._fresh = True
         self.silent = 0
@@ -214,13 +215,20 @@ class Pager:
             a = i
         if e > self.top:
             e = self.top
-        if a < e:  # the slots of a, of e - 1 and those between
+        if a < e:  # the slots of a, of e - 1 and those between (at most _ns)
             i = (a - self._r) // s
-            e = (e - 1 - self._r) // s + 1
-            a = self._ns
+            e = (e - 1 - self._r) // s - i + 1
+            i %= self._ns
+            a = self._ns - i
             s = self.ask
+            if e > a:  # past the last slot: on from the first
+                while a < e:
+                    s[a - self._ns + i] = t
+                    a += 1
+                e = self._ns - i
+            e += i
             while i < e:
-                s[i % a] = t
+                s[i] = t
                 i += 1
 
     def _unmark(self, a, e, t):
@@ -280,7 +288,7 @@ class Pager:
                         return k
                     while self._h != i:
                         self._drop()
-            self._tn = self._clk.ticks_ms()
+            self._tn = self._ms()
             if j == _SLOTS:  # (ask and held have _SLOTS bytes: ask[j - _SLOTS] is ask[j])
                 j = (o - self._r) // s % self._ns - _SLOTS
             if i >= 0:  # _ack (i is the oldest request now)
@@ -324,14 +332,15 @@ class Pager:
                     self._ahead()
                     self._drain()
                     self._dry = False
+                    k = self.pos
                     i = -1
                     j = _SLOTS
-            self._t0 = self._clk.ticks_ms()
-            if i >= 0:  # the oldest request is still i, its next offset k, and it was heard
-                self._wait = (self._qe[i] - k + s - 1) // s * self._ia // 8 + self._mg
+            self._t0 = self._ms()
+            if i >= 0:  # the oldest request is still i, its next offset o + s, and it was heard
+                self._wait = (self._qe[i] - o - 1) // s * self._ia // 8 + self._mg
             else:
                 self._wait = self._next()
-            if self.pos >= self.end or self._fly <= _LOW * s:
+            if k >= self.end or self._fly <= _LOW * s:  # (k: pos)
                 return 0  # (_run sees whether requests are due)
             k = self._link.recv(rx, self._wait)
         return k

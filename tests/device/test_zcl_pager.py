@@ -331,6 +331,34 @@ def test_in_order_blocks_take_the_same_way_fast():
             assert ones < ones2 // (2 if kw["drop"] else 20), (kw, ones, ones2)
 
 
+class _Cl:
+    _rx = bytearray(80)
+
+
+def test_mark_sets_each_slot_a_request_asks_for():
+    # the slots _mark sets are those of the request's next offsets within the window, found
+    # here offset by offset; the window starts at any slot and wraps round its end
+    pg = P.Pager(_Cl())
+    r = Rnd(7)
+    for n in range(300):
+        s = (16, 48, 64)[n % 3]
+        pg._s = s
+        pg._ns = min(1024 // s * 4, len(pg.ask))
+        pg._r = int(r.random() * s)
+        pg.pos = pg._r + int(r.random() * 300) * s + int(r.random() * s)
+        pg.top = pg.pos - (pg.pos - pg._r) % s + pg._ns * s
+        a = pg.pos - 3 * s + int(r.random() * (pg._ns + 6) * s)
+        e = a + int(r.random() * (pg._ns + 6) * s)
+        pg._qa[5], pg._qe[5], pg._qs[5] = a, e, n & 0xFF
+        want = bytearray(len(pg.ask))
+        lo = pg.pos - (pg.pos - pg._r) % s
+        for o in range(a if a > lo else lo, e if e < pg.top else pg.top):
+            want[(o - pg._r) // s % pg._ns] = (n & 0xFF) % 255 + 1
+        pg.ask[:] = bytearray(len(pg.ask))
+        pg._mark(5)
+        eq(bytes(pg.ask), bytes(want), "slots of %r" % ((s, pg._r, pg.pos, a, e),))
+
+
 def test_block_requests_after_unsup_cluster_command():
     hub = PageHub(V2, FakeClock(1000), refuse=True)
     r, cl, out = _session(hub)
