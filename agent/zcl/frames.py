@@ -23,7 +23,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent.errors import OtaError, BAD_FRAME
+from agent import errors as E
 
 _CLUSTER_ID = const(0x0019)
 
@@ -32,7 +32,7 @@ HDR_FMT = "<BBB"
 #   B    frame control
 #   B    transaction sequence number
 #   B    command id
-HDR_MFR_FMT = "<BHBB"
+_HDR_MFR_FMT = const("<BHBB")
 #   B    frame control (FC_MFR set)
 #   H    manufacturer code
 #   B    transaction sequence number
@@ -219,7 +219,7 @@ class Frame:
 
 def bad(f, what):
     """A decoder's refusal of frame f: OtaError(BAD_FRAME) naming its command."""
-    raise OtaError(BAD_FRAME, "command 0x%02X: %s" % (f.command, what))
+    raise E.OtaError(E.BAD_FRAME, "command 0x%02X: %s" % (f.command, what))
 
 
 def size(f, have, want):
@@ -242,15 +242,15 @@ def decode_with(payload, buf, n, frame, mfr):
     f.clear()
     # the ZCL header
     if n < 3 or n > len(buf):
-        raise OtaError(BAD_FRAME, "%d bytes" % n)
+        raise E.OtaError(E.BAD_FRAME, "%d bytes" % n)
     fc = buf[0]
     if fc & 3 > 1:
-        raise OtaError(BAD_FRAME, "reserved frame type %d" % (fc & 3))
+        raise E.OtaError(E.BAD_FRAME, "reserved frame type %d" % (fc & 3))
     off = 3
     if fc & FC_MFR:
         if n < 5:
-            raise OtaError(BAD_FRAME, "%d bytes" % n)
-        _, f.mfr_code, f.seq, f.command = struct.unpack_from(HDR_MFR_FMT, buf, 0)
+            raise E.OtaError(E.BAD_FRAME, "%d bytes" % n)
+        _, f.mfr_code, f.seq, f.command = struct.unpack_from(_HDR_MFR_FMT, buf, 0)
         off = 5
     else:
         f.seq = buf[1]
@@ -292,7 +292,7 @@ def encode_header(buf, fc, seq, command, mfr_code=None):
     if mfr_code is None:
         struct.pack_into(HDR_FMT, buf, 0, fc & ~FC_MFR, seq & 0xFF, command)
         return 3
-    struct.pack_into(HDR_MFR_FMT, buf, 0, fc | FC_MFR, mfr_code, seq & 0xFF, command)
+    struct.pack_into(_HDR_MFR_FMT, buf, 0, fc | FC_MFR, mfr_code, seq & 0xFF, command)
     return 5
 
 
@@ -300,7 +300,7 @@ def put(buf, off, data, n):
     """Copy the n-byte field data (n 0: none) into buf at off; returns the offset after it."""
     if n:
         if len(data) != n:
-            raise OtaError(BAD_FRAME, "field of %d bytes, expected %d" % (len(data), n))
+            raise E.OtaError(E.BAD_FRAME, "field of %d bytes, expected %d" % (len(data), n))
         buf[off:off + n] = data
     return off + n
 
@@ -374,6 +374,7 @@ def decode(buf, n, frame=None, mfr=None):
 # -- encoding: client to server ---------------------------------------------------------
 
 _UP = const(0x01)  # FC_CLUSTER: a request: the server may answer an error with a Default Response
+del const  # every const() above is folded (on MicroPython): its entry is free for what follows
 
 
 def encode_query_next(buf, seq, manufacturer, image_type, file_version, hw_version=None):

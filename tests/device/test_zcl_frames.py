@@ -215,7 +215,8 @@ def test_wrong_direction_is_bad_frame_on_both_sides():
 
 
 def test_struct_sizes():
-    for fmt, size in ((zcl.HDR_FMT, 3), (zcl.HDR_MFR_FMT, 5), (zsrv.NOTIFY_FMT, 10),
+    assert zcl.encode_header(bytearray(5), 0, 1, 2, 0x1234) == 5  # with a manufacturer code
+    for fmt, size in ((zcl.HDR_FMT, 3), (zsrv.NOTIFY_FMT, 10),
                       (zcl.QUERY_FMT, 9), (zcl.QUERY_RSP_FMT, 13), (zcl.BLOCK_REQ_FMT, 14),
                       (zcl.PAGE_REQ_FMT, 18), (zcl.BLOCK_RSP_FMT, 14), (zcl.WAIT_FMT, 11),
                       (zcl.END_FMT, 9), (zcl.END_RSP_FMT, 16), (zsrv.FILE_REQ_FMT, 18),
