@@ -22,8 +22,8 @@ except ImportError:
 from agent.store import state as S
 from agent.alerts import ALERT_VERIFY_FAIL, ALERT_BOOT_VERIFY_FAIL, ALERT_VERSION_CHANGED, \
     ALERT_FUTURE_ACTIONED, ALERT_FUTURE_NOT_ACTIONED
-from agent.errors import OtaError, NO_IMAGE, DOWNLOAD_ACTIVE, TIME_RANGE, NOT_IN_TRIAL, \
-    ACTIVATION_FAILED, HASH_MISMATCH, ROLLBACK, SLOT_INVALID, NO_FALLBACK
+from agent import errors as E
+from agent.errors import OtaError
 
 # Activation outcomes (GBCS CS06)
 ACT_SUCCESS = const(0)
@@ -43,12 +43,12 @@ def schedule(d, when):
     it ran now."""
     st = d.st
     if st.phase != S.HELD:
-        raise OtaError(NO_IMAGE)
+        raise OtaError(E.NO_IMAGE)
     if d.loading:
-        raise OtaError(DOWNLOAD_ACTIVE)
+        raise OtaError(E.DOWNLOAD_ACTIVE)
     now = d.board.clock.now()
     if when != S.WAIT_COMMAND and (when < 0 or when - now > HORIZON or when >= S.WAIT_COMMAND):
-        raise OtaError(TIME_RANGE, "activation at %d, now %d" % (when, now))
+        raise OtaError(E.TIME_RANGE, "activation at %d, now %d" % (when, now))
     st.act_time = when
     st.flags = S.F_FUTURE if when != S.WAIT_COMMAND and when > now else 0
     d._save()
@@ -94,7 +94,7 @@ def run(d, future):
     try:
         info = d.check_slot(st.slot, d.policy(), st.mi_hash)
         if info.mi_hash != st.mi_hash:
-            raise OtaError(HASH_MISMATCH, "image in flash changed")
+            raise OtaError(E.HASH_MISMATCH, "image in flash changed")
         d.board.boot.set_pending(st.slot, d.cfg.trials)
     except OtaError as e:
         st.phase = S.IDLE
@@ -124,9 +124,9 @@ def power_on(d, run):
     elif st.phase == S.ACTIVATING and st.slot == run:
         _confirmed(d)   # confirmed before the journal said so
     elif st.phase == S.ACTIVATING and b.pending() != st.slot:
-        why = b.boot_info()[1] or ACTIVATION_FAILED
+        why = b.boot_info()[1] or E.ACTIVATION_FAILED
         st.phase = S.IDLE
-        if why == ACTIVATION_FAILED:  # never confirmed in its trials
+        if why == E.ACTIVATION_FAILED:  # never confirmed in its trials
             st.flags |= S.F_REVERTED
         d.alerts.add(ALERT_BOOT_VERIFY_FAIL, why, st.held_version)
         d._save()
@@ -141,7 +141,7 @@ def fall_back(d, run):
     anti-rollback floor (a reset is then needed), or run on and say so."""
     st = d.st
     if d.trial:
-        revert(d, SLOT_INVALID)
+        revert(d, E.SLOT_INVALID)
         return
     other = 1 - run
     try:
@@ -149,10 +149,10 @@ def fall_back(d, run):
         info = d.check_slot(other, p, st.mi_hash if st.slot == other else None)
         m = info.manifest
         if m.seq < p.seq:  # never below the floor, as a downgrade-preventing bootloader
-            raise OtaError(ROLLBACK, "slot %d seq %d < %d" % (other, m.seq, p.seq))
+            raise OtaError(E.ROLLBACK, "slot %d seq %d < %d" % (other, m.seq, p.seq))
     except OtaError:
         # nothing acceptable to run instead: stay on the running image and say so
-        d.alerts.add(ALERT_BOOT_VERIFY_FAIL, NO_FALLBACK, st.run_version)
+        d.alerts.add(ALERT_BOOT_VERIFY_FAIL, E.NO_FALLBACK, st.run_version)
         d._save()
         return
     d.stuck = 0
@@ -180,7 +180,7 @@ def run_health(d):
 def confirm(d):
     """The new image is healthy: make it permanent, then raise the sequence number."""
     if not d.trial:
-        raise OtaError(NOT_IN_TRIAL)
+        raise OtaError(E.NOT_IN_TRIAL)
     d.board.boot.confirm()
     _confirmed(d)
 
@@ -196,15 +196,15 @@ def _confirmed(d):
     d._save()
 
 
-def revert(d, reason=ACTIVATION_FAILED):
+def revert(d, reason=E.ACTIVATION_FAILED):
     """The new image is not healthy: go back to the confirmed one at the next reset."""
     if not d.trial:
-        raise OtaError(NOT_IN_TRIAL)
+        raise OtaError(E.NOT_IN_TRIAL)
     d.board.boot.revert()
     st = d.st
     d.trial = False
     st.phase = S.IDLE
-    if reason == ACTIVATION_FAILED:  # unhealthy: not to be taken again (agent.update)
+    if reason == E.ACTIVATION_FAILED:  # unhealthy: not to be taken again (agent.update)
         st.flags |= S.F_REVERTED
     d.alerts.add(ALERT_BOOT_VERIFY_FAIL, reason, st.held_version)
     d._save()

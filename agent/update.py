@@ -6,11 +6,11 @@
 import hashlib
 
 from agent import activation as A
-from agent.alerts import Queue, ALERT_VERIFY_OK, ALERT_VERIFY_FAIL, ALERT_BOOT_VERIFY_FAIL
+from agent import alerts as AL
 from agent.image import fmt
 from agent.store import state as S
-from agent.errors import OtaError, BUSY, SECTOR_CRC, SLOT_EMPTY, TRUNCATED, REVERTED_IMAGE, \
-    SECTOR_CHANGED
+from agent import errors as E
+from agent.errors import OtaError
 from agent.store.journal import Journal
 from agent.image.manifest import Policy
 from agent.image.parser import Parser
@@ -51,7 +51,7 @@ class Device:
         self.sink = sink
         self.journal = Journal(board.journal_area, S.STATE_SIZE)
         self.st = S.State()
-        self.alerts = Queue(self.st)  # saved with the state record, sent after each save
+        self.alerts = AL.Queue(self.st)  # saved with the state record, sent after each save
         self._buf = bytearray(S.STATE_SIZE)
         self.writer = SlotWriter(config.page)  # moves the checkpoint, st.next
         self.writer.on_sector = self._on_sector
@@ -118,9 +118,9 @@ class Device:
                     st.seq = m.seq
                 self._save()
         except OtaError as e:
-            if raw is None and e.reason == SLOT_EMPTY:
+            if raw is None and e.reason == E.SLOT_EMPTY:
                 return self.trial  # a blank device, never provisioned: nothing to report
-            self.alerts.add(ALERT_BOOT_VERIFY_FAIL, e.reason, st.run_version)
+            self.alerts.add(AL.ALERT_BOOT_VERIFY_FAIL, e.reason, st.run_version)
             self._save()
             self.stuck = e.reason
             A.fall_back(self, run)
@@ -168,7 +168,7 @@ class Device:
     def begin(self):
         """Start a transfer session; returns the file offset to fetch first."""
         if self.trial or self.st.phase == S.ACTIVATING or self.reset_needed:
-            raise OtaError(BUSY, "activation in progress")
+            raise OtaError(E.BUSY, "activation in progress")
         b = self.board.boot
         if not self._factory and b.pending() == 1 - b.running():
             b.revert()  # a pending boot the journal does not know of: cancel it before writing
@@ -206,10 +206,10 @@ class Device:
         (from the offset parser.pos), False when the image is rejected (e stands)."""
         st = self.st
         p = self.parser
-        if e.reason == SECTOR_CRC and self.writing and p.state == 6:
+        if e.reason == E.SECTOR_CRC and self.writing and p.state == 6:
             # the final check from flash: a sector written and checked has changed since
-            e = OtaError(SECTOR_CHANGED, e.detail)
-        elif e.reason == SECTOR_CRC and self.writing and st.fails < self.cfg.refetch:
+            e = OtaError(E.SECTOR_CHANGED, e.detail)
+        elif e.reason == E.SECTOR_CRC and self.writing and st.fails < self.cfg.refetch:
             st.fails += 1
             self._save()
             p.seek(self.writer.resume_offset(p))  # the failed sector, from its start
@@ -234,7 +234,7 @@ class Device:
         self.loading = False
         p = self.parser
         quiet = p is None or not p.signed  # anyone can send these: they must not wear flash
-        if e.reason == REVERTED_IMAGE:
+        if e.reason == E.REVERTED_IMAGE:
             quiet = self._told  # saved once per boot, then as the others
             self._told = True
         if quiet and not self.writing:
@@ -243,7 +243,7 @@ class Device:
         if self.writing and st.phase == S.DOWNLOADING:
             st.phase = S.IDLE
         self.writing = False
-        self.alerts.add(ALERT_VERIFY_FAIL, e.reason, 0)
+        self.alerts.add(AL.ALERT_VERIFY_FAIL, e.reason, 0)
         self._save()
 
     def on_manifest(self, p):
@@ -252,7 +252,7 @@ class Device:
         h.update(p.cose_bytes())
         ident = h.digest()
         if st.flags & S.F_REVERTED and st.ident == ident and st.phase == S.IDLE:
-            raise OtaError(REVERTED_IMAGE, "refused until another image is offered")
+            raise OtaError(E.REVERTED_IMAGE, "refused until another image is offered")
         run = self.board.boot.running()
         i = run if self._factory else 1 - run
         self.writing = True
@@ -311,7 +311,7 @@ class Device:
             st.run_version = m.version
         else:
             st.phase = S.HELD
-            self.alerts.add(ALERT_VERIFY_OK, 0, m.version)
+            self.alerts.add(AL.ALERT_VERIFY_OK, 0, m.version)
         self._save()
 
     def provision(self, read, size, block=1024):
@@ -322,7 +322,7 @@ class Device:
         except OtaError:
             pass
         else:
-            raise OtaError(BUSY, "the running slot holds a valid image")
+            raise OtaError(E.BUSY, "the running slot holds a valid image")
         self._factory = True
         try:
             self.begin()
@@ -330,7 +330,7 @@ class Device:
             while pos < size:
                 b = read(pos, block if block < size - pos else size - pos)
                 if not b:
-                    raise OtaError(TRUNCATED, "image ends at %d of %d bytes" % (pos, size))
+                    raise OtaError(E.TRUNCATED, "image ends at %d of %d bytes" % (pos, size))
                 pos = self.feed(pos, b)
             self.end()
         finally:

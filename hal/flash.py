@@ -20,7 +20,7 @@
 # to base and do the area's checks as well (or None). An Area then calls them directly: one
 # call per operation instead of two, which counts where a call costs hundreds of
 # instructions (hal.sim.nor.NorFlash has one).
-from agent.errors import OtaError, FLASH_RANGE, FLASH_ALIGN
+from agent import errors as E
 
 
 class Area:
@@ -32,7 +32,7 @@ class Area:
     def __init__(self, flash, base, size):
         ss = flash.sector_size
         if base % ss or size % ss or size <= 0 or base + size > flash.size:
-            raise OtaError(FLASH_ALIGN, "area 0x%X+0x%X" % (base, size))
+            raise E.OtaError(E.FLASH_ALIGN, "area 0x%X+0x%X" % (base, size))
         self.flash = flash
         self.base = base
         self.size = size
@@ -48,7 +48,7 @@ class Area:
 
     def _check(self, offset, n):
         if offset < 0 or n < 0 or offset + n > self.size:
-            raise OtaError(FLASH_RANGE, "0x%X+%d in area of 0x%X" % (offset, n, self.size))
+            raise E.OtaError(E.FLASH_RANGE, "0x%X+%d in area of 0x%X" % (offset, n, self.size))
 
     def read(self, offset, buf):
         self._check(offset, len(buf))

@@ -24,8 +24,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent.errors import OtaError, BAD_MAGIC, BAD_HEADER_VERSION, BAD_HEADER_LENGTH, \
-    BAD_FIELD_CONTROL, BAD_TRAILER
+from agent import errors as E
 
 OTA_MAGIC = const(0x0BEEF11E)
 HEADER_VERSION = const(0x0100)
@@ -92,6 +91,7 @@ MAX_SECTOR = const(65536)  # to MAX_SECTOR
 # the header, so it ends by MANIFEST_END_MAX (HDR_MAX + ELEM_SIZE + MANIFEST_MAX).
 MANIFEST_MAX = const(512)  # a manifest element larger than this is rejected
 MANIFEST_END_MAX = const(587)
+del const  # every const() above is folded (on MicroPython): its entry is free for what follows
 
 
 def __getattr__(name):
@@ -142,19 +142,19 @@ def header_length_of(prefix):
 def parse_header(buf):
     """Parse an OTA header from buf (at least HDR_SIZE bytes, or the whole header)."""
     if len(buf) < HDR_SIZE:
-        raise OtaError(BAD_HEADER_LENGTH, "%d bytes" % len(buf))
+        raise E.OtaError(E.BAD_HEADER_LENGTH, "%d bytes" % len(buf))
     (magic, hver, hlen, fc, man, itype, fver, stack, hstr,
      total) = struct.unpack_from(HDR_FMT, buf, 0)
     if magic != OTA_MAGIC:
-        raise OtaError(BAD_MAGIC, "0x%08X" % magic)
+        raise E.OtaError(E.BAD_MAGIC, "0x%08X" % magic)
     if hver != HEADER_VERSION:
-        raise OtaError(BAD_HEADER_VERSION, "0x%04X" % hver)
+        raise E.OtaError(E.BAD_HEADER_VERSION, "0x%04X" % hver)
     if fc & 0xFFF8:
-        raise OtaError(BAD_FIELD_CONTROL, "0x%04X" % fc)
+        raise E.OtaError(E.BAD_FIELD_CONTROL, "0x%04X" % fc)
     if hlen != header_length(fc):
-        raise OtaError(BAD_HEADER_LENGTH, "%d for field control 0x%04X" % (hlen, fc))
+        raise E.OtaError(E.BAD_HEADER_LENGTH, "%d for field control 0x%04X" % (hlen, fc))
     if len(buf) < hlen:
-        raise OtaError(BAD_HEADER_LENGTH, "%d of %d bytes" % (len(buf), hlen))
+        raise E.OtaError(E.BAD_HEADER_LENGTH, "%d of %d bytes" % (len(buf), hlen))
     h = Header()
     h.length = hlen
     h.field_control = fc
@@ -194,10 +194,10 @@ def pack_trailer(force, sig):
 def parse_trailer(buf):
     """Parse a 66-byte GBCS trailer: returns (force_replace, signature)."""
     if len(buf) != TRAILER_SIZE:
-        raise OtaError(BAD_TRAILER, "%d bytes" % len(buf))
+        raise E.OtaError(E.BAD_TRAILER, "%d bytes" % len(buf))
     force, slen, sig = struct.unpack(TRAILER_FMT, buf)
     if slen != TRAILER_SIG_LEN or force > 1:
-        raise OtaError(BAD_TRAILER, "flag %d length %d" % (force, slen))
+        raise E.OtaError(E.BAD_TRAILER, "flag %d length %d" % (force, slen))
     return force, bytes(sig)
 
 

@@ -5,9 +5,8 @@ except ImportError:
     def const(x):
         return x
 
-from agent.errors import OtaError, BAD_MANIFEST, UNSUPPORTED_FORMAT, HEADER_MISMATCH, \
-    WRONG_MANUFACTURER, WRONG_IMAGE_TYPE, WRONG_HARDWARE, ROLLBACK, TOO_LARGE, \
-    BAD_SECTOR_SIZE, BAD_ENCODING, LAYOUT_NO_FIT
+from agent import errors as E
+from agent.errors import OtaError
 from agent.image import fmt
 from agent.crypto.trust import KID_LEN
 
@@ -47,10 +46,10 @@ class Manifest:
 
     def __init__(self, m):
         if not isinstance(m, dict):
-            raise OtaError(BAD_MANIFEST, "not a map")
+            raise OtaError(E.BAD_MANIFEST, "not a map")
         fv = m.get(_M_FORMAT)
         if fv != _FORMAT_VERSION or isinstance(fv, bool):  # CBOR true is not the uint 1
-            raise OtaError(UNSUPPORTED_FORMAT, "format %r" % (fv,))
+            raise OtaError(E.UNSUPPORTED_FORMAT, "format %r" % (fv,))
         self.seq = _uint(m, _M_SEQ, 0xFFFFFFFF)
         self.version = _uint(m, _M_VERSION, 0xFFFFFFFF)
         self.manufacturer = _uint(m, _M_MANUFACTURER, 0xFFFF)
@@ -67,17 +66,17 @@ class Manifest:
         self.kid = _bytes(m, _M_KID, KID_LEN)
         s = self.sector
         if s < fmt.MIN_SECTOR or s & (s - 1):
-            raise OtaError(BAD_SECTOR_SIZE, "%d" % s)
+            raise OtaError(E.BAD_SECTOR_SIZE, "%d" % s)
         if self.hw_min > self.hw_max:
-            raise OtaError(BAD_MANIFEST, "hardware range %d..%d" % (self.hw_min, self.hw_max))
+            raise OtaError(E.BAD_MANIFEST, "hardware range %d..%d" % (self.hw_min, self.hw_max))
         if self.size == 0:
-            raise OtaError(BAD_MANIFEST, "empty payload")
+            raise OtaError(E.BAD_MANIFEST, "empty payload")
         if self.encoding == fmt.ENC_RAW:
             if self.enc_size != self.size:
-                raise OtaError(BAD_ENCODING, "raw payload of %d bytes, encoded %d"
+                raise OtaError(E.BAD_ENCODING, "raw payload of %d bytes, encoded %d"
                                % (self.size, self.enc_size))
         elif self.encoding != fmt.ENC_DEFLATE:
-            raise OtaError(BAD_ENCODING, "encoding %d" % self.encoding)
+            raise OtaError(E.BAD_ENCODING, "encoding %d" % self.encoding)
         self.sectors = fmt.sector_count(self.size, s)
         self.table_size = self.sectors * fmt.table_entry_size(self.encoding)
 
@@ -86,33 +85,33 @@ class Manifest:
         if (h.file_version != self.version or h.manufacturer != self.manufacturer
                 or h.image_type != self.image_type or h.hw_min != self.hw_min
                 or h.hw_max != self.hw_max):
-            raise OtaError(HEADER_MISMATCH, "version/manufacturer/type/hardware differ")
+            raise OtaError(E.HEADER_MISMATCH, "version/manufacturer/type/hardware differ")
 
     def check_policy(self, p):
         """Compatibility and anti-rollback against the device (a Policy)."""
         if self.manufacturer != p.manufacturer:
-            raise OtaError(WRONG_MANUFACTURER, "0x%04X, device 0x%04X"
+            raise OtaError(E.WRONG_MANUFACTURER, "0x%04X, device 0x%04X"
                            % (self.manufacturer, p.manufacturer))
         if self.image_type != p.image_type:
-            raise OtaError(WRONG_IMAGE_TYPE, "0x%04X, device 0x%04X"
+            raise OtaError(E.WRONG_IMAGE_TYPE, "0x%04X, device 0x%04X"
                            % (self.image_type, p.image_type))
         if not self.hw_min <= p.hw_version <= self.hw_max:
-            raise OtaError(WRONG_HARDWARE, "%d..%d, device %d"
+            raise OtaError(E.WRONG_HARDWARE, "%d..%d, device %d"
                            % (self.hw_min, self.hw_max, p.hw_version))
         if self.seq < p.seq:
-            raise OtaError(ROLLBACK, "seq %d < %d" % (self.seq, p.seq))
+            raise OtaError(E.ROLLBACK, "seq %d < %d" % (self.seq, p.seq))
         if self.size > p.max_size:
-            raise OtaError(TOO_LARGE, "%d > %d bytes" % (self.size, p.max_size))
+            raise OtaError(E.TOO_LARGE, "%d > %d bytes" % (self.size, p.max_size))
         if p.table_max and self.table_size > p.table_max:
-            raise OtaError(TOO_LARGE, "sector table %d > %d bytes" % (self.table_size, p.table_max))
+            raise OtaError(E.TOO_LARGE, "sector table %d > %d bytes" % (self.table_size, p.table_max))
         if self.sector % p.sector_size:
-            raise OtaError(BAD_SECTOR_SIZE, "%d is not a multiple of the flash sector %d"
+            raise OtaError(E.BAD_SECTOR_SIZE, "%d is not a multiple of the flash sector %d"
                            % (self.sector, p.sector_size))
         # a deflate sector is erased whole before it is written: the last one must end in
         # the payload area, not in the meta area after it (raw sectors are erased a flash
         # sector at a time, so size <= max_size suffices)
         if self.encoding == fmt.ENC_DEFLATE and self.sectors * self.sector > p.max_size:
-            raise OtaError(LAYOUT_NO_FIT, "%d sectors of %d bytes, payload area %d bytes"
+            raise OtaError(E.LAYOUT_NO_FIT, "%d sectors of %d bytes, payload area %d bytes"
                            % (self.sectors, self.sector, p.max_size))
 
 
@@ -138,14 +137,14 @@ class Policy:
 def _uint(m, k, top):
     v = m.get(k)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v > top:
-        raise OtaError(BAD_MANIFEST, "field %d" % k)
+        raise OtaError(E.BAD_MANIFEST, "field %d" % k)
     return v
 
 
 def _bytes(m, k, n):
     v = m.get(k)
     if not isinstance(v, bytes) or len(v) != n:
-        raise OtaError(BAD_MANIFEST, "field %d" % k)
+        raise OtaError(E.BAD_MANIFEST, "field %d" % k)
     return v
 
 

@@ -18,10 +18,8 @@ except ImportError:
         return x
 
 from agent.image import fmt
-from agent.errors import OtaError, BAD_HEADER_LENGTH, SIZE_MISMATCH, BAD_ELEMENT, \
-    UNKNOWN_ELEMENT, DUPLICATE_ELEMENT, MISSING_ELEMENT, TRAILING_DATA, TRUNCATED, \
-    BAD_SIGNATURE, BAD_MANIFEST, BAD_TABLE, BAD_TABLE_DIGEST, SUPPLIER_SIG_REQUIRED, \
-    BAD_ENCODING, WRONG_DESTINATION
+from agent import errors as E
+from agent.errors import OtaError
 from agent.image.manifest import decode as decode_manifest
 
 _S_HEADER = const(0)
@@ -72,7 +70,7 @@ class Parser:
         start = self.payload_offset()
         end = start + self.manifest.enc_size
         if self.state != _S_PAYLOAD or pos < start or pos > end:
-            raise OtaError(BAD_ELEMENT, "offset %d outside the payload" % pos)
+            raise OtaError(E.BAD_ELEMENT, "offset %d outside the payload" % pos)
         self.pos = pos
         self._need = end - pos
         if not self._need:
@@ -107,7 +105,7 @@ class Parser:
         while i < n:
             st = self.state
             if st == _S_DONE:
-                raise OtaError(TRAILING_DATA, "at offset %d" % self.pos)
+                raise OtaError(E.TRAILING_DATA, "at offset %d" % self.pos)
             take = self._need
             if take > n - i:
                 take = n - i
@@ -129,7 +127,7 @@ class Parser:
                 self.sink.on_table(chunk)
                 if not self._need:
                     if self._tsha.digest() != self.manifest.table_sha256:
-                        raise OtaError(BAD_TABLE_DIGEST)
+                        raise OtaError(E.BAD_TABLE_DIGEST)
                     self._tsha = None
                     self.sink.on_table_end()
                     self._expect_elem()
@@ -164,7 +162,7 @@ class Parser:
     def finish(self):
         """The whole file has been fed: anything missing is an error."""
         if self.state != _S_DONE:
-            raise OtaError(TRUNCATED, "%d bytes, state %d" % (self.pos, self.state))
+            raise OtaError(E.TRUNCATED, "%d bytes, state %d" % (self.pos, self.state))
 
     # -- states --------------------------------------------------------------
 
@@ -173,22 +171,19 @@ class Parser:
             hlen = fmt.header_length_of(self._hdr)
             if hlen < fmt.HDR_SIZE or hlen > fmt.HDR_MAX:
                 fmt.parse_header(self._hdr)  # reports bad magic or version first
-                raise OtaError(BAD_HEADER_LENGTH, "%d" % hlen)
+                raise OtaError(E.BAD_HEADER_LENGTH, "%d" % hlen)
             self._need = hlen - fmt.HDR_PREFIX
             return
-        h = fmt.parse_header(self.header_bytes_raw())
+        h = fmt.parse_header(memoryview(self._hdr)[:self._fill])
         if h.hw_min is None:
-            raise OtaError(BAD_HEADER_LENGTH, "hardware versions absent")
+            raise OtaError(E.BAD_HEADER_LENGTH, "hardware versions absent")
         if h.total_size < h.length + 3 * fmt.ELEM_SIZE:
-            raise OtaError(SIZE_MISMATCH, "total image size %d" % h.total_size)
+            raise OtaError(E.SIZE_MISMATCH, "total image size %d" % h.total_size)
         if h.destination is not None and h.destination != self.policy.ieee:
-            raise OtaError(WRONG_DESTINATION, "upgrade file destination differs from the "
+            raise OtaError(E.WRONG_DESTINATION, "upgrade file destination differs from the "
                            "device's IEEE address")
         self.header = h
         self._expect_elem()
-
-    def header_bytes_raw(self):
-        return memoryview(self._hdr)[:self._fill]
 
     def _expect_elem(self):
         self.state = _S_ELEM
@@ -204,33 +199,33 @@ class Parser:
         elif tag == fmt.TAG_PAYLOAD:
             order = 3
         elif not self._seen:
-            raise OtaError(MISSING_ELEMENT, "no signed manifest (0xF0A1) after the header, "
+            raise OtaError(E.MISSING_ELEMENT, "no signed manifest (0xF0A1) after the header, "
                            "tag 0x%04X instead" % tag)
         else:
-            raise OtaError(UNKNOWN_ELEMENT, "tag 0x%04X" % tag)
+            raise OtaError(E.UNKNOWN_ELEMENT, "tag 0x%04X" % tag)
         if order <= self._seen:
-            raise OtaError(DUPLICATE_ELEMENT, "tag 0x%04X" % tag)
+            raise OtaError(E.DUPLICATE_ELEMENT, "tag 0x%04X" % tag)
         if order != self._seen + 1:
-            raise OtaError(MISSING_ELEMENT, "tag 0x%04X before its predecessor" % tag)
+            raise OtaError(E.MISSING_ELEMENT, "tag 0x%04X before its predecessor" % tag)
         if self.pos + length > self.header.total_size:
-            raise OtaError(BAD_ELEMENT, "tag 0x%04X length %d past total size" % (tag, length))
+            raise OtaError(E.BAD_ELEMENT, "tag 0x%04X length %d past total size" % (tag, length))
         self._seen = order
         self._fill = 0
         self._need = length
         m = self.manifest
         if order == 1:
             if length == 0 or length > fmt.MANIFEST_MAX:
-                raise OtaError(BAD_ELEMENT, "manifest of %d bytes" % length)
+                raise OtaError(E.BAD_ELEMENT, "manifest of %d bytes" % length)
             self.cose_len = length
             self.state = _S_MANIFEST
         elif order == 2:
             if length != m.table_size:
-                raise OtaError(BAD_TABLE, "%d bytes for %d sectors" % (length, m.sectors))
+                raise OtaError(E.BAD_TABLE, "%d bytes for %d sectors" % (length, m.sectors))
             self._tsha = hashlib.sha256()
             self.state = _S_TABLE
         else:
             if length != m.enc_size:
-                raise OtaError(BAD_ENCODING, "payload element %d bytes, manifest %d"
+                raise OtaError(E.BAD_ENCODING, "payload element %d bytes, manifest %d"
                                % (length, m.enc_size))
             self.state = _S_PAYLOAD
             if not length:
@@ -243,11 +238,11 @@ class Parser:
         cose.check_low_s(msg)
         pub = self.policy.trust.find(msg.kid)
         if not cose.verify_sign1(msg, self.header_bytes(), pub, self.verifier):
-            raise OtaError(BAD_SIGNATURE)
+            raise OtaError(E.BAD_SIGNATURE)
         self.signed = True
         m = decode_manifest(msg.payload)
         if m.kid != msg.kid:
-            raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+            raise OtaError(E.BAD_MANIFEST, "key id differs from the COSE header's")
         m.check_header(h)
         m.check_policy(self.policy)
         self.kid = msg.kid
@@ -255,9 +250,9 @@ class Parser:
         # the header's total size tells already whether a supplier trailer follows
         rest = h.total_size - self.payload_offset() - m.enc_size
         if rest != 0 and rest != fmt.TRAILER_SIZE:
-            raise OtaError(SIZE_MISMATCH, "total image size %d" % h.total_size)
+            raise OtaError(E.SIZE_MISMATCH, "total image size %d" % h.total_size)
         if rest == 0 and self.policy.supplier_key is not None:
-            raise OtaError(SUPPLIER_SIG_REQUIRED)
+            raise OtaError(E.SUPPLIER_SIG_REQUIRED)
 
     def _after_payload(self):
         rest = self.header.total_size - self.pos

@@ -7,12 +7,10 @@ import hashlib
 import struct
 
 from agent.image import fmt
-from agent.errors import OtaError, SLOT_EMPTY, SLOT_INVALID, BAD_SIGNATURE, BAD_MANIFEST, \
-    BAD_TABLE_DIGEST, SECTOR_CRC, PAYLOAD_DIGEST, PAYLOAD_CRC, SUPPLIER_SIG_REQUIRED, \
-    BAD_SUPPLIER_SIG
+from agent import errors as E
 from agent.image.manifest import Manifest
-from agent.store.slot import META_MAGIC, META_FMT, META_SIZE, HDR_OFF, COSE_OFF, TRAILER_OFF, \
-    TABLE_OFF, scan, hash_prefix, table_entry, sector_len
+from agent.store import slot as L
+from agent.store.slot import scan, table_entry, sector_len
 
 READ = 512  # bytes per flash read where the caller lends no buffer
 
@@ -33,30 +31,30 @@ class SlotInfo:
 def read_meta(slot):
     """Header, COSE bytes, manifest (unverified) and trailer from a slot's meta area."""
     a = slot.area
-    b = bytearray(TRAILER_OFF + fmt.TRAILER_SIZE)
+    b = bytearray(L.TRAILER_OFF + fmt.TRAILER_SIZE)
     a.read(slot.meta, b)
-    magic, hl, cl, tl = struct.unpack_from(META_FMT, b, 0)
-    if magic != META_MAGIC:
+    magic, hl, cl, tl = struct.unpack_from(L.META_FMT, b, 0)
+    if magic != L.META_MAGIC:
         e = a.erased
-        for i in range(META_SIZE):
+        for i in range(L.META_SIZE):
             if b[i] != e:
-                raise OtaError(SLOT_INVALID, "slot %d: bad meta record" % slot.index)
-        raise OtaError(SLOT_EMPTY, "slot %d" % slot.index)
+                raise E.OtaError(E.SLOT_INVALID, "slot %d: bad meta record" % slot.index)
+        raise E.OtaError(E.SLOT_EMPTY, "slot %d" % slot.index)
     if hl > fmt.HDR_MAX or not cl or cl > fmt.MANIFEST_MAX or tl > slot.table_max:
-        raise OtaError(SLOT_INVALID, "slot %d: meta lengths" % slot.index)
+        raise E.OtaError(E.SLOT_INVALID, "slot %d: meta lengths" % slot.index)
     from agent.crypto import cbor, cose
     info = SlotInfo()
-    info.header_bytes = bytes(b[HDR_OFF:HDR_OFF + hl])
-    info.cose_raw = bytes(b[COSE_OFF:COSE_OFF + cl])
+    info.header_bytes = bytes(b[L.HDR_OFF:L.HDR_OFF + hl])
+    info.cose_raw = bytes(b[L.COSE_OFF:L.COSE_OFF + cl])
     info.cose = cose.parse_sign1(info.cose_raw)
     info.header = fmt.parse_header(info.header_bytes)
     m = Manifest(cbor.decode(info.cose.payload))
     m.check_header(info.header)
     if m.table_size != tl or m.size > slot.capacity:
-        raise OtaError(SLOT_INVALID, "slot %d: table or size" % slot.index)
+        raise E.OtaError(E.SLOT_INVALID, "slot %d: table or size" % slot.index)
     info.manifest = m
     info.cose_len = cl
-    t = b[TRAILER_OFF:TRAILER_OFF + fmt.TRAILER_SIZE]
+    t = b[L.TRAILER_OFF:L.TRAILER_OFF + fmt.TRAILER_SIZE]
     if t[1] == fmt.TRAILER_SIG_LEN:
         info.trailer = fmt.parse_trailer(t)
     return info
@@ -76,12 +74,12 @@ def holds_meta(slot, p):
     into the slot needs (a cut may have come while the meta area was written)."""
     try:
         info = read_meta(slot)
-    except OtaError:
+    except E.OtaError:
         return False
     if info.header_bytes != bytes(p.header_bytes()) or info.cose_len != p.cose_len:
         return False
     t = hashlib.sha256()
-    scan(slot.area, slot.meta + TABLE_OFF, p.manifest.table_size, bytearray(64), 0, t)
+    scan(slot.area, slot.meta + L.TABLE_OFF, p.manifest.table_size, bytearray(64), 0, t)
     return t.digest() == p.manifest.table_sha256
 
 
@@ -90,9 +88,9 @@ def _signed(slot, info, trust, verifier):
     from agent.crypto import cose
     msg = info.cose
     if not cose.verify_sign1(msg, info.header_bytes, trust.find(msg.kid), verifier):
-        raise OtaError(BAD_SIGNATURE, "slot %d" % slot.index)
+        raise E.OtaError(E.BAD_SIGNATURE, "slot %d" % slot.index)
     if info.manifest.kid != msg.kid:
-        raise OtaError(BAD_MANIFEST, "key id differs from the COSE header's")
+        raise E.OtaError(E.BAD_MANIFEST, "key id differs from the COSE header's")
 
 
 def boot_check(slot, trust, verifier=None, known=None, buf=None):
@@ -113,14 +111,14 @@ def boot_check(slot, trust, verifier=None, known=None, buf=None):
         psha = hashlib.sha256()
     _crc(slot, m, psha, buf)
     if psha is not None and psha.digest() != m.sha256:
-        raise OtaError(PAYLOAD_DIGEST, "slot %d" % slot.index)
+        raise E.OtaError(E.PAYLOAD_DIGEST, "slot %d" % slot.index)
     return info
 
 
 def _crc(slot, m, h, buf):
     # the payload's CRC-32 against the manifest (its bytes into h too)
     if scan(slot.area, 0, m.size, buf or bytearray(READ), 0, h) != m.crc32:
-        raise OtaError(PAYLOAD_CRC, "slot %d" % slot.index)
+        raise E.OtaError(E.PAYLOAD_CRC, "slot %d" % slot.index)
 
 
 def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
@@ -139,13 +137,13 @@ def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
     info.tag = sig_tag(info)
     buf = buf or bytearray(READ)
     tsha = hashlib.sha256()
-    scan(slot.area, slot.meta + TABLE_OFF, m.table_size, buf, 0, tsha)
+    scan(slot.area, slot.meta + L.TABLE_OFF, m.table_size, buf, 0, tsha)
     if tsha.digest() != m.table_sha256:
-        raise OtaError(BAD_TABLE_DIGEST, "slot %d" % slot.index)
+        raise E.OtaError(E.BAD_TABLE_DIGEST, "slot %d" % slot.index)
     mi = None
     if m.encoding == fmt.ENC_RAW:  # the payload element holds the installed bytes
         mi = hashlib.sha256()
-        hash_prefix(slot, info.cose_len, m, mi, buf)
+        L.hash_prefix(slot, info.cose_len, m, mi, buf)
     _sectors(slot, m, buf, mi)
     info.mi_hash = mi.digest() if mi is not None else mi_hash
     _supplier(info, policy.supplier_key, verifier)
@@ -175,11 +173,11 @@ def _sectors(slot, m, buf, mi):
             off += len(part)
             n -= len(part)
         if c != table_entry(slot, m, k, ent)[0]:
-            raise OtaError(SECTOR_CRC, "slot %d sector %d" % (slot.index, k))
+            raise E.OtaError(E.SECTOR_CRC, "slot %d sector %d" % (slot.index, k))
     if total != m.crc32:
-        raise OtaError(PAYLOAD_CRC, "slot %d" % slot.index)
+        raise E.OtaError(E.PAYLOAD_CRC, "slot %d" % slot.index)
     if psha.digest() != m.sha256:
-        raise OtaError(PAYLOAD_DIGEST, "slot %d" % slot.index)
+        raise E.OtaError(E.PAYLOAD_DIGEST, "slot %d" % slot.index)
 
 
 def _supplier(info, key, verifier):
@@ -187,11 +185,11 @@ def _supplier(info, key, verifier):
     if key is None:
         return
     if info.trailer is None:
-        raise OtaError(SUPPLIER_SIG_REQUIRED)
+        raise E.OtaError(E.SUPPLIER_SIG_REQUIRED)
     if info.mi_hash is None:
-        raise OtaError(SLOT_INVALID, "Manufacturer Image hash unknown")
+        raise E.OtaError(E.SLOT_INVALID, "Manufacturer Image hash unknown")
     v = verifier
     if v is None:
         from agent.crypto.p256 import verify as v
     if not v(key, info.mi_hash, info.trailer[1]):
-        raise OtaError(BAD_SUPPLIER_SIG)
+        raise E.OtaError(E.BAD_SUPPLIER_SIG)

@@ -23,7 +23,8 @@ except ImportError:
         return x
 
 from agent.image import fmt
-from agent.errors import OtaError, SECTOR_CRC, BAD_TABLE, TOO_LARGE, FLASH_IO, LAYOUT_NO_FIT
+from agent import errors as E
+from agent.errors import OtaError
 from agent.image.inflate import inflate_into
 from agent.crypto.sha256r import Sha256
 from agent.store.slot import TRAILER_OFF, TABLE_OFF, align, fill_erased, write_meta, \
@@ -114,11 +115,11 @@ class SlotWriter:
         s = self.slot
         m = p.manifest
         if m.size > s.capacity:
-            raise OtaError(TOO_LARGE, "%d > slot %d bytes" % (m.size, s.capacity))
+            raise OtaError(E.TOO_LARGE, "%d > slot %d bytes" % (m.size, s.capacity))
         if m.table_size > s.table_max:
-            raise OtaError(TOO_LARGE, "sector table %d > %d bytes" % (m.table_size, s.table_max))
+            raise OtaError(E.TOO_LARGE, "sector table %d > %d bytes" % (m.table_size, s.table_max))
         if m.encoding != fmt.ENC_RAW and m.sectors * m.sector > s.capacity:
-            raise OtaError(LAYOUT_NO_FIT, "last sector ends past the payload area")
+            raise OtaError(E.LAYOUT_NO_FIT, "last sector ends past the payload area")
         self.m = m
         self.cose_len = p.cose_len
         write_meta(s, p, self._rv[:TRAILER_OFF])
@@ -212,7 +213,7 @@ class SlotWriter:
         clen = int.from_bytes(self._e2, "little")
         if off != self.epos or clen == 0 or clen > len(self._chunk) or off + clen > m.enc_size \
                 or (k == m.sectors - 1 and off + clen != m.enc_size):
-            raise OtaError(BAD_TABLE, "sector %d chunk %d+%d" % (k, off, clen))
+            raise OtaError(E.BAD_TABLE, "sector %d chunk %d+%d" % (k, off, clen))
         self.clen = clen
         self._cb = len(self._chunk) - clen  # the chunk is gathered at the buffer's end, so
                                             # that a copy moves the chunk's rest, not the
@@ -230,7 +231,7 @@ class SlotWriter:
         m = self.m
         if not self._readback(k, self.send - k * m.sector):
             self._begin(k * m.sector)  # bytes of the next sector gathered are dropped too
-            raise OtaError(SECTOR_CRC, "sector %d" % k)
+            raise OtaError(E.SECTOR_CRC, "sector %d" % k)
         self._advance(None)
 
     def _deflate(self, mv):
@@ -255,14 +256,14 @@ class SlotWriter:
         chunk = memoryview(self._chunk)[self._cb:]
         self.pos = 0
         if hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
-            raise OtaError(SECTOR_CRC, "sector %d: chunk digest" % k)
+            raise OtaError(E.SECTOR_CRC, "sector %d: chunk digest" % k)
         try:
             inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
             bad = binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE
         except OtaError:
             bad = True
         if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
-            raise OtaError(SECTOR_CRC, "sector %d" % k)
+            raise OtaError(E.SECTOR_CRC, "sector %d" % k)
         self.mi.update(chunk)
         self.epos += self.clen
         a = self.slot.area
@@ -276,7 +277,7 @@ class SlotWriter:
             if back == out:             # read, and out's CRC-32 is the table's
                 break
         else:
-            raise OtaError(FLASH_IO, "sector %d reads back wrong" % k)
+            raise OtaError(E.FLASH_IO, "sector %d reads back wrong" % k)
         self._advance(self.mi.digest() if k == m.sectors - 1 else None)
 
     def _advance(self, mi):
