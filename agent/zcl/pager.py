@@ -273,21 +273,24 @@ class Pager:
         rx = self._rx
         s = self._s  # (the slot size: only _one changes it)
         j = _SLOTS   # the slot at pos, once known: j - _SLOTS until _tick's stores are done
+        i = -1
         while k == self._k and rx[_LEN] == s and rx[0] & _ROUTE == _FC_BLOCK \
                 and self._rh == self._w:
             o = rx[_OFF] | rx[_OFF + 1] << 8 | rx[_OFF + 2] << 16 | rx[_OFF + 3] << 24
             if o != self.pos:
                 return k
-            i = self._h
-            if not self._n:
-                i = -1
-            elif self._qs[i] != rx[_SEQ] or self._qa[i] != o:
-                i = self._which(rx[_SEQ], o)  # (no vote: _k is 0 until the 8 are in)
-                if i >= 0:
-                    if self._qa[i] != o:
-                        return k
-                    while self._h != i:
-                        self._drop()
+            if j == _SLOTS or i < 0 or self._qs[i] != rx[_SEQ]:
+                # (else the block before, in order, was of the oldest request i, still in flight)
+                i = self._h
+                if not self._n:
+                    i = -1
+                elif self._qs[i] != rx[_SEQ] or self._qa[i] != o:
+                    i = self._which(rx[_SEQ], o)  # (no vote: _k is 0 until the 8 are in)
+                    if i >= 0:
+                        if self._qa[i] != o:
+                            return k
+                        while self._h != i:
+                            self._drop()
             self._tn = self._ms()
             if j == _SLOTS:  # (ask and held have _SLOTS bytes: ask[j - _SLOTS] is ask[j])
                 j = (o - self._r) // s % self._ns - _SLOTS
