@@ -219,13 +219,13 @@ class Pager:
             i = (a - self._r) // s
             e = (e - 1 - self._r) // s - i + 1
             i %= self._ns
-            a = self._ns - i
+            a = i + e - self._ns
             s = self.ask
-            if e > a:  # past the last slot: on from the first
-                while a < e:
-                    s[a - self._ns + i] = t
-                    a += 1
-                e = self._ns - i
+            if a > 0:  # this many past the last slot: from the first on
+                e -= a
+                while a:
+                    a -= 1
+                    s[a] = t
             e += i
             while i < e:
                 s[i] = t
@@ -294,7 +294,7 @@ class Pager:
             self._tn = self._ms()
             if j == _SLOTS:  # (ask and held have _SLOTS bytes: ask[j - _SLOTS] is ask[j])
                 j = (o - self._r) // s % self._ns - _SLOTS
-            if i >= 0:  # _ack (i is the oldest request now)
+            if i >= 0:  # as _take acks it (i is the oldest request now)
                 k = self._qf[i]
                 if not k & _HEARD:
                     self._heard(i, o)
@@ -313,7 +313,7 @@ class Pager:
                 if k >= self._qe[i]:
                     self._drop()
                     i = -1
-            k = self._dev.take(o, self._bv)  # _deliver
+            k = self._dev.take(o, self._bv)  # as _take hands it on
             if j < 0:  # _tick; the blocks after it in this call find these as they are
                 j += _SLOTS
                 self._got = self.heard = True
@@ -527,31 +527,39 @@ class Pager:
 
     def _take(self, k):
         # the block in rx: to the device, or held. True when it brought something
-        rx = self._rx
-        o = rx[_OFF] | rx[_OFF + 1] << 8 | rx[_OFF + 2] << 16 | rx[_OFF + 3] << 24
-        k = rx[_LEN]
-        a = self._n and self._ack(o, k)
-        if o == self.pos:
-            self._deliver(o, k)
+        a = self._rx
+        o = a[_OFF] | a[_OFF + 1] << 8 | a[_OFF + 2] << 16 | a[_OFF + 3] << 24
+        k = a[_LEN]
+        a = self._which(a[_SEQ], o) if self._n else -1  # the request in flight it answers
+        if a < 0:
+            a = False  # none: a duplicate, a late block, or not asked for
+        else:  # those sent before it have ended
+            while self._h != a:
+                self._drop()
+            self._heard(a, o)
+            self._fly -= o + k - self._qa[a]
+            self._unmark(self._qa[a], o + k, self._qs[a] % 255 + 1)
+            self._qa[a] = o + k
+            if o + k >= self._qe[a]:
+                self._drop()
+            a = True
+        if o != self.pos:
+            return o > self.pos and self._hold(o, k) or a
+        a = self._dev.take(o, self.cl._data(k))  # (a: the offset the device wants next)
+        if a != o + k:  # it wants another (it resumes at its checkpoint once the manifest
+            self._reset(a)  # is checked): the window starts there
             return True
-        if o > self.pos and self._hold(o, k):
-            return True
-        return a
-
-    def _ack(self, o, k):
-        # the request in flight that the block at o answers: those sent before it have ended
-        i = self._which(self._rx[_SEQ], o)
-        if i < 0:
-            return False  # a duplicate, a late block, or not asked for
-        while self._h != i:
-            self._drop()
-        self._heard(i, o)
-        o += k
-        self._fly -= o - self._qa[i]
-        self._unmark(self._qa[i], o, self._qs[i] % 255 + 1)
-        self._qa[i] = o
-        if o >= self._qe[i]:
-            self._drop()
+        self._at(a)
+        if (a - self._r) % self._s:
+            # a block taken in order ended off the slots: the server sends blocks of k
+            # bytes, less than asked for; the slots become k bytes from here, and what was
+            # held goes
+            if k < self._s:
+                self._s = k
+            self._grid(a)
+        elif self.held[(a - self._r) // self._s % self._ns]:
+            self._ahead()
+            self._drain()
         return True
 
     def _which(self, seq, o):
@@ -604,24 +612,6 @@ class Pager:
         elif o - self._bo >= 8 * self._s:
             f = self._clk.ticks_diff(self._tn, self._bt)
             self._ia += ((f << 3) // ((o - self._bo) // self._s) - self._ia) >> 3
-
-    def _deliver(self, o, k):
-        p = self._dev.take(o, self.cl._data(k))
-        if p != o + k:  # the device wants another offset (it resumes at its checkpoint
-            self._reset(p)  # once the manifest is checked): the window starts there
-        elif (p - self._r) % self._s:
-            # a block taken in order ended off the slots: the server sends blocks of k
-            # bytes, less than asked for; the slots become k bytes from here, and what was
-            # held goes
-            if k < self._s:
-                self._s = k
-            self._at(p)
-            self._grid(p)
-        else:
-            self._at(p)
-            if self.held[(p - self._r) // self._s % self._ns]:
-                self._ahead()
-                self._drain()
 
     def _at(self, p):
         # the device is at p: the window ends further on

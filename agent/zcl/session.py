@@ -70,17 +70,13 @@ def _await(s, wait, first):
         f = recv(s, left)
         left = wait - since(s, t0)  # also sets _now
         if f is not None:
-            if f is BLOCK or _answers(s, f):
+            if f is BLOCK or f.cluster and f.to_client and f.command == s._cmd \
+                    and f.seq == s._seqw and f.mfr_code is None:
                 if first:  # Karn: time only answers to a single transmission
                     sample(s, wait - left)
                 return f
             s._unsolicited(f)
     return None
-
-
-def _answers(s, f):
-    return f.cluster and f.to_client and f.command == s._cmd and f.seq == s._seqw \
-        and f.mfr_code is None
 
 
 def recv(s, timeout_ms):
@@ -184,8 +180,6 @@ class Session:
         """A frame f that answers no request (a subclass acts on it)."""
 
     _next_seq = next_seq
-    _request = request
-    _recv = recv
     _decode = decode_rx
     _data = block_data
     _since = since

@@ -3,7 +3,7 @@
 # rule, back-off and retries, which frame answers a request and what happens to the others,
 # the Image Block Response recognized in place.
 from agent.zcl import frames as zcl, device as zdev, server as zsrv
-from agent.zcl.session import Session, BLOCK, STALL_MAX_S
+from agent.zcl.session import Session, BLOCK, STALL_MAX_S, request
 from hal.clock import FakeClock
 from tutil import eq
 
@@ -64,7 +64,7 @@ def answering(ms_list):
 
 def query(s):
     n = zdev.encode_query_next(s._tx, s._next_seq(), MFR, 7, 1)
-    return s._request(memoryview(s._tx)[:n], zcl.CMD_QUERY_NEXT_RSP)
+    return request(s, memoryview(s._tx)[:n], zcl.CMD_QUERY_NEXT_RSP)
 
 
 def rfc6298(samples, k=4):
@@ -171,7 +171,7 @@ def test_the_block_answer_is_recognized_in_place():
         lk.later(2, zsrv.build(zsrv.encode_block_response, seq, MFR, 7, 0x21, off, data))
     link.answer = answer
     zdev.set_block_request(s._bq, s._next_seq(), 480, 48)
-    f = s._request(s._bq, zcl.CMD_BLOCK_RSP)
+    f = request(s, s._bq, zcl.CMD_BLOCK_RSP)
     assert f is BLOCK, f
     eq(bytes(s._data(48)), data, "the data, in the receive buffer")
     eq(s.other, [(zcl.CMD_BLOCK_RSP, 0)], "an older block handed on")
@@ -181,7 +181,7 @@ def test_the_block_answer_is_recognized_in_place():
     zdev.set_block_request(s._bq, s._next_seq(), 960, 48)
     link.answer = lambda lk, b: lk.later(2, zsrv.build(zsrv.encode_block_response, b[1], MFR,
                                                        7, 0x22, 960, data))
-    f = s._request(s._bq, zcl.CMD_BLOCK_RSP)
+    f = request(s, s._bq, zcl.CMD_BLOCK_RSP)
     assert f is not BLOCK
     eq((f.command, f.file_version, f.offset, s.other), (zcl.CMD_BLOCK_RSP, 0x22, 960, []),
        "decoded")
