@@ -279,8 +279,10 @@ class Pager:
             o = rx[_OFF] | rx[_OFF + 1] << 8 | rx[_OFF + 2] << 16 | rx[_OFF + 3] << 24
             if o != self.pos:
                 return k
+            self._tn = self._ms()
             if j == _SLOTS or i < 0 or self._qs[i] != rx[_SEQ]:
-                # (else the block before, in order, was of the oldest request i, still in flight)
+                # (else the block before, in order, was of the oldest request i, still in
+                # flight, and heard)
                 i = self._h
                 if not self._n:
                     i = -1
@@ -291,13 +293,14 @@ class Pager:
                             return k
                         while self._h != i:
                             self._drop()
-            self._tn = self._ms()
+                if i >= 0 and not self._qf[i] & _HEARD:
+                    self._heard(i, o)  # its first block
+                    k = 0
             if j == _SLOTS:  # (ask and held have _SLOTS bytes: ask[j - _SLOTS] is ask[j])
                 j = (o - self._r) // s % self._ns - _SLOTS
             if i >= 0:  # as _take acks it (i is the oldest request now)
-                k = self._qf[i]
-                if not k & _HEARD:
-                    self._heard(i, o)
+                if not k:
+                    pass
                 elif self._tn <= self._t0:
                     self._bs = -1
                 elif self._bs != self._qs[i]:
