@@ -272,7 +272,8 @@ class Pager:
         # wait, or when the image is done or the next requests may be due (for _run).
         rx = self._rx
         s = self._s  # (the slot size: only _one changes it)
-        j = _SLOTS   # the slot at pos, once known: j - _SLOTS until _tick's stores are done
+        j = _SLOTS   # the slot at pos, once known: j - _SLOTS until the flags a block sets
+        #              (got, heard, silent, junk, dry) are set in this call
         i = -1
         while k == self._k and rx[_LEN] == s and rx[0] & _ROUTE == _FC_BLOCK \
                 and self._rh == self._w:
@@ -317,7 +318,7 @@ class Pager:
                     self._drop()
                     i = -1
             k = self._dev.take(o, self._bv)  # as _take hands it on
-            if j < 0:  # _tick; the blocks after it in this call find these as they are
+            if j < 0:  # the flags; the blocks after it in this call find them so
                 j += _SLOTS
                 self._got = self.heard = True
                 self.silent = self._junk = 0
