@@ -28,10 +28,12 @@ class SlotInfo:
         self.tag = None  # sig_tag() once the manifest's signature has verified
 
 
-def read_meta(slot):
-    """Header, COSE bytes, manifest (unverified) and trailer from a slot's meta area."""
+def read_meta(slot, buf=None):
+    """Header, COSE bytes, manifest (unverified) and trailer from a slot's meta area, read
+    into buf (see check) when it holds them, else into a buffer made here."""
     a = slot.area
-    b = bytearray(L.TRAILER_OFF + fmt.TRAILER_SIZE)
+    n = L.TRAILER_OFF + fmt.TRAILER_SIZE
+    b = memoryview(buf)[:n] if buf is not None and len(buf) >= n else bytearray(n)
     a.read(slot.meta, b)
     magic, hl, cl, tl = struct.unpack_from(L.META_FMT, b, 0)
     if magic != L.META_MAGIC:
@@ -102,7 +104,7 @@ def boot_check(slot, trust, verifier=None, known=None, buf=None):
     to keep the CRC-32 can rewrite the agent and the journal too). buf: the read buffer
     (see check). Returns the SlotInfo with .tag set; OtaError BAD_SIGNATURE, PAYLOAD_CRC,
     PAYLOAD_DIGEST, ... otherwise."""
-    info = read_meta(slot)
+    info = read_meta(slot, buf)
     m = info.manifest
     info.tag = sig_tag(info)
     psha = None
@@ -128,7 +130,7 @@ def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
     through it (the agent lends its writer's 2 KiB read-back buffer: each read is a call
     chain down to the flash driver, and a buffer made here is a large allocation late in
     a fragmented heap); None: a READ-byte one is made. Returns a SlotInfo."""
-    info = read_meta(slot)
+    info = read_meta(slot, buf)
     m = info.manifest
     if policy is None:
         _crc(slot, m, None, buf)

@@ -11,7 +11,8 @@ from agent.alerts import ALERT_BOOT_VERIFY_FAIL
 from agent.store import check as verify
 from agent.crypto.p256 import verify as p256_verify
 from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE, PAYLOAD_CRC, SECTOR_CRC, NO_FALLBACK
-from agent.store.slot import TABLE_OFF
+from agent.store.slot import TABLE_OFF, TRAILER_OFF
+from agent.image.fmt import TRAILER_SIZE
 from hal.sim.board import EmuBoard
 from agent.update import Device
 from devkit import Rig
@@ -302,3 +303,22 @@ def test_checks_read_through_the_buffer_lent_them():
     r.dev.check_slot(0, r.dev.policy())
     tail = last_read(len(s))
     eq(bytes(s[:len(tail)]), tail, "the device's checks read through its writer's")
+
+
+def test_meta_area_read_through_a_lent_buffer_long_enough():
+    # the meta area (header, manifest, trailer) is read through a lent buffer that holds it,
+    # so a check late in a download makes no buffer of that size; a shorter one is not used
+    r = Rig()
+    r.provision()
+    slot = r.board.slots[0]
+    own = verify.read_meta(slot)
+    raw = bytearray(TABLE_OFF)
+    slot.area.read(slot.meta, raw)
+    n = TRAILER_OFF + TRAILER_SIZE
+    for size, used in ((n, True), (2048, True), (n - 1, False)):
+        buf = bytearray(b"\xA5" * size)
+        info = verify.read_meta(slot, buf)
+        eq((info.header_bytes, info.cose_raw, info.manifest.seq, info.trailer),
+           (own.header_bytes, own.cose_raw, own.manifest.seq, own.trailer),
+           "read through %d bytes" % size)
+        eq(bytes(buf[:n]) == bytes(raw[:n]), used, "a %d-byte buffer holds the meta area" % size)
