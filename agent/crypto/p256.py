@@ -240,33 +240,36 @@ def _shamir(nq, qx, qw, ng, gx, gw, top):
                 tw = gw
                 d = e
                 e = 0
-            if d < 128:
-                x = tx[d >> 1]
-                w = tw[d >> 1]
-            else:
-                x = tx[(256 - d) >> 1]
-                w = -tw[(256 - d) >> 1]
+            neg = d > 127  # the digit's point is -(x, w): its sign goes into r
+            if neg:
+                d = 256 - d
+            x = tx[d >> 1]
+            w = tw[d >> 1]
             d = 0
             # mixed addition (madd-2007-bl) with its special cases
             if Z == 0:
                 X = x
-                W = w % p
+                W = p - w if neg else w
                 Z = 1
                 continue
             zz = Z * Z % p
             h = x * zz % p - X
-            r = w * zz % p * Z % p - W
+            r = w * zz % p * Z % p
+            if neg:
+                r += W  # -r: r * r is the same, r * (a - X) is -r * (X - a)
+            else:
+                r -= W
             if h == 0:
                 if r == 0:
                     X, W, Z = _dbl(X, W, Z)
                 else:
                     Z = 0
                 continue
-            t = h << 1
-            t = t * t % p
+            h2 = h << 1
+            t = h2 * h2 % p
             b = h * t % p
             a = X * t % p
             X = (r * r - b - a - a) % p
-            W = ((r * (a - X) - W * b) << 1) % p
-            Z = Z * (h << 1) % p
+            W = ((r * (X - a if neg else a - X) - W * b) << 1) % p
+            Z = Z * h2 % p
     return X, W, Z
