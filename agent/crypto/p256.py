@@ -37,11 +37,10 @@ def _inv(a, m):
     u = 1
     v = 0
     while b:
-        q = a // b
-        t = a - q * b
+        q, t = divmod(a, b)
         a = b
         b = t
-        t = u - q * v
+        t = u - v if q == 1 else u - q * v  # q is 1 in about 41 % of the steps
         u = v
         v = t
     return u % m

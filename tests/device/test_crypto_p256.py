@@ -99,6 +99,19 @@ def test_shamir_edge_cases():
     eq(valid, 43, "valid edge cases")
 
 
+def test_inverse_against_fermat():
+    # p256._inv (Euclid, with its q == 1 shortcut) agrees with a^(m-2) mod m, for both moduli
+    for m in (P, N):
+        vals = [1, 2, 3, m - 1, m - 2, (m + 1) // 2, 2 ** 255, 2 ** 128 + 1, GX, GY]
+        for i in range(30):
+            v = int.from_bytes(hashlib.sha256(bytes([i, m & 0xff])).digest(), "big")
+            vals.append(v % (m - 1) + 1)
+        for v in vals:
+            inv = p256._inv(v, m)
+            eq(inv, pow(v, m - 2, m), "inverse of %x mod %x" % (v, m))
+            eq(inv * v % m, 1, "a * a^-1 mod %x" % m)
+
+
 def _records():
     with open(data_path("p256_random.bin"), "rb") as f:
         count = struct.unpack("<I", f.read(4))[0]
