@@ -86,16 +86,8 @@ def _add(X1, W1, Z1, X2, W2, Z2):
     return X3, W3, Z3
 
 
-def _fit(v):
-    # v (0 <= v < 2^256) rebuilt at its exact size: under MicroPython a remainder keeps the
-    # allocation of the 512-bit dividend, twice what the value needs.
-    return int.from_bytes(v.to_bytes(32, "big"), "big")
-
-
-def _odd_multiples(x, y, count, fit):
-    # Affine lists x and w = 2y of P, 3P, 5P, ..., (2*count - 1)P for an affine point P;
-    # with fit, the coordinates are kept at their exact size as they are made (the build of
-    # G's table then needs about 3 KiB less heap).
+def _odd_multiples(x, y, count):
+    # Affine lists x and w = 2y of P, 3P, 5P, ..., (2*count - 1)P for an affine point P.
     p = _P
     w = (y << 1) % p
     dx, dw, dz = _dbl(x, w, 1)
@@ -104,10 +96,6 @@ def _odd_multiples(x, y, count, fit):
     Z = [1]
     for i in range(1, count):
         a, b, c = _add(X[i - 1], W[i - 1], Z[i - 1], dx, dw, dz)
-        if fit:
-            a = _fit(a)
-            b = _fit(b)
-            c = _fit(c)
         X.append(a)
         W.append(b)
         Z.append(c)
@@ -122,13 +110,8 @@ def _odd_multiples(x, y, count, fit):
         zi = inv * c[i - 1] % p if i else inv
         inv = inv * Z[i] % p
         z2 = zi * zi % p
-        a = X[i] * z2 % p
-        b = W[i] * z2 % p * zi % p
-        if fit:
-            a = _fit(a)
-            b = _fit(b)
-        X[i] = a
-        W[i] = b
+        X[i] = X[i] * z2 % p
+        W[i] = W[i] * z2 % p * zi % p
     return X, W
 
 
@@ -136,7 +119,14 @@ def _gtable():
     # (x list, 2y list) of G, 3G, 5G, ..., built on the first call.
     global _gx, _gw
     if _gx is None:
-        _gx, _gw = _odd_multiples(_GX, _GY, 1 << (_WG - 2), True)
+        x, w = _odd_multiples(_GX, _GY, 1 << (_WG - 2))
+        # Rebuilt at their exact size (under MicroPython a remainder keeps the allocation of
+        # the 512-bit dividend): halves the heap the table holds.
+        for t in (x, w):
+            for i in range(len(t)):
+                t[i] = int.from_bytes(t[i].to_bytes(32, "big"), "big")
+        _gx = x
+        _gw = w
     return _gx, _gw
 
 
@@ -207,7 +197,7 @@ def verify(pub, digest, sig):
     u2 = r * s % n
     gx, gw = _gtable()
     qx, qw = _odd_multiples(int.from_bytes(pub[:32], "big"),
-                            int.from_bytes(pub[32:], "big"), 1 << (_WQ - 2), False)
+                            int.from_bytes(pub[32:], "big"), 1 << (_WQ - 2))
     nq, top = _wnaf(u2, _WQ)
     ng, i = _wnaf(u1, _WG)
     X, W, Z = _shamir(nq, qx, qw, ng, gx, gw, top if top > i else i)

@@ -112,18 +112,6 @@ def test_inverse_against_fermat():
             eq(inv * v % m, 1, "a * a^-1 mod %x" % m)
 
 
-def test_odd_multiples_fitted_or_not():
-    # the G table's way (values rebuilt at their exact size) gives the same points as Q's
-    pub = _one()[0]
-    for k in (G, pub):
-        x = int.from_bytes(k[:32], "big")
-        y = int.from_bytes(k[32:], "big")
-        a = p256._odd_multiples(x, y, 8, True)
-        eq(a, p256._odd_multiples(x, y, 8, False), "odd multiples")
-        eq(a[0][0], x, "P itself")
-        eq(a[1][0], y * 2 % P, "w = 2y of P")
-
-
 def _records():
     with open(data_path("p256_random.bin"), "rb") as f:
         count = struct.unpack("<I", f.read(4))[0]
