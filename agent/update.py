@@ -279,7 +279,7 @@ class Device:
         st = self.st
         slot = self.board.slots[i]
         if st.phase != S.DOWNLOADING or st.ident != ident or st.slot != i or not st.next \
-                or not verify.holds_meta(slot, p):
+                or not verify.holds_meta(slot, p, self.writer.scratch):
             return None
         return self.writer.resume(slot, p, st)
 

@@ -70,18 +70,20 @@ def sig_tag(info):
     return h.digest()[:16]
 
 
-def holds_meta(slot, p):
+def holds_meta(slot, p, buf=None):
     """The slot's meta area holds the OTA header, a manifest of the same length and the
     sector table of the image p parses (its manifest verified): what a download resumed
-    into the slot needs (a cut may have come while the meta area was written)."""
+    into the slot needs (a cut may have come while the meta area was written). buf: as
+    for check."""
     try:
-        info = read_meta(slot)
+        info = read_meta(slot, buf)
     except E.OtaError:
         return False
     if info.header_bytes != bytes(p.header_bytes()) or info.cose_len != p.cose_len:
         return False
     t = hashlib.sha256()
-    scan(slot.area, slot.meta + L.TABLE_OFF, p.manifest.table_size, bytearray(64), 0, t)
+    scan(slot.area, slot.meta + L.TABLE_OFF, p.manifest.table_size,
+         bytearray(64) if buf is None else buf, 0, t)
     return t.digest() == p.manifest.table_sha256
 
 
