@@ -31,8 +31,10 @@ SECTOR_ALLOC_MAX = 64         # bytes a sector's checkpoint allocates; measured 
 BOOT_CHECK_MAX = 4950000      # measured 4,470,000
 P256_MAX = 50000000           # measured 45,086,000
 # heap bytes a whole 256 KiB update completes in (within bench_mcu.BUDGET times its
-# instructions in the largest heap): the measured minimum and about 10 %
-HEAP_FITS = {("frozen", "u256"): 56 * 1024, ("frozen", "u256z"): 99 * 1024,
+# instructions in the largest heap): the measured minimum and about 10 % (measured 51,200,
+# 84,992 and 74,752 B; a change that left the deflate update no 4 KiB hole for its inflate
+# window below 95 KiB, as G's table fitted as it was built did, fails here)
+HEAP_FITS = {("frozen", "u256"): 56 * 1024, ("frozen", "u256z"): 94 * 1024,
              ("romfs", "u256"): 83 * 1024}
 
 
