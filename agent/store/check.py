@@ -12,7 +12,10 @@ from agent.image.manifest import Manifest
 from agent.store import slot as L
 from agent.store.slot import scan, table_entry, sector_len
 
-READ = 512  # bytes per flash read where the caller lends no buffer
+
+def _lent(buf):
+    # the buffer a caller lends a check, or one made here that holds the meta area
+    return buf if buf is not None else bytearray(L.TRAILER_OFF + fmt.TRAILER_SIZE)
 
 
 class SlotInfo:
@@ -75,6 +78,7 @@ def holds_meta(slot, p, buf=None):
     sector table of the image p parses (its manifest verified): what a download resumed
     into the slot needs (a cut may have come while the meta area was written). buf: as
     for check."""
+    buf = _lent(buf)
     try:
         info = read_meta(slot, buf)
     except E.OtaError:
@@ -82,8 +86,7 @@ def holds_meta(slot, p, buf=None):
     if info.header_bytes != bytes(p.header_bytes()) or info.cose_len != p.cose_len:
         return False
     t = hashlib.sha256()
-    scan(slot.area, slot.meta + L.TABLE_OFF, p.manifest.table_size,
-         bytearray(64) if buf is None else buf, 0, t)
+    scan(slot.area, slot.meta + L.TABLE_OFF, p.manifest.table_size, buf, 0, t)
     return t.digest() == p.manifest.table_sha256
 
 
@@ -106,6 +109,7 @@ def boot_check(slot, trust, verifier=None, known=None, buf=None):
     to keep the CRC-32 can rewrite the agent and the journal too). buf: the read buffer
     (see check). Returns the SlotInfo with .tag set; OtaError BAD_SIGNATURE, PAYLOAD_CRC,
     PAYLOAD_DIGEST, ... otherwise."""
+    buf = _lent(buf)
     info = read_meta(slot, buf)
     m = info.manifest
     info.tag = sig_tag(info)
@@ -121,7 +125,7 @@ def boot_check(slot, trust, verifier=None, known=None, buf=None):
 
 def _crc(slot, m, h, buf):
     # the payload's CRC-32 against the manifest (its bytes into h too)
-    if scan(slot.area, 0, m.size, buf or bytearray(READ), 0, h) != m.crc32:
+    if scan(slot.area, 0, m.size, buf, 0, h) != m.crc32:
         raise E.OtaError(E.PAYLOAD_CRC, "slot %d" % slot.index)
 
 
@@ -131,7 +135,8 @@ def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
     recorded during its download (raw images get theirs from flash). buf: the flash is read
     through it (the agent lends its writer's 2 KiB read-back buffer: each read is a call
     chain down to the flash driver, and a buffer made here is a large allocation late in
-    a fragmented heap); None: a READ-byte one is made. Returns a SlotInfo."""
+    a fragmented heap); None: one the meta area's size is made. Returns a SlotInfo."""
+    buf = _lent(buf)
     info = read_meta(slot, buf)
     m = info.manifest
     if policy is None:
@@ -139,7 +144,6 @@ def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
         return info
     _signed(slot, info, policy.trust, verifier)
     info.tag = sig_tag(info)
-    buf = buf or bytearray(READ)
     tsha = hashlib.sha256()
     scan(slot.area, slot.meta + L.TABLE_OFF, m.table_size, buf, 0, tsha)
     if tsha.digest() != m.table_sha256:
