@@ -42,6 +42,7 @@ TEXT = (
     63, "payload SHA-256 mismatch",
     64, "payload CRC-32 mismatch",
     65, "payload encoding invalid",
+    66, "delta made against another image than the running one",
     80, "flash access misaligned",
     81, "flash access out of range",
     82, "flash write to non-erased bytes",

@@ -51,6 +51,9 @@ class Built:
         self.trailer = None        # the GBCS trailer bytes, when a supplier signed it
         self.mi_sha256 = None      # Manufacturer Image SHA-256, once computed (supplier)
         self.compressed = False    # the payload is deflated per sector
+        self.encoding = fmt.ENC_RAW  # the manifest's encoding
+        self.delta_modes = None    # delta: each sector's mode (fmt.MODE_*)
+        self.base = {}             # delta: the manifest's keys naming the old image
         self.fallback = None       # (deflate size, raw size) when deflate did not pay
         self.tbs = b""             # the COSE Sig_structure the manifest signature covers
         self.digest = b""          # its SHA-256: what an external signer (HSM) signs
@@ -194,19 +197,22 @@ def _cose(protected, payload, sig):
 def build(fw, private_key, version, seq, manufacturer, image_type, hw_min, hw_max,
           sector_size=4096, compress=False, supplier_key=None, header_string=None,
           force_replace=False, stack_version=fmt.STACK_ZIGBEE_PRO, progress=None,
-          raw_if_larger=False):
+          raw_if_larger=False, base=None, base_version=None):
     """Sign the installed payload fw (bytes-like) into an image; returns a Built.
 
     progress, when given, is called with the number of payload bytes done so far.
     raw_if_larger: when deflate would not make the payload (with its table) smaller, sign it
     raw instead (Built.fallback then says so). A raw payload part is a view of fw itself:
-    do not change fw while the result is in use."""
+    do not change fw while the result is in use. base: the installed payload of the image
+    the devices run (bytes-like), whose firmware version is base_version: the image is a
+    delta against it (fmt.ENC_DELTA; compress and raw_if_larger do not apply)."""
     _signing_key(private_key, "signing key")
     if supplier_key is not None:
         _signing_key(supplier_key, "supplier key")
     out = prepare(fw, private_key.public_key(), version, seq, manufacturer, image_type,
                   hw_min, hw_max, sector_size, compress, supplier_key is not None,
-                  header_string, force_replace, stack_version, progress, raw_if_larger)
+                  header_string, force_replace, stack_version, progress, raw_if_larger,
+                  base, base_version)
     return finish(out, keys.sign(private_key, out.tbs), supplier_key)
 
 
@@ -255,7 +261,39 @@ def _encode(out, fw, sector_size, compress, raw_if_larger, progress):
     out.table = table
     out.data = data
     out.compressed = bool(compress)
+    out.encoding = fmt.ENC_DEFLATE if compress else fmt.ENC_RAW
     return h.digest(), crc
+
+
+def _encode_delta(out, fw, base, base_version, sector_size, progress):
+    """out.table and out.data of a delta of fw against the old payload base (each sector
+    made the cheapest way: host_tools.delta); returns (sha256, crc32) of fw."""
+    from host_tools import delta
+    base = bytes(base)
+    if not base:
+        raise InputError("the old image's payload is empty")
+    _uint("old version", base_version, U32)
+    sectors = delta.encode(base, fw, sector_size, progress)
+    entries = []
+    chunks = []
+    pos = 0
+    crcs = []
+    for k, (mode, chunk, at) in enumerate(sectors):
+        piece = fw[k * sector_size:(k + 1) * sector_size]
+        crc = zlib.crc32(piece)
+        crcs.append(crc)
+        digest = hashlib.sha256(chunk if mode != delta.COPY else piece).digest()
+        entries.append(pack.pack_entry(fmt.ENC_DELTA, crc, at if mode == delta.COPY else pos,
+                                       len(chunk), digest[:fmt.CHUNK_DIGEST], mode))
+        chunks.append(chunk)
+        pos += len(chunk)
+    out.table = b"".join(entries)
+    out.data = b"".join(chunks)
+    out.encoding = fmt.ENC_DELTA
+    out.delta_modes = [mode for mode, _c, _a in sectors]
+    out.base = {mf.M_BASE_SIZE: len(base), mf.M_BASE_SHA256: hashlib.sha256(base).digest(),
+                mf.M_BASE_VERSION: base_version}
+    return hashlib.sha256(fw).digest(), _combined_crc32(fw, crcs, sector_size)
 
 
 def _header(out, h, cose_len):
@@ -272,10 +310,11 @@ def _header(out, h, cose_len):
 def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_max,
             sector_size=4096, compress=False, supplier=False, header_string=None,
             force_replace=False, stack_version=fmt.STACK_ZIGBEE_PRO, progress=None,
-            raw_if_larger=False):
+            raw_if_larger=False, base=None, base_version=None):
     """Everything of an image but its signatures; returns a Built whose tbs is the COSE
     Sig_structure to be signed by the key of public_key (digest: its SHA-256). finish()
-    completes it. supplier: a GBCS trailer will be added (it counts in the header's size)."""
+    completes it. supplier: a GBCS trailer will be added (it counts in the header's size).
+    base, base_version: as build()'s."""
     fw = memoryview(fw)
     if fw.ndim != 1 or fw.itemsize != 1:
         fw = fw.cast("B")
@@ -292,7 +331,10 @@ def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_m
     hdr.hw_max = hw_max
 
     out = Built()
-    sha256, crc = _encode(out, fw, sector_size, compress, raw_if_larger, progress)
+    if base is not None:
+        sha256, crc = _encode_delta(out, fw, base, base_version, sector_size, progress)
+    else:
+        sha256, crc = _encode(out, fw, sector_size, compress, raw_if_larger, progress)
     out.supplier = bool(supplier)
     out.force_replace = bool(force_replace)
     out.kid = keys.key_id(keys.public_point(public_key))
@@ -301,9 +343,10 @@ def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_m
         mf.M_FORMAT: mf.FORMAT_VERSION, mf.M_SEQ: seq, mf.M_VERSION: version,
         mf.M_MANUFACTURER: manufacturer, mf.M_IMAGE_TYPE: image_type, mf.M_HW_MIN: hw_min,
         mf.M_HW_MAX: hw_max, mf.M_SIZE: size, mf.M_SHA256: sha256, mf.M_CRC32: crc,
-        mf.M_ENCODING: fmt.ENC_DEFLATE if out.compressed else fmt.ENC_RAW,
+        mf.M_ENCODING: out.encoding,
         mf.M_ENC_SIZE: len(out.data), mf.M_SECTOR: sector_size,
         mf.M_TABLE_SHA256: hashlib.sha256(out.table).digest(), mf.M_KID: out.kid})
+    out.manifest.update(out.base)
     out.manifest_cbor = cbor2.dumps(out.manifest, canonical=True)
 
     out.protected = _protected(out.kid)

@@ -15,7 +15,8 @@
 #   header          parse_header (Header), header_length_of (first 10 bytes); pack.pack_header
 #   element head    unpack_elem / pack_elem; pack.find_manifest locates the manifest element
 #   trailer         parse_trailer / pack_trailer
-#   table entries   table_entry_size; pack.pack_entry / pack.unpack_entry
+#   table entries   table_entry_size; pack.pack_entry / pack.unpack_entry (delta entries:
+#                   the writer and agent.store.slot.table_entry)
 # The manifest map inside the manifest element: agent/image/manifest.py.
 import struct
 try:
@@ -80,9 +81,24 @@ TABLE_DEFLATE_FMT = "<III16s"
 #        Manufacturer Image hash) to the signature, chunk by chunk, so a resumed or
 #        re-fetched chunk is checked on its own
 TABLE_DEFLATE_SIZE = const(28)
+TABLE_DELTA_FMT = "<III16sB"
+#   I    CRC-32 of the installed bytes of the sector
+#   I    offset of the sector's chunk in the payload element's data; COPY: offset in the old
+#        payload (the running image's) of the bytes the sector is
+#   I    length of that chunk; COPY: 0
+#   16s  first 16 bytes of the chunk's SHA-256; COPY: of the sector's bytes
+#   B    how the sector is made (MODE_*)
+TABLE_DELTA_SIZE = const(29)
+MODE_COPY = const(0)     # the bytes at the entry's offset in the old payload, no chunk
+MODE_RAW = const(1)      # the chunk is the sector
+MODE_DEFLATE = const(2)  # the chunk is the sector raw-deflated, as in ENC_DEFLATE
+MODE_DELTA = const(3)    # the chunk is an op stream against the old payload, raw-deflated
+                         # the same way (agent/image/delta.py)
 CHUNK_DIGEST = const(16)
 ENC_RAW = const(0)
 ENC_DEFLATE = const(1)   # each sector raw deflate on its own, window = min(sector, 32 KiB)
+ENC_DELTA = const(2)     # each sector made by its entry's mode, from its chunk or the old
+                         # payload; the non-COPY chunks in sector order, back to back
 MIN_SECTOR = const(256)    # the table's sector size: a power of two from MIN_SECTOR
 MAX_SECTOR = const(65536)  # to MAX_SECTOR
 
@@ -202,7 +218,9 @@ def parse_trailer(buf):
 
 
 def table_entry_size(encoding):
-    return TABLE_RAW_SIZE if encoding == ENC_RAW else TABLE_DEFLATE_SIZE
+    if encoding == ENC_RAW:
+        return TABLE_RAW_SIZE
+    return TABLE_DEFLATE_SIZE if encoding == ENC_DEFLATE else TABLE_DELTA_SIZE
 
 
 def sector_count(size, sector):

@@ -25,11 +25,14 @@ _M_HW_MAX = const(7)        # uint: highest hardware version supported
 _M_SIZE = const(8)          # uint: installed payload size in bytes
 _M_SHA256 = const(9)        # bstr 32: SHA-256 of the installed payload
 _M_CRC32 = const(10)        # uint: CRC-32 of the installed payload
-_M_ENCODING = const(11)     # uint: fmt.ENC_RAW or fmt.ENC_DEFLATE
+_M_ENCODING = const(11)     # uint: fmt.ENC_RAW, fmt.ENC_DEFLATE or fmt.ENC_DELTA
 _M_ENC_SIZE = const(12)     # uint: length of the payload element's data
 _M_SECTOR = const(13)       # uint: sector size the table and encoding use
 _M_TABLE_SHA256 = const(14) # bstr 32: SHA-256 of the sector table element's data
 _M_KID = const(15)          # bstr KID_LEN: key id of the signing key
+_M_BASE_SIZE = const(16)    # uint: delta only: installed payload size of the old image
+_M_BASE_SHA256 = const(17)  # bstr 32: delta only: SHA-256 of the old installed payload
+_M_BASE_VERSION = const(18) # uint: delta only: the old image's firmware version
 
 
 def __getattr__(name):
@@ -75,8 +78,16 @@ class Manifest:
             if self.enc_size != self.size:
                 raise OtaError(E.BAD_ENCODING, "raw payload of %d bytes, encoded %d"
                                % (self.size, self.enc_size))
-        elif self.encoding != fmt.ENC_DEFLATE:
+        elif self.encoding != fmt.ENC_DEFLATE and self.encoding != fmt.ENC_DELTA:
             raise OtaError(E.BAD_ENCODING, "encoding %d" % self.encoding)
+        # a delta names the image it is made against: the device must be running it
+        self.base_size = self.base_sha256 = self.base_version = None
+        if self.encoding == fmt.ENC_DELTA:
+            self.base_size = _uint(m, _M_BASE_SIZE, 0xFFFFFFFF)
+            self.base_sha256 = _bytes(m, _M_BASE_SHA256, 32)
+            self.base_version = _uint(m, _M_BASE_VERSION, 0xFFFFFFFF)
+        elif _M_BASE_SIZE in m or _M_BASE_SHA256 in m or _M_BASE_VERSION in m:
+            raise OtaError(E.BAD_MANIFEST, "old image named by a full image")
         self.sectors = fmt.sector_count(self.size, s)
         self.table_size = self.sectors * fmt.table_entry_size(self.encoding)
 
@@ -107,10 +118,10 @@ class Manifest:
         if self.sector % p.sector_size:
             raise OtaError(E.BAD_SECTOR_SIZE, "%d is not a multiple of the flash sector %d"
                            % (self.sector, p.sector_size))
-        # a deflate sector is erased whole before it is written: the last one must end in
+        # a deflate or delta sector is erased whole before it is written: the last one must end in
         # the payload area, not in the meta area after it (raw sectors are erased a flash
         # sector at a time, so size <= max_size suffices)
-        if self.encoding == fmt.ENC_DEFLATE and self.sectors * self.sector > p.max_size:
+        if self.encoding != fmt.ENC_RAW and self.sectors * self.sector > p.max_size:
             raise OtaError(E.LAYOUT_NO_FIT, "%d sectors of %d bytes, payload area %d bytes"
                            % (self.sectors, self.sector, p.max_size))
 

@@ -24,11 +24,14 @@ M_HW_MAX = 7         # uint: highest hardware version supported
 M_SIZE = 8           # uint: installed payload size in bytes
 M_SHA256 = 9         # bstr 32: SHA-256 of the installed payload
 M_CRC32 = 10         # uint: CRC-32 of the installed payload
-M_ENCODING = 11      # uint: fmt.ENC_RAW or fmt.ENC_DEFLATE
+M_ENCODING = 11      # uint: fmt.ENC_RAW, fmt.ENC_DEFLATE or fmt.ENC_DELTA
 M_ENC_SIZE = 12      # uint: length of the payload element's data
 M_SECTOR = 13        # uint: sector size the table and encoding use
 M_TABLE_SHA256 = 14  # bstr 32: SHA-256 of the sector table element's data
 M_KID = 15           # bstr KID_LEN: key id of the signing key
+M_BASE_SIZE = 16     # uint: delta only: installed payload size of the old image
+M_BASE_SHA256 = 17   # bstr 32: delta only: SHA-256 of the old image's installed payload
+M_BASE_VERSION = 18  # uint: delta only: the old image's firmware version
 
 
 def pack_header(h):
@@ -51,21 +54,26 @@ def pack_header(h):
                        hs, h.total_size) + tail
 
 
-def pack_entry(encoding, crc, off=0, length=0, digest=b""):
+def pack_entry(encoding, crc, off=0, length=0, digest=b"", mode=0):
     """One sector table entry: raw, the sector's CRC-32 alone; deflate, with its chunk's
-    offset, length and fmt.CHUNK_DIGEST-byte digest."""
+    offset, length and fmt.CHUNK_DIGEST-byte digest; delta, with the sector's mode too."""
     if encoding == fmt.ENC_RAW:
         return struct.pack(fmt.TABLE_RAW_FMT, crc)
-    return struct.pack(fmt.TABLE_DEFLATE_FMT, crc, off, length, digest)
+    if encoding == fmt.ENC_DEFLATE:
+        return struct.pack(fmt.TABLE_DEFLATE_FMT, crc, off, length, digest)
+    return struct.pack(fmt.TABLE_DELTA_FMT, crc, off, length, digest, mode)
 
 
 def unpack_entry(encoding, buf, k):
     """Sector k's entry of a sector table held in buf: (crc32, chunk offset, chunk length,
-    chunk digest); a raw entry has no chunk: (crc32, 0, 0, b"")."""
+    chunk digest), and for a delta entry its mode after them; a raw entry has no chunk:
+    (crc32, 0, 0, b"")."""
     if encoding == fmt.ENC_RAW:
         return (struct.unpack_from(fmt.TABLE_RAW_FMT, buf, k * fmt.TABLE_RAW_SIZE)[0], 0, 0,
                 b"")
-    return struct.unpack_from(fmt.TABLE_DEFLATE_FMT, buf, k * fmt.TABLE_DEFLATE_SIZE)
+    if encoding == fmt.ENC_DEFLATE:
+        return struct.unpack_from(fmt.TABLE_DEFLATE_FMT, buf, k * fmt.TABLE_DEFLATE_SIZE)
+    return struct.unpack_from(fmt.TABLE_DELTA_FMT, buf, k * fmt.TABLE_DELTA_SIZE)
 
 
 def sig_structure(protected, external_aad, payload):
