@@ -21,7 +21,7 @@ def serve_page(hub, dev, fr):
         hub._send(memoryview(hub._buf)[:n], dev.addr)
         return
     end = fr.offset + fr.page_size
-    img = hub._find(fr)
+    img = hub._find(fr, dev)
     if img is not None and end > img.size:
         end = img.size
     hub.log(dev, "page", offset=fr.offset, size=end - fr.offset)

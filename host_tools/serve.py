@@ -2,7 +2,10 @@
 
 A ZigBee OTA Upgrade cluster server: it offers each device the newest image that fits its
 manufacturer code, image type and hardware version, serves blocks, schedules activation,
-acknowledges alerts and logs every request. Fault options make the link lossy for tests.
+acknowledges alerts and logs every request. Full and delta images of a release are served
+together: a device that runs a delta's old version gets the delta, any other the full image,
+and so does a device that refused the delta (its log line says why). Fault options make the
+link lossy for tests.
 Exit codes: 0 done (or --exit-when met); 1 a bad input, or --timeout passed before
 --exit-when was met; 2 usage; 130 interrupted (Ctrl-C).
 """
@@ -17,6 +20,7 @@ EXAMPLE = """examples:
   otatool serve --image v2.ota --udp 127.0.0.1:4000
   otatool serve --image v2.ota --udp 127.0.0.1:4000 --rate-bps 250000 --drop 0.2 \\
       --activate command --exit-when confirmed --timeout 10m
+  otatool serve --image v3.ota --image v3-from-v2.ota --udp 127.0.0.1:4000
 """
 
 
@@ -25,7 +29,7 @@ def register(sub):
                        description=__doc__.split("\n\n", 1)[1], epilog=EXAMPLE,
                        formatter_class=T.HelpFormatter)
     p.add_argument("--image", action="append", required=True, metavar="IMG.ota",
-                   help="a signed image to offer; repeat for more")
+                   help="a signed image to offer, full or delta; repeat for more")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--udp", metavar="HOST:PORT", type=T.host_port(),
                        help="listen on this UDP address (port 1..65535)")

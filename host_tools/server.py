@@ -8,16 +8,23 @@ the version it runs), serves blocks, answers Upgrade End with the activation tim
 Activate Image commands naming the image's Manufacturer Image hash, acknowledges alerts,
 and logs every request, alert and outcome. Faults for tests: loss, duplicates, reordering,
 corruption, delay, WAIT_FOR_DATA, ABORT. --rate-bps emulates the HAN's bit rate.
+
+Full and delta images are held together. A delta image (manifest encoding fmt.ENC_DELTA) is
+made against one old version (its manifest's base version) and goes only to a device that
+queries with that version; every other device gets the full image of the release. Both have
+the same file version, so the Hub remembers per device which file it offered, and once the
+device has refused a delta (Upgrade End INVALID_IMAGE for it, or an alert with reason
+BASE_MISMATCH) it offers that device the full image instead.
 """
 import json
 import random
 import sys
 import time
 
-from agent.image import fmt
+from agent.image import fmt, pack
 
 from agent.zcl import frames as zcl, server as zcl_server
-from agent.errors import OtaError, SIZE_MISMATCH
+from agent.errors import OtaError, SIZE_MISMATCH, BASE_MISMATCH
 from host_tools.paging import serve_page, notify_idle
 
 from hal.clock import ZIGBEE_EPOCH
@@ -48,6 +55,14 @@ class Image:
                            % (path, self.size, len(self.data)))
         from host_tools.imageinfo import inspect_bytes
         self.mi_hash = bytes.fromhex(inspect_bytes(self.data)["manufacturer_image_sha256"])
+        m = pack.peek(self.data)
+        # a delta's old version (None: a full image, which any device can take)
+        self.base = m.base_version if m.encoding == fmt.ENC_DELTA else None
+
+    @property
+    def kind(self):
+        """How the log names it: "full" or "delta from V"."""
+        return "full" if self.base is None else "delta from %d" % self.base
 
     def fits(self, manufacturer, image_type, hw):
         h = self.header
@@ -98,6 +113,7 @@ class Session:
         self.activation_sent = 0
         self.activate_outcome = None
         self.start = None
+        self.refused = {}  # delta Image -> why the device refused it (it gets the full one)
 
 
 class Hub:
@@ -297,13 +313,24 @@ class Hub:
         elif c == zcl.CMD_UPGRADE_END:
             self._end(dev, fr)
 
-    def _query(self, dev, fr):
+    def _choose(self, dev, fr):
+        """The image to offer: of the newest release that fits the device and differs from
+        the version it runs, the delta from that version (unless the device refused it),
+        else the full image; a delta from another version is never offered."""
         img = None
         for i in self.images:
-            if i.fits(fr.manufacturer, fr.image_type, fr.hw_version) \
-                    and i.version != fr.file_version:
-                if img is None or i.version > img.version:
-                    img = i
+            if not i.fits(fr.manufacturer, fr.image_type, fr.hw_version) \
+                    or i.version == fr.file_version:
+                continue
+            if i.base is not None and (i.base != fr.file_version or i in dev.refused):
+                continue
+            if img is None or i.version > img.version or \
+                    (i.version == img.version and img.base is None and i.base is not None):
+                img = i
+        return img
+
+    def _query(self, dev, fr):
+        img = self._choose(dev, fr)
         b = self._buf
         if img is None:
             n = zcl_server.encode_query_next_response(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
@@ -317,20 +344,46 @@ class Hub:
                 dev.start = time.monotonic()
                 dev.outcome = None
                 dev.activation_sent = 0
+            kw = {}
+            if img.base is not None:
+                kw["image"] = img.kind
+            elif any(d.version == img.version for d in dev.refused):
+                kw["image"] = img.kind
+                kw["fallback"] = "; ".join(why for d, why in dev.refused.items()
+                                           if d.version == img.version)
+            elif any(i.base is not None and i.version == img.version for i in self.images):
+                kw["image"] = img.kind
+                kw["fallback"] = "no delta from %d" % fr.file_version
             self.log(dev, "query", running=fr.file_version, offered=img.version,
-                     size=img.size)
+                     size=img.size, **kw)
         self._send(memoryview(b)[:n], dev.addr)
 
-    def _find(self, fr):
+    def _find(self, fr, dev=None):
+        """The image a request names by manufacturer, type and version: the one offered to
+        the device (full and delta of a release share the version), else a full one."""
+        key = (fr.manufacturer, fr.image_type, fr.file_version)
+        if dev is not None and dev.image is not None and \
+                (dev.image.manufacturer, dev.image.image_type, dev.image.version) == key:
+            return dev.image
+        found = None
         for i in self.images:
-            if (i.manufacturer, i.image_type, i.version) == \
-                    (fr.manufacturer, fr.image_type, fr.file_version):
-                return i
-        return None
+            if (i.manufacturer, i.image_type, i.version) == key:
+                if i.base is None:
+                    return i
+                found = found or i
+        return found
+
+    def _refused(self, dev, img, why):
+        # the device refused the delta img: the full image is offered to it from now on
+        if img is not None and img.base is not None and img not in dev.refused:
+            dev.refused[img] = why
+            full = any(i.base is None and i.version == img.version for i in self.images)
+            self.log(dev, "delta_refused", version=img.version, image=img.kind, why=why,
+                     next="full" if full else "none")
 
     def _block(self, dev, fr):
         b = self._buf
-        img = self._find(fr)
+        img = self._find(fr, dev)
         f = self.f
         if img is None:
             n = zcl_server.encode_block_status(b, fr.seq, zcl.S_NO_IMAGE_AVAILABLE)
@@ -366,7 +419,7 @@ class Hub:
         self._send(memoryview(b)[:n], dev.addr)
 
     def _end(self, dev, fr):
-        img = self._find(fr)
+        img = self._find(fr, dev)
         name = {zcl.S_SUCCESS: "success", zcl.S_INVALID_IMAGE: "invalid_image",
                 zcl.S_REQUIRE_MORE_IMAGE: "require_more_image",
                 zcl.S_ABORT: "abort"}.get(fr.status, "status 0x%02X" % fr.status)
@@ -376,6 +429,8 @@ class Hub:
             dev.bar.close(fr.status == zcl.S_SUCCESS)
             dev.bar = None
         dev.outcome = name
+        if fr.status == zcl.S_INVALID_IMAGE:
+            self._refused(dev, img, "upgrade_end invalid_image")
         if fr.status != zcl.S_SUCCESS or img is None:
             return
         mode, t = self.activate
@@ -420,5 +475,8 @@ class Hub:
         if not any(a["id"] == fr.alert_seq and a["code"] == rec["code"] for a in dev.alerts):
             dev.alerts.append(rec)
             self.log(dev, "alert", **rec)
+            if fr.reason == BASE_MISMATCH and dev.image is not None:
+                self._refused(dev, dev.image, "alert %s reason %d: %s"
+                              % (rec["code"], fr.reason, rec["reason_text"]))
         n = zcl_server.encode_alert_ack(self._buf, fr.seq, fr.mfr_code, fr.alert_seq)
         self._send(memoryview(self._buf)[:n], dev.addr)
