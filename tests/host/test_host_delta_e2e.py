@@ -41,7 +41,7 @@ def imgs(tmp_path_factory):
     v1, v2 = firmware_pair(15, 40 * 1024 + 77)
     v1x = bytearray(v1)
     v1x[100] ^= 0x55        # another build of version 1: not the delta's old image
-    out = {"dir": d, "fw": {"v1": v1, "v2": v2}}
+    out = {"fw": {"v1": v1, "v2": v2}}
     for name, fw, ver, extra in (("v1", v1, 1, {}), ("v1x", bytes(v1x), 1, {}),
                                  ("v2", v2, 2, {}),
                                  ("v2-from-v1", v2, 2, dict(base=v1, base_version=1))):
@@ -49,28 +49,28 @@ def imgs(tmp_path_factory):
                                  compress=name == "v2", **dict(SIGN, **extra))
         with open(lab.path(name + ".ota"), "wb") as f:
             f.write(built.tobytes())
-        out[name] = name + ".ota"
+        out[name] = lab.path(name + ".ota")
+    out["pub"] = lab.path("dev_pub.pem")
     return out
 
 
 @pytest.fixture(params=[False, True], ids=["micropython", "cpython"])
 def lab(imgs, tmp_path, request):
-    lab = Lab(str(tmp_path), python=request.param)
-    for f in os.listdir(imgs["dir"]):
-        if f.endswith((".ota", ".pem")):
-            os.link(os.path.join(imgs["dir"], f), lab.path(f))
-    return lab
+    """A device of its own (its flash file in tmp_path); the images and keys stay where
+    the module made them."""
+    return Lab(str(tmp_path), python=request.param)
 
 
 def confirmed(srv):
     return any(c == 0x8F43 for c, _ in srv.alerts())
 
 
-def update(lab, factory, once):
+def update(lab, imgs, factory, once):
     """Serve full and delta v2 to a device made with factory; returns the server."""
-    srv = lab.serve(["v2.ota", "v2-from-v1.ota"], "--block-size", 48,
+    srv = lab.serve([imgs["v2"], imgs["v2-from-v1"]], "--block-size", 48,
                     "--exit-when", "confirmed", "--timeout", 150)
-    dev = lab.device(srv, "dev.flash", factory, *(("--once",) if once else ()))
+    dev = lab.device(srv, "dev.flash", imgs[factory], *(("--once",) if once else ()),
+                     key=imgs["pub"])
     ok = srv.wait(lambda s: confirmed(s) or dev.poll() is not None, 150) and confirmed(srv)
     srv.wait(lambda s: s.proc.poll() is not None, 15)
     if once:
@@ -106,12 +106,12 @@ def assert_runs_v2(lab, imgs):
 
 
 def test_delta_update_over_the_han(lab, imgs):
-    srv = update(lab, "v1.ota", once=True)
+    srv = update(lab, imgs, "v1", once=True)
     q = [e for e in srv.events("query") if e.get("offered") == 2]
     assert q and all(e["image"] == "delta from 1" for e in q), q
     assert not srv.events("delta_refused")
     assert [c for c, _ in srv.alerts()] == [0x8F72, 0x8F43]
-    full, delta = (os.path.getsize(lab.path(n)) for n in ("v2.ota", "v2-from-v1.ota"))
+    full, delta = (os.path.getsize(imgs[n]) for n in ("v2", "v2-from-v1"))
     got, blocks = served(srv)
     print("delta %d B in %d blocks of 48 B; the full image (per-sector deflate) %d B"
           % (got, blocks, full))
@@ -124,7 +124,7 @@ def test_delta_update_over_the_han(lab, imgs):
 
 
 def test_delta_against_another_image_falls_back_to_full(lab, imgs):
-    srv = update(lab, "v1x.ota", once=False)
+    srv = update(lab, imgs, "v1x", once=False)
     assert (0x8F1C, 66) in srv.alerts(), srv.alerts()
     refused = srv.events("delta_refused")
     assert len(refused) == 1 and refused[0]["image"] == "delta from 1", refused
@@ -138,7 +138,7 @@ def test_delta_against_another_image_falls_back_to_full(lab, imgs):
     # refused before its payload: of the delta only its head was fetched
     i = [n for n, e in enumerate(srv.events()) if e["event"] == "delta_refused"][0]
     before = [e for e in srv.events()[:i] if e["event"] == "block"]
-    delta = open(lab.path("v2-from-v1.ota"), "rb").read()
+    delta = open(imgs["v2-from-v1"], "rb").read()
     from agent.image import fmt
     hl = fmt.parse_header(delta).length
     cose_len = int.from_bytes(delta[hl + 2:hl + 6], "little")
