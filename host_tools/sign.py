@@ -18,6 +18,9 @@ examples:
   openssl pkeyutl -sign -inkey <HSM key> -in fw-v2.digest -out fw-v2.sig    # or the HSM's tool
   otatool sign --public hsm.pub --in fw.bin --signature-in fw-v2.sig --out fw-v2.ota \\
       --version 2 --seq 2 ...           # the same options as for --digest-out
+  a delta update for devices running fw-v1.ota (or its binary, with --base-version):
+  otatool sign --profile product.toml --in fw.bin --out fw-v2-from-v1.ota --version 2 \\
+      --seq 2 --delta-from fw-v1.ota
 """
 
 # Options sign needs, whether from the command line or elsewhere (checked in _options).
@@ -87,6 +90,15 @@ def _image_options(p):
     p.add_argument("--compress", action="store_true",
                    help="deflate each sector on its own; signed raw instead when that would "
                         "not make the image smaller (default: off, raw)")
+    p.add_argument("--delta-from", metavar="OLD",
+                   help="sign a delta update against the image the devices run: its OTA "
+                        "image file (raw or deflate; its manifest gives the old version and "
+                        "product), or its firmware binary with --base-version; each sector "
+                        "is copied, raw, deflated or a deflated op stream, the smallest "
+                        "(--compress does not apply; default: a full image)")
+    p.add_argument("--base-version", type=u32, metavar="V",
+                   help="file version of the old image, when --delta-from is a firmware "
+                        "binary (default: the OTA file's own)")
     p.add_argument("--supplier-key", metavar="S.pem",
                    help="append a GBCS trailer signed by this supplier private key "
                         "(default: no trailer)")
@@ -120,6 +132,8 @@ def _options(args):
         usage("the following arguments are required: --out")
     if args.digest_out is not None and args.out is not None:
         usage("--digest-out writes no image: drop --out")
+    if args.base_version is not None and args.delta_from is None:
+        usage("--base-version names the old image of a delta: add --delta-from")
     return dict(version=args.version, seq=args.seq, manufacturer=args.manufacturer,
                 image_type=args.image_type, hw_min=args.hw_min, hw_max=args.hw_max,
                 sector_size=args.sector_size, compress=args.compress,
@@ -133,7 +147,7 @@ def run_sign(args):
 
     params = _options(args)
     out = Outputs(args.force, inputs=[args.infile, args.key, args.public, args.supplier_key,
-                                      args.signature_in])
+                                      args.signature_in, args.delta_from])
     out.claim(args.out, None, "image")
     out.claim(args.digest_out, None, "digest")
     check_sector_size(args.sector_size)
@@ -148,8 +162,11 @@ def run_sign(args):
         with open(args.signature_in, "rb") as f:
             external = f.read(4096)
         keys.split_signature(external, args.signature_in)
+    old = _old_image(args, public) if args.delta_from is not None else None
     fw = read_firmware(args.infile, size)
-    with Progress(size, "sign") as bar:
+    with Progress(size, "sign delta" if old else "sign") as bar:
+        if old is not None:
+            params.update(base=old.payload, base_version=old.version)
         img = prepare(fw, public, supplier=args.supplier_key is not None, progress=bar.update,
                       raw_if_larger=True, **params)
         if args.digest_out is None:
@@ -161,6 +178,8 @@ def run_sign(args):
         return _report_digest(args, img)
     out.put(args.out, img.parts)
     out.commit()
+    if old is not None:
+        return _report_delta(args, img, old, fw)
     return _report(args, img)
 
 
@@ -203,3 +222,107 @@ def _report(args, img):
     if img.mi_sha256 is not None:
         print("manufacturer image sha256 %s" % img.mi_sha256.hex())
     return 0
+
+
+class OldImage:
+    """The image a delta is made against: its installed payload and version, where they came
+    from, and what was checked of its signature (signed_by: the key id, checked: whether
+    it verified with the signing key; None for a binary)."""
+
+    def __init__(self, payload, version, kind, kid=None, checked=None):
+        self.payload = payload
+        self.version = version
+        self.kind = kind
+        self.kid = kid
+        self.checked = checked
+
+
+def _old_image(args, public):
+    """--delta-from read: an OTA image file of ours (not a delta, same product; its
+    signature checked when the signing key signed it) or a firmware binary (then
+    --base-version is required)."""
+    from host_tools import argtypes, deltaimage
+    from host_tools.report import Rejected
+    path = args.delta_from
+    data = argtypes.read_input(path, "the old image")
+    if not data:
+        raise Rejected("empty-firmware", "%s is empty" % path)
+    if data[:4] != fmt.OTA_MAGIC.to_bytes(4, "little"):
+        if args.base_version is None:
+            args.sign_parser.error("--delta-from %s is a firmware binary: add --base-version "
+                                   "(the file version the devices run)" % path)
+        return OldImage(data, args.base_version, "binary")
+    parts = deltaimage.split(data, path)
+    m = parts.manifest
+    if (m.manufacturer, m.image_type) != (args.manufacturer, args.image_type):
+        raise Rejected("other-product", "%s is for manufacturer 0x%04X image type 0x%04X, not "
+                       "0x%04X 0x%04X" % (path, m.manufacturer, m.image_type,
+                                          args.manufacturer, args.image_type))
+    if args.base_version is not None and args.base_version != m.version:
+        raise Rejected("version-mismatch", "--base-version 0x%08X, but %s is version 0x%08X"
+                       % (args.base_version, path, m.version))
+    payload = deltaimage.installed(parts, path)
+    checked = None
+    if bytes(m.kid) == keys.key_id(keys.public_point(public)):
+        if not deltaimage.signed_by(parts, public):
+            raise Rejected("bad-signature", "%s: its manifest signature does not verify with "
+                           "the signing key (key id %s)" % (path, bytes(m.kid).hex()))
+        checked = True
+    else:
+        checked = False
+    return OldImage(payload, m.version, "image", bytes(m.kid), checked)
+
+
+def _report_delta(args, img, old, fw):
+    """sign's report of a delta: the old image, sectors per mode, and the bytes on air
+    (payload and table) against the same release signed raw and deflated per sector."""
+    from host_tools.delta import MODES
+    from host_tools.imagebuild import encode_payload
+    m = img.manifest
+    count = len(img.delta_modes)
+    counts = dict((name, 0) for name in MODES)
+    for mode in img.delta_modes:
+        counts[MODES[mode]] += 1
+    sent = len(img.table) + len(img.data)
+    raw = len(fw) + count * fmt.TABLE_RAW_SIZE
+    table, data, _crc = encode_payload(memoryview(fw), args.sector_size, True)
+    deflate = len(table) + len(data)
+    base = m[mf.M_BASE_SHA256].hex()
+    if args.json:
+        emit({"ok": True, "out": args.out, "size": img.size, "version": args.version,
+              "seq": args.seq, "encoding": "delta", "payload_size": m[mf.M_SIZE],
+              "encoded_size": m[mf.M_ENC_SIZE], "sectors": count,
+              "sector_size": args.sector_size, "kid": img.kid.hex(),
+              "external_signature": args.signature_in is not None,
+              "signature_normalised": img.normalised,
+              "manufacturer_image_sha256": img.manufacturer_image_sha256().hex(),
+              "base": {"from": args.delta_from, "kind": old.kind, "version": old.version,
+                       "size": m[mf.M_BASE_SIZE], "sha256": base,
+                       "kid": old.kid.hex() if old.kid is not None else None,
+                       "signature_checked": old.checked},
+              "modes": counts, "bytes_sent": sent, "deflate_bytes": deflate,
+              "raw_bytes": raw, "saved_vs_deflate": deflate - sent, "saved_vs_raw": raw - sent})
+        return 0
+    print("%s: %d bytes, version 0x%08X, seq %d, delta payload %d -> %d bytes, %d sectors of "
+          "%d, key id %s" % (args.out, img.size, args.version, args.seq, m[mf.M_SIZE],
+                             m[mf.M_ENC_SIZE], count, args.sector_size, img.kid.hex()))
+    print("old image: version 0x%08X, %d bytes, sha256 %s (from %s %s%s)"
+          % (old.version, m[mf.M_BASE_SIZE], base, "the image" if old.kind == "image" else
+             "the binary", args.delta_from, _signature_note(old)))
+    print("sectors: %s" % ", ".join("%s %d" % kv for kv in counts.items()))
+    print("on air (payload and table): delta %d bytes; per-sector deflate %d (%d saved, "
+          "%.3f of it); raw %d (%d saved, %.3f of it)"
+          % (sent, deflate, deflate - sent, sent / float(deflate), raw, raw - sent,
+             sent / float(raw)))
+    if img.mi_sha256 is not None:
+        print("manufacturer image sha256 %s" % img.mi_sha256.hex())
+    return 0
+
+
+def _signature_note(old):
+    if old.checked is None:
+        return ""
+    if old.checked:
+        return "; its signature verified with the signing key"
+    return "; signed by key id %s, not the signing key: its signature not checked" \
+        % old.kid.hex()
