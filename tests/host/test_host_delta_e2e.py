@@ -143,5 +143,8 @@ def test_delta_against_another_image_falls_back_to_full(lab, imgs):
     hl = fmt.parse_header(delta).length
     cose_len = int.from_bytes(delta[hl + 2:hl + 6], "little")
     assert max(b["offset"] + b["size"] for b in before) <= hl + 6 + cose_len + 48
+    # then the whole full image
+    rest = [e for e in srv.events()[i:] if e["event"] == "block"]
+    assert max(b["offset"] + b["size"] for b in rest) == os.path.getsize(imgs["v2"])
     assert [c for c, _ in srv.alerts()][-2:] == [0x8F72, 0x8F43]
     assert_runs_v2(lab, imgs)

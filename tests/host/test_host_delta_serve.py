@@ -7,6 +7,9 @@ which file was offered and why."""
 import io
 import json
 import random
+import signal
+import socket
+import subprocess
 
 import pytest
 
@@ -15,7 +18,9 @@ from agent.errors import BASE_MISMATCH, BAD_SIGNATURE, message
 from agent.image import fmt
 from agent.zcl import frames as zcl
 from host_tools import imagebuild, keys
+from host_tools.lab import free_udp_port
 from host_tools.server import Hub, Image
+from tests.host.clirun import OTATOOL, env
 
 MAN, TYPE = 0x1234, 0x0042
 PARAMS = dict(seq=1, manufacturer=MAN, image_type=TYPE, hw_min=1, hw_max=3)
@@ -213,3 +218,44 @@ def test_full_images_alone_are_served_as_before(files):
     for q in r.records("query"):
         assert set(q) == {"t", "device", "event", "running", "offered", "size"}, q
     assert r.block(A, 3, 0) == r.images["v3"].data[:48]
+
+
+def test_otatool_serve_says_which_file_and_why(files):
+    # the command's log lines on stderr, over real UDP: the delta offered, refused, the
+    # full image offered in its place with the reason
+    port = free_udp_port()
+    p = subprocess.Popen(OTATOOL + ["serve", "--image", files["v2"], "--image", files["v2d1"],
+                                    "--udp", "127.0.0.1:%d" % port],
+                         env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    buf = bytearray(zcl.FRAME_MAX)
+    sizes = []
+    try:
+        def query():
+            n = zcl.encode_query_next(buf, 7, MAN, TYPE, 1, 2)
+            for _ in range(40):       # until the server is up and answers
+                s.sendto(bytes(buf[:n]), ("127.0.0.1", port))
+                try:
+                    data = s.recv(512)
+                except socket.timeout:
+                    continue
+                return zcl.decode(data, len(data)).image_size
+        sizes.append(query())
+        n = zcl.encode_upgrade_end(buf, 8, zcl.S_INVALID_IMAGE, MAN, TYPE, 2)
+        s.sendto(bytes(buf[:n]), ("127.0.0.1", port))
+        sizes.append(query())
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=20)
+    finally:
+        s.close()
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    delta, full = Image(files["v2d1"]).size, Image(files["v2"]).size
+    assert sizes == [delta, full]
+    assert "query running=1 offered=2 size=%d image=delta from 1\n" % delta in err, err
+    assert "delta_refused version=2 image=delta from 1 why=upgrade_end invalid_image " \
+        "next=full\n" in err, err
+    assert "query running=1 offered=2 size=%d image=full fallback=upgrade_end " \
+        "invalid_image\n" % full in err, err
