@@ -21,7 +21,7 @@ import struct
 import cbor2
 
 from agent.crypto import cose
-from agent.errors import OtaError
+from agent.errors import OtaError, BAD_TABLE as E_BAD_TABLE
 from agent.image import fmt
 from agent.image import manifest as mf
 
@@ -48,9 +48,10 @@ MANIFEST_NAMES = {
     mf.M_HW_MIN: "hw_min", mf.M_HW_MAX: "hw_max", mf.M_SIZE: "size",
     mf.M_SHA256: "sha256", mf.M_CRC32: "crc32", mf.M_ENCODING: "encoding",
     mf.M_ENC_SIZE: "enc_size", mf.M_SECTOR: "sector_size",
-    mf.M_TABLE_SHA256: "table_sha256", mf.M_KID: "kid",
+    mf.M_TABLE_SHA256: "table_sha256", mf.M_KID: "kid", mf.M_BASE_SIZE: "base_size",
+    mf.M_BASE_SHA256: "base_sha256", mf.M_BASE_VERSION: "base_version",
 }
-ENCODING_NAMES = {fmt.ENC_RAW: "raw", fmt.ENC_DEFLATE: "deflate"}
+ENCODING_NAMES = {fmt.ENC_RAW: "raw", fmt.ENC_DEFLATE: "deflate", fmt.ENC_DELTA: "delta"}
 # the device takes ES256 only; the others (IANA COSE Algorithms) are named when they are seen
 COSE_ALG_NAMES = {cose.ALG_ES256: "ES256", -35: "ES384", -36: "ES512", -8: "EdDSA"}
 OPAQUE = "opaque"
@@ -327,6 +328,27 @@ def _duplicates(elements, warnings):
             seen.add(e["tag"])
 
 
+def _delta(data, elements, manifest, warnings):
+    """A delta image's old image, sector modes and bytes (host_tools.deltaimage.summary),
+    when the manifest says delta and the sector table is the one it signs; else None."""
+    if manifest is None or manifest.get("encoding") != fmt.ENC_DELTA:
+        return None
+    parts = dict((e["name"], data[e["data_offset"]:e["data_offset"] + e["length"]])
+                 for e in elements if e["name"] in (MANIFEST_NAME, TABLE_NAME))
+    if TABLE_NAME not in parts:
+        return None
+    from host_tools import deltaimage
+    try:
+        m = mf.decode(cose.parse_sign1(parts[MANIFEST_NAME]).payload)
+        if len(parts[TABLE_NAME]) != m.table_size:
+            raise OtaError(E_BAD_TABLE, "%d bytes, %d sectors" % (len(parts[TABLE_NAME]),
+                                                                  m.sectors))
+        return deltaimage.summary(m, parts[TABLE_NAME])
+    except OtaError as e:
+        warnings.append("delta sector table not shown: %s" % e)
+        return None
+
+
 def inspect_bytes(data):
     """Everything inspect shows, as a JSON-ready dict. Raises OtaError on a bad header and
     ValueError on a vendor wrapper that is cut short. "errors" lists what makes the file
@@ -345,6 +367,7 @@ def inspect_bytes(data):
     _duplicates(elements, warnings)
     manifest = _name_elements(data, elements, warnings)
     mi = memoryview(data)[h.length:mi_end]
+    delta = _delta(data, elements, manifest, warnings)
     return {
         "file_size": outer,
         "wrapper": wrapper.as_dict() if wrapper is not None else None,
@@ -353,6 +376,7 @@ def inspect_bytes(data):
         "manufacturer_image_sha256": hashlib.sha256(mi).hexdigest(),
         "elements": elements,
         "manifest": manifest,
+        "delta": delta,
         "trailer": trailer,
         "errors": errors,
         "warnings": warnings,

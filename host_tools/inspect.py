@@ -32,6 +32,8 @@ def format_text(info, verbose=False, data=None):
     _image_lines(info, add, verbose, data)
     if info["manifest"] is not None:
         _manifest_lines(info["manifest"], add)
+    if info.get("delta") is not None:
+        _delta_lines(info["delta"], add, verbose)
     t = info["trailer"]
     if t is not None:
         add("GBCS trailer        offset %d, force-replace %d" % (t["offset"], t["force_replace"]))
@@ -86,17 +88,43 @@ def _manifest_lines(m, add):
             continue
         if k == "encoding" and plain_int(v) is not None:
             v = "%s (%s)" % (v, ENCODING_NAMES.get(v, "unknown"))
-        elif k in ("version", "crc32"):
+        elif k in ("version", "crc32", "base_version"):
             v = _hex(v, 8)
         elif k in ("manufacturer", "image_type", "hw_min", "hw_max"):
             v = _hex(v, 4)
         add("  %-17s %s" % (k, _text(v)))
 
 
+_RUNS_SHOWN = 48   # sector runs shown without -v
+_RUNS_PER_LINE = 6
+
+
+def _delta_lines(d, add, verbose):
+    from host_tools.deltaimage import runs
+    b = d["base"]
+    add("delta               needs the old image version %s: %d bytes, sha256 %s"
+        % (_hex(b["version"], 8), b["size"], b["sha256"]))
+    add("  sectors           %d of %d bytes: %s"
+        % (len(d["sectors"]), d["sector_size"],
+           ", ".join("%s %d" % kv for kv in d["counts"].items())))
+    add("  chunk bytes       %s" % ", ".join("%s %d" % (k, v) for k, v in d["bytes"].items()
+                                             if k != "copy"))
+    add("  on air            %d bytes (payload and table); raw image %d: %d saved (%.1f %%)"
+        % (d["sent"], d["raw"], d["saved_vs_raw"],
+           100.0 * d["saved_vs_raw"] / d["raw"] if d["raw"] else 0.0))
+    items = runs(d["sectors"])
+    shown = items if verbose else items[:_RUNS_SHOWN]
+    for i in range(0, len(shown), _RUNS_PER_LINE):
+        add("  %-17s %s" % ("modes" if i == 0 else "", ", ".join(shown[i:i + _RUNS_PER_LINE])))
+    if len(shown) < len(items):
+        add("  %-17s ... %d more runs (-v or --json: every sector)" % ("", len(items) - len(shown)))
+
+
 EXAMPLES = """examples:
   otatool inspect fw-v2.ota
   otatool inspect --json fw-v2.ota | jq .manifest.seq
   otatool inspect ikea-bulb.ota.signed      # shows the IKEA wrapper and the file inside
+  otatool inspect --json fw-v2-from-v1.ota | jq .delta.counts
 
 exit status: 0 a readable ZigBee OTA file; 1 an unreadable, truncated or malformed one
 (the report is still printed; the reason is on stderr)."""
@@ -107,7 +135,9 @@ def register(sub):
                        description="Show the header, sub-elements, GBCS trailer, manifest and "
                                    "Manufacturer Image SHA-256\nof any ZigBee OTA file, and "
                                    "the vendor wrapper around it (IKEA, Legrand,\nThird "
-                                   "Reality) when there is one.",
+                                   "Reality) when there is one. For a delta image: the old "
+                                   "image it needs,\nthe mode of each sector (runs of copies; "
+                                   "-v: all) and the bytes against a raw image.",
                        epilog=EXAMPLES)
     p.add_argument("file", metavar="FILE", help="the file to inspect")
     p.add_argument("--json", action="store_true",

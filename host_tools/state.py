@@ -19,13 +19,13 @@ import json
 import os
 import struct
 
-from agent.image import fmt
 from agent.alerts import ALERT_BOOT_VERIFY_FAIL, ALERT_FUTURE_ACTIONED, \
     ALERT_FUTURE_NOT_ACTIONED, ALERT_VERIFY_FAIL, ALERT_VERIFY_OK, ALERT_VERSION_CHANGED
 from agent.store import state as S
 from agent.errors import OtaError, BAD_LAYOUT, message
 from hal.clock import ZIGBEE_EPOCH
 from host_tools import argtypes
+from host_tools.imageinfo import ENCODING_NAMES
 from host_tools.cli import InputError, out, verbosity
 
 PHASES = {S.IDLE: "idle", S.DOWNLOADING: "downloading", S.HELD: "held",
@@ -189,7 +189,7 @@ def _slot_state(area, meta, index, crc=False):
     m = info.manifest
     h = info.header
     res.update({"state": "image", "version": m.version, "seq": m.seq, "size": m.size,
-                "encoding": "deflate" if m.encoding == fmt.ENC_DEFLATE else "raw",
+                "encoding": ENCODING_NAMES.get(m.encoding, str(m.encoding)),
                 "manufacturer": h.manufacturer, "image_type": h.image_type,
                 "hw_min": m.hw_min, "hw_max": m.hw_max, "kid": _hex(m.kid),
                 "payload_sha256": _hex(m.sha256), "supplier_signed": info.trailer is not None})

@@ -10,6 +10,13 @@ unix board's), its trusted keys. The emulated flash is sized by that profile alo
 by what the file claims, so an image larger than the device's slot is refused as the device
 refuses it (E44), and no file can make verify take more memory than the profile's slots.
 
+A delta image (encoding 2) is made on a device from the image it runs, which the emulated
+device does not have: the agent's own parser checks it here (structure, signature, policy,
+sector table digest), then each chunk against its digest and the GBCS supplier signature;
+with --base (the old image: its OTA file or its firmware binary) every sector is rebuilt
+as the device makes it and the payload checked in full, else the report says the payload
+was not checked.
+
 Exit 0 with one line (version, seq, key id, Manufacturer Image SHA-256, installed size,
 encoding); 1 with "otatool: E<code> <reason>" on stderr; 2 on usage errors. --json prints
 {"ok": true, ...} or {"ok": false, "code": N, "reason": ...} on stdout as well.
@@ -36,6 +43,7 @@ EXAMPLES = """examples:
   otatool verify --profile product.toml fw-v2.ota
   otatool verify --public release.pub --slot-size 0x100000 --hw 3 --seq 7 fw-v2.ota
   otatool verify --profile product.toml --as-device --json fw-v2.ota
+  otatool verify --profile product.toml --base fw-v1.ota fw-v2-from-v1.ota    # a delta
 
 The device played: the profile's values, overridden by options; without either, the
 header's manufacturer code and image type, hardware version hw_min, and the unix board's
@@ -95,6 +103,10 @@ def register(sub):
                                      "else room for the slot's sector table)")
     p.add_argument("--block", type=argtypes.integer(1, _BLOCK_MAX, "block size"),
                    default=1024, metavar="N", help="bytes fed to the device at a time")
+    p.add_argument("--base", metavar="OLD",
+                   help="a delta image's old image (its OTA file, or its firmware binary): "
+                        "rebuild the payload from it and check it in full (default: a delta's "
+                        "signature, table and chunks are checked, its payload is not)")
     p.add_argument("--as-device", action="store_true",
                    help="run the check in the MicroPython interpreter on the .mpy device code")
     p.add_argument("--json", action="store_true",
@@ -209,6 +221,18 @@ def run_verify(args):
     pre = precheck(args.file, size)
     if pre is not None:
         return reject(args, pre[1], pre[0])
+    delta = _encoding(args.file, size) == fmt.ENC_DELTA
+    if args.base is not None and not delta:
+        args.parser_error("--base: %s is not a delta image" % args.file)
+    if delta:
+        if args.as_device:
+            args.parser_error("--as-device: a delta image is made from the image a device "
+                              "runs; it is checked on the host (drop --as-device)")
+        try:
+            return _verify_delta(args, dev, size)
+        except OtaError as e:
+            code, line = _explain(e.reason, str(e), args.file, size)
+            return reject(args, line, code)
     if args.as_device:
         return _as_device(args, dev, size)
     from hal.sim import imagecheck
@@ -230,12 +254,111 @@ def run_verify(args):
     return _report(args, dev, imagecheck.summary(info), info)
 
 
-def _report(args, dev, line, info=None):
+def _encoding(path, size):
+    """The manifest's encoding, read without checking anything (None when there is no
+    manifest to read): it only chooses how the file is checked."""
+    from agent.image.manifest import peek
+    with open(path, "rb") as f:
+        head = f.read(fmt.MANIFEST_END_MAX)
+    try:
+        return peek(head).encoding
+    except (OtaError, AttributeError):
+        return None
+
+
+class _Collect:
+    """The parser's sink for a delta checked on the host: keeps the table and payload."""
+
+    def __init__(self):
+        self.table = bytearray()
+        self.payload = bytearray()
+
+    def on_manifest(self, parser):
+        return None
+
+    def on_table(self, mv):
+        self.table += mv
+
+    def on_table_end(self):
+        pass
+
+    def on_payload(self, mv):
+        self.payload += mv
+
+    def on_done(self, parser):
+        pass
+
+
+def _verify_delta(args, dev, size):
+    """A delta image checked by the agent's parser, the policy of the device played (an
+    emulated board of the profile's layout), then chunk by chunk; with --base the payload
+    rebuilt and checked. OtaError on rejection."""
+    import hashlib
+    from agent.crypto import p256
+    from agent.crypto.trust import Trust
+    from agent.image.parser import Parser
+    from agent.update import Config, Device as Agent
+    from agent import errors as E
+    from hal.sim import imagecheck
+    from host_tools import deltaimage
+    with open(args.file, "rb") as f:
+        data = f.read()
+    h = fmt.parse_header(data)
+    board = imagecheck.board_for(dev.layout)
+    board.power_on()
+    sup = p256.check_key(dev.sup) if dev.sup is not None else None
+    cfg = Config(Trust(dev.pubs), h.manufacturer if dev.manufacturer is None else
+                 dev.manufacturer, h.image_type if dev.image_type is None else dev.image_type,
+                 (h.hw_min or 0) if dev.hw is None else dev.hw, sup)
+    agent = Agent(board, cfg)
+    agent.start()
+    agent.st.seq = dev.seq
+    sink = _Collect()
+    p = Parser(agent.policy(), sink)
+    for off in range(0, size, dev.block):
+        p.feed(memoryview(data)[off:off + dev.block])
+    p.finish()
+    m = p.manifest
+    mi_end = size - (fmt.TRAILER_SIZE if p.trailer is not None else 0)
+    mi_hash = hashlib.sha256(memoryview(data)[h.length:mi_end]).digest()
+    if sup is not None and not p256.verify(sup, mi_hash, p.trailer[1]):
+        raise OtaError(E.BAD_SUPPLIER_SIG)
+    deltaimage.check_chunks(m, sink.table, sink.payload)
+    checked = False
+    if args.base is not None:
+        deltaimage.rebuild(m, sink.table, sink.payload, _base_payload(args.base))
+        checked = True
+    line = ("OK version=0x%08X seq=%d kid=%s mi_sha256=%s size=%d encoding=delta "
+            "base_version=0x%08X payload=%s" % (m.version, m.seq, bytes(p.kid).hex(),
+                                                mi_hash.hex(), m.size, m.base_version,
+                                                "checked" if checked else "not-checked"))
+    info = imagecheck.Info(p.header, m, p.kid, mi_hash, p.trailer)
+    return _report(args, dev, line, info, None if checked else
+                   "payload not checked: a delta is rebuilt from its old image (version "
+                   "0x%08X, %d bytes, sha256 %s): give it with --base to check the payload; "
+                   "checked: signature, policy, sector table digest, chunk digests"
+                   % (m.base_version, m.base_size, bytes(m.base_sha256).hex()))
+
+
+def _base_payload(path):
+    """--base's installed payload: an OTA file's (raw or deflate), else the file itself."""
+    from host_tools import argtypes, deltaimage
+    data = argtypes.read_input(path, "the old image")
+    if data[:4] == struct.pack("<I", fmt.OTA_MAGIC):
+        return deltaimage.installed(deltaimage.split(data, path), path)
+    return data
+
+
+def _report(args, dev, line, info=None, note=None):
     fields = dict(w.split("=", 1) for w in line.split()[1:])
     if args.json:
         res = {"ok": True, "file": args.file}
         for k, v in fields.items():
-            res[k] = int(v, 16) if k == "version" else int(v) if k in ("seq", "size") else v
+            res[k] = int(v, 16) if k in ("version", "base_version") else \
+                int(v) if k in ("seq", "size") else v
+        if "payload" in res:
+            res["payload_checked"] = res.pop("payload") == "checked"
+            res["note"] = note
         res["device"] = dev.as_dict()
         if info is not None:
             h = info.header
@@ -246,6 +369,8 @@ def _report(args, dev, line, info=None):
         out(json.dumps(res, indent=2))
         return 0
     out(line)
+    if note is not None:
+        out(note)
     if verbosity() > 0:
         d = dev.as_dict()
         out("device: " + " ".join("%s=%s" % (k, "header" if v is None else v)

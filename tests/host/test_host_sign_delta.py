@@ -17,14 +17,19 @@ PRODUCT = ["--seq", "2", "--manufacturer", "0x1234", "--image-type", "1", "--hw-
            "--hw-max", "3"]
 
 
+def release_pair(d, seed):
+    """Two key pairs (k, k2) and two releases of code-like firmware (old.bin, new.bin) in d."""
+    keys.write_keypair(str(d / "k.pem"), str(d / "p.pem"))
+    keys.write_keypair(str(d / "k2.pem"), str(d / "p2.pem"))
+    old = _firmware(seed, 30000)
+    (d / "old.bin").write_bytes(old)
+    (d / "new.bin").write_bytes(_release(old, seed + 1))
+
+
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory):
     d = tmp_path_factory.mktemp("signdelta")
-    keys.write_keypair(str(d / "k.pem"), str(d / "p.pem"))
-    keys.write_keypair(str(d / "k2.pem"), str(d / "p2.pem"))
-    old = _firmware(1, 30000)
-    (d / "old.bin").write_bytes(old)
-    (d / "new.bin").write_bytes(_release(old, 2))
+    release_pair(d, 1)
     ok(sign(d, "old.bin", "old.ota", "1"))
     ok(sign(d, "old.bin", "oldz.ota", "1", "--compress"))
     ok(sign(d, "old.bin", "old2.ota", "1", key="k2.pem"))
