@@ -199,14 +199,10 @@ def _report(args, img):
     m = img.manifest
     count = fmt.sector_count(m[mf.M_SIZE], args.sector_size)
     if args.json:
-        emit({"ok": True, "out": args.out, "size": img.size, "version": args.version,
-              "seq": args.seq, "encoding": "deflate" if img.compressed else "raw",
-              "compress_fallback": img.fallback is not None, "payload_size": m[mf.M_SIZE],
-              "encoded_size": m[mf.M_ENC_SIZE], "sectors": count,
-              "sector_size": args.sector_size, "kid": img.kid.hex(),
-              "external_signature": args.signature_in is not None,
-              "signature_normalised": img.normalised,
-              "manufacturer_image_sha256": img.manufacturer_image_sha256().hex()})
+        res = _json_report(args, img, count)
+        res.update(encoding="deflate" if img.compressed else "raw",
+                   compress_fallback=img.fallback is not None)
+        emit(res)
         return 0
     print("%s: %d bytes, version 0x%08X, seq %d, %s payload %d -> %d bytes, %d sectors of %d, "
           "key id %s" % (args.out, img.size, args.version, args.seq,
@@ -215,6 +211,23 @@ def _report(args, img):
     if img.fallback is not None:
         print("compression: deflate would not make it smaller (%d vs %d bytes with the "
               "table): signed raw" % img.fallback)
+    return _report_tail(args, img)
+
+
+def _json_report(args, img, count):
+    """What sign's --json says of every image it writes."""
+    m = img.manifest
+    return {"ok": True, "out": args.out, "size": img.size, "version": args.version,
+            "seq": args.seq, "payload_size": m[mf.M_SIZE], "encoded_size": m[mf.M_ENC_SIZE],
+            "sectors": count, "sector_size": args.sector_size, "kid": img.kid.hex(),
+            "external_signature": args.signature_in is not None,
+            "signature_normalised": img.normalised,
+            "manufacturer_image_sha256": img.manufacturer_image_sha256().hex()}
+
+
+def _report_tail(args, img):
+    """The last lines of sign's text report: an external signature, the GBCS trailer's
+    Manufacturer Image hash."""
     if args.signature_in is not None:
         print("signature: from %s, verified against key id %s%s"
               % (args.signature_in, img.kid.hex(),
@@ -289,19 +302,16 @@ def _report_delta(args, img, old, fw):
     deflate = len(table) + len(data)
     base = m[mf.M_BASE_SHA256].hex()
     if args.json:
-        emit({"ok": True, "out": args.out, "size": img.size, "version": args.version,
-              "seq": args.seq, "encoding": "delta", "payload_size": m[mf.M_SIZE],
-              "encoded_size": m[mf.M_ENC_SIZE], "sectors": count,
-              "sector_size": args.sector_size, "kid": img.kid.hex(),
-              "external_signature": args.signature_in is not None,
-              "signature_normalised": img.normalised,
-              "manufacturer_image_sha256": img.manufacturer_image_sha256().hex(),
-              "base": {"from": args.delta_from, "kind": old.kind, "version": old.version,
-                       "size": m[mf.M_BASE_SIZE], "sha256": base,
-                       "kid": old.kid.hex() if old.kid is not None else None,
-                       "signature_checked": old.checked},
-              "modes": counts, "bytes_sent": sent, "deflate_bytes": deflate,
-              "raw_bytes": raw, "saved_vs_deflate": deflate - sent, "saved_vs_raw": raw - sent})
+        res = _json_report(args, img, count)
+        res.update({"encoding": "delta",
+                    "base": {"from": args.delta_from, "kind": old.kind, "version": old.version,
+                             "size": m[mf.M_BASE_SIZE], "sha256": base,
+                             "kid": old.kid.hex() if old.kid is not None else None,
+                             "signature_checked": old.checked},
+                    "modes": counts, "bytes_sent": sent, "deflate_bytes": deflate,
+                    "raw_bytes": raw, "saved_vs_deflate": deflate - sent,
+                    "saved_vs_raw": raw - sent})
+        emit(res)
         return 0
     print("%s: %d bytes, version 0x%08X, seq %d, delta payload %d -> %d bytes, %d sectors of "
           "%d, key id %s" % (args.out, img.size, args.version, args.seq, m[mf.M_SIZE],
@@ -314,9 +324,7 @@ def _report_delta(args, img, old, fw):
           "%.3f of it); raw %d (%d saved, %.3f of it)"
           % (sent, deflate, deflate - sent, sent / float(deflate), raw, raw - sent,
              sent / float(raw)))
-    if img.mi_sha256 is not None:
-        print("manufacturer image sha256 %s" % img.mi_sha256.hex())
-    return 0
+    return _report_tail(args, img)
 
 
 def _signature_note(old):

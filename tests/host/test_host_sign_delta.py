@@ -185,3 +185,25 @@ def test_progress_is_shown(kit, tmp_path):
     r = ok(run("--progress", "sign", "--key", d / "k.pem", "--in", d / "new.bin", "--out",
                tmp_path / "x.ota", "--version", "2", *PRODUCT, "--delta-from", d / "old.ota"))
     assert "sign delta" in r.stderr and "100%" in r.stderr
+
+
+def test_supplier_trailer_and_external_signer(kit, tmp_path):
+    """The GBCS trailer and the HSM flow work for a delta as for a full image: the digest
+    of --digest-out is the one --signature-in completes, and verify checks both."""
+    d = kit
+    keys.write_keypair(str(tmp_path / "s.pem"), str(tmp_path / "sp.pem"))
+    ok(sign(d, "new.bin", tmp_path / "ds.ota", "2", "--delta-from", d / "old.ota",
+            "--supplier-key", tmp_path / "s.pem"))
+    r = ok(run("verify", "--public", d / "p.pem", "--supplier-public", tmp_path / "sp.pem",
+               "--base", d / "old.bin", tmp_path / "ds.ota"))
+    assert "encoding=delta" in r.stdout and "payload=checked" in r.stdout
+    rejected(run("verify", "--public", d / "p.pem", "--supplier-public", d / "p2.pem",
+                 tmp_path / "ds.ota"), "E29")
+    hsm = ["sign", "--public", d / "p.pem", "--in", d / "new.bin", "--version", "2", *PRODUCT,
+           "--delta-from", d / "old.ota"]
+    ok(run(*hsm, "--digest-out", tmp_path / "dg"))
+    sig = keys.sign_digest(keys.load_private(str(d / "k.pem")), (tmp_path / "dg").read_bytes())
+    (tmp_path / "sig").write_bytes(sig)
+    r = ok(run(*hsm, "--signature-in", tmp_path / "sig", "--out", tmp_path / "dh.ota"))
+    assert "signature: from" in r.stdout and "old image: version 0x00000001" in r.stdout
+    ok(run("verify", "--public", d / "p.pem", "--base", d / "old.ota", tmp_path / "dh.ota"))
