@@ -255,6 +255,9 @@ class Device:
             raise OtaError(E.REVERTED_IMAGE, "refused until another image is offered")
         run = self.board.boot.running()
         i = run if self._factory else 1 - run
+        m = p.manifest
+        if m.encoding == fmt.ENC_DELTA:
+            self._base(m, run, i)
         self.writing = True
         off = self._resume(p, ident, i)
         if off is not None:
@@ -269,6 +272,22 @@ class Device:
         self._save()  # before the slot's meta area is erased
         self.writer.on_manifest(p)
         return None
+
+    def _base(self, m, run, i):
+        """A delta is made against an old image: the running slot must hold it. Its signed
+        manifest names its payload's size and SHA-256, which its first boot checked from
+        flash (and every boot since its CRC-32), so nothing is hashed here."""
+        if i == run:
+            raise OtaError(E.BASE_MISMATCH, "a delta cannot be installed in its old slot")
+        try:
+            o = verify.read_meta(self.board.slots[run], self.writer.scratch).manifest
+        except OtaError:
+            o = None
+        if o is None or o.size != m.base_size or o.sha256 != m.base_sha256 or \
+                o.version != m.base_version:
+            raise OtaError(E.BASE_MISMATCH, "made against version %d, running %s"
+                           % (m.base_version, "none" if o is None else o.version))
+        self.writer.base = self.board.slots[run]
 
     def _resume(self, p, ident, i):
         """The resume decision: the file offset where the download of the image p parses
@@ -296,7 +315,7 @@ class Device:
         st = self.st
         m = p.manifest
         info = self.check_slot(st.slot, self.policy(),
-                               st.mi_hash if m.encoding == fmt.ENC_DEFLATE else None)
+                               st.mi_hash if m.encoding != fmt.ENC_RAW else None)
         st.mi_hash = info.mi_hash
         if self._factory:  # it runs from the next reset: its signature is known good
             st.sig_ok = info.tag

@@ -23,6 +23,7 @@ import io
 import zlib
 
 from agent.image import fmt
+from agent.image.pack import pack_size  # noqa: F401 (host_tools.delta.pack_size)
 
 COPY, RAW, DEFLATE, DELTA = 0, 1, 2, 3
 MODES = ("copy", "raw", "deflate", "delta")
@@ -30,19 +31,6 @@ MODES = ("copy", "raw", "deflate", "delta")
 
 class DeltaError(Exception):
     pass
-
-
-def pack_size(v):
-    """detools' variable-length size of v (signed)."""
-    out = bytearray([0x40 if v < 0 else 0])
-    v = -v if v < 0 else v
-    out[0] |= v & 0x3F
-    v >>= 6
-    while v:
-        out[-1] |= 0x80
-        out.append(v & 0x7F)
-        v >>= 7
-    return bytes(out)
 
 
 def unpack_size(buf, pos):

@@ -1,5 +1,6 @@
-# Decompress one per-sector raw-deflate chunk into a buffer: MicroPython's deflate module
-# on the device, zlib under CPython. The chunk must decode to exactly len(out) bytes.
+# Decompress one per-sector raw-deflate chunk: into a buffer (inflate_into), or as a stream
+# read with readinto (stream: a delta sector's op stream). MicroPython's deflate module on
+# the device, zlib under CPython.
 from agent.errors import OtaError, BAD_ENCODING
 
 try:
@@ -36,3 +37,30 @@ def inflate_into(chunk, out, wbits):
         raise OtaError(BAD_ENCODING, "chunk decodes to %s bytes, want %d"
                        % ("more" if extra else n, want))
     return n
+
+
+def stream(chunk, wbits):
+    """A reader (readinto) of the raw-deflate chunk's decoded bytes."""
+    if _deflate is not None:
+        return _deflate.DeflateIO(_io.BytesIO(chunk), _deflate.RAW, wbits)
+    return _Stream(chunk, wbits)
+
+
+class _Stream:
+    # deflate.DeflateIO's readinto under CPython: 0 at the stream's end; OtaError for
+    # bytes that are not one whole raw deflate stream
+    def __init__(self, chunk, wbits):
+        self.z = _zlib.decompressobj(-wbits)
+        self.rest = bytes(chunk)
+
+    def readinto(self, buf):
+        want = len(buf)
+        try:
+            data = self.z.decompress(self.rest, want)
+        except Exception as e:  # zlib.error
+            raise OtaError(BAD_ENCODING, "inflate: %s" % e)
+        self.rest = self.z.unconsumed_tail
+        if not data and not self.z.eof:
+            raise OtaError(BAD_ENCODING, "chunk does not end its deflate stream")
+        buf[:len(data)] = data
+        return len(data)

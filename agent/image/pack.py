@@ -76,6 +76,20 @@ def unpack_entry(encoding, buf, k):
     return struct.unpack_from(fmt.TABLE_DELTA_FMT, buf, k * fmt.TABLE_DELTA_SIZE)
 
 
+def pack_size(v):
+    """A size of a delta sector's op stream (agent/image/delta.py): detools' variable-length
+    form of the signed v."""
+    out = bytearray([0x40 if v < 0 else 0])
+    v = -v if v < 0 else v
+    out[0] |= v & 0x3F
+    v >>= 6
+    while v:
+        out[-1] |= 0x80
+        out.append(v & 0x7F)
+        v >>= 7
+    return bytes(out)
+
+
 def sig_structure(protected, external_aad, payload):
     """The CBOR Sig_structure for COSE_Sign1: ["Signature1", protected, aad, payload]."""
     out = bytearray(cose.SIG1_HEAD)

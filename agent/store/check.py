@@ -132,7 +132,7 @@ def _crc(slot, m, h, buf):
 def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
     """Check slot from flash. policy None: fast check (CRC-32 of the payload only).
     With a policy: the full check; mi_hash is the deflate image's Manufacturer Image hash
-    recorded during its download (raw images get theirs from flash). buf: the flash is read
+    recorded during its download, or a delta's (raw images get theirs from flash). buf: the flash is read
     through it (the agent lends its writer's 2 KiB read-back buffer: each read is a call
     chain down to the flash driver, and a buffer made here is a large allocation late in
     a fragmented heap); None: one the meta area's size is made. Returns a SlotInfo."""
@@ -162,7 +162,7 @@ def _sectors(slot, m, buf, mi):
     # every sector's CRC-32 against the table, then the payload's CRC-32 and SHA-256, in one
     # pass over the flash; the same bytes go into the Manufacturer Image hash mi (raw)
     a = slot.area
-    ent = bytearray(fmt.table_entry_size(fmt.ENC_DEFLATE))
+    ent = bytearray(fmt.TABLE_DELTA_SIZE)
     mv = memoryview(buf)
     psha = hashlib.sha256()
     total = 0

@@ -25,7 +25,7 @@ except ImportError:
 from agent.image import fmt
 from agent import errors as E
 from agent.errors import OtaError
-from agent.image.inflate import inflate_into
+from agent.image.inflate import inflate_into, stream
 from agent.crypto.sha256r import Sha256
 from agent.store.slot import TRAILER_OFF, TABLE_OFF, align, fill_erased, write_meta, \
     write_trailer, hash_prefix, table_entry, sector_len
@@ -63,11 +63,12 @@ class SlotWriter:
         self._rb = self._rv[:page]
         self._lim = 0       # raw: payload bytes from the page being gathered to the page's
                             # end or the payload's, whichever is first (on_payload's test)
-        self._ent = bytearray(fmt.table_entry_size(fmt.ENC_DEFLATE))
+        self._ent = bytearray(fmt.TABLE_DELTA_SIZE)
         e = memoryview(self._ent)
-        self._e0 = e[0:4]   # the fields of fmt.TABLE_DEFLATE_FMT (the first also
-        self._e1 = e[4:8]   # fmt.TABLE_RAW_FMT), read as little-endian u32 without the
-        self._e2 = e[8:12]  # tuple struct.unpack_from would allocate
+        self._e0 = e[0:4]   # the fields of fmt.TABLE_DELTA_FMT (the first also
+        self._e1 = e[4:8]   # fmt.TABLE_RAW_FMT's, the first four fmt.TABLE_DEFLATE_FMT's),
+        self._e2 = e[8:12]  # read as little-endian u32 without the tuple
+                            # struct.unpack_from would allocate
         self.raw = False    # streaming raw payload sectors (checked as each one ends)
         self.clen = 0       # deflate: the length of the chunk being gathered (0: raw)
         self.mi = None      # Manufacturer Image hash of a deflate download (agent.crypto.sha256r)
@@ -76,6 +77,9 @@ class SlotWriter:
         self._sec = None
         self.on_sector = None
         self.check = None  # board's check of the first payload bytes (e.g. an app image)
+        self.base = None   # delta: the slot holding the old image (the running one)
+        self._mode = fmt.MODE_DEFLATE  # how the sector being gathered is made (delta)
+        self._maker = None
 
     def start(self, slot, ck=None):
         """Begin a new download into slot: the checkpoint ck.next back to 0. ck: the state
@@ -171,6 +175,8 @@ class SlotWriter:
         self.pos = 0
         self.mi = None
         self._esz = fmt.table_entry_size(m.encoding)
+        self._ev = self._ent if self._esz == len(self._ent) else memoryview(self._ent)[:self._esz]
+        self._mode = fmt.MODE_DEFLATE  # a delta's entries say otherwise
         if m.encoding == fmt.ENC_RAW:
             self._begin(k * m.sector)
             self.raw = True
@@ -187,15 +193,21 @@ class SlotWriter:
         else:
             self.mi = Sha256()
             hash_prefix(self.slot, self.cose_len, m, self.mi, self._big)
-        if k < m.sectors:
-            self.epos = table_entry(self.slot, m, k, self._ent)[1]
-            self._load(k)
-        else:
+        if k >= m.sectors:
             self.epos = m.enc_size
+        elif m.encoding == fmt.ENC_DEFLATE:
+            self.epos = table_entry(self.slot, m, k, self._ent)[1]
+        else:  # delta: the chunks before sector k's (copied sectors have none)
+            e = 0
+            for j in range(k):
+                e += table_entry(self.slot, m, j, self._ent)[2]
+            self.epos = e
+        self._load(k)
 
     def _load(self, k):
         """Sector k's table entry into self._ent (its CRC-32 in self._e0), self.clen and
-        self._cb (deflate), checking chunk order."""
+        self._cb (deflate, delta), checking chunk order; a delta's copied sectors from k
+        on are made here, as they need no payload."""
         m = self.m
         if k >= m.sectors:
             self.raw = False
@@ -203,16 +215,34 @@ class SlotWriter:
         if m.encoding == fmt.ENC_RAW:
             self.slot.area.read(self._tab + self._esz * k, self._e0)
             self.send = k * m.sector + sector_len(m, k)  # where sector k ends
-        else:
+            return
+        self._chunk_entry(k)
+        while self._mode == fmt.MODE_COPY:
+            self._copy(k)
+            k += 1
+            if k == m.sectors:
+                return
             self._chunk_entry(k)
 
     def _chunk_entry(self, k):
         m = self.m
-        self.slot.area.read(self._tab + self._esz * k, self._ent)
+        e = self._ent
+        self.slot.area.read(self._tab + self._esz * k, self._ev)
         off = int.from_bytes(self._e1, "little")
         clen = int.from_bytes(self._e2, "little")
+        last = k == m.sectors - 1
+        if m.encoding == fmt.ENC_DELTA:
+            mode = self._mode = e[28]
+            n = sector_len(m, k)
+            if mode == fmt.MODE_COPY:
+                if clen or off + n > m.base_size or (last and self.epos != m.enc_size):
+                    raise OtaError(E.BAD_TABLE, "sector %d copies %d+%d" % (k, off, n))
+                self.clen = 0
+                return
+            if mode > fmt.MODE_DELTA or (mode == fmt.MODE_RAW and clen != n):
+                raise OtaError(E.BAD_TABLE, "sector %d mode %d" % (k, mode))
         if off != self.epos or clen == 0 or clen > len(self._chunk) or off + clen > m.enc_size \
-                or (k == m.sectors - 1 and off + clen != m.enc_size):
+                or (last and off + clen != m.enc_size):
             raise OtaError(E.BAD_TABLE, "sector %d chunk %d+%d" % (k, off, clen))
         self.clen = clen
         self._cb = len(self._chunk) - clen  # the chunk is gathered at the buffer's end, so
@@ -257,15 +287,48 @@ class SlotWriter:
         self.pos = 0
         if hashlib.sha256(chunk).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
             raise OtaError(E.SECTOR_CRC, "sector %d: chunk digest" % k)
+        mode = self._mode
         try:
-            inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
+            if mode == fmt.MODE_DEFLATE:
+                inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
+            elif mode == fmt.MODE_RAW:
+                out[:] = chunk
+            else:
+                self._delta(chunk, out, n)
             bad = binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE
-        except OtaError:
+        except (OtaError, OSError, ValueError):  # OSError, ValueError: deflate.DeflateIO's
             bad = True
         if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
             raise OtaError(E.SECTOR_CRC, "sector %d" % k)
         self.mi.update(chunk)
         self.epos += self.clen
+        self._program(k, n, out)
+
+    def _delta(self, chunk, out, n):
+        # out: the sector the op stream in chunk makes from the old payload, whose bytes are
+        # read through the read-back buffer (not in use until the sector is written)
+        mk = self._maker
+        if mk is None:  # once a download: a full image's device never loads the module
+            from agent.image.delta import Maker
+            mk = self._maker = Maker(self.base.area.read, self.m.base_size, self._rv)
+        mk.make(stream(chunk, fmt.deflate_wbits(self.m.sector)), out, n)
+
+    def _copy(self, k):
+        # a delta's sector k made of the old payload's bytes at its entry's offset: checked
+        # against the entry's CRC-32 and digest before it is written. They are the running
+        # image's bytes, which a fetch cannot mend: another image than the delta's old one
+        n = sector_len(self.m, k)
+        out = memoryview(self._sec)[:n]
+        self.base.area.read(int.from_bytes(self._e1, "little"), out)
+        if binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE or \
+                hashlib.sha256(out).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
+            raise OtaError(E.BASE_MISMATCH, "sector %d's old bytes differ" % k)
+        self._program(k, n, out)
+
+    def _program(self, k, n, out):
+        # sector k's n bytes (out, a view of self._sec) into flash: erased, written, read
+        # back; then the checkpoint moves past it
+        m = self.m
         a = self.slot.area
         w = align(n, a.write_size)
         fill_erased(a, self._sec, w, n)
@@ -278,9 +341,19 @@ class SlotWriter:
                 break
         else:
             raise OtaError(E.FLASH_IO, "sector %d reads back wrong" % k)
-        self._advance(self.mi.digest() if k == m.sectors - 1 else None)
+        mi = self.mi.digest() if k == m.sectors - 1 else None
+        if self._mode == fmt.MODE_COPY:
+            self._passed(mi)  # the caller, _load, goes on to the next sector
+        else:
+            self._advance(mi)
 
     def _advance(self, mi):
+        k = self.ck.next
+        self._passed(mi)
+        self._load(k + 1)
+
+    def _passed(self, mi):
+        # the sector at the checkpoint is in flash and checked: the checkpoint moves past it
         ck = self.ck
         k = ck.next
         if k == 0 and self.check is not None:  # sector 0 is in flash and its CRC good
@@ -292,7 +365,6 @@ class SlotWriter:
         self.pos = 0
         if self.on_sector:
             self.on_sector(k + 1, mi)
-        self._load(k + 1)
 
     def _readback(self, k, n):
         # whether sector k's first n bytes as read from flash have the CRC-32 of its table

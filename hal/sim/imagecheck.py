@@ -26,7 +26,7 @@ from agent.errors import OtaError, TOO_LARGE
 _FLASH_SECTOR = const(4096)  # largest flash sector emulated; image sectors are multiples
 _TABLE_MIN = const(1024)     # sector table room in the meta area when nothing is known
 _CAP_CPYTHON = const(0x4000000)  # largest installed payload emulated under CPython (64 MiB)
-ENCODINGS = ("raw", "deflate")
+ENCODINGS = ("raw", "deflate", "delta")
 
 
 class Info:
