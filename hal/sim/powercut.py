@@ -15,11 +15,20 @@ from agent.store import check as verify
 from agent.update import Config, Device
 from agent.errors import OtaError
 from agent.crypto.trust import Trust
-from agent.image.fmt import parse_header
+from agent.image.fmt import parse_header, MANIFEST_END_MAX
 from hal.sim.board import EmuBoard, Layout
 from hal.sim.nor import NorFlash, PowerCut
 
 PHASES = ("download", "verify", "activate", "confirm", "revert")
+
+
+def _room(img):
+    # the slot room an image needs: its file (raw), or its sectors whole (a compressed or
+    # delta image, whose file is smaller than what it installs)
+    from agent.image.pack import peek
+    m = peek(img[:MANIFEST_END_MAX])
+    n = m.sectors * m.sector
+    return n if n > len(img) else len(img)
 
 
 class Campaign:
@@ -29,7 +38,7 @@ class Campaign:
         self.update = update
         self.factory = factory
         self.block = block
-        size = max(len(update), len(factory))
+        size = max(_room(update), _room(factory))
         self.layout = Layout.for_image(sector, size, 4096)
         self.flash = NorFlash(self.layout.size, sector, write_size, erased)
         self.cfg = Config(Trust(keys), h.manufacturer, h.image_type, h.hw_min, trials=trials)

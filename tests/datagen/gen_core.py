@@ -6,6 +6,11 @@ core_v2z.ota  the same firmware, per-sector deflate
 core_v3.ota   version 3, seq 3, raw
 core_old.ota  version 9 but seq 0: a rollback once seq 2 is confirmed
 core_other_hw.ota, core_other_man.ota  wrong hardware range / manufacturer
+core_v2d.ota  version 2, seq 2: a delta against core_v1's payload (core_v2d.bin), whose
+              sectors are made in each of the four ways (copy, delta, raw, deflate)
+core_v3d.ota  version 3, seq 3: a delta against core_v2's payload (refused by a device
+              running core_v1)
+delta_ops.bin the op streams of core_v2d's delta sectors and the sectors they make
 core_pub.bin  the public key (65-byte point); core_other_pub.bin a second trusted key
 """
 import os
@@ -13,8 +18,10 @@ import random
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from host_tools import keys
-from host_tools.imagebuild import build_image
+import struct
+
+from host_tools import delta, keys
+from host_tools.imagebuild import build, build_image
 
 MAN = 0x1234
 TYPE = 0x0001
@@ -27,6 +34,20 @@ def fw(size, seed):
     for i in range(0, size, 3000):  # compressible stretches
         out[i:i + 1200] = bytes(min(1200, size - i))
     return bytes(out)
+
+
+def release(v1):
+    """A next release of v1 whose 4 KiB sectors are made each way: sector 0 v1's sector 1
+    as it is (copy), sector 1 v1's sector 0 with a few bytes changed and some inserted
+    (delta), sector 2 new random bytes (raw), sector 3 new text (deflate), then 1000 bytes
+    of v1's sector 2 (copy, a last sector shorter than the others)."""
+    s1 = bytearray(v1[:4096])
+    for i in range(100, 4000, 397):
+        s1[i] = (s1[i] + 7) & 0xFF
+    s1 = (bytes(s1[:2000]) + b"inserted" + bytes(s1[2000:]))[:4096]
+    text = b"release notes: the quick brown fox jumps over the lazy dog, again. " * 70
+    return (v1[4096:8192] + s1 + random.Random(9).randbytes(4096) + text[:4096]
+            + v1[8192:9192])
 
 
 def generate(outdir):
@@ -52,5 +73,21 @@ def generate(outdir):
                                          image_type=TYPE, hw_min=5, hw_max=9))
     put("core_other_man.ota", build_image(v3, k, version=4, seq=4, manufacturer=0x4321,
                                           image_type=TYPE, hw_min=1, hw_max=3))
+    v2d = release(v1)
+    put("core_v2d.bin", v2d)
+    img = build(v2d, k, version=2, seq=2, base=v1, base_version=1, **base)
+    if img.delta_modes != [delta.COPY, delta.DELTA, delta.RAW, delta.DEFLATE, delta.COPY]:
+        raise ValueError("core_v2d's sectors are made %r" % img.delta_modes)
+    put("core_v2d.ota", img.tobytes())
+    put("core_v3d.ota", build(v3, k, version=3, seq=3, base=v2, base_version=2,
+                              **base).tobytes())
+    # each delta sector of core_v2d: its length, its op stream's, the op stream, the sector
+    vec = b""
+    for i in range(0, len(v2d), 4096):
+        sec = v2d[i:i + 4096]
+        if delta.encode_sector(v1, sec, 4096)[0] == delta.DELTA:
+            ops = delta.op_stream(v1, sec)
+            vec += struct.pack("<II", len(sec), len(ops)) + ops + sec
+    put("delta_ops.bin", vec)
     # a 256 KiB update for the power-cut campaign
     put("core_256k.ota", build_image(fw(256 * 1024, 4), k, version=5, seq=5, **base))

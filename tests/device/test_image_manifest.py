@@ -90,8 +90,30 @@ def test_fields_that_must_agree():
     e = raises(BAD_MANIFEST, Manifest, _map({mf.M_SIZE: 0, mf.M_ENC_SIZE: 0}))
     assert "empty" in str(e), e
     raises(BAD_ENCODING, Manifest, _map({mf.M_ENC_SIZE: 12287}))
-    raises(BAD_ENCODING, Manifest, _map({mf.M_ENCODING: 2}))
+    raises(BAD_ENCODING, Manifest, _map({mf.M_ENCODING: 3}))
     Manifest(_map({mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 1}))
+
+
+_BASE = {mf.M_BASE_SIZE: 12000, mf.M_BASE_SHA256: b"\x33" * 32, mf.M_BASE_VERSION: 1}
+
+
+def test_delta_names_its_old_image():
+    d = dict(_BASE)
+    d.update({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_ENC_SIZE: 0})
+    m = Manifest(_map(d))
+    eq((m.base_size, m.base_sha256, m.base_version), (12000, b"\x33" * 32, 1), "old image")
+    eq(m.table_size, 3 * fmt.TABLE_DELTA_SIZE, "table of 29-byte entries")
+    eq(Manifest(_map()).base_size, None, "a full image names none")
+    for k in _BASE:  # each of the three is required
+        d2 = dict(d)
+        del d2[k]
+        e = raises(BAD_MANIFEST, Manifest, _map(d2))
+        eq(str(e).endswith("field %d" % k), True, str(e))
+    d[mf.M_BASE_SHA256] = b"\x33" * 31
+    raises(BAD_MANIFEST, Manifest, _map(d))
+    for k in _BASE:  # and none of them in a full image
+        e = raises(BAD_MANIFEST, Manifest, _map({k: _BASE[k]}))
+        assert "old image" in str(e), e
 
 
 def test_check_header():
