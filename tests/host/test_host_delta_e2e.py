@@ -41,10 +41,14 @@ def imgs(tmp_path_factory):
     v1, v2 = firmware_pair(15, 40 * 1024 + 77)
     v1x = bytearray(v1)
     v1x[100] ^= 0x55        # another build of version 1: not the delta's old image
-    out = {"fw": {"v1": v1, "v2": v2}}
+    v3 = bytearray(v2)      # a larger change: a delta long enough to cut in the middle
+    v3[8000:24000] = random.Random(16).randbytes(16000)
+    v3 = bytes(v3)
+    out = {"fw": {"v1": v1, "v2": v2, "v3": v3}}
     for name, fw, ver, extra in (("v1", v1, 1, {}), ("v1x", bytes(v1x), 1, {}),
                                  ("v2", v2, 2, {}),
-                                 ("v2-from-v1", v2, 2, dict(base=v1, base_version=1))):
+                                 ("v2-from-v1", v2, 2, dict(base=v1, base_version=1)),
+                                 ("v3-from-v1", v3, 3, dict(base=v1, base_version=1))):
         built = imagebuild.build(fw, key, ver, ver, sector_size=4096,
                                  compress=name == "v2", **dict(SIGN, **extra))
         with open(lab.path(name + ".ota"), "wb") as f:
@@ -88,21 +92,22 @@ def served(srv):
     return sum(b["size"] for b in blocks), len(blocks)
 
 
-def assert_runs_v2(lab, imgs):
-    """The device's flash: v2 confirmed in the slot it boots, holding v2's payload."""
+def assert_runs(lab, imgs, version=2):
+    """The device's flash: that version confirmed in the slot it boots, with its payload."""
     from host_tools.state import read_state
     from boards.unix import layout as L
     st = read_state(lab.path("dev.flash"))
     slot = st["boot"]["confirmed_slot"]
     assert st["boot"]["pending_slot"] is None, st["boot"]
     s = st["slots"][slot]
-    fw = imgs["fw"]["v2"]
-    assert (s["state"], s["version"], s["size"], s["crc_ok"]) == ("image", 2, len(fw), True)
+    fw = imgs["fw"]["v%d" % version]
+    assert (s["state"], s["version"], s["size"], s["crc_ok"]) == \
+        ("image", version, len(fw), True)
     assert s["payload_sha256"] == hashlib.sha256(fw).hexdigest()
     with open(lab.path("dev.flash"), "rb") as f:
         f.seek(L.layout().slot_off[slot])
         assert f.read(len(fw)) == fw
-    assert st["journal"]["running_version"] == 2
+    assert st["journal"]["running_version"] == version
 
 
 def test_delta_update_over_the_han(lab, imgs):
@@ -120,7 +125,7 @@ def test_delta_update_over_the_han(lab, imgs):
     assert max(b["offset"] + b["size"] for b in srv.events("block")) == delta
     log = lab.device_log()
     assert "health check passed: confirmed" in log
-    assert_runs_v2(lab, imgs)
+    assert_runs(lab, imgs)
 
 
 def test_delta_against_another_image_falls_back_to_full(lab, imgs):
@@ -147,4 +152,25 @@ def test_delta_against_another_image_falls_back_to_full(lab, imgs):
     rest = [e for e in srv.events()[i:] if e["event"] == "block"]
     assert max(b["offset"] + b["size"] for b in rest) == os.path.getsize(imgs["v2"])
     assert [c for c, _ in srv.alerts()][-2:] == [0x8F72, 0x8F43]
-    assert_runs_v2(lab, imgs)
+    assert_runs(lab, imgs)
+
+
+def test_power_cut_in_a_delta_download_resumes_with_the_delta(lab, imgs):
+    size = os.path.getsize(imgs["v3-from-v1"])
+    srv = lab.serve([imgs["v3-from-v1"]], "--rate-bps", 100000, "--block-size", 48,
+                    "--exit-when", "confirmed", "--timeout", 120)
+    dev = lab.device(srv, "dev.flash", imgs["v1"], "--once", key=imgs["pub"])
+    assert srv.wait(lambda s: any(b["offset"] > size * 0.6 for b in s.events("block")), 60), \
+        lab.device_log()
+    lab.power_cut(dev)
+    n = len(srv.events("block"))
+    dev = lab.device(srv, "dev.flash", None, "--once", key=imgs["pub"])
+    assert srv.wait(confirmed, 120), lab.device_log()
+    dev.wait(30)
+    assert dev.returncode == 0, lab.device_log()
+    # the running v1 still matches: the same delta again, resumed past its checkpoint
+    assert [q["image"] for q in srv.events("query") if q.get("offered")] == ["delta from 1"] * 2
+    after = [b["offset"] for b in srv.events("block")[n:]]
+    payload = [o for o in after if o > 2048]
+    assert payload and payload[0] > size * 0.4, payload[:3]
+    assert_runs(lab, imgs, 3)
