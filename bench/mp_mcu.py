@@ -99,13 +99,15 @@ def _read_pub(path):
         return f.read()
 
 
-def device(pub, payload):
+def device(pub, payload, erase=True):
+    """A device over the board's flash: blank (erase), or as the PSRAM holds it (a device
+    that runs what install() put there)."""
     from agent.crypto.trust import Trust
     from agent.update import Config, Device
     from boards.qemu.board import make_board
     from boards.qemu.layout import layout
     from hal.clock import FakeClock
-    board = make_board(layout(4096, payload), erase=True, clock=FakeClock())
+    board = make_board(layout(4096, payload), erase=erase, clock=FakeClock())
     board.power_on()
     dev = Device(board, Config(Trust([_read_pub(pub)]), MAN, TYPE, HW))
     dev.start()
@@ -184,13 +186,33 @@ class Budget(Frames):
         return Frames.recv(self, buf, timeout_ms)
 
 
-def update(image, frames, pub, block, payload, check, budget=0):
+def install(image, pub, payload):
+    """A blank device given image at the factory (Device.provision), then reset: the flash,
+    which outlives this run in the PSRAM's host file, holds a device running image, its
+    first power-on check done."""
+    dev, board = device(pub, payload)
+    f = open(image, "rb")
+    size = f.seek(0, 2)
+
+    def read(off, n):
+        f.seek(off)
+        return f.read(n)
+    dev.provision(read, size, 256)
+    f.close()
+    dev = board = None
+    gc.collect()
+    dev, board = device(pub, payload, False)
+    result({"ok": True, "running": board.boot.running(), "phase": dev.st.phase})
+
+
+def update(image, frames, pub, block, payload, check, budget=0, installed=False):
     """A whole download and verification, within budget instructions (0: any); with
     check, the power-on check of the slot at a later boot (the signature known from an
-    earlier one: the payload's CRC-32 from flash)."""
+    earlier one: the payload's CRC-32 from flash). installed: the device runs what
+    install() put in the flash (a delta's old image) instead of starting blank."""
     gc.collect()
     t0 = time.ticks_us()
-    dev, board = device(pub, payload)
+    dev, board = device(pub, payload, not installed)
     _download(dev, Budget(frames, budget), block, image)
     out = {"ok": True, "heap": gc.mem_free() + gc.mem_alloc(), "insns": insns(t0)}
     if check:
@@ -255,3 +277,46 @@ class HeapFs:
 def mount_heapfs(under, at):
     import vfs  # (os and io are imported above: an import here would look in this fs)
     vfs.mount(HeapFs(under), at)
+
+
+def delta_sectors(image, frames, pub, block, payload):
+    """A delta download onto the device install() left: the instructions of each sector
+    made from its chunk (SlotWriter._chunk_done: the chunk's digest, the sector made, its
+    CRC-32, erased, written and read back, the checkpoint moved) by the sector's mode, less
+    the copied sectors the writer makes on its way (SlotWriter._copy, timed apart), and of
+    the op stream's decoding alone (SlotWriter._delta)."""
+    dev, board = device(pub, payload, False)
+    w = dev.writer
+    cls = type(w)
+    modes = {}
+    dec = []
+    cp = [0, 0]
+
+    def copy(k):
+        t0 = time.ticks_us()
+        cls._copy(w, k)
+        cp[0] += insns(t0)
+        cp[1] += 1
+
+    def delta(chunk, out, n):
+        t0 = time.ticks_us()
+        cls._delta(w, chunk, out, n)
+        dec.append(insns(t0))
+
+    def done():
+        mode = w._mode
+        c = cp[0]
+        t0 = time.ticks_us()
+        cls._chunk_done(w)
+        modes.setdefault(mode, []).append(insns(t0) - (cp[0] - c))
+    w._copy = copy
+    w._delta = delta
+    w._chunk_done = done
+    gc.collect()
+    t0 = time.ticks_us()
+    _download(dev, Frames(frames, 0, 0), block, image)
+    out = {"insns": insns(t0), "copy_sectors": cp[1], "copy_insns": cp[0],
+           "decode": dec, "running": board.boot.running()}
+    for mode in modes:
+        out["mode_%d" % mode] = modes[mode]
+    result(out)

@@ -77,8 +77,9 @@ def _sign(fw, out, compress, key):
         raise mcu.McuError("sign: %s" % (r.stderr or r.stdout).strip())
 
 
-def stage():
-    """The ROMFS image: device code (lib/), bench/mp_mcu, the images and frames files."""
+def stage(delta=False):
+    """The ROMFS image: device code (lib/), bench/mp_mcu, the images and frames files; with
+    delta, those of delta_images() too."""
     tree = os.path.join(WORK, "rom")
     shutil.rmtree(tree, ignore_errors=True)
     for rel in sources():
@@ -98,19 +99,68 @@ def stage():
         sign(os.path.join(DATA, "fw_256k.bin"), os.path.join(d, name + ".ota"), compress)
         shutil.copy(os.path.join(DATA, "dev_pub.bin"), os.path.join(d, name + ".pub"))
         info[name] = frames_file(os.path.join(d, name + ".ota"), os.path.join(d, name + ".fr"))
+    if delta:
+        delta_images(d, info)
     rom = os.path.join(WORK, "bench.romfs")
     mcu.romfs(tree, rom)
     return rom, info
 
 
-def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900):
-    """bench/mp_mcu.<call> on the device; its result dict, or raises McuError."""
+def delta_pair():
+    """(old, new): the first PAYLOAD bytes of the raw images of host_tools/bench_delta.py's
+    minor Cortex-M release pair (a device's running firmware and its next release); raises
+    bench_delta.PairError when they cannot be built here."""
+    from host_tools import bench_delta
+    old, new = [p[:2] for p in bench_delta.FIRMWARE_PAIRS if p[2] == "minor"][0]
+    out = []
+    for commit in (old, new):
+        with open(bench_delta.firmware(os.path.join(ROOT, "bench", "work"), commit), "rb") as f:
+            out.append(f.read(PAYLOAD))
+    return out
+
+
+def delta_images(d, info):
+    """d/o256 (the old firmware, raw, version 1: what the device runs), d/d256 (the new one
+    as a delta against it, version 2) and d/n256z (the new one, per-sector deflate, version
+    2), signed once (cached in WORK/signed by the payloads' digest), with their frames
+    files. None when the pair cannot be built (info['delta_why'] says why)."""
+    from host_tools import bench_delta, keys
+    from host_tools.imagebuild import build
+    try:
+        old, new = delta_pair()
+    except bench_delta.PairError as e:
+        info["delta_why"] = str(e)
+        return None
+    tag = hashlib.sha256(old + new).hexdigest()[:12]
+    key = None
+    for name, fw, args in (("o256", old, dict(version=1, seq=1)),
+                           ("d256", new, dict(version=2, seq=2, base=old, base_version=1)),
+                           ("n256z", new, dict(version=2, seq=2, compress=True))):
+        cache = os.path.join(WORK, "signed", "%s-%s.ota" % (name, tag))
+        if not os.path.exists(cache):
+            key = key or keys.load_private(os.path.join(DATA, "dev_priv.pem"))
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            img = build(fw, key, manufacturer=MAN, image_type=TYPE, hw_min=1, hw_max=3,
+                        **args)
+            with open(cache + ".part", "wb") as f:
+                f.write(img.tobytes())
+            os.replace(cache + ".part", cache)
+        shutil.copy(cache, os.path.join(d, name + ".ota"))
+        shutil.copy(os.path.join(DATA, "dev_pub.bin"), os.path.join(d, name + ".pub"))
+        info[name] = frames_file(os.path.join(d, name + ".ota"), os.path.join(d, name + ".fr"))
+    return tag
+
+
+def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900, psram=None):
+    """bench/mp_mcu.<call> on the device; its result dict, or raises McuError. psram: a
+    host file behind the board's PSRAM (its flash), else the emulator's own memory."""
     code = "import sys\nsys.path[:] = %r\n" % PATHS[config]
     if config == "mpy":
         code += "import mp_mcu\nmp_mcu.mount_heapfs('/rom', '/heap')\n"
     module = "mp_lock" if call.startswith("locked(") else "mp_mcu"
     code += "import %s\n%s.%s\n" % (module, module, call)
-    with mcu.Mcu(mcu.firmware(FIRMWARE[config]), heap=heap, rom=rom, icount=icount) as m:
+    with mcu.Mcu(mcu.firmware(FIRMWARE[config]), heap=heap, rom=rom, icount=icount,
+                 psram=psram) as m:
         out, err = m.exec(code, timeout)
     if err:
         raise mcu.McuError(err.strip().splitlines()[-1])
@@ -120,7 +170,7 @@ def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900):
     raise mcu.McuError("no result: %s" % out.strip()[-200:])
 
 
-def ingest(rom, info, name, alloc=True):
+def ingest(rom, info, name, alloc=True, payload=64 * 1024, config="frozen"):
     img = info[name]
     po = payload_offset(img)
     nblocks = (len(img) + BLOCK - 1) // BLOCK
@@ -132,8 +182,8 @@ def ingest(rom, info, name, alloc=True):
         if b // SECTOR > a // SECTOR:
             bounds.add(j)
     d = "/rom/d/%s" % name
-    return run(rom, "frozen", "ingest(%r, %r, %r, %d, %d, %d, %d, %r)" % (
-        d + ".ota", d + ".fr", d + ".pub", BLOCK, start, stop, 64 * 1024,
+    return run(rom, config, "ingest(%r, %r, %r, %d, %d, %d, %d, %r)" % (
+        d + ".ota", d + ".fr", d + ".pub", BLOCK, start, stop, payload,
         sorted(bounds) if alloc else None))
 
 
@@ -183,27 +233,52 @@ def heap_locked(rom, info, name):
 BUDGET = 4   # a heap minimum: the update within this many times its instructions in 1 MiB
 
 
-def update_ok(rom, config, name, heap, check=False, budget=0):
+def update_ok(rom, config, name, heap, check=False, budget=0, flash=None):
+    """The update's result, or None when it did not complete. flash: the PSRAM file of a
+    device already running an image (installed()), copied for this run."""
     d = "/rom/d/%s" % name
     try:
-        r = run(rom, config, "update(%r, %r, %r, %d, %d, %r, %d)" % (
-            d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD, check, budget), heap=heap)
+        r = run(rom, config, "update(%r, %r, %r, %d, %d, %r, %d, %r)" % (
+            d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD, check, budget,
+            flash is not None), heap=heap, psram=_copy(flash))
         return r if r.get("ok") else None
     except mcu.McuError:
         return None
 
 
-def heap_min(rom, config, name, step, guess, say=None):
+def _copy(flash):
+    if flash is None:
+        return None
+    run_file = os.path.join(WORK, "run.psram")
+    shutil.copy(flash, run_file)
+    return run_file
+
+
+def installed(rom, config, name):
+    """The PSRAM file (WORK/<name>.psram) of a device given d/<name> at the factory and
+    reset: the device a delta against that image updates."""
+    path = os.path.join(WORK, name + ".psram")
+    with open(path, "wb") as f:
+        f.truncate(mcu.PSRAM_SIZE)
+    d = "/rom/d/%s" % name
+    r = run(rom, config, "install(%r, %r, %d)" % (d + ".ota", d + ".pub", PAYLOAD),
+            psram=path)
+    if not r.get("ok"):
+        raise mcu.McuError("%s: not installed: %s" % (name, r))
+    return path
+
+
+def heap_min(rom, config, name, step, guess, say=None, flash=None):
     """The smallest heap (a multiple of step) in which the whole update completes within
     BUDGET times the instructions it takes in the largest heap (deterministic under
     -icount): a bracket found from guess outwards (doubling), then bisected."""
-    full = update_ok(rom, config, name, mcu.HEAP_MAX)
+    full = update_ok(rom, config, name, mcu.HEAP_MAX, flash=flash)
     if not full:
         raise mcu.McuError("%s %s: no update in the largest heap" % (config, name))
     budget = BUDGET * full["insns"]
 
     def ok(h):
-        good = update_ok(rom, config, name, h, budget=budget) is not None
+        good = update_ok(rom, config, name, h, budget=budget, flash=flash) is not None
         if say:
             say("  %s %s in %d bytes: %s" % (config, name, h, "done" if good else "failed"))
         return good
@@ -244,7 +319,7 @@ def p256_args():
 
 
 def measure(step, say):
-    rom, info = stage()
+    rom, info = stage(delta=True)
     out = {}
     t0 = time.monotonic()
     raw = ingest(rom, info, "v2")
@@ -277,9 +352,48 @@ def measure(step, say):
         rom, "romfs", "u256", step,
         raw + out["heap_after_import_romfs"] - out["heap_after_import_frozen"], say)
     say("heap minima done (%.0f s)" % (time.monotonic() - t0))
+    if info.get("delta_why"):
+        say("delta figures not measured: %s" % info["delta_why"])
+        out["not_measured"] = {"delta": info["delta_why"]}
+    else:
+        out.update(delta_figures(rom, info, step, say, out["heap_min_update_frozen_deflate"]))
+        say("delta figures done (%.0f s)" % (time.monotonic() - t0))
     out["firmware_bytes_agent"] = mcu.image_bytes(mcu.firmware("agent")) - \
         mcu.image_bytes(mcu.firmware("bare"))
     out["mpy_bytes_device"] = mpy_bytes_device()
+    return out
+
+
+def delta_figures(rom, info, step, say, guess, config="frozen"):
+    """A delta update of the release pair delta_images() signs, on a device running the old
+    image (installed()), agent frozen: the instructions a DELTA-mode sector takes to be
+    made from its chunk and the old slot (mean over the update's delta sectors), those of
+    receiving a deflate sector's blocks (the new image signed per-sector deflate: its
+    payload blocks' instructions over its sectors), and the smallest heap of the whole
+    delta update."""
+    from agent.image import fmt, pack
+    flash = installed(rom, config, "o256")
+    d = "/rom/d/d256"
+    r = run(rom, config, "delta_sectors(%r, %r, %r, %d, %d)" % (
+        d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD), psram=_copy(flash))
+    made = r.get("mode_%d" % fmt.MODE_DELTA)
+    if not made:
+        raise mcu.McuError("the delta update made no delta sector: %s" % sorted(r))
+    say("delta sectors: %s" % r)
+    z = ingest(rom, info, "n256z", False, PAYLOAD, config)
+    m = pack.peek(info["n256z"][:fmt.MANIFEST_END_MAX])
+    dm = pack.peek(info["d256"][:fmt.MANIFEST_END_MAX])
+    out = {"insns_per_sector_delta_4k": sum(made) // len(made),
+           "insns_per_sector_delta_4k_max": max(made),
+           "insns_per_sector_delta_decode_4k": sum(r["decode"]) // len(r["decode"]),
+           "insns_per_sector_copy_4k": r["copy_insns"] // max(1, r["copy_sectors"]),
+           "insns_update_delta": r["insns"],
+           "sectors_delta": len(made), "sectors_copy": r["copy_sectors"],
+           "blocks_update_delta": -(-dm.enc_size // BLOCK),
+           "blocks_update_deflate": -(-m.enc_size // BLOCK),
+           "insns_per_sector_deflate_4k": z["insns_per_block"] * m.enc_size // (BLOCK * m.sectors)}
+    out["heap_min_update_%s_delta" % config] = heap_min(rom, config, "d256", step, guess, say,
+                                                        flash)
     return out
 
 
