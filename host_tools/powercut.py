@@ -25,9 +25,25 @@ stderr); 2 usage; 130 interrupted."""
 
 EXAMPLE = """examples:
   otatool powercut --image v2.ota --from v1.ota --public pub.pem --phase download --tear
+  otatool powercut --image v2-delta.ota --from v1.ota --public pub.pem --tear
   otatool powercut --image v2.ota --public pub.pem --alignment 1,4,8,16 --erased 0xff,0x00 \\
       --random-cuts 5 --seeds 20 --json
 """
+
+
+def _delta_needs_its_base(update, factory, args):
+    # a delta is installed over the image it was made against: the factory image must be it
+    from agent.image import fmt, pack
+    m = pack.peek(update[:fmt.MANIFEST_END_MAX])
+    if m.encoding != fmt.ENC_DELTA:
+        return
+    if not args.factory:
+        raise InputError("%s is a delta against version %d: give that image with --from"
+                         % (args.image, m.base_version))
+    f = pack.peek(factory[:fmt.MANIFEST_END_MAX])
+    if (f.size, f.sha256, f.version) != (m.base_size, m.base_sha256, m.base_version):
+        raise InputError("%s is a delta against version %d, not %s (version %d)"
+                         % (args.image, m.base_version, args.factory, f.version))
 
 
 def register(sub):
@@ -39,7 +55,8 @@ def register(sub):
     p.add_argument("--public", required=True, action="append", metavar="P.pem",
                    help="trusted public key; repeat for more (PEM with --micropython)")
     p.add_argument("--from", dest="factory", metavar="OLD.ota",
-                   help="factory image the device runs first (default: the update itself)")
+                   help="factory image the device runs first (default: the update itself; "
+                        "a delta's old image)")
     p.add_argument("--phase", default="all", choices=PHASES + ("all",),
                    help="the phase whose flash operations are cut")
     p.add_argument("--tear", action="store_true",
@@ -79,6 +96,7 @@ def run_powercut(args):
     phases = PHASES if args.phase == "all" else (args.phase,)
     update = T.read_image(args.image)
     factory = T.read_image(args.factory) if args.factory else update
+    _delta_needs_its_base(update, factory, args)
     keys = [point(p) for p in T.public_points(args.public)]
     if args.micropython:
         for p in args.public:

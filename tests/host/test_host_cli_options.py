@@ -86,3 +86,16 @@ def test_bench_checks_before_measuring(lab):
     r = run("bench", "--only", "size", "--out", "no/such/dir/r.json", cwd=lab.dir)
     rejected(r, "no/such/dir/r.json: not a file in an existing directory")
     assert not os.path.exists(lab.path("no"))
+
+
+def test_powercut_of_a_delta_needs_its_old_image(lab):
+    lab.sign(lab.path("v2.bin"), "v2d.ota", 2, 2, extra=("--delta-from", "v1.ota"))
+    rejected(run("powercut", "--image", "v2d.ota", "--public", "dev_pub.pem", cwd=lab.dir),
+             "v2d.ota is a delta against version 1: give that image with --from")
+    rejected(run("powercut", "--image", "v2d.ota", "--from", "v2.ota", "--public",
+                 "dev_pub.pem", cwd=lab.dir),
+             "v2d.ota is a delta against version 1, not v2.ota (version 2)")
+    r = run("powercut", "--image", "v2d.ota", "--from", "v1.ota", "--public", "dev_pub.pem",
+            "--phase", "download", "--tear", cwd=lab.dir)
+    assert r.returncode == 0, r.stderr
+    assert "bricked 0" in r.stdout and "resumed from zero 0" in r.stdout, r.stdout
