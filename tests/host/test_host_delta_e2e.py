@@ -174,3 +174,16 @@ def test_power_cut_in_a_delta_download_resumes_with_the_delta(lab, imgs):
     payload = [o for o in after if o > 2048]
     assert payload and payload[0] > size * 0.4, payload[:3]
     assert_runs(lab, imgs, 3)
+
+
+def test_delta_over_a_lossy_link(lab, imgs):
+    # frames lost, sent twice and reordered: each of the delta's sectors still arrives whole
+    srv = lab.serve([imgs["v3-from-v1"]], "--drop", 0.2, "--dup", 0.1, "--reorder", 0.1,
+                    "--seed", 11, "--linger", 20, "--exit-when", "confirmed", "--timeout", 120)
+    dev = lab.device(srv, "dev.flash", imgs["v1"], "--once", key=imgs["pub"])
+    assert srv.wait(confirmed, 120), lab.device_log()
+    srv.wait(lambda s: s.proc.poll() is not None, 30)
+    dev.wait(30)
+    assert dev.returncode == 0, lab.device_log()
+    assert not srv.events("delta_refused")
+    assert_runs(lab, imgs, 3)
