@@ -266,12 +266,14 @@ def _encoding(path, size):
         return None
 
 
-class _Collect:
-    """The parser's sink for a delta checked on the host: keeps the table and payload."""
+class Collect:
+    """A parser's sink that keeps the table and the payload (a delta checked on the host;
+    the parser's fuzz tests); done counts on_done's calls."""
 
     def __init__(self):
         self.table = bytearray()
         self.payload = bytearray()
+        self.done = 0
 
     def on_manifest(self, parser):
         return None
@@ -286,7 +288,7 @@ class _Collect:
         self.payload += mv
 
     def on_done(self, parser):
-        pass
+        self.done += 1
 
 
 def _verify_delta(args, dev, size):
@@ -313,7 +315,7 @@ def _verify_delta(args, dev, size):
     agent = Agent(board, cfg)
     agent.start()
     agent.st.seq = dev.seq
-    sink = _Collect()
+    sink = Collect()
     p = Parser(agent.policy(), sink)
     for off in range(0, size, dev.block):
         p.feed(memoryview(data)[off:off + dev.block])

@@ -17,6 +17,7 @@ from agent.image import manifest as mf
 from agent.image.manifest import Policy
 from hal.sim.imagecheck import check_image
 from host_tools import imagebuild, keys
+from host_tools.verify import Collect
 from tests.datagen.gen_mutations import Model
 from tests.datagen.gen_images import payload
 
@@ -49,28 +50,6 @@ class Images:
 
 IMG = Images()
 NAMES = sorted(IMG.data)
-
-
-class Sink:
-    def __init__(self):
-        self.table = bytearray()
-        self.payload = bytearray()
-        self.done = 0
-
-    def on_manifest(self, p):
-        return None
-
-    def on_table(self, mv):
-        self.table += mv
-
-    def on_table_end(self):
-        pass
-
-    def on_payload(self, mv):
-        self.payload += mv
-
-    def on_done(self, p):
-        self.done += 1
 
 
 def policy(supplier=None):
@@ -139,7 +118,7 @@ front_ops = st.lists(st.tuples(st.sampled_from(("flip", "byte", "del", "ins")),
 @FUZZ
 @given(data=st.binary(max_size=3000), sizes=blocks)
 def test_parser_random_bytes_only_ota_error(data, sizes):
-    p = Parser(policy(), Sink())
+    p = Parser(policy(), Collect())
     try:
         split_feed(p.feed, data, sizes)
         p.finish()
@@ -154,7 +133,7 @@ def test_parser_random_bytes_only_ota_error(data, sizes):
 def test_parser_valid_prefix_random_tail(name, cut, tail, sizes):
     # a valid header (and maybe part of the manifest) followed by noise
     data = IMG.data[name][:fmt.HDR_SIZE + cut] + tail
-    p = Parser(policy(IMG.supplier_for(name)), Sink())
+    p = Parser(policy(IMG.supplier_for(name)), Collect())
     with pytest.raises(OtaError):
         split_feed(p.feed, data, sizes)
         p.finish()
@@ -164,7 +143,7 @@ def test_parser_valid_prefix_random_tail(name, cut, tail, sizes):
 @given(name=st.sampled_from(NAMES), ops=mutation_ops, sizes=blocks)
 def test_parser_mutants_only_ota_error(name, ops, sizes):
     data = mutate(IMG.data[name], ops)
-    sink = Sink()
+    sink = Collect()
     p = Parser(policy(IMG.supplier_for(name)), sink)
     try:
         split_feed(p.feed, data, sizes)
@@ -181,7 +160,7 @@ def test_parser_mutants_only_ota_error(name, ops, sizes):
 @FUZZ
 @given(name=st.sampled_from(NAMES), sizes=blocks)
 def test_parser_valid_image_any_split(name, sizes):
-    sink = Sink()
+    sink = Collect()
     p = Parser(policy(IMG.supplier_for(name)), sink)
     split_feed(p.feed, IMG.data[name], sizes)
     p.finish()
