@@ -187,3 +187,28 @@ def test_delta_over_a_lossy_link(lab, imgs):
     assert dev.returncode == 0, lab.device_log()
     assert not srv.events("delta_refused")
     assert_runs(lab, imgs, 3)
+
+
+def test_power_cut_in_the_full_image_after_a_fallback(lab, imgs):
+    # after the reset the device speaks from another address, a session the server does
+    # not know: it is offered the delta again and refuses it again (a few hundred bytes),
+    # then resumes the full image past its checkpoint instead of from zero
+    size = os.path.getsize(imgs["v2"])
+    srv = lab.serve([imgs["v2"], imgs["v2-from-v1"]], "--rate-bps", 60000, "--block-size", 48,
+                    "--exit-when", "confirmed", "--timeout", 120)
+    dev = lab.device(srv, "dev.flash", imgs["v1x"], key=imgs["pub"])
+    assert srv.wait(lambda s: s.events("delta_refused") and
+                    any(b["offset"] > size * 0.6 for b in s.events("block")), 60), \
+        lab.device_log()
+    lab.power_cut(dev)
+    n = len(srv.events())
+    dev = lab.device(srv, "dev.flash", None, key=imgs["pub"])
+    assert srv.wait(confirmed, 120), lab.device_log()
+    lab.power_cut(dev)
+    srv.stop()
+    ev = srv.events()[n:]
+    assert len([e for e in ev if e["event"] == "delta_refused"]) == 1, ev
+    i = [k for k, e in enumerate(ev) if e["event"] == "delta_refused"][0]
+    payload = [e["offset"] for e in ev[i:] if e["event"] == "block" and e["offset"] > 2048]
+    assert payload and payload[0] > size * 0.4, payload[:3]
+    assert_runs(lab, imgs)
