@@ -77,9 +77,9 @@ def _sign(fw, out, compress, key):
         raise mcu.McuError("sign: %s" % (r.stderr or r.stdout).strip())
 
 
-def stage(delta=False):
+def stage(delta=False, pair=None):
     """The ROMFS image: device code (lib/), bench/mp_mcu, the images and frames files; with
-    delta, those of delta_images() too."""
+    delta, those of delta_images() too (of pair, (old, new) payloads, when given)."""
     tree = os.path.join(WORK, "rom")
     shutil.rmtree(tree, ignore_errors=True)
     for rel in sources():
@@ -100,7 +100,7 @@ def stage(delta=False):
         shutil.copy(os.path.join(DATA, "dev_pub.bin"), os.path.join(d, name + ".pub"))
         info[name] = frames_file(os.path.join(d, name + ".ota"), os.path.join(d, name + ".fr"))
     if delta:
-        delta_images(d, info)
+        delta_images(d, info, pair)
     rom = os.path.join(WORK, "bench.romfs")
     mcu.romfs(tree, rom)
     return rom, info
@@ -119,15 +119,16 @@ def delta_pair():
     return out
 
 
-def delta_images(d, info):
+def delta_images(d, info, pair=None):
     """d/o256 (the old firmware, raw, version 1: what the device runs), d/d256 (the new one
     as a delta against it, version 2) and d/n256z (the new one, per-sector deflate, version
     2), signed once (cached in WORK/signed by the payloads' digest), with their frames
-    files. None when the pair cannot be built (info['delta_why'] says why)."""
+    files; of pair, (old, new) payloads, when given. None when the pair cannot be built
+    (info['delta_why'] says why)."""
     from host_tools import bench_delta, keys
     from host_tools.imagebuild import build
     try:
-        old, new = delta_pair()
+        old, new = pair or delta_pair()
     except bench_delta.PairError as e:
         info["delta_why"] = str(e)
         return None
@@ -366,11 +367,19 @@ def measure(step, say):
 
 def delta_figures(rom, info, step, say, guess, config="frozen"):
     """A delta update of the release pair delta_images() signs, on a device running the old
-    image (installed()), agent frozen: the instructions a DELTA-mode sector takes to be
-    made from its chunk and the old slot (mean over the update's delta sectors), those of
-    receiving a deflate sector's blocks (the new image signed per-sector deflate: its
-    payload blocks' instructions over its sectors), and the smallest heap of the whole
+    image (installed()), agent frozen: delta_costs() and the smallest heap of the whole
     delta update."""
+    out, flash = delta_costs(rom, info, say, config)
+    out["heap_min_update_%s_delta" % config] = heap_min(rom, config, "d256", step, guess, say,
+                                                        flash)
+    return out
+
+
+def delta_costs(rom, info, say=None, config="frozen"):
+    """The instructions a DELTA-mode sector takes to be made from its chunk and the old
+    slot (mean over the update's delta sectors), and those of receiving a deflate sector's
+    blocks (the new image signed per-sector deflate: its payload blocks' instructions over
+    its sectors); with the PSRAM file of the device running the old image."""
     from agent.image import fmt, pack
     flash = installed(rom, config, "o256")
     d = "/rom/d/d256"
@@ -379,7 +388,8 @@ def delta_figures(rom, info, step, say, guess, config="frozen"):
     made = r.get("mode_%d" % fmt.MODE_DELTA)
     if not made:
         raise mcu.McuError("the delta update made no delta sector: %s" % sorted(r))
-    say("delta sectors: %s" % r)
+    if say:
+        say("delta sectors: %s" % r)
     z = ingest(rom, info, "n256z", False, PAYLOAD, config)
     m = pack.peek(info["n256z"][:fmt.MANIFEST_END_MAX])
     dm = pack.peek(info["d256"][:fmt.MANIFEST_END_MAX])
@@ -392,9 +402,7 @@ def delta_figures(rom, info, step, say, guess, config="frozen"):
            "blocks_update_delta": -(-dm.enc_size // BLOCK),
            "blocks_update_deflate": -(-m.enc_size // BLOCK),
            "insns_per_sector_deflate_4k": z["insns_per_block"] * m.enc_size // (BLOCK * m.sectors)}
-    out["heap_min_update_%s_delta" % config] = heap_min(rom, config, "d256", step, guess, say,
-                                                        flash)
-    return out
+    return out, flash
 
 
 def mpy_bytes_device():

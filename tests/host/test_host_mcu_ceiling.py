@@ -7,6 +7,8 @@ firmware with the agent frozen in:
   - the power-on check of a 256 KiB image at a later boot;
   - one ECDSA P-256 verification;
   - a whole 256 KiB update within a given heap (frozen raw and deflate, ROMFS raw);
+  - a delta's sector (no more than receiving a deflate sector's blocks) and its whole update
+    within a given heap, on a device running the old image;
   - one 64-byte block of the resumable SHA-256 (agent.crypto.sha256r, the Manufacturer
     Image hash of a deflate image) near what its viper function costs.
 
@@ -36,6 +38,10 @@ P256_MAX = 50000000           # measured 45,086,000
 # window below 95 KiB, as G's table fitted as it was built did, fails here)
 HEAP_FITS = {("frozen", "u256"): 56 * 1024, ("frozen", "u256z"): 94 * 1024,
              ("romfs", "u256"): 83 * 1024}
+# a delta sector of _release()'s delta, mean over its 63 (measured 828,761); the smallest
+# heap its whole update completed in (measured 95,232 B) and about 10 %
+DELTA_SECTOR_MAX = 920000
+DELTA_HEAP_FITS = 105 * 1024
 
 
 def _ready():
@@ -56,7 +62,24 @@ def staged():
     why = _ready()
     if why:
         pytest.skip("Cortex-M tier: %s" % why)
-    return bench_mcu.stage()
+    return bench_mcu.stage(delta=True, pair=_release())
+
+
+def _release():
+    """A 256 KiB payload of the test data and a next release of it: a few bytes changed in
+    every 4 KiB, 100 bytes inserted at 100 KiB (all that follows moves), a new 8 KiB at the
+    end in place of the old end."""
+    import random
+    with open(os.path.join(bench_mcu.DATA, "fw_256k.bin"), "rb") as f:
+        old = f.read()
+    rnd = random.Random(15)
+    new = bytearray(old)
+    for at in range(300, len(new), 4096):
+        for j in range(5):
+            new[at + 97 * j] ^= 1 + rnd.randrange(255)
+    new[100 * 1024:100 * 1024] = rnd.randbytes(100)
+    new[-8192:] = rnd.randbytes(8192)
+    return old, bytes(new[:len(old)])
 
 
 _HASH = """
@@ -141,3 +164,18 @@ def test_whole_update_fits_its_heap(staged, config, name):
     heap = HEAP_FITS[(config, name)]
     r = bench_mcu.update_ok(rom, config, name, heap, budget=bench_mcu.BUDGET * full["insns"])
     assert r is not None, "%s %s: no update within %d bytes of heap" % (config, name, heap)
+
+
+def test_delta_sector_and_update(staged):
+    # _release()'s delta, on a device running its old image: a delta sector costs no more
+    # than receiving a deflate sector's blocks, and the whole update fits its heap
+    rom, info = staged
+    r, flash = bench_mcu.delta_costs(rom, info)
+    assert r["sectors_delta"] >= 60, r
+    assert r["insns_per_sector_delta_4k"] <= DELTA_SECTOR_MAX, r
+    assert r["insns_per_sector_delta_4k"] <= r["insns_per_sector_deflate_4k"], r
+    full = bench_mcu.update_ok(rom, "frozen", "d256", mcu.HEAP_MAX, flash=flash)
+    assert full is not None, "no delta update in the largest heap"
+    r = bench_mcu.update_ok(rom, "frozen", "d256", DELTA_HEAP_FITS, flash=flash,
+                            budget=bench_mcu.BUDGET * full["insns"])
+    assert r is not None, "no delta update within %d bytes of heap" % DELTA_HEAP_FITS
