@@ -44,7 +44,9 @@ class Server:
         try:
             with open(self.log_path) as f:
                 for line in f:
-                    if line.strip():
+                    # a line without its newline is still being written (a write that
+                    # crosses a page can be seen in part): it is read next time
+                    if line.strip() and line.endswith("\n"):
                         rec = json.loads(line)
                         if kind is None or rec["event"] == kind:
                             out.append(rec)
