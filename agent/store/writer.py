@@ -80,6 +80,8 @@ class SlotWriter:
         self.base = None   # delta: the slot holding the old image (the running one)
         self._mode = fmt.MODE_DEFLATE  # how the sector being gathered is made (delta)
         self._maker = None
+        self._off = self._crc = 0  # _readback's: made here, so that the object's
+                                   # attributes do not grow at a download's first sector
 
     def start(self, slot, ck=None):
         """Begin a new download into slot: the checkpoint ck.next back to 0. ck: the state
@@ -341,19 +343,12 @@ class SlotWriter:
                 break
         else:
             raise OtaError(E.FLASH_IO, "sector %d reads back wrong" % k)
-        mi = self.mi.digest() if k == m.sectors - 1 else None
-        if self._mode == fmt.MODE_COPY:
-            self._passed(mi)  # the caller, _load, goes on to the next sector
-        else:
-            self._advance(mi)
+        self._advance(self.mi.digest() if k == m.sectors - 1 else None)
 
     def _advance(self, mi):
-        k = self.ck.next
-        self._passed(mi)
-        self._load(k + 1)
-
-    def _passed(self, mi):
-        # the sector at the checkpoint is in flash and checked: the checkpoint moves past it
+        # the sector at the checkpoint is in flash and checked: the checkpoint moves past
+        # it, and the next sector's entry is loaded (for a copied sector, by the caller,
+        # _load, which goes on with the sectors after it)
         ck = self.ck
         k = ck.next
         if k == 0 and self.check is not None:  # sector 0 is in flash and its CRC good
@@ -365,6 +360,8 @@ class SlotWriter:
         self.pos = 0
         if self.on_sector:
             self.on_sector(k + 1, mi)
+        if self._mode != fmt.MODE_COPY:
+            self._load(k + 1)
 
     def _readback(self, k, n):
         # whether sector k's first n bytes as read from flash have the CRC-32 of its table
