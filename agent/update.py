@@ -246,6 +246,20 @@ class Device:
         self.alerts.add(AL.ALERT_VERIFY_FAIL, e.reason, 0)
         self._save()
 
+    def presize(self, payload):
+        """Called by the parser before it verifies the manifest's signature (whose big
+        numbers leave the heap fragmented): the writer's buffers for a compressed or delta
+        image's sectors are made now, while the heap holds large holes, as the manifest
+        payload, not yet verified, asks. A false one costs the memory alone: nothing else
+        is decided from it. A heap too small for them now leaves it to the writer later."""
+        from agent.image.manifest import sector_of
+        s = sector_of(payload)
+        if s:
+            try:
+                self.writer.reserve(s)
+            except MemoryError:
+                pass
+
     def on_manifest(self, p):
         st = self.st
         h = hashlib.sha256(p.header_bytes())

@@ -1,6 +1,13 @@
-# Decompress one per-sector raw-deflate chunk: into a buffer (inflate_into), or as a stream
-# read with readinto (stream: a delta sector's op stream). MicroPython's deflate module on
-# the device, zlib under CPython.
+# Decompress per-sector raw-deflate chunks, one after another: into a buffer
+# (Inflater.into), or as a stream read with readinto (Inflater.open: a delta sector's op
+# stream). MicroPython's deflate module on the device, zlib under CPython.
+#
+# On the device each chunk is decoded from one source buffer made with the Inflater (so no
+# copy of the chunk is made per sector), and the last chunk's decoder is kept until the
+# next one is made: its 4 KiB window (and its Huffman tables) stay where they are while the
+# download's small allocations come and go, and are given back just before the next
+# decoder's are made, which find that place free. A window made anew per sector would need
+# a fresh 4 KiB hole each time in a heap the download keeps fragmenting.
 from agent.errors import OtaError, BAD_ENCODING
 
 try:
@@ -11,39 +18,65 @@ except ImportError:
     import zlib as _zlib
 
 
+class Inflater:
+    """Decodes chunks of at most cap bytes; wbits: the window they need, made here (with a
+    decoder's tables) by decoding an empty stream: where the Inflater is made early, as the
+    agent makes it, its chunks' decoders find their place ready later."""
+
+    def __init__(self, cap, wbits=0):
+        self.src = _io.BytesIO(cap) if _deflate is not None else None
+        self.d = None
+        self.one = bytearray(1)
+        self.n = 0
+        if wbits and _deflate is not None:
+            self.into(b"\x03\x00", memoryview(self.one)[:0], wbits)  # one empty final
+                                                                     # fixed-Huffman block
+
+    def open(self, chunk, wbits):
+        """A reader (readinto) of chunk's decoded bytes (raw deflate, window 2**wbits),
+        good until the next open or into; end() tells whether the stream ended inside the
+        chunk."""
+        self.n = len(chunk)
+        if _deflate is None:
+            self.d = _Stream(chunk, wbits)
+            return self.d
+        s = self.src
+        s.seek(0)
+        s.write(chunk)
+        s.seek(0)
+        d = _deflate.DeflateIO(s, _deflate.RAW, wbits)
+        self.d = d  # the last chunk's decoder is garbage from here: its window's place is
+        return d    # free for d's, made at d's first read
+
+    def end(self):
+        """After the decoded bytes were read: whether the stream ends (no byte more) within
+        the chunk."""
+        try:
+            more = self.d.readinto(self.one)
+        except (OtaError, OSError, ValueError, EOFError):  # bytes that are no whole stream
+            return False
+        if self.src is not None:
+            return not more and self.src.tell() <= self.n
+        return not more and self.d.z.eof
+
+    def into(self, chunk, out, wbits):
+        """Decode chunk into out, which it must fill exactly; returns len(out)."""
+        want = len(out)
+        try:
+            n = self.open(chunk, wbits).readinto(out)
+            if n == want and not self.end():
+                raise OtaError(BAD_ENCODING, "chunk decodes to more bytes than %d, or does "
+                               "not end its deflate stream" % want)
+        except (OSError, ValueError, EOFError) as e:
+            raise OtaError(BAD_ENCODING, "inflate: %r" % e)
+        if n != want:
+            raise OtaError(BAD_ENCODING, "chunk decodes to %d bytes, want %d" % (n, want))
+        return n
+
+
 def inflate_into(chunk, out, wbits):
-    """Decode chunk (raw deflate, window 2**wbits) into out; returns len(out)."""
-    want = len(out)
-    try:
-        if _deflate is not None:
-            d = _deflate.DeflateIO(_io.BytesIO(chunk), _deflate.RAW, wbits)
-            n = d.readinto(out)
-            extra = d.readinto(bytearray(1))
-        else:
-            z = _zlib.decompressobj(-wbits)
-            data = z.decompress(bytes(chunk), want)
-            n = len(data)
-            out[:n] = data
-            extra = len(z.decompress(z.unconsumed_tail, 1)) + len(z.flush())
-            if not z.eof:
-                raise OtaError(BAD_ENCODING, "chunk does not end its deflate stream")
-    except (OSError, ValueError) as e:
-        raise OtaError(BAD_ENCODING, "inflate: %s" % e)
-    except Exception as e:  # zlib.error under CPython
-        if isinstance(e, (OtaError, MemoryError)):
-            raise  # a heap too small for the window says nothing about the chunk
-        raise OtaError(BAD_ENCODING, "inflate: %s" % e)
-    if n != want or extra:
-        raise OtaError(BAD_ENCODING, "chunk decodes to %s bytes, want %d"
-                       % ("more" if extra else n, want))
-    return n
-
-
-def stream(chunk, wbits):
-    """A reader (readinto) of the raw-deflate chunk's decoded bytes."""
-    if _deflate is not None:
-        return _deflate.DeflateIO(_io.BytesIO(chunk), _deflate.RAW, wbits)
-    return _Stream(chunk, wbits)
+    """Decode one chunk (raw deflate, window 2**wbits) into out; returns len(out)."""
+    return Inflater(len(chunk) or 1).into(chunk, out, wbits)
 
 
 class _Stream:

@@ -159,6 +159,23 @@ def _bytes(m, k, n):
     return v
 
 
+def sector_of(payload):
+    """The sector size the manifest map in payload (CBOR bytes, not verified) gives a
+    compressed or delta image, else 0: for sizing buffers before its signature is checked,
+    and for nothing else."""
+    from agent.crypto import cbor
+    try:
+        m = cbor.decode(payload)
+    except OtaError:
+        return 0
+    if not isinstance(m, dict) or not m.get(_M_ENCODING):
+        return 0
+    s = m.get(_M_SECTOR)
+    if not isinstance(s, int) or s < fmt.MIN_SECTOR or s > fmt.MAX_SECTOR or s & (s - 1):
+        return 0
+    return s
+
+
 def decode(payload):
     """The Manifest in a COSE_Sign1's payload (CBOR bytes), its fields checked."""
     from agent.crypto import cbor

@@ -237,6 +237,9 @@ class Parser:
         msg = cose.parse_sign1(self.cose_bytes())
         cose.check_low_s(msg)
         pub = self.policy.trust.find(msg.kid)
+        pre = getattr(self.sink, "presize", None)
+        if pre is not None:  # the sink may size its buffers before the verification
+            pre(msg.payload)
         if not cose.verify_sign1(msg, self.header_bytes(), pub, self.verifier):
             raise OtaError(E.BAD_SIGNATURE)
         self.signed = True

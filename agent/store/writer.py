@@ -25,7 +25,7 @@ except ImportError:
 from agent.image import fmt
 from agent import errors as E
 from agent.errors import OtaError
-from agent.image.inflate import inflate_into, stream
+from agent.image.inflate import Inflater
 from agent.crypto.sha256r import Sha256
 from agent.store.slot import TRAILER_OFF, TABLE_OFF, align, fill_erased, write_meta, \
     write_trailer, hash_prefix, table_entry, sector_len
@@ -80,8 +80,18 @@ class SlotWriter:
         self.base = None   # delta: the slot holding the old image (the running one)
         self._mode = fmt.MODE_DEFLATE  # how the sector being gathered is made (delta)
         self._maker = None
+        self._inf = None   # the chunks' decoder (agent.image.inflate), made with _chunk
         self._off = self._crc = 0  # _readback's: made here, so that the object's
                                    # attributes do not grow at a download's first sector
+
+    def reserve(self, sector):
+        """Make the buffers a compressed or delta image's sectors of this size are made in
+        (a chunk's, a sector's, the decoder's), unless they are there."""
+        if self._inf is None or len(self._sec) < sector:  # _inf is made last
+            self._chunk = self._sec = self._inf = None
+            self._chunk = bytearray(sector + (sector >> 3) + 64)
+            self._sec = bytearray(sector)
+            self._inf = Inflater(len(self._chunk), fmt.deflate_wbits(sector))
 
     def start(self, slot, ck=None):
         """Begin a new download into slot: the checkpoint ck.next back to 0. ck: the state
@@ -184,10 +194,7 @@ class SlotWriter:
             self.raw = True
             self._load(k)
             return
-        if self._chunk is None or len(self._sec) < m.sector:
-            self._chunk = self._sec = None
-            self._chunk = bytearray(m.sector + (m.sector >> 3) + 64)
-            self._sec = bytearray(m.sector)
+        self.reserve(m.sector)
         # deflate: the encoded chunks are not kept, so the Manufacturer Image hash runs in
         # a SHA-256 whose state is saved with every checkpoint; a resume continues it
         if k:
@@ -292,13 +299,13 @@ class SlotWriter:
         mode = self._mode
         try:
             if mode == fmt.MODE_DEFLATE:
-                inflate_into(chunk, out, fmt.deflate_wbits(m.sector))
+                self._inf.into(chunk, out, fmt.deflate_wbits(m.sector))
             elif mode == fmt.MODE_RAW:
                 out[:] = chunk
             else:
                 self._delta(chunk, out, n)
             bad = binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE
-        except (OtaError, OSError, ValueError):  # OSError, ValueError: deflate.DeflateIO's
+        except (OtaError, OSError, ValueError, EOFError):  # the last three: DeflateIO's
             bad = True
         if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
             raise OtaError(E.SECTOR_CRC, "sector %d" % k)
@@ -313,7 +320,9 @@ class SlotWriter:
         if mk is None:  # once a download: a full image's device never loads the module
             from agent.image.delta import Maker
             mk = self._maker = Maker(self.base.area.read, self.m.base_size, self._rv)
-        mk.make(stream(chunk, fmt.deflate_wbits(self.m.sector)), out, n)
+        mk.make(self._inf.open(chunk, fmt.deflate_wbits(self.m.sector)), out, n)
+        if not self._inf.end():
+            raise OtaError(E.BAD_ENCODING, "op stream past its chunk")
 
     def _copy(self, k):
         # a delta's sector k made of the old payload's bytes at its entry's offset: checked

@@ -220,3 +220,34 @@ def test_peek_refusals():
     raises(BAD_MAGIC, mf.peek, b"\x00" + img[1:off + n])
     e = raises(BAD_COSE, mf.peek, img[:off] + b"\xd3" + img[off + 1:off + n])
     assert "tag 19" in str(e), e
+
+
+def test_sector_of_an_unverified_manifest():
+    # what the agent sizes its sector buffers by before the signature is verified
+    from agent.image.manifest import sector_of
+    enc = _cbor
+    eq(sector_of(enc(_map())), 0, "raw: none")
+    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5}))), 4096,
+       "deflate")
+    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_SECTOR: 8192}))), 8192, "delta")
+    for bad in (3000, 128, 1 << 17, "4096", None):
+        eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_SECTOR: bad}))), 0, "sector %r" % bad)
+    eq(sector_of(b"\xff\x00"), 0, "not CBOR")
+    eq(sector_of(enc([1, 2])), 0, "not a map")
+
+
+def _cbor(v):
+    # CBOR of the maps, lists, ints, bytes and text these tests use (cbor.encode_head's)
+    from agent.crypto import cbor
+    if isinstance(v, dict):
+        return cbor.encode_head(5, len(v)) + b"".join(_cbor(k) + _cbor(x) for k, x in v.items())
+    if isinstance(v, list):
+        return cbor.encode_head(4, len(v)) + b"".join(_cbor(x) for x in v)
+    if isinstance(v, int):
+        return cbor.encode_head(0, v) if v >= 0 else cbor.encode_head(1, -1 - v)
+    if isinstance(v, bytes):
+        return cbor.encode_head(2, len(v)) + v
+    if v is None:
+        return b"\xf6"
+    v = v.encode()
+    return cbor.encode_head(3, len(v)) + v

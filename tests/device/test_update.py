@@ -168,3 +168,26 @@ def test_take_goes_to_the_transfer_in_progress():
     while not d.done():
         off = d.feed(off, V2[off:off + 48])
     eq(d.st.phase, S.HELD, "held")
+
+
+def test_sector_buffers_made_before_the_signature_is_verified():
+    # the parser hands the unverified manifest to the device before it verifies it: a
+    # compressed or delta image's sector buffers (and the decoder's window) are made then,
+    # while the heap still holds large holes; a raw image's are not made at all
+    from agent.crypto import cose
+    from agent.image import pack
+    for name, made in (("core_v2.ota", False), ("core_v2z.ota", True),
+                       ("core_v2d.ota", True)):
+        r = Rig()
+        r.provision()
+        with Image(name) as img:
+            head = bytes(img[:fmt.MANIFEST_END_MAX])
+        off, n = pack.find_manifest(head)
+        payload = cose.parse_sign1(head[off:off + n]).payload
+        w = r.dev.writer
+        eq(w._inf is not None, False, "%s: none before" % name)
+        r.dev.presize(payload)
+        eq(w._inf is not None, made, "%s: made" % name)
+        if made:
+            eq(len(w._sec), 4096, "%s: a sector's buffer" % name)
+        r.dev.presize(b"\x00" * 20)  # not a manifest: nothing happens
