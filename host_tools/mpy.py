@@ -35,9 +35,12 @@ _ARCH_STAMP = ".march"
 # declarations only it uses (the host's Hub and the tests use it), the text of each reason
 # code (agent.errors.message reads it where present) and the writing side of the image
 # format with the manifest's keys by name (signer, emulation and tests; agent.image.fmt and
-# agent.image.manifest hand its names on where it is present). Left out of every board's
-# build, as agent/package.json leaves them; the tests run them under MicroPython.
-HOST_ONLY = ("agent/zcl/server.py", "agent/errtext.py", "agent/image/pack.py")
+# agent.image.manifest hand its names on where it is present), and CPython's stand-in for
+# MicroPython's deflate module (agent.image.inflate uses it where that module is missing).
+# Left out of every board's build, as agent/package.json leaves them; the tests run them
+# under MicroPython (all but the stand-in, which MicroPython never needs).
+HOST_ONLY = ("agent/zcl/server.py", "agent/errtext.py", "agent/image/pack.py",
+             "agent/image/zinflate.py")
 # Modules holding native (viper) code: mpy-cross compiles them only with a -march. A build
 # without one copies them as source instead, which a port compiles at import with its own
 # emitter (where it has none, the import fails and agent.crypto.sha256r uses its plain path).

@@ -13,9 +13,8 @@ from agent.errors import OtaError, BAD_ENCODING
 try:
     import deflate as _deflate
     import io as _io
-except ImportError:
+except ImportError:  # CPython: zlib, through agent.image.zinflate (not on a device)
     _deflate = None
-    import zlib as _zlib
 
 
 class Inflater:
@@ -38,7 +37,8 @@ class Inflater:
         chunk."""
         self.n = len(chunk)
         if _deflate is None:
-            self.d = _Stream(chunk, wbits)
+            from agent.image.zinflate import Stream
+            self.d = Stream(chunk, wbits)
             return self.d
         s = self.src
         s.seek(0)
@@ -77,23 +77,3 @@ class Inflater:
 def inflate_into(chunk, out, wbits):
     """Decode one chunk (raw deflate, window 2**wbits) into out; returns len(out)."""
     return Inflater(len(chunk) or 1).into(chunk, out, wbits)
-
-
-class _Stream:
-    # deflate.DeflateIO's readinto under CPython: 0 at the stream's end; OtaError for
-    # bytes that are not one whole raw deflate stream
-    def __init__(self, chunk, wbits):
-        self.z = _zlib.decompressobj(-wbits)
-        self.rest = bytes(chunk)
-
-    def readinto(self, buf):
-        want = len(buf)
-        try:
-            data = self.z.decompress(self.rest, want)
-        except Exception as e:  # zlib.error
-            raise OtaError(BAD_ENCODING, "inflate: %s" % e)
-        self.rest = self.z.unconsumed_tail
-        if not data and not self.z.eof:
-            raise OtaError(BAD_ENCODING, "chunk does not end its deflate stream")
-        buf[:len(data)] = data
-        return len(data)
