@@ -122,9 +122,9 @@ def delta_pair():
 def delta_images(d, info, pair=None):
     """d/o256 (the old firmware, raw, version 1: what the device runs), d/d256 (the new one
     as a delta against it, version 2) and d/n256z (the new one, per-sector deflate, version
-    2), signed once (cached in WORK/signed by the payloads' digest), with their frames
-    files; of pair, (old, new) payloads, when given. None when the pair cannot be built
-    (info['delta_why'] says why)."""
+    2), signed once (cached in WORK/signed by the digest of the payloads and the key), with
+    their frames files; of pair, (old, new) payloads, when given. None when the pair cannot
+    be built (info['delta_why'] says why)."""
     from host_tools import bench_delta, keys
     from host_tools.imagebuild import build
     try:
@@ -132,7 +132,9 @@ def delta_images(d, info, pair=None):
     except bench_delta.PairError as e:
         info["delta_why"] = str(e)
         return None
-    tag = hashlib.sha256(old + new).hexdigest()[:12]
+    with open(os.path.join(DATA, "dev_pub.bin"), "rb") as f:  # the test data's keys are
+        pub = f.read()                                        # made anew at each run
+    tag = hashlib.sha256(old + new + pub).hexdigest()[:12]
     key = None
     for name, fw, args in (("o256", old, dict(version=1, seq=1)),
                            ("d256", new, dict(version=2, seq=2, base=old, base_version=1)),
