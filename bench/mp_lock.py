@@ -2,9 +2,10 @@
 # (host_tools/bench_mcu.py heap_locked): a module of its own, so that the other
 # measurements of bench/mp_mcu.py load none of it.
 #
-#   locked(image, frames, pub, block, spans, payload)
+#   locked(image, frames, pub, block, spans, payload, installed=False)
 #       the download of image (frames replayed as bench/mp_mcu.Frames does) with the heap
-#       locked over each span [first, last] of blocks; a MemoryError ends it
+#       locked over each span [first, last] of blocks; a MemoryError ends it. installed:
+#       the device runs what mp_mcu.install() left in the flash (a delta's old image)
 import gc
 import micropython
 
@@ -35,8 +36,8 @@ class Locking(M.Frames):
             self.locked += self.lock_at[i]
 
 
-def locked(image, frames, pub, block, spans, payload):
-    dev, board = M.device(pub, payload)
+def locked(image, frames, pub, block, spans, payload, installed=False):
+    dev, board = M.device(pub, payload, not installed)
     link = Locking(frames, spans)
     gc.collect()
     try:

@@ -279,18 +279,21 @@ def mount_heapfs(under, at):
     vfs.mount(HeapFs(under), at)
 
 
-def delta_sectors(image, frames, pub, block, payload):
+def delta_sectors(image, frames, pub, block, payload, count_alloc=False):
     """A delta download onto the device install() left: the instructions of each sector
     made from its chunk (SlotWriter._chunk_done: the chunk's digest, the sector made, its
     CRC-32, erased, written and read back, the checkpoint moved) by the sector's mode, less
     the copied sectors the writer makes on its way (SlotWriter._copy, timed apart), and of
-    the op stream's decoding alone (SlotWriter._delta)."""
+    the op stream's decoding alone (SlotWriter._delta); with count_alloc, the heap bytes
+    each DELTA-mode sector allocates instead (gc.mem_alloc() around it, where no collection
+    fell inside: each call scans the heap's table, millions of instructions)."""
     dev, board = device(pub, payload, False)
     w = dev.writer
     cls = type(w)
     modes = {}
     dec = []
     cp = [0, 0]
+    alloc = []
 
     def copy(k):
         t0 = time.ticks_us()
@@ -306,9 +309,15 @@ def delta_sectors(image, frames, pub, block, payload):
     def done():
         mode = w._mode
         c = cp[0]
+        a = gc.mem_alloc() if count_alloc else 0
         t0 = time.ticks_us()
         cls._chunk_done(w)
-        modes.setdefault(mode, []).append(insns(t0) - (cp[0] - c))
+        t = insns(t0)
+        if count_alloc and mode == 3 and cp[0] == c:  # a delta sector, no copy after it
+            b = gc.mem_alloc()
+            if b >= a:
+                alloc.append(b - a)
+        modes.setdefault(mode, []).append(t - (cp[0] - c))
     w._copy = copy
     w._delta = delta
     w._chunk_done = done
@@ -316,7 +325,7 @@ def delta_sectors(image, frames, pub, block, payload):
     t0 = time.ticks_us()
     _download(dev, Frames(frames, 0, 0), block, image)
     out = {"insns": insns(t0), "copy_sectors": cp[1], "copy_insns": cp[0],
-           "decode": dec, "running": board.boot.running()}
+           "decode": dec, "running": board.boot.running(), "alloc": alloc}
     for mode in modes:
         out["mode_%d" % mode] = modes[mode]
     result(out)

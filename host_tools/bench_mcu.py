@@ -192,7 +192,7 @@ def ingest(rom, info, name, alloc=True, payload=64 * 1024, config="frozen"):
 
 def lock_spans(img, block=BLOCK):
     """The spans [first, last] of blocks wholly in the payload that complete no flash sector
-    (raw) or deflate chunk (deflate): the blocks the per-block path alone handles."""
+    (raw) or chunk (deflate, delta): the blocks the per-block path alone handles."""
     from agent.image import fmt, pack
     from host_tools.imageinfo import walk_elements
     m = pack.peek(img[:fmt.MANIFEST_END_MAX])
@@ -201,10 +201,11 @@ def lock_spans(img, block=BLOCK):
     po = data[fmt.TAG_PAYLOAD]
     if m.encoding == fmt.ENC_RAW:
         ends = set(range(m.sector, m.size, m.sector))
-    else:  # where each sector's chunk ends in the payload element's data
+    else:  # where each sector's chunk ends in the payload element's data (a copied
+        # sector has none)
         table = img[data[fmt.TAG_TABLE]:data[fmt.TAG_TABLE] + m.table_size]
-        ends = set(off + n for _crc, off, n, _d in
-                   (pack.unpack_entry(m.encoding, table, k) for k in range(m.sectors)))
+        ends = set(e[1] + e[2] for e in
+                   (pack.unpack_entry(m.encoding, table, k) for k in range(m.sectors)) if e[2])
     start = (po + block - 1) // block
     last = (len(img) - 1) // block - 1   # the last block runs the verification
     spans = []
@@ -223,12 +224,14 @@ def lock_spans(img, block=BLOCK):
     return spans
 
 
-def heap_locked(rom, info, name):
-    """The download run with the heap locked over lock_spans(): its result, or McuError."""
+def heap_locked(rom, info, name, flash=None):
+    """The download run with the heap locked over lock_spans(): its result, or McuError.
+    flash: as update_ok's (a delta's device, running its old image)."""
     d = "/rom/d/%s" % name
     spans = lock_spans(info[name])
-    r = run(rom, "frozen", "locked(%r, %r, %r, %d, %r, %d)" % (
-        d + ".ota", d + ".fr", d + ".pub", BLOCK, spans, 64 * 1024))
+    r = run(rom, "frozen", "locked(%r, %r, %r, %d, %r, %d, %r)" % (
+        d + ".ota", d + ".fr", d + ".pub", BLOCK, spans,
+        PAYLOAD if flash is not None else 64 * 1024, flash is not None), psram=_copy(flash))
     r["blocks"] = sum(b - a + 1 for a, b in spans)
     return r
 
@@ -377,6 +380,14 @@ def delta_figures(rom, info, step, say, guess, config="frozen"):
     return out
 
 
+def _delta_alloc(rom, config, flash):
+    # the most heap bytes a DELTA-mode sector of the delta update allocates (a run of its own)
+    d = "/rom/d/d256"
+    r = run(rom, config, "delta_sectors(%r, %r, %r, %d, %d, True)" % (
+        d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD), psram=_copy(flash))
+    return max(r["alloc"]) if r["alloc"] else None
+
+
 def delta_costs(rom, info, say=None, config="frozen"):
     """The instructions a DELTA-mode sector takes to be made from its chunk and the old
     slot (mean over the update's delta sectors), and those of receiving a deflate sector's
@@ -399,6 +410,7 @@ def delta_costs(rom, info, say=None, config="frozen"):
            "insns_per_sector_delta_4k_max": max(made),
            "insns_per_sector_delta_decode_4k": sum(r["decode"]) // len(r["decode"]),
            "insns_per_sector_copy_4k": r["copy_insns"] // max(1, r["copy_sectors"]),
+           "alloc_bytes_per_sector_delta_4k": _delta_alloc(rom, config, flash),
            "insns_update_delta": r["insns"],
            "sectors_delta": len(made), "sectors_copy": r["copy_sectors"],
            "blocks_update_delta": -(-dm.enc_size // BLOCK),
