@@ -179,8 +179,10 @@ class Device:
         return 0
 
     def close(self):
-        """The transfer session ended (finished or not): activation may run again."""
+        """The transfer session ended (finished or not): activation may run again, and
+        the writer's sector buffers go back to the heap."""
         self.loading = False
+        self.writer.release()
 
     def feed(self, offset, data):
         """Image bytes at file offset; returns the offset wanted next. Data for another
@@ -232,6 +234,7 @@ class Device:
     def _reject(self, e):
         st = self.st
         self.loading = False
+        self.writer.release()
         p = self.parser
         quiet = p is None or not p.signed  # anyone can send these: they must not wear flash
         if e.reason == E.REVERTED_IMAGE:

@@ -31,6 +31,10 @@ class Chunks:
             self._sec = bytearray(sector)
             self._inf = Inflater(len(self._chunk), fmt.deflate_wbits(sector))
 
+    def release(self):
+        """Give the buffers reserve() made back to the heap (a transfer ended)."""
+        self._chunk = self._sec = self._inf = self._maker = None
+
     def _chunk_entry(self, k):
         m = self.m
         e = self._ent

@@ -3,10 +3,10 @@
 # journal's checkpoint after a reset, and the verification from flash.
 from agent.store import state as S
 from agent.errors import WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, UNKNOWN_KEY, \
-    SUPPLIER_SIG_REQUIRED, BUSY
+    SUPPLIER_SIG_REQUIRED, BUSY, BASE_MISMATCH
 from agent.image import fmt
 from agent.store.slot import TABLE_OFF
-from devkit import Rig, updated, rejected, resumed
+from devkit import Rig, updated, rejected, resumed, refuse
 from tutil import read_data, raises, eq, Image, same_as_file
 
 V2 = Image("core_v2.ota")
@@ -191,3 +191,24 @@ def test_sector_buffers_made_before_the_signature_is_verified():
         if made:
             eq(len(w._sec), 4096, "%s: a sector's buffer" % name)
         r.dev.presize(b"\x00" * 20)  # not a manifest: nothing happens
+
+
+def test_sector_buffers_given_back_when_a_transfer_ends():
+    # a compressed image's buffers are the device's only while it transfers one: given back
+    # when the session closes and when an image is refused
+    r = Rig()
+    r.provision()
+    w = r.dev.writer
+    with Image("core_v2z.ota") as img:
+        r.download(img, 48, 200)
+        eq(w._inf is not None, True, "made for the download")
+        r.dev.close()
+        eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at close")
+        r.download(img)  # a new session resumes and makes them again
+    eq(r.dev.st.phase, S.HELD, "held")
+    r2 = Rig()
+    r2.provision()
+    w = r2.dev.writer
+    with Image("core_v3d.ota") as img:  # a delta against another image: refused
+        refuse(r2.dev, img, BASE_MISMATCH)
+    eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at the refusal")
