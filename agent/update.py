@@ -375,6 +375,7 @@ class Device:
     def recover(self):
         """After a fault in a session: close the transfer, back to the journal's state."""
         self.loading = False
+        self.writer.release()
         self.writing = False
         self.parser = None
         self.take = self._take

@@ -195,7 +195,7 @@ def test_sector_buffers_made_before_the_signature_is_verified():
 
 def test_sector_buffers_given_back_when_a_transfer_ends():
     # a compressed image's buffers are the device's only while it transfers one: given back
-    # when the session closes and when an image is refused
+    # when the session closes, after a fault and when an image is refused
     r = Rig()
     r.provision()
     w = r.dev.writer
@@ -204,7 +204,11 @@ def test_sector_buffers_given_back_when_a_transfer_ends():
         eq(w._inf is not None, True, "made for the download")
         r.dev.close()
         eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at close")
-        r.download(img)  # a new session resumes and makes them again
+        r.download(img, 48, 300)  # a new session resumes and makes them again
+        eq(w._inf is not None, True, "made again")
+        r.dev.recover()  # after a fault in the session
+        eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at a fault")
+        r.download(img)
     eq(r.dev.st.phase, S.HELD, "held")
     r2 = Rig()
     r2.provision()
