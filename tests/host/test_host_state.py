@@ -334,3 +334,33 @@ def test_live_snippet_on_esp32_and_rp2_adapters(tmp_path):
         stt.from_answer("=B rp2 4096\n", {})
     with pytest.raises(stt.InputError, match="the agent is not installed"):
         stt.from_answer("=X the agent is not installed on the board\n", {})
+
+
+def test_unix_flash_with_a_delta_held(tmp_path):
+    # v1 installed, then core_v2d (a delta against v1) downloaded and held: the slot reads
+    # as a delta image whose payload is the release the delta makes, and passes its CRC-32
+    from boards.unix.board import make_board
+    path = str(tmp_path / "delta.flash")
+    cfg = Config(Trust([read_data("core_pub.bin")]), devkit.MAN, devkit.TYPE, devkit.HW)
+    for t, img in ((1000, "core_v1.ota"), (2000, "core_v2d.ota")):
+        board = make_board(path, clock=FakeClock(t))
+        board.power_on()
+        dev = Device(board, cfg)
+        dev.start()
+        if t == 1000:
+            devkit.provision(dev, read_data(img))
+        else:
+            devkit.download(dev, read_data(img), 48, None)
+        board.flash.close()
+    r = otatool("state", "--json", path)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    s0, s1 = st["slots"]
+    assert (s0["encoding"], s1["encoding"]) == ("raw", "delta"), st["slots"]
+    want = ins.inspect_bytes(read_data("core_v2d.ota"))["manifest"]
+    assert s1["version"] == want["version"] and s1["payload_sha256"] == want["sha256"]
+    assert s1["size"] == len(read_data("core_v2d.bin")) and s1["crc_ok"]
+    assert st["journal"]["phase"] == "held" and st["ok"] is True
+    r = otatool("state", path)
+    line = "%d bytes delta" % len(read_data("core_v2d.bin"))
+    assert r.returncode == 0 and line in r.stdout, r.stdout
