@@ -254,14 +254,15 @@ class Device:
         numbers leave the heap fragmented): the writer's buffers for a compressed or delta
         image's sectors are made now, while the heap holds large holes, as the manifest
         payload, not yet verified, asks. A false one costs the memory alone: nothing else
-        is decided from it. A heap too small for them now leaves it to the writer later."""
+        is decided from it. A heap too small for them (or for reading the manifest) now
+        leaves it to the writer later."""
         from agent.image.manifest import sector_of
-        s = sector_of(payload)
-        if s:
-            try:
+        try:
+            s = sector_of(payload)
+            if s:
                 self.writer.reserve(s)
-            except MemoryError:
-                pass
+        except MemoryError:
+            pass
 
     def on_manifest(self, p):
         st = self.st

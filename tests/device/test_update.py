@@ -216,3 +216,40 @@ def test_sector_buffers_given_back_when_a_transfer_ends():
     with Image("core_v3d.ota") as img:  # a delta against another image: refused
         refuse(r2.dev, img, BASE_MISMATCH)
     eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at the refusal")
+
+
+def test_sector_buffers_left_to_later_when_the_heap_is_short():
+    # presize runs before the signature is verified: a heap too small for the buffers, or
+    # for reading the manifest, then is no error (the writer makes them when the payload
+    # starts). The shortage is played by the two steps raising MemoryError
+    from agent.crypto import cose
+    from agent.image import pack
+    from agent.image import manifest as man
+    r = Rig()
+    r.provision()
+    with Image("core_v2z.ota") as img:
+        head = bytes(img[:fmt.MANIFEST_END_MAX])
+    off, n = pack.find_manifest(head)
+    payload = cose.parse_sign1(head[off:off + n]).payload
+    w = r.dev.writer
+
+    def short(*a):
+        raise MemoryError("short heap")
+    for where in ("reserve", "sector_of"):
+        obj = w if where == "reserve" else man
+        real = getattr(man, "sector_of")
+        setattr(obj, where, short)
+        try:
+            r.dev.presize(payload)
+        finally:
+            if obj is w:
+                del w.reserve  # the class's method again
+            else:
+                setattr(obj, where, real)
+        eq(w._inf, None, "%s short: no buffers, no error" % where)
+    r.dev.presize(payload)
+    eq(w._inf is not None, True, "made with room")
+    with Image("core_v2z.ota") as img:  # and a download made without them completes
+        w.release()
+        r.download(img)
+    eq(r.dev.st.phase, S.HELD, "held")
