@@ -11,6 +11,9 @@ core_v2d.ota  version 2, seq 2: a delta against core_v1's payload (core_v2d.bin)
 core_v3d.ota  version 3, seq 3: a delta against core_v2's payload (refused by a device
               running core_v1)
 delta_ops.bin the op streams of core_v2d's delta sectors and the sectors they make
+core_v2d_<fault>.ota  core_v2d signed with a table that breaks a rule of the delta encoding
+              (FORGED: a mode past DELTA, a copy past the old payload, a copy that carries a
+              chunk, a RAW chunk shorter than its sector)
 core_pub.bin  the public key (65-byte point); core_other_pub.bin a second trusted key
 """
 import os
@@ -50,6 +53,45 @@ def release(v1):
             + v1[8192:9192])
 
 
+def _mode(sectors):
+    m, c, a = sectors[1]
+    sectors[1] = (7, c, a)
+
+
+def _copy_past(sectors):
+    sectors[0] = (delta.COPY, b"", 12 * 1024 - 100)
+
+
+def _copy_chunk(sectors):
+    m, c, a = sectors[0]
+    sectors[0] = (delta.COPY, b"\x00" * 10, a)
+
+
+def _raw_short(sectors):
+    m, c, a = sectors[2]
+    sectors[2] = (delta.RAW, c[:-1], a)
+
+
+FORGED = (("mode", _mode), ("copy_past", _copy_past), ("copy_chunk", _copy_chunk),
+          ("raw_short", _raw_short))
+
+
+def forged(fw, key, edit, **kw):
+    """A delta image signed over a table that edit(sectors) changed (host_tools.delta's
+    list of (mode, chunk, copy offset)), with the manifest and signature made for it."""
+    real = delta.encode
+
+    def encode(*a, **k):
+        out = real(*a, **k)
+        edit(out)
+        return out
+    delta.encode = encode
+    try:
+        return build(fw, key, **kw)
+    finally:
+        delta.encode = real
+
+
 def generate(outdir):
     k = ec.generate_private_key(ec.SECP256R1())
     k2 = ec.generate_private_key(ec.SECP256R1())
@@ -81,6 +123,9 @@ def generate(outdir):
     put("core_v2d.ota", img.tobytes())
     put("core_v3d.ota", build(v3, k, version=3, seq=3, base=v2, base_version=2,
                               **base).tobytes())
+    for name, edit in FORGED:
+        put("core_v2d_%s.ota" % name, forged(v2d, k, edit, version=2, seq=2, base=v1,
+                                             base_version=1, **base).tobytes())
     # each delta sector of core_v2d: its length, its op stream's, the op stream, the sector
     vec = b""
     for i in range(0, len(v2d), 4096):

@@ -134,3 +134,42 @@ def test_every_cut_and_tear_of_a_delta_download():
               "extra_erases"):
         eq(res[k], 0, k)
     eq(res["failures"], [], "failures")
+
+
+def test_tables_that_break_the_delta_rules_are_refused():
+    # core_v2d signed over a forged table (tests/datagen/gen_core.py FORGED): a mode past
+    # DELTA, a copy past the old payload, a copy that carries a chunk, a RAW chunk shorter
+    # than its sector. Each is refused with BAD_TABLE when its entry is reached, before the
+    # sector is written; the running image and the device's state are kept
+    for fault in ("mode", "copy_past", "copy_chunk", "raw_short"):
+        r = Rig()
+        r.provision()
+        run = r.running()
+        before = _slot_bytes(r, run, 12 * 1024)
+        with Image("core_v2d_%s.ota" % fault) as img:
+            try:
+                download(r.dev, img)
+            except E.OtaError as e:
+                eq(e.reason, E.BAD_TABLE, fault)
+            else:
+                raise AssertionError("%s: accepted" % fault)
+        eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, E.BAD_TABLE), "%s: alert" % fault)
+        eq(r.dev.st.phase, S.IDLE, "%s: idle" % fault)
+        d = r.reboot()
+        eq(r.running(), run, "%s: running slot kept" % fault)
+        eq(_slot_bytes(r, run, 12 * 1024), before, "%s: running slot unchanged" % fault)
+        eq(d.st.run_version, 1, "%s: version" % fault)
+
+
+def test_a_delta_is_not_a_factory_image():
+    # provisioning installs into the running slot: a delta would read its old image from
+    # the slot it writes, so it is refused before any payload
+    r = Rig()
+    with Image("core_v2d.ota") as img:
+        try:
+            r.dev.provision(lambda off, n: img[off:off + n], len(img), 256)
+        except E.OtaError as e:
+            eq(e.reason, E.BASE_MISMATCH, "reason")
+            assert "old slot" in e.detail, e.detail
+        else:
+            raise AssertionError("provisioned")
