@@ -112,6 +112,38 @@ def test_inverse_against_fermat():
             eq(inv * v % m, 1, "a * a^-1 mod %x" % m)
 
 
+def _affine_add(a, b):
+    # a + b for affine points (x, y) with a != -b, by the chord-and-tangent formulas
+    if a == b:
+        lam = (3 * a[0] * a[0] - 3) * pow(2 * a[1], P - 2, P) % P
+    else:
+        lam = (b[1] - a[1]) * pow(b[0] - a[0], P - 2, P) % P
+    x = (lam * lam - a[0] - b[0]) % P
+    return x, (lam * (a[0] - x) - a[1]) % P
+
+
+def test_g_table_is_the_odd_multiples_of_g():
+    # p256._GT holds x and 2y of G, 3G, ..., 31G; recomputed here in affine coordinates
+    g = (GX, GY)
+    g2 = _affine_add(g, g)
+    pt = g
+    want = b""
+    for k in range(16):
+        if k:
+            pt = _affine_add(pt, g2)
+        want += i32(pt[0]) + i32(2 * pt[1] % P)
+    eq(len(p256._GT), 1024, "table size")
+    for k in range(16):
+        eq(p256._GT[64 * k:64 * k + 64], want[64 * k:64 * k + 64], "%dG" % (2 * k + 1))
+    # the builder of the table of Q gives the same points
+    x, w = p256._odd_multiples(GX, GY, 16)
+    eq(b"".join(i32(x[k]) + i32(w[k]) for k in range(16)), want, "_odd_multiples of G")
+    q = _affine_add(g2, g)  # 3G
+    x, w = p256._odd_multiples(q[0], q[1], 4)
+    eq([i32(x[k]) + i32(w[k]) for k in range(4)],
+       [want[64 * k:64 * k + 64] for k in (1, 4, 7, 10)], "_odd_multiples of 3G: 3G, 9G, 15G, 21G")
+
+
 def _records():
     with open(data_path("p256_random.bin"), "rb") as f:
         count = struct.unpack("<I", f.read(4))[0]
