@@ -2,48 +2,60 @@
 # (Inflater.into), or as a stream read with readinto (Inflater.open: a delta sector's op
 # stream). MicroPython's deflate module on the device, zlib under CPython.
 #
-# On the device each chunk is decoded from one source buffer made with the Inflater (so no
-# copy of the chunk is made per sector), and the last chunk's decoder is kept until the
-# next one is made: its 4 KiB window (and its Huffman tables) stay where they are while the
-# download's small allocations come and go, and are given back just before the next
-# decoder's are made, which find that place free. A window made anew per sector would need
-# a fresh 4 KiB hole each time in a heap the download keeps fragmenting.
+# A chunk is decoded from the Inflater's source (src, a BytesIO made once, of cap bytes),
+# the only place its bytes are held: the slot writer gathers each chunk there, block by
+# block (src.write), and reads it back out of it where it needs the bytes (src.readinto);
+# put() writes a chunk held elsewhere. deflate.DeflateIO reads a stream, and a BytesIO
+# made of a buffer would copy it.
+#
+# The last chunk's decoder is kept until the next one is made: its 4 KiB window (and its
+# Huffman tables) stay where they are while the download's small allocations come and go,
+# and are given back just before the next decoder's are made, which find that place free.
+# A window made anew per sector would need a fresh 4 KiB hole each time in a heap the
+# download keeps fragmenting.
+import io as _io
+
 from agent.errors import OtaError, BAD_ENCODING
 
 try:
     import deflate as _deflate
-    import io as _io
 except ImportError:  # CPython: zlib, through agent.image.zinflate (not on a device)
     _deflate = None
 
 
 class Inflater:
-    """Decodes chunks of at most cap bytes; wbits: the window they need, made here (with a
-    decoder's tables) by decoding an empty stream: where the Inflater is made early, as the
-    agent makes it, its chunks' decoders find their place ready later."""
+    """Decodes chunks of at most cap bytes, each the first n bytes of src; wbits: the window
+    they need, made here (with a decoder's tables) by decoding an empty stream: where the
+    Inflater is made early, as the agent makes it, its chunks' decoders find their place
+    ready later."""
 
     def __init__(self, cap, wbits=0):
-        self.src = _io.BytesIO(cap) if _deflate is not None else None
+        self.cap = cap
+        self.src = _io.BytesIO(cap) if _deflate is not None else _io.BytesIO()
         self.d = None
         self.one = bytearray(1)
         self.n = 0
         if wbits and _deflate is not None:
-            self.into(b"\x03\x00", memoryview(self.one)[:0], wbits)  # one empty final
-                                                                     # fixed-Huffman block
+            self.into(self.put(b"\x03\x00"), memoryview(self.one)[:0], wbits)  # one empty
+                                                              # final fixed-Huffman block
 
-    def open(self, chunk, wbits):
-        """A reader (readinto) of chunk's decoded bytes (raw deflate, window 2**wbits),
-        good until the next open or into; end() tells whether the stream ended inside the
-        chunk."""
-        self.n = len(chunk)
-        if _deflate is None:
-            from agent.image.zinflate import Stream
-            self.d = Stream(chunk, wbits)
-            return self.d
+    def put(self, chunk):
+        """chunk's bytes into src, where open and into find them; returns len(chunk)."""
         s = self.src
         s.seek(0)
-        s.write(chunk)
+        return s.write(chunk)
+
+    def open(self, n, wbits):
+        """A reader (readinto) of the decoded bytes of the chunk src's first n bytes hold
+        (raw deflate, window 2**wbits), good until the next open or into; end() tells
+        whether the stream ended inside the chunk."""
+        self.n = n
+        s = self.src
         s.seek(0)
+        if _deflate is None:
+            from agent.image.zinflate import Stream
+            self.d = Stream(s.read(n), wbits)  # a copy: the host's
+            return self.d
         d = _deflate.DeflateIO(s, _deflate.RAW, wbits)
         self.d = d  # the last chunk's decoder is garbage from here: its window's place is
         return d    # free for d's, made at d's first read
@@ -55,25 +67,27 @@ class Inflater:
             more = self.d.readinto(self.one)
         except (OtaError, OSError, ValueError, EOFError):  # bytes that are no whole stream
             return False
-        if self.src is not None:
+        if _deflate is not None:  # src holds older bytes past the chunk's n
             return not more and self.src.tell() <= self.n
         return not more and self.d.z.eof
 
-    def into(self, chunk, out, wbits):
-        """Decode chunk into out, which it must fill exactly; returns len(out)."""
+    def into(self, n, out, wbits):
+        """Decode the chunk of n bytes in src into out, which it must fill exactly; returns
+        len(out)."""
         want = len(out)
         try:
-            n = self.open(chunk, wbits).readinto(out)
-            if n == want and not self.end():
+            got = self.open(n, wbits).readinto(out)
+            if got == want and not self.end():
                 raise OtaError(BAD_ENCODING, "chunk decodes to more bytes than %d, or does "
                                "not end its deflate stream" % want)
         except (OSError, ValueError, EOFError) as e:
             raise OtaError(BAD_ENCODING, "inflate: %r" % e)
-        if n != want:
-            raise OtaError(BAD_ENCODING, "chunk decodes to %d bytes, want %d" % (n, want))
-        return n
+        if got != want:
+            raise OtaError(BAD_ENCODING, "chunk decodes to %d bytes, want %d" % (got, want))
+        return got
 
 
 def inflate_into(chunk, out, wbits):
     """Decode one chunk (raw deflate, window 2**wbits) into out; returns len(out)."""
-    return Inflater(len(chunk) or 1).into(chunk, out, wbits)
+    inf = Inflater(len(chunk) or 1)
+    return inf.into(inf.put(chunk), out, wbits)

@@ -74,14 +74,14 @@ class SlotWriter(Chunks):
         self.clen = 0       # deflate: the length of the chunk being gathered (0: raw)
         self.mi = None      # Manufacturer Image hash of a deflate download (agent.crypto.sha256r)
         self.ck = None      # the state record holding the checkpoint (start, resume)
-        self._chunk = None
+        self._src = None    # where a chunk is gathered (agent.store.chunks)
         self._sec = None
         self.on_sector = None
         self.check = None  # board's check of the first payload bytes (e.g. an app image)
         self.base = None   # delta: the slot holding the old image (the running one)
         self._mode = fmt.MODE_DEFLATE  # how the sector being gathered is made (delta)
         self._maker = None
-        self._inf = None   # the chunks' decoder (agent.image.inflate), made with _chunk
+        self._inf = None   # the chunks' decoder (agent.image.inflate), _src its source
         self._off = self._crc = 0  # _readback's: made here, so that the object's
                                    # attributes do not grow at a download's first sector
 
@@ -153,11 +153,9 @@ class SlotWriter(Chunks):
             if self.woff + self.wfill == self.m.size:
                 self._flush()
         elif self.clen:  # deflate: as _deflate, one call less
-            f = self.pos
-            e = f + len(mv)
+            e = self.pos + len(mv)
             if e < self.clen:  # inside the chunk: the common case
-                f += self._cb
-                self._chunk[f:f + len(mv)] = mv
+                self._src.write(mv)
                 self.pos = e
                 return
             self._deflate(mv)
@@ -206,8 +204,8 @@ class SlotWriter(Chunks):
         self._load(k)
 
     def _load(self, k):
-        """Sector k's table entry into self._ent (its CRC-32 in self._e0), self.clen and
-        self._cb (deflate, delta), checking chunk order; a delta's copied sectors from k
+        """Sector k's table entry into self._ent (its CRC-32 in self._e0), self.clen (deflate,
+        delta), checking chunk order; a delta's copied sectors from k
         on are made here, as they need no payload."""
         m = self.m
         if k >= m.sectors:
@@ -247,8 +245,7 @@ class SlotWriter(Chunks):
             take = self.clen - self.pos
             if take > n - i:
                 take = n - i
-            p = self._cb + self.pos
-            self._chunk[p:p + take] = mv if take == n else mv[i:i + take]
+            self._src.write(mv if take == n else mv[i:i + take])
             self.pos += take
             i += take
             if self.pos == self.clen:

@@ -138,23 +138,23 @@ def test_one_inflater_for_a_download_s_chunks():
         crc, at, cl, dig = chunks[k]
         n = min(m.sector, m.size - k * m.sector)
         out = memoryview(buf)[:n]
-        eq(inf.into(_chunk("core_v2z.ota", at, cl), out, w), n, "sector %d" % k)
+        eq(inf.into(inf.put(_chunk("core_v2z.ota", at, cl)), out, w), n, "sector %d" % k)
         eq(bytes(out), bytes(fw.read(k * m.sector, n)), "sector %d bytes" % k)
     fw.close()
     # after the longest chunk, a cut of another is refused, though the longest one's
     # bytes follow it in the decoder's source
     crc, at, cl, dig = chunks[longest]
-    inf.into(_chunk("core_v2z.ota", at, cl), memoryview(buf)[:m.sector], w)
+    inf.into(inf.put(_chunk("core_v2z.ota", at, cl)), memoryview(buf)[:m.sector], w)
     other = chunks[0] if longest else chunks[1]
     cut = _chunk("core_v2z.ota", other[1], other[2])[:other[2] // 2]
-    raises(BAD_ENCODING, inf.into, cut, memoryview(buf)[:m.sector], w)
+    raises(BAD_ENCODING, inf.into, inf.put(cut), memoryview(buf)[:m.sector], w)
     # and as a stream (a delta sector's op stream): its end is within the chunk
     data = b"op stream " * 30
-    rd = inf.open(_stored(data), 9)
+    rd = inf.open(inf.put(_stored(data)), 9)
     got = bytearray(len(data))
     eq(rd.readinto(got), len(data), "read")
     eq(bytes(got), data, "bytes")
     eq(inf.end(), True, "ends within the chunk")
-    rd = inf.open(_stored(data, final=False), 9)
+    rd = inf.open(inf.put(_stored(data, final=False)), 9)
     rd.readinto(got)
     eq(inf.end(), False, "a stream that goes on past its chunk")

@@ -203,11 +203,11 @@ def test_sector_buffers_given_back_when_a_transfer_ends():
         r.download(img, 48, 200)
         eq(w._inf is not None, True, "made for the download")
         r.dev.close()
-        eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at close")
+        eq((w._src, w._sec, w._inf), (None, None, None), "given back at close")
         r.download(img, 48, 300)  # a new session resumes and makes them again
         eq(w._inf is not None, True, "made again")
         r.dev.recover()  # after a fault in the session
-        eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at a fault")
+        eq((w._src, w._sec, w._inf), (None, None, None), "given back at a fault")
         r.download(img)
     eq(r.dev.st.phase, S.HELD, "held")
     r2 = Rig()
@@ -215,7 +215,53 @@ def test_sector_buffers_given_back_when_a_transfer_ends():
     w = r2.dev.writer
     with Image("core_v3d.ota") as img:  # a delta against another image: refused
         refuse(r2.dev, img, BASE_MISMATCH)
-    eq((w._chunk, w._sec, w._inf), (None, None, None), "given back at the refusal")
+    eq((w._src, w._sec, w._inf), (None, None, None), "given back at the refusal")
+
+
+def test_a_chunk_is_held_once():
+    # a compressed image's chunk is gathered straight into the decoder's source, its only
+    # copy: the writer holds no other buffer a chunk fits in, a block inside a chunk is
+    # written there without touching the heap, and (MicroPython) the buffers made for a
+    # download weigh a sector, one chunk and the decoder's window and tables
+    from agent.store.writer import SlotWriter
+    r = Rig()
+    r.provision()
+    w = r.dev.writer
+    with Image("core_v2z.ota") as img:
+        off = r.download(img, 48, 130)  # inside the payload: a chunk half gathered
+        cap = w._inf.cap
+        assert 0 < w.pos < w.clen, (w.pos, w.clen)
+        eq(w._src is w._inf.src, True, "gathered in the decoder's source")
+        eq(w._src.getvalue()[:w.pos], bytes(img[off - w.pos:off]), "the chunk's bytes so far")
+        big = [k for k in w.__dict__ if isinstance(getattr(w, k), (bytearray, memoryview))
+               and len(getattr(w, k)) >= cap]
+        eq(big, [], "no buffer of the writer's own a chunk fits in")
+        block = memoryview(bytes(img[off:off + 48]))
+        assert w.pos + 48 < w.clen
+        try:
+            import gc
+            import micropython
+            micropython.heap_lock
+        except (ImportError, AttributeError):  # CPython: the gathered bytes, no heap
+            w.on_payload(block)
+            eq(w._src.getvalue()[w.pos - 48:w.pos], bytes(block), "one block more")
+            return
+        micropython.heap_lock()
+        try:
+            w.on_payload(block)  # a MemoryError would fail the test
+        finally:
+            micropython.heap_unlock()
+        eq(w._src.getvalue()[w.pos - 48:w.pos], bytes(block), "one block more")
+    sector = 4096
+    w = SlotWriter(256)
+    gc.collect()
+    used = gc.mem_alloc()
+    w.reserve(sector)
+    gc.collect()
+    used = gc.mem_alloc() - used
+    window = 1 << fmt.deflate_wbits(sector)
+    # the chunk held twice would add another cap bytes: past this bound
+    assert sector + cap + window < used < sector + cap + window + cap // 2, (used, cap)
 
 
 def test_sector_buffers_left_to_later_when_the_heap_is_short():
