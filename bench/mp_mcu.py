@@ -37,14 +37,15 @@ def insns(t0):
 
 
 class Frames:
-    """A link replaying a frames file: each request is answered by the next frame (its
-    sequence number patched in), read into one buffer. Measures from block `start` on:
-    mode 'time' (instructions until block `stop`), 'alloc' (bytes each block allocates,
-    collector off)."""
+    """A link replaying a frames file (host_tools.bench_mcu.frames_file): each request is
+    answered by the next frame (its sequence number patched in), read with one readinto
+    into the receive buffer. Measures from block `start` on: mode 'time' (instructions
+    until block `stop`), 'alloc' (bytes each block allocates, collector off)."""
 
     def __init__(self, path, start, stop, mode=None):
         self.f = open(path, "rb")
-        self.hdr = bytearray(2)
+        hdr = self.f.read(2)
+        self.stride = hdr[0] | hdr[1] << 8
         self.start = start
         self.stop = stop
         self.mode = mode
@@ -61,19 +62,14 @@ class Frames:
         i = self.i
         if self.mode and self.start <= i <= self.stop:
             self._measure(i)
-        self.f.readinto(self.hdr)
-        n = self.hdr[0] | self.hdr[1] << 8
         if buf is not self.buf:
             self.buf = buf
-            self.mv = memoryview(buf)
-            self.views = {}
-        v = self.views.get(n)
-        if v is None:
-            v = self.views[n] = self.mv[0:n]
-        self.f.readinto(v)
+            self.rv = memoryview(buf)[:self.stride + 2]
+        self.f.readinto(self.rv)
+        s = self.stride
         buf[1] = self.seq
         self.i = i + 1
-        return n
+        return buf[s] | buf[s + 1] << 8
 
     def _measure(self, i):
         if self.mode == "time":
@@ -106,8 +102,7 @@ def device(pub, payload, erase=True):
     from agent.update import Config, Device
     from boards.qemu.board import make_board
     from boards.qemu.layout import layout
-    from hal.clock import FakeClock
-    board = make_board(layout(4096, payload), erase=erase, clock=FakeClock())
+    board = make_board(layout(4096, payload), erase=erase)  # its clock: the port's ticks
     board.power_on()
     dev = Device(board, Config(Trust([_read_pub(pub)]), MAN, TYPE, HW))
     dev.start()
@@ -122,9 +117,8 @@ def _header(image):
 
 def _download(dev, link, block, image):
     from agent.zcl import client as C
-    from hal.clock import FakeClock
     ver, size = _header(image)
-    cl = C.Client(dev, link, FakeClock(), block)
+    cl = C.Client(dev, link, dev.board.clock, block)
     r = cl._download(MAN, TYPE, ver, size)
     if r != C.HELD:
         raise RuntimeError("download ended with %s" % C.OUTCOMES[r])

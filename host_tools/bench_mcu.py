@@ -43,16 +43,21 @@ def payload_offset(img):
 
 
 def frames_file(image, out, block=BLOCK):
-    """Each block of image as an Image Block Response: u16 length, frame."""
+    """Each block of image as an Image Block Response, for bench/mp_mcu.Frames: a u16
+    stride S, then per block the frame padded to S bytes and its u16 length (one read a
+    block lands the frame at the start of the receive buffer)."""
     from agent.zcl import server as zcl_server
     with open(image, "rb") as f:
         img = f.read()
     ver = int.from_bytes(img[14:18], "little")
+    frames = [bytes(zcl_server.build(zcl_server.encode_block_response, 0, MAN, TYPE, ver, off,
+                                     img[off:off + block]))
+              for off in range(0, len(img), block)]
+    stride = max(len(fr) for fr in frames)
     with open(out, "wb") as f:
-        for off in range(0, len(img), block):
-            fr = zcl_server.build(zcl_server.encode_block_response, 0, MAN, TYPE, ver, off,
-                                  img[off:off + block])
-            f.write(len(fr).to_bytes(2, "little") + bytes(fr))
+        f.write(stride.to_bytes(2, "little"))
+        for fr in frames:
+            f.write(fr + bytes(stride - len(fr)) + len(fr).to_bytes(2, "little"))
     return img
 
 
