@@ -33,7 +33,7 @@ from agent.store.state import State
 from agent.store.journal import RESIDUE
 from agent.store.chunks import Chunks
 
-READBACK = const(1024)  # bytes per read-back read: four reads per 4 KiB sector
+READBACK = const(2048)  # bytes per read-back read: two reads per 4 KiB sector
 
 
 class SlotWriter(Chunks):
