@@ -61,9 +61,11 @@ def absorb(s: ptr32, t: ptr32, d: ptr8, n: int):
         f = uint(s[5])
         g = uint(s[6])
         hh = uint(s[7])
-        # eight rounds a turn, the working variables renamed rather than moved: round i
+        # four rounds a turn, the working variables renamed rather than moved: round i
         # finds a..h under the names rotated right by i. x is T1; the new e (d + T1) and the
-        # new a (T1 + T2) are written where d and h stood.
+        # new a (T1 + T2) are written where d and h stood. After the four, a..h are under
+        # e, f, g, hh, a, bb, c, dd: four swaps give them their names back (eight rounds a
+        # turn need no swap but twice the code).
         j = 0
         while j < 64:
             x = (hh + (((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21))
@@ -90,30 +92,18 @@ def absorb(s: ptr32, t: ptr32, d: ptr8, n: int):
             e = (x + (((f >> 2) | (f << 30)) ^ ((f >> 13) | (f << 19))
                   ^ ((f >> 22) | (f << 10))) + ((f & g) | (hh & (f | g)))) & m
             j += 1
-            x = (dd + (((a >> 6) | (a << 26)) ^ ((a >> 11) | (a << 21))
-                 ^ ((a >> 25) | (a << 7))) + (c ^ (a & (bb ^ c))) + uint(k[j]) + uint(t[j]))
-            hh = (hh + x) & m
-            dd = (x + (((e >> 2) | (e << 30)) ^ ((e >> 13) | (e << 19))
-                  ^ ((e >> 22) | (e << 10))) + ((e & f) | (g & (e | f)))) & m
-            j += 1
-            x = (c + (((hh >> 6) | (hh << 26)) ^ ((hh >> 11) | (hh << 21))
-                 ^ ((hh >> 25) | (hh << 7))) + (bb ^ (hh & (a ^ bb))) + uint(k[j]) + uint(t[j]))
-            g = (g + x) & m
-            c = (x + (((dd >> 2) | (dd << 30)) ^ ((dd >> 13) | (dd << 19))
-                  ^ ((dd >> 22) | (dd << 10))) + ((dd & e) | (f & (dd | e)))) & m
-            j += 1
-            x = (bb + (((g >> 6) | (g << 26)) ^ ((g >> 11) | (g << 21))
-                 ^ ((g >> 25) | (g << 7))) + (a ^ (g & (hh ^ a))) + uint(k[j]) + uint(t[j]))
-            f = (f + x) & m
-            bb = (x + (((c >> 2) | (c << 30)) ^ ((c >> 13) | (c << 19))
-                  ^ ((c >> 22) | (c << 10))) + ((c & dd) | (e & (c | dd)))) & m
-            j += 1
-            x = (a + (((f >> 6) | (f << 26)) ^ ((f >> 11) | (f << 21))
-                 ^ ((f >> 25) | (f << 7))) + (hh ^ (f & (g ^ hh))) + uint(k[j]) + uint(t[j]))
-            e = (e + x) & m
-            a = (x + (((bb >> 2) | (bb << 30)) ^ ((bb >> 13) | (bb << 19))
-                  ^ ((bb >> 22) | (bb << 10))) + ((bb & c) | (dd & (bb | c)))) & m
-            j += 1
+            x = a
+            a = e
+            e = x
+            x = bb
+            bb = f
+            f = x
+            x = c
+            c = g
+            g = x
+            x = dd
+            dd = hh
+            hh = x
         s[0] = uint(s[0]) + a
         s[1] = uint(s[1]) + bb
         s[2] = uint(s[2]) + c
