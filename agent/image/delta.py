@@ -34,10 +34,11 @@ def _pick():
 class Maker:
     """make(): one sector from an op stream (anything with readinto: deflate.DeflateIO
     over the sector's chunk) and the old payload, old_size bytes read through
-    read_old(offset, buf) (buf filled whole). tmp: a scratch buffer for the old bytes (its
-    length is the read size), lent by the owner."""
+    read_old(offset, buf) (buf filled whole), given to a sink in order, piece by piece.
+    tmp: a scratch buffer for the old bytes (its length is the read size); piece: a
+    memoryview the sector's bytes are made in, a piece at a time; both lent by the owner."""
 
-    def __init__(self, read_old, old_size, tmp):
+    def __init__(self, read_old, old_size, tmp, piece):
         if _add is None:
             _pick()
         self.add = _add
@@ -45,6 +46,7 @@ class Maker:
         self.old_size = old_size
         self.tmp = tmp
         self.tv = memoryview(tmp)
+        self.piece = piece
         self.one = bytearray(1)
         self.rd = None
 
@@ -76,37 +78,57 @@ class Maker:
                 raise E.OtaError(E.BAD_ENCODING, "op stream ends inside its data")
             i += k
 
-    def make(self, rd, out, n):
-        """out[:n] made from the op stream rd; OtaError(BAD_ENCODING) for a stream that is
-        not exactly one sector's ops within the old payload."""
+    def make(self, rd, n, sink):
+        """The sector's n bytes made from the op stream rd, given to sink(view) in order: the
+        piece buffer whole each time it is full, then its start with the rest (no call for
+        none); OtaError(BAD_ENCODING) for a stream that is not exactly one sector's ops
+        within the old payload (the pieces before it were given)."""
         self.rd = rd
-        ov = memoryview(out)
-        tmp = self.tmp
-        t = len(tmp)
-        o = 0
+        pv = self.piece
+        t = len(self.tmp)
+        room = len(pv)
+        o = 0  # bytes of the sector made
+        p = 0  # of them, in the piece
         src = 0
         while o < n:
             k = self._size()
             if k < 0 or o + k > n or src < 0 or src + k > self.old_size:
                 raise E.OtaError(E.BAD_ENCODING, "diff of %d at %d, old offset %d"
                                  % (k, o, src))
-            if k:
-                self._read(ov[o:o + k])
-            while k:
-                m = t if k > t else k
-                self.read_old(src, tmp if m == t else self.tv[:m])
-                self.add(out, o, tmp, m)
-                o += m
+            o += k
+            while k:  # diff bytes, each added to the old byte it is made from
+                m = room - p
+                if m > k:
+                    m = k
+                if m > t:
+                    m = t
+                self._read(pv[p:p + m])
+                self.read_old(src, self.tmp if m == t else self.tv[:m])
+                self.add(pv, p, self.tmp, m)
                 src += m
                 k -= m
+                p += m
+                if p == room:
+                    sink(pv)
+                    p = 0
             k = self._size()
             if k < 0 or o + k > n:
                 raise E.OtaError(E.BAD_ENCODING, "extra of %d at %d" % (k, o))
-            if k:
-                self._read(ov[o:o + k])
-                o += k
+            o += k
+            while k:  # extra bytes, as they are
+                m = room - p
+                if m > k:
+                    m = k
+                self._read(pv[p:p + m])
+                k -= m
+                p += m
+                if p == room:
+                    sink(pv)
+                    p = 0
             src += self._size()
         if rd.readinto(self.one):
             raise E.OtaError(E.BAD_ENCODING, "op stream goes on after the sector")
+        if p:
+            sink(pv[:p])
         self.rd = None
         return n

@@ -1,5 +1,6 @@
-# Decompress per-sector raw-deflate chunks, one after another: into a buffer
-# (Inflater.into), or as a stream read with readinto (Inflater.open: a delta sector's op
+# Decompress per-sector raw-deflate chunks, one after another: piece by piece through a
+# small buffer, each piece given to a sink (Inflater.into: the slot writer streams a sector
+# to flash so), or as a stream read with readinto (Inflater.open: a delta sector's op
 # stream). MicroPython's deflate module on the device, zlib under CPython.
 #
 # A chunk is decoded from the Inflater's source (src, a BytesIO made once, of cap bytes),
@@ -36,8 +37,8 @@ class Inflater:
         self.one = bytearray(1)
         self.n = 0
         if wbits and _deflate is not None:
-            self.into(self.put(b"\x03\x00"), memoryview(self.one)[:0], wbits)  # one empty
-                                                              # final fixed-Huffman block
+            self.into(self.put(b"\x03\x00"), 0, self.one, None, wbits)  # one empty final
+                                                                  # fixed-Huffman block
 
     def put(self, chunk):
         """chunk's bytes into src, where open and into find them; returns len(chunk)."""
@@ -71,23 +72,45 @@ class Inflater:
             return not more and self.src.tell() <= self.n
         return not more and self.d.z.eof
 
-    def into(self, n, out, wbits):
-        """Decode the chunk of n bytes in src into out, which it must fill exactly; returns
-        len(out)."""
-        want = len(out)
-        try:
-            got = self.open(n, wbits).readinto(out)
-            if got == want and not self.end():
-                raise OtaError(BAD_ENCODING, "chunk decodes to more bytes than %d, or does "
-                               "not end its deflate stream" % want)
-        except (OSError, ValueError, EOFError) as e:
-            raise OtaError(BAD_ENCODING, "inflate: %r" % e)
-        if got != want:
-            raise OtaError(BAD_ENCODING, "chunk decodes to %d bytes, want %d" % (got, want))
-        return got
+    def into(self, n, size, piece, sink, wbits):
+        """Decode the chunk of n bytes in src, which must decode to exactly size bytes:
+        given to sink(view) piece by piece, each read into piece (a memoryview: the view
+        given is piece itself, or its start for the last piece); returns size. The sink's
+        own errors pass through; bytes that are no such chunk raise OtaError(BAD_ENCODING)."""
+        rd = self.open(n, wbits)
+        t = len(piece)
+        left = size
+        while left:
+            m = t if left > t else left
+            p = piece if m == t else piece[:m]
+            i = 0
+            try:
+                while i < m:
+                    k = rd.readinto(p[i:] if i else p)
+                    if not k:
+                        break
+                    i += k
+            except (OSError, ValueError, EOFError) as e:
+                raise OtaError(BAD_ENCODING, "inflate: %r" % e)
+            if i < m:
+                raise OtaError(BAD_ENCODING, "chunk decodes to %d bytes, want %d"
+                               % (size - left + i, size))
+            sink(p)
+            left -= m
+        if not self.end():
+            raise OtaError(BAD_ENCODING, "chunk decodes to more bytes than %d, or does not "
+                           "end its deflate stream" % size)
+        return size
 
 
-def inflate_into(chunk, out, wbits):
-    """Decode one chunk (raw deflate, window 2**wbits) into out; returns len(out)."""
+def inflate_into(chunk, out, wbits, piece=256):
+    """Decode one chunk (raw deflate, window 2**wbits) into out, through a piece buffer of
+    this many bytes; returns len(out)."""
     inf = Inflater(len(chunk) or 1)
-    return inf.into(inf.put(chunk), out, wbits)
+    ov = memoryview(out)
+    at = [0]
+
+    def sink(p):
+        ov[at[0]:at[0] + len(p)] = p
+        at[0] += len(p)
+    return inf.into(inf.put(chunk), len(ov), memoryview(bytearray(piece)), sink, wbits)

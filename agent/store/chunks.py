@@ -2,15 +2,19 @@
 # whose base this class is, and whose attributes it uses): each sector's table entry
 # checked, the sector made by its mode (fmt.MODE_*) from its chunk (inflated, as it is, or
 # an op stream applied to the old image: agent.image.delta) or copied from the running
-# slot, checked against the entry (CRC-32, digest) before it is written, then erased,
-# written and read back, and the checkpoint moved (the writer's _advance).
+# slot, and streamed into its erased sector as it is made, piece by piece, its CRC-32 (and
+# a copy's digest) run over the pieces; then read back, and the checkpoint moved (the
+# writer's _advance) once both match the entry. A sector whose made bytes do not match
+# stays where it is (the inactive slot; the checkpoint before it): erased and written
+# again when its chunk comes again (a resume, the refetch).
 #
-# Buffers: the sector's and the decoder's (agent.image.inflate.Inflater) are made once
+# Buffers: no sector's. The decoder's (agent.image.inflate.Inflater) is made once
 # (reserve) and kept. A chunk is held once, in the decoder's source (_src): gathered there
 # block by block (the writer's on_payload), decoded from it, and read out of it in pieces
-# where its bytes are needed (its digest, the MI hash, a delta's raw sector). The pieces,
-# the op stream's reads of the old slot and the sector's read-back all go through the
-# writer's read-back buffer (_rv), free while a sector is made, each in its turn.
+# where its bytes are needed (its digest, the MI hash, a raw sector). The pieces, the
+# sector's pieces on their way to flash and its read-back all go through the writer's
+# read-back buffer (_rv, a few pieces a sector), each in its turn; a delta's reads of the
+# old slot go through its page buffer (_buf), free while the payload is made.
 import binascii
 import hashlib
 
@@ -26,18 +30,22 @@ class Chunks:
     """The chunk half of agent.store.writer.SlotWriter (no state of its own)."""
 
     def reserve(self, sector):
-        """Make the buffers a compressed or delta image's sectors of this size are made in
-        (a sector's, the decoder's with its source, where the chunks are gathered), unless
-        they are there."""
-        if self._inf is None or len(self._sec) < sector:  # _inf is made last
-            self._sec = self._inf = self._src = None
-            self._sec = bytearray(sector)
-            self._inf = Inflater(sector + (sector >> 3) + 64, fmt.deflate_wbits(sector))
+        """Make the decoder compressed or delta sectors of this size are made with, with its
+        source (where the chunks are gathered), unless it is there. A failed allocation
+        leaves nothing made (MemoryError)."""
+        cap = sector + (sector >> 3) + 64
+        if self._inf is None or self._inf.cap < cap:
+            self._inf = self._src = None
+            try:  # the source (the largest), then the window and tables: Inflater()
+                self._inf = Inflater(cap, fmt.deflate_wbits(sector))
+            except MemoryError:
+                self._inf = self._src = None
+                raise
             self._src = self._inf.src
 
     def release(self):
         """Give the buffers reserve() made back to the heap (a transfer ended)."""
-        self._sec = self._inf = self._src = self._maker = None
+        self._inf = self._src = self._maker = None
 
     def _chunk_entry(self, k):
         m = self.m
@@ -65,30 +73,16 @@ class Chunks:
     def _chunk_done(self):
         m = self.m
         k = self.ck.next
-        n = sector_len(m, k)
-        out = memoryview(self._sec)[:n]
         self.pos = 0
         h = hashlib.sha256()
         self._pieces(h.update)
         if h.digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
             self._refetch(k, ": chunk digest")
-        mode = self._mode
-        try:
-            if mode == fmt.MODE_DEFLATE:
-                self._inf.into(self.clen, out, fmt.deflate_wbits(m.sector))
-            elif mode == fmt.MODE_RAW:  # as long as the sector (_chunk_entry)
-                self._src.seek(0)
-                self._src.readinto(out)
-            else:
-                self._delta(out, n)
-            bad = binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE
-        except (OtaError, OSError, ValueError, EOFError):  # the last three: DeflateIO's
-            bad = True
-        if bad:  # corrupted in transit: fetch this chunk again; nothing hashed yet
-            self._refetch(k, "")
+        if not self._program(k, sector_len(m, k)):
+            self._refetch(k, "")  # corrupted in transit: fetched again; nothing hashed yet
         self._pieces(self.mi.update)
         self.epos += self.clen
-        self._program(k, n)
+        self._advance(self.mi.digest() if k == m.sectors - 1 else None)
 
     def _refetch(self, k, why):
         # sector k's chunk is bad: agent.update fetches it again, gathered from the start
@@ -110,41 +104,96 @@ class Chunks:
         s.readinto(b)
         fn(b)
 
-    def _delta(self, out, n):
-        # out: the sector the chunk's op stream makes from the old payload, whose bytes are
-        # read through the read-back buffer (not in use until the sector is written)
+    def _copy(self, k):
+        # a delta's sector k made of the old payload's bytes at its entry's offset. They are
+        # the running image's bytes, which a fetch cannot mend: another image than the
+        # delta's old one
+        m = self.m
+        if not self._program(k, sector_len(m, k)):
+            raise OtaError(E.BASE_MISMATCH, "sector %d's old bytes differ" % k)
+        self._advance(self.mi.digest() if k == m.sectors - 1 else None)
+
+    def _program(self, k, n):
+        # sector k (n bytes) erased, then made by its mode straight into it (_make), and
+        # read back (the writer's _readback): True once both match the entry, False when the
+        # bytes made do not; made again once when only the read-back differs
+        m = self.m
+        a = self.slot.area
+        for _ in range(2):
+            a.erase(k * m.sector, m.sector)
+            self.woff = k * m.sector
+            self.send = self.woff + n
+            self._crc = 0
+            if not self._make(n):
+                return False
+            if self._readback(k, n):
+                return True
+        raise OtaError(E.FLASH_IO, "sector %d reads back wrong" % k)
+
+    def _make(self, n):
+        # the sector's n bytes, by its mode, given to _piece in order: whether they were
+        # all made and match the entry (its CRC-32; a copy's, its digest too)
+        mode = self._mode
+        if mode == fmt.MODE_COPY:
+            return self._copied(n)
+        try:
+            if mode == fmt.MODE_DEFLATE:
+                self._inf.into(self.clen, n, self._rv, self._piece,
+                               fmt.deflate_wbits(self.m.sector))
+            elif mode == fmt.MODE_RAW:  # as long as the sector (_chunk_entry)
+                self._pieces(self._piece)
+            else:
+                self._delta(n)
+        except (OtaError, OSError, ValueError, EOFError) as e:  # the last three: DeflateIO's
+            if isinstance(e, OtaError) and e.reason != E.BAD_ENCODING:
+                raise  # the flash's
+            return False
+        return self.woff == self.send and self._crc == RESIDUE
+
+    def _copied(self, n):
+        # _make of a copied sector: the old payload's bytes, their digest run on as well
+        h = hashlib.sha256()
+        read = self.base.area.read
+        off = int.from_bytes(self._e1, "little")
+        b = self._rv
+        while n:
+            p = b if n >= len(b) else b[:n]
+            read(off, p)
+            h.update(p)
+            self._piece(p)
+            off += len(p)
+            n -= len(p)
+        return self._crc == RESIDUE and h.digest()[:fmt.CHUNK_DIGEST] == self._ent[12:28]
+
+    def _piece(self, mv):
+        # the sector's next bytes, mv: the read-back buffer from its start (each piece but
+        # the last as long as it), written at woff. The CRC-32 runs on; after the last piece
+        # the entry's follows its bytes in the buffer, so that a match leaves RESIDUE, a
+        # small int (the pieces before it make a u32 each: a heap int on a 32-bit port)
+        n = len(mv)
+        off = self.woff
+        a = self.slot.area
+        if off + n < self.send:
+            self._crc = binascii.crc32(mv, self._crc)
+            a.write(off, mv)
+            self.woff = off + n
+            return
+        b = self._big
+        b[n:n + 4] = self._e0
+        self._crc = binascii.crc32(b if n + 4 == len(b) else memoryview(b)[:n + 4], self._crc)
+        w = align(n, a.write_size)
+        fill_erased(a, b, w, n)
+        a.write(off, mv if w == n else memoryview(b)[:w])
+        self.woff = off + n
+
+    def _delta(self, n):
+        # the sector the chunk's op stream makes from the old payload, whose bytes are read
+        # through the page buffer (not in use while the payload is made)
         mk = self._maker
         if mk is None:  # once a download: a full image's device never loads the module
             from agent.image.delta import Maker
-            mk = self._maker = Maker(self.base.area.read, self.m.base_size, self._rv)
-        mk.make(self._inf.open(self.clen, fmt.deflate_wbits(self.m.sector)), out, n)
+            mk = self._maker = Maker(self.base.area.read, self.m.base_size, self._buf,
+                                     self._rv)
+        mk.make(self._inf.open(self.clen, fmt.deflate_wbits(self.m.sector)), n, self._piece)
         if not self._inf.end():
             raise OtaError(E.BAD_ENCODING, "op stream past its chunk")
-
-    def _copy(self, k):
-        # a delta's sector k made of the old payload's bytes at its entry's offset: checked
-        # against the entry's CRC-32 and digest before it is written. They are the running
-        # image's bytes, which a fetch cannot mend: another image than the delta's old one
-        n = sector_len(self.m, k)
-        out = memoryview(self._sec)[:n]
-        self.base.area.read(int.from_bytes(self._e1, "little"), out)
-        if binascii.crc32(self._e0, binascii.crc32(out)) != RESIDUE or \
-                hashlib.sha256(out).digest()[:fmt.CHUNK_DIGEST] != self._ent[12:28]:
-            raise OtaError(E.BASE_MISMATCH, "sector %d's old bytes differ" % k)
-        self._program(k, n)
-
-    def _program(self, k, n):
-        # sector k's n bytes (self._sec's, their CRC-32 the entry's) into flash: erased,
-        # written, read back (the writer's _readback); then the checkpoint moves past it
-        m = self.m
-        a = self.slot.area
-        w = align(n, a.write_size)
-        fill_erased(a, self._sec, w, n)
-        for _ in range(2):
-            a.erase(k * m.sector, m.sector)
-            a.write(k * m.sector, memoryview(self._sec)[:w])
-            if self._readback(k, n):
-                break
-        else:
-            raise OtaError(E.FLASH_IO, "sector %d reads back wrong" % k)
-        self._advance(self.mi.digest() if k == m.sectors - 1 else None)

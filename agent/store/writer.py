@@ -75,15 +75,14 @@ class SlotWriter(Chunks):
         self.mi = None      # Manufacturer Image hash of a deflate download (agent.crypto.sha256r)
         self.ck = None      # the state record holding the checkpoint (start, resume)
         self._src = None    # where a chunk is gathered (agent.store.chunks)
-        self._sec = None
         self.on_sector = None
         self.check = None  # board's check of the first payload bytes (e.g. an app image)
         self.base = None   # delta: the slot holding the old image (the running one)
         self._mode = fmt.MODE_DEFLATE  # how the sector being gathered is made (delta)
         self._maker = None
         self._inf = None   # the chunks' decoder (agent.image.inflate), _src its source
-        self._off = self._crc = 0  # _readback's: made here, so that the object's
-                                   # attributes do not grow at a download's first sector
+        self._off = self._crc = 0  # _readback's (_crc a made sector's too, chunks): made
+                                   # here, so that the object's attributes do not grow
 
     def start(self, slot, ck=None):
         """Begin a new download into slot: the checkpoint ck.next back to 0. ck: the state

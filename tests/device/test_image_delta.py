@@ -36,12 +36,64 @@ def _vectors():
     return out
 
 
-def _maker(old, tmp=64):
+def _maker(old, tmp=64, piece=256):
     def read_old(off, buf):
         if off < 0 or off + len(buf) > len(old):
             raise AssertionError("read of the old payload out of range")
         buf[:] = old[off:off + len(buf)]
-    return delta.Maker(read_old, len(old), bytearray(tmp))
+    return delta.Maker(read_old, len(old), bytearray(tmp), memoryview(bytearray(piece)))
+
+
+def _make(mk, ops, n, step=7):
+    # the sector mk makes of ops, joined from the pieces it gives its sink: every piece
+    # but the last as long as the piece buffer, and the buffer itself or its start
+    pieces = []
+
+    def sink(mv):
+        if pieces and len(pieces[-1]) != len(mk.piece):
+            raise AssertionError("a piece after a short one")
+        if len(mv) > len(mk.piece) or not len(mv):
+            raise AssertionError("a piece of %d bytes" % len(mv))
+        pieces.append(bytes(mv))
+    eq(mk.make(_Ops(ops, step), n, sink), n, "length")
+    return b"".join(pieces)
+
+
+def _whole(ops, old, n):
+    # the sector made in one buffer of its size, as the maker made it before it streamed:
+    # the reference its pieces are held to
+    out = bytearray(n)
+    rd = _Ops(ops, 1 << 20)
+    one = bytearray(1)
+
+    def size():
+        v = s = 0
+        while True:
+            rd.readinto(one)
+            b = one[0]
+            if not s:
+                v, neg, s = b & 0x3F, b & 0x40, 6
+            else:
+                v |= (b & 0x7F) << s
+                s += 7
+            if not b & 0x80:
+                return -v if neg else v
+    o = src = 0
+    while o < n:
+        k = size()
+        d = bytearray(k)
+        rd.readinto(d)
+        for i in range(k):
+            out[o + i] = (old[src + i] + d[i]) & 0xFF
+        o += k
+        src += k
+        k = size()
+        x = bytearray(k)
+        rd.readinto(x)
+        out[o:o + k] = x
+        o += k
+        src += size()
+    return bytes(out)
 
 
 def _adds():
@@ -66,29 +118,32 @@ def test_adds_agree():
     b = bytearray((i * 37 + 11) & 0xFF for i in range(256))
     want = None
     for add in _adds():
-        out = bytearray(a)
-        add(out, 3, b, 250)
-        if want is None:
-            want = bytes(out)
-            eq(out[3], (a[3] + b[0]) & 0xFF, "first byte")
-            eq(out[:3], a[:3], "bytes before")
-            eq(out[253:], a[253:], "bytes after")
-        eq(bytes(out), want, "add %r" % add)
+        for view in (False, True):  # the maker adds into a view of its piece buffer
+            out = bytearray(a)
+            add(memoryview(out) if view else out, 3, b, 250)
+            if want is None:
+                want = bytes(out)
+                eq(out[3], (a[3] + b[0]) & 0xFF, "first byte")
+                eq(out[:3], a[:3], "bytes before")
+                eq(out[253:], a[253:], "bytes after")
+            eq(bytes(out), want, "add %r, view %r" % (add, view))
 
 
 def test_sectors_of_the_release():
+    # streamed through pieces of any size (the writer's: 2 KiB, old bytes read 512 at a
+    # time), the sectors are the host's and what one whole buffer made of the same stream
     old = read_data("core_v1.bin")
     vec = _vectors()
     assert vec, "no delta sectors in the test data"
     for add in _adds():
-        for tmp in (64, 1000, 4096):
-            mk = _maker(old, tmp)
+        for tmp, piece in ((64, 2048), (1000, 512), (512, 2048), (4096, 100), (7, 4096)):
+            mk = _maker(old, tmp, piece)
             mk.add = add
             for ops, sec in vec:
-                out = bytearray(len(sec) + 5)
-                eq(mk.make(_Ops(ops), out, len(sec)), len(sec), "length")
-                eq(bytes(out[:len(sec)]), bytes(sec), "sector, read %d" % tmp)
-                eq(bytes(out[len(sec):]), bytes(5), "nothing written past the sector")
+                got = _make(mk, ops, len(sec))
+                eq(got, bytes(sec), "sector, read %d, piece %d" % (tmp, piece))
+                if piece == 2048:
+                    eq(got, _whole(ops, old, len(sec)), "as made whole")
 
 
 def _ops(*entries):
@@ -102,24 +157,22 @@ def _ops(*entries):
 
 def test_a_stream_made_here():
     old = bytes(range(100))
-    mk = _maker(old, 8)
-    # 10 bytes of old + 1, 3 extra, then back 5 and 4 bytes of old + 0, then 2 extra
-    ops = _ops((b"\x01" * 10, b"abc", -5), (bytes(4), b"zz", 0))
-    out = bytearray(19)
-    mk.make(_Ops(ops, 1), out, 19)
-    eq(bytes(out), bytes(range(1, 11)) + b"abc" + bytes(range(5, 9)) + b"zz", "made")
+    for piece in (1, 3, 8, 19, 400):
+        mk = _maker(old, 8, piece)
+        # 10 bytes of old + 1, 3 extra, then back 5 and 4 bytes of old + 0, then 2 extra
+        ops = _ops((b"\x01" * 10, b"abc", -5), (bytes(4), b"zz", 0))
+        want = bytes(range(1, 11)) + b"abc" + bytes(range(5, 9)) + b"zz"
+        eq(_make(mk, ops, 19, 1), want, "made, piece %d" % piece)
+        eq(_whole(ops, old, 19), want, "made whole")
+        ops = _ops((bytes(50), b"", 0), (b"", bytes(300), 0))
+        eq(_make(mk, ops, 350), old[:50] + bytes(300), "long extra, piece %d" % piece)
     # a size in three bytes, and a negative one
     eq(pack_size(-70), b"\xc6\x01", "negative size")
-    ops = _ops((bytes(50), b"", 0), (b"", bytes(300), 0))
-    out = bytearray(350)
-    mk.make(_Ops(ops), out, 350)
-    eq(bytes(out), old[:50] + bytes(300), "long extra")
 
 
 def test_bad_streams_refused():
     old = bytes(range(100))
-    mk = _maker(old, 16)
-    out = bytearray(20)
+    mk = _maker(old, 16, 8)
     cases = (
         _ops((bytes(21), b"", 0)),                    # diff past the sector
         _ops((bytes(10), bytes(11), 0)),              # extra past the sector
@@ -132,5 +185,7 @@ def test_bad_streams_refused():
         b"\xff\xff\xff\xff\xff\x01",                  # a size too long
     )
     for i, ops in enumerate(cases):
-        e = raises(BAD_ENCODING, mk.make, _Ops(ops), out, 20)
+        got = []
+        e = raises(BAD_ENCODING, mk.make, _Ops(ops), 20, lambda mv: got.append(len(mv)))
         assert e.detail, "case %d has a reason" % i
+        assert sum(got) < 20, "case %d: no whole sector given (%r)" % (i, got)

@@ -1,6 +1,7 @@
-# agent.image.inflate: per-sector raw deflate chunks decoded into a buffer that must be
-# filled exactly (MicroPython's deflate module on the device, zlib under CPython), on the
-# chunks of signed images and on deflate streams written by hand (RFC 1951 stored blocks).
+# agent.image.inflate: per-sector raw deflate chunks decoded to exactly a sector's bytes,
+# given to a sink piece by piece through a small buffer (MicroPython's deflate module on the
+# device, zlib under CPython), on the chunks of signed images and on deflate streams
+# written by hand (RFC 1951 stored blocks).
 import binascii
 import hashlib
 import struct
@@ -58,6 +59,50 @@ def test_chunks_of_a_signed_image_decode_to_the_firmware():
     fw.close()
     eq(n, 100, "a short last sector")
     eq(whole.digest(), m.sha256, "the manifest's payload SHA-256")
+
+
+def test_pieces_of_any_size_make_the_sector():
+    # the sink is given the piece buffer itself while a whole piece is decoded, its start
+    # for the last: the same sector's bytes for every piece size, one piece or many
+    from agent.image.inflate import Inflater
+    m, chunks = _chunks("core_v2z.ota")
+    w = fmt.deflate_wbits(m.sector)
+    inf = Inflater(m.sector + (m.sector >> 3) + 64, w)
+    fw = Image("core_v2.bin")
+    crc, at, cl, dig = chunks[2]
+    want = bytes(fw.read(2 * m.sector, m.sector))
+    fw.close()
+    chunk = _chunk("core_v2z.ota", at, cl)
+    for size in (1, 7, 512, 2048, 4096, 5000):
+        piece = memoryview(bytearray(size))
+        got = [0, 0]  # bytes, pieces
+
+        def sink(mv):
+            n = len(mv)
+            if got[0] + n < m.sector:
+                eq(mv is piece, True, "a piece but the last is the buffer")
+            eq(bytes(mv) == want[got[0]:got[0] + n], True, "piece %d's bytes" % got[1])
+            got[0] += n
+            got[1] += 1
+        eq(inf.into(inf.put(chunk), m.sector, piece, sink, w), m.sector, "piece %d" % size)
+        eq(got, [m.sector, -(-m.sector // size)], "piece %d: the sector, in pieces" % size)
+        piece = None
+
+
+def test_a_sink_s_errors_are_its_own():
+    # a sink that fails (the flash, as the writer's) is not a bad chunk: its error passes
+    from agent.image.inflate import Inflater
+    inf = Inflater(600, 9)
+    data = bytes(range(256)) * 2
+    for err in (OtaError(83, "flash"), OSError(5)):
+        def sink(mv):
+            raise err
+        try:
+            inf.into(inf.put(_stored(data)), len(data), memoryview(bytearray(64)), sink, 9)
+            got = None
+        except (OtaError, OSError) as e:
+            got = e
+        eq(got is err, True, "%r passed as it is" % err)
 
 
 def test_chunk_must_fill_the_buffer_exactly():
@@ -134,20 +179,29 @@ def test_one_inflater_for_a_download_s_chunks():
     buf = bytearray(m.sector)
     longest = max(range(len(chunks)), key=lambda k: chunks[k][2])
     order = [longest] + [k for k in range(len(chunks)) if k != longest] + [longest]
+    piece = memoryview(bytearray(512))
+    at_ = [0]
+
+    def sink(mv):
+        buf[at_[0]:at_[0] + len(mv)] = mv
+        at_[0] += len(mv)
     for k in order:
         crc, at, cl, dig = chunks[k]
         n = min(m.sector, m.size - k * m.sector)
-        out = memoryview(buf)[:n]
-        eq(inf.into(inf.put(_chunk("core_v2z.ota", at, cl)), out, w), n, "sector %d" % k)
-        eq(bytes(out), bytes(fw.read(k * m.sector, n)), "sector %d bytes" % k)
+        at_[0] = 0
+        eq(inf.into(inf.put(_chunk("core_v2z.ota", at, cl)), n, piece, sink, w), n,
+           "sector %d" % k)
+        eq(bytes(buf[:at_[0]]), bytes(fw.read(k * m.sector, n)), "sector %d bytes" % k)
     fw.close()
     # after the longest chunk, a cut of another is refused, though the longest one's
     # bytes follow it in the decoder's source
     crc, at, cl, dig = chunks[longest]
-    inf.into(inf.put(_chunk("core_v2z.ota", at, cl)), memoryview(buf)[:m.sector], w)
+    at_[0] = 0
+    inf.into(inf.put(_chunk("core_v2z.ota", at, cl)), m.sector, piece, sink, w)
     other = chunks[0] if longest else chunks[1]
     cut = _chunk("core_v2z.ota", other[1], other[2])[:other[2] // 2]
-    raises(BAD_ENCODING, inf.into, inf.put(cut), memoryview(buf)[:m.sector], w)
+    at_[0] = 0
+    raises(BAD_ENCODING, inf.into, inf.put(cut), m.sector, piece, sink, w)
     # and as a stream (a delta sector's op stream): its end is within the chunk
     data = b"op stream " * 30
     rd = inf.open(inf.put(_stored(data)), 9)

@@ -6,7 +6,7 @@ from agent.errors import WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, UNKNOWN_K
     SUPPLIER_SIG_REQUIRED, BUSY, BASE_MISMATCH
 from agent.image import fmt
 from agent.store.slot import TABLE_OFF
-from devkit import Rig, updated, rejected, resumed, refuse
+from devkit import Rig, updated, rejected, resumed, refuse, download
 from tutil import read_data, raises, eq, Image, same_as_file
 
 V2 = Image("core_v2.ota")
@@ -170,6 +170,13 @@ def test_take_goes_to_the_transfer_in_progress():
     eq(d.st.phase, S.HELD, "held")
 
 
+def _sector_sized(w, n=SECTOR):
+    # the writer's buffers (its own attributes) n bytes long or more: a sector is streamed
+    # to flash as it is made, held whole nowhere
+    return [k for k in w.__dict__ if isinstance(getattr(w, k), (bytearray, memoryview))
+            and len(getattr(w, k)) >= n] + [k for k in ("_sec",) if hasattr(w, k)]
+
+
 def test_sector_buffers_made_before_the_signature_is_verified():
     # the parser hands the unverified manifest to the device before it verifies it: a
     # compressed or delta image's sector buffers (and the decoder's window) are made then,
@@ -188,8 +195,7 @@ def test_sector_buffers_made_before_the_signature_is_verified():
         eq(w._inf is not None, False, "%s: none before" % name)
         r.dev.presize(payload)
         eq(w._inf is not None, made, "%s: made" % name)
-        if made:
-            eq(len(w._sec), 4096, "%s: a sector's buffer" % name)
+        eq(_sector_sized(w), [], "%s: no buffer a sector fits in" % name)
         r.dev.presize(b"\x00" * 20)  # not a manifest: nothing happens
 
 
@@ -203,11 +209,11 @@ def test_sector_buffers_given_back_when_a_transfer_ends():
         r.download(img, 48, 200)
         eq(w._inf is not None, True, "made for the download")
         r.dev.close()
-        eq((w._src, w._sec, w._inf), (None, None, None), "given back at close")
+        eq((w._src, w._inf), (None, None), "given back at close")
         r.download(img, 48, 300)  # a new session resumes and makes them again
         eq(w._inf is not None, True, "made again")
         r.dev.recover()  # after a fault in the session
-        eq((w._src, w._sec, w._inf), (None, None, None), "given back at a fault")
+        eq((w._src, w._inf), (None, None), "given back at a fault")
         r.download(img)
     eq(r.dev.st.phase, S.HELD, "held")
     r2 = Rig()
@@ -215,7 +221,7 @@ def test_sector_buffers_given_back_when_a_transfer_ends():
     w = r2.dev.writer
     with Image("core_v3d.ota") as img:  # a delta against another image: refused
         refuse(r2.dev, img, BASE_MISMATCH)
-    eq((w._src, w._sec, w._inf), (None, None, None), "given back at the refusal")
+    eq((w._src, w._inf), (None, None), "given back at the refusal")
 
 
 def test_a_chunk_is_held_once():
@@ -260,8 +266,116 @@ def test_a_chunk_is_held_once():
     gc.collect()
     used = gc.mem_alloc() - used
     window = 1 << fmt.deflate_wbits(sector)
-    # the chunk held twice would add another cap bytes: past this bound
-    assert sector + cap + window < used < sector + cap + window + cap // 2, (used, cap)
+    # the chunk held twice would add another cap bytes, a sector's buffer 4 KiB: past this
+    assert cap + window < used < cap + window + cap // 2, (used, cap)
+
+
+def test_a_failed_reservation_keeps_nothing():
+    # a MemoryError in reserve() leaves no buffer made (a part kept would pin its memory
+    # where the next try needs it), the ones of an earlier, smaller reservation included
+    from agent.store import chunks
+    from agent.store.writer import SlotWriter
+    w = SlotWriter(256)
+    w.reserve(1024)
+    eq(w._inf is not None and w._src is w._inf.src, True, "a small reservation")
+    real = chunks.Inflater
+
+    def short(*a):
+        raise MemoryError("short heap")
+    chunks.Inflater = short
+    try:
+        w.reserve(SECTOR)
+        got = None
+    except MemoryError as e:
+        got = e
+    finally:
+        chunks.Inflater = real
+    eq(got is not None, True, "the MemoryError passed on")
+    eq((w._inf, w._src), (None, None), "nothing kept")
+    w.reserve(SECTOR)
+    eq(w._inf.cap >= SECTOR, True, "made with room")
+    eq(_sector_sized(w), [], "no sector buffer")
+
+
+def _spoil(w, sector):
+    # the writer's sink spoils one byte of the first piece of sector `sector` made, once:
+    # bytes made wrong past the chunk's digest check (as a damaged chunk's would be)
+    real = w._piece
+    hit = []
+
+    def piece(mv):
+        if not hit and w.woff == sector * SECTOR and w.ck.next == sector:
+            hit.append(w._mode)
+            mv[len(mv) // 2] ^= 0x20
+        real(mv)
+    w._piece = piece
+    return hit
+
+
+def test_a_sector_made_wrong_is_streamed_then_fetched_again():
+    # a deflate and a delta sector whose bytes are made wrong: streamed into flash as they
+    # are made, found by their CRC-32, fetched again alone and written over; the image is
+    # right, and nothing of the bad sector reached the MI hash (the image verifies)
+    for name, plain in (("core_v2z.ota", "core_v2.bin"), ("core_v2d.ota", "core_v2d.bin")):
+        r = Rig()
+        r.provision()
+        d = r.dev
+        hit = _spoil(d.writer, 1)
+        first = r.layout.slot_off[1] // SECTOR
+        with Image(name) as img:
+            off = d.begin()
+            fetched = 0
+            while not d.done():
+                blk = img[off:off + 48]
+                fetched += len(blk)
+                off = d.feed(off, blk)
+            size = len(img)
+        eq(hit, [fmt.MODE_DEFLATE if name.endswith("z.ota") else fmt.MODE_DELTA],
+           "%s: sector 1 spoiled" % name)
+        assert size < fetched < size + SECTOR, (name, size, fetched)
+        eq(d.st.phase, S.HELD, "%s: held" % name)
+        eq(d.st.fails, 0, "%s: the count of failures reset" % name)
+        eq(r.flash.sector_erases[first + 1], 2, "%s: sector 1 erased again" % name)
+        same_as_file(plain, r.board.slots[1].area.read, "%s: installed bytes" % name)
+
+
+def test_a_copied_sector_reads_back_wrong_or_differs():
+    # core_v2d's sector 0 is copied from the running slot: a write of it that goes wrong
+    # once is made again (not the old image's fault); bytes that differ in the running
+    # slot are BASE_MISMATCH, the checkpoint before the sector, the running slot only read
+    r = Rig()
+    r.provision()
+    area = r.board.slots[1].area
+    real = area.write
+    bad = []
+
+    def write(off, data):
+        if not bad and off < SECTOR:
+            bad.append(off)
+            data = bytearray(data)
+            data[7] ^= 0x01
+        real(off, data)
+    area.write = write
+    with Image("core_v2d.ota") as img:
+        updated(r, img)
+    eq(bad, [0], "one bad write")
+    same_as_file("core_v2d.bin", r.board.slots[r.running()].area.read, "installed bytes")
+    r = Rig()
+    r.provision()
+    run = r.running()
+    r.flash.flip_bits(r.layout.slot_off[run] + 4096 + 100, 0x01)  # what sector 0 copies
+    before = bytearray(3 * SECTOR)
+    r.board.slots[run].area.read(0, before)
+    erases = list(r.flash.sector_erases)
+    with Image("core_v2d.ota") as img:
+        raises(BASE_MISMATCH, download, r.dev, img)
+    eq(r.dev.st.next, 0, "the checkpoint before sector 0")
+    after = bytearray(3 * SECTOR)
+    r.board.slots[run].area.read(0, after)
+    eq(after, before, "the running slot as it was")
+    first = r.layout.slot_off[run] // SECTOR
+    eq(r.flash.sector_erases[first:first + 16], erases[first:first + 16],
+       "no sector of the running slot erased")
 
 
 def test_sector_buffers_left_to_later_when_the_heap_is_short():
