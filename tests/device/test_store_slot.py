@@ -225,10 +225,11 @@ def test_raw_sector_read_back_finds_a_bad_byte_in_any_read():
 
 
 def test_deflate_sector_is_written_twice_then_refused():
+    # (the sector is written in pieces as it is made: the bad write is the one at its start)
     for times, ok in ((1, True), (2, False)):
         r = Rig()
         slot = r.board.slots[1]
-        slot.area = BadWrites(slot.area, 1, times)
+        slot.area = BadWrites(slot.area, 1, times, 4096)
         sink = Sink(slot)
         p = Parser(r.dev.policy(), sink)
         erases = r.flash.erases
