@@ -278,7 +278,8 @@ def delta_sectors(image, frames, pub, block, payload, count_alloc=False):
     made from its chunk (SlotWriter._chunk_done: the chunk's digest, the sector made, its
     CRC-32, erased, written and read back, the checkpoint moved) by the sector's mode, less
     the copied sectors the writer makes on its way (SlotWriter._copy, timed apart), and of
-    the op stream's decoding alone (SlotWriter._delta); with count_alloc, the heap bytes
+    the op stream's decoding alone with the sector's pieces written as they are made
+    (SlotWriter._delta); with count_alloc, the heap bytes
     each DELTA-mode sector allocates instead (gc.mem_alloc() around it, where no collection
     fell inside: each call scans the heap's table, millions of instructions)."""
     dev, board = device(pub, payload, False)
@@ -295,9 +296,9 @@ def delta_sectors(image, frames, pub, block, payload, count_alloc=False):
         cp[0] += insns(t0)
         cp[1] += 1
 
-    def delta(chunk, out, n):
+    def delta(n):
         t0 = time.ticks_us()
-        cls._delta(w, chunk, out, n)
+        cls._delta(w, n)
         dec.append(insns(t0))
 
     def done():
