@@ -21,7 +21,6 @@ import hashlib
 from agent.image import fmt
 from agent import errors as E
 from agent.errors import OtaError
-from agent.image.inflate import Inflater
 from agent.store.slot import align, fill_erased, sector_len
 from agent.store.journal import RESIDUE
 
@@ -36,6 +35,7 @@ class Chunks:
         cap = sector + (sector >> 3) + 64
         if self._inf is None or self._inf.cap < cap:
             self._inf = self._src = None
+            from agent.image.inflate import Inflater  # (a raw download never loads it)
             try:  # the source (the largest), then the window and tables: Inflater()
                 self._inf = Inflater(cap, fmt.deflate_wbits(sector))
             except MemoryError:

@@ -26,7 +26,6 @@ except ImportError:
 from agent.image import fmt
 from agent import errors as E
 from agent.errors import OtaError
-from agent.crypto.sha256r import Sha256
 from agent.store.slot import TRAILER_OFF, TABLE_OFF, align, fill_erased, write_meta, \
     write_trailer, hash_prefix, table_entry, sector_len
 from agent.store.state import State
@@ -185,7 +184,9 @@ class SlotWriter(Chunks):
             return
         self.reserve(m.sector)
         # deflate: the encoded chunks are not kept, so the Manufacturer Image hash runs in
-        # a SHA-256 whose state is saved with every checkpoint; a resume continues it
+        # a SHA-256 whose state is saved with every checkpoint; a resume continues it (the
+        # module is imported here: a raw download's device never loads it)
+        from agent.crypto.sha256r import Sha256
         if k:
             self.mi = Sha256(self.ck.mi_state)
         else:

@@ -273,23 +273,23 @@ def test_a_chunk_is_held_once():
 def test_a_failed_reservation_keeps_nothing():
     # a MemoryError in reserve() leaves no buffer made (a part kept would pin its memory
     # where the next try needs it), the ones of an earlier, smaller reservation included
-    from agent.store import chunks
+    from agent.image import inflate
     from agent.store.writer import SlotWriter
     w = SlotWriter(256)
     w.reserve(1024)
     eq(w._inf is not None and w._src is w._inf.src, True, "a small reservation")
-    real = chunks.Inflater
+    real = inflate.Inflater
 
     def short(*a):
         raise MemoryError("short heap")
-    chunks.Inflater = short
+    inflate.Inflater = short
     try:
         w.reserve(SECTOR)
         got = None
     except MemoryError as e:
         got = e
     finally:
-        chunks.Inflater = real
+        inflate.Inflater = real
     eq(got is not None, True, "the MemoryError passed on")
     eq((w._inf, w._src), (None, None), "nothing kept")
     w.reserve(SECTOR)
