@@ -23,28 +23,29 @@ from host_tools import bench_mcu, mcu
 from host_tools.mpy import sources
 
 HASH_BLOCK_MAX = 23100        # measured 21,000 (viper, rounds unrolled by four; 20,500 by eight, 22,265 before)
-RAW_BLOCK_MAX = 43000         # measured 34,598 (33,376 to 39,053 in earlier builds: where a
-                              # collection falls moves with the heap's layout)
-DEFLATE_BLOCK_MAX = 89000     # measured 77,023 (78,238, 79,776, 80,953)
-# the target is 2.0; measured 2.23 (2.12 to 2.27 in earlier builds: the raw block moves more
-# with where a collection falls), about 10 % over
+RAW_BLOCK_MAX = 35000         # measured 31,721 (the manifest's garbage collected before the
+                              # span: 33,376 to 39,053 in earlier builds, where a collection
+                              # fell inside it)
+DEFLATE_BLOCK_MAX = 77000     # measured 69,900 (74,723; 77,023 to 80,953 earlier)
+# the target is 2.0; measured 2.20 (2.12 to 2.31 in earlier builds), about 10 % over
 DEFLATE_OVER_RAW_MAX = 2.4
 SECTOR_ALLOC_MAX = 64         # bytes a sector's checkpoint allocates; measured 51.2
 BOOT_CHECK_MAX = 4950000      # measured 4,470,000
 P256_MAX = 50000000           # measured 45,086,000
 # heap bytes a whole 256 KiB update completes in (within bench_mcu.BUDGET times its
-# instructions in the largest heap): the measured minimum and about 10 % (measured 51,200,
-# 76,800 and 74,752 B; the deflate update needed 84,992 B while each sector's inflate window
-# was made anew after the manifest's verification, in a fragmented heap)
-HEAP_FITS = {("frozen", "u256"): 56 * 1024, ("frozen", "u256z"): 85 * 1024,
-             ("romfs", "u256"): 83 * 1024}
-# a delta sector of _release()'s delta, mean over its 63 (measured 828,761); the smallest
-# heap its whole update completed in (measured 87,040 B; 95,232 B with a window per sector)
-# and about 10 %
-DELTA_SECTOR_MAX = 920000     # measured 828,761; 863,365 with the decoder kept between sectors
-DELTA_SECTOR_ALLOC_MAX = 8000  # heap bytes a delta sector allocates, measured 7,216 (the
+# instructions in the largest heap): the measured minimum and about 10 % (measured 48,128,
+# 67,584 and 70,656 B; 52,224, 76,800 and 76,800 B before the table of G became a constant,
+# each chunk was held once and each sector streamed into flash without a sector buffer)
+HEAP_FITS = {("frozen", "u256"): 53 * 1024, ("frozen", "u256z"): 74 * 1024,
+             ("romfs", "u256"): 78 * 1024}
+# a delta sector of _release()'s delta, mean over its sectors; the smallest heap its whole
+# update completed in (measured 60,416 B; 88,064 B with a sector buffer and the chunk held
+# twice, 95,232 B with a window per sector) and about 10 %
+DELTA_SECTOR_MAX = 1170000    # measured 1,060,160 with the old bytes read 512 at a time
+                              # (999,120 in 2 KiB reads into a sector buffer)
+DELTA_SECTOR_ALLOC_MAX = 8900  # heap bytes a delta sector allocates, measured 8,128 (the
                                # op stream's decoder: its 4 KiB window and tables, views)
-DELTA_HEAP_FITS = 96 * 1024
+DELTA_HEAP_FITS = 66 * 1024
 
 
 def _ready():
