@@ -180,7 +180,7 @@ class Device:
 
     def close(self):
         """The transfer session ended (finished or not): activation may run again, and
-        the writer's sector buffers go back to the heap."""
+        the writer's chunk decoder goes back to the heap."""
         self.loading = False
         self.writer.release()
 
