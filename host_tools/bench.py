@@ -558,7 +558,7 @@ def _rows_p256(p, cmd):
     """Rows of one ECDSA P-256 verification."""
     return [("ECDSA P-256 verify (MicroPython)", "%.2f ms (%.1fx a 256-bit modexp)" % (
         p["verify_ms"], p["ratio_to_modexp"]), "<= 6 ms", p["verify_ms"] <= 6.0,
-        "best of %d after the first call (%.2f ms, builds the G table); pow(a, e, p) "
+        "best of %d after the first call (%.2f ms; the table of G is a constant); pow(a, e, p) "
         "%.3f ms" % (p["reps"], p["first_ms"], p["modexp_ms"]), cmd)]
 
 
