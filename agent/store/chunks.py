@@ -136,6 +136,7 @@ class Chunks:
         mode = self._mode
         if mode == fmt.MODE_COPY:
             return self._copied(n)
+        self._io = False  # True inside the flash's calls: what they raise is the flash's
         try:
             if mode == fmt.MODE_DEFLATE:
                 self._inf.into(self.clen, n, self._rv, self._piece,
@@ -145,8 +146,8 @@ class Chunks:
             else:
                 self._delta(n)
         except (OtaError, OSError, ValueError, EOFError) as e:  # the last three: DeflateIO's
-            if isinstance(e, OtaError) and e.reason != E.BAD_ENCODING:
-                raise  # the flash's
+            if self._io or (isinstance(e, OtaError) and e.reason != E.BAD_ENCODING):
+                raise  # the flash's (a board's driver may raise OSError too), not the chunk's
             return False
         return self.woff == self.send and self._crc == RESIDUE
 
@@ -170,6 +171,7 @@ class Chunks:
         # the last as long as it), written at woff. The CRC-32 runs on; after the last piece
         # the entry's follows its bytes in the buffer, so that a match leaves RESIDUE, a
         # small int (the pieces before it make a u32 each: a heap int on a 32-bit port)
+        self._io = True
         n = len(mv)
         off = self.woff
         a = self.slot.area
@@ -177,6 +179,7 @@ class Chunks:
             self._crc = binascii.crc32(mv, self._crc)
             a.write(off, mv)
             self.woff = off + n
+            self._io = False
             return
         b = self._big
         b[n:n + 4] = self._e0
@@ -185,6 +188,13 @@ class Chunks:
         fill_erased(a, b, w, n)
         a.write(off, mv if w == n else memoryview(b)[:w])
         self.woff = off + n
+        self._io = False
+
+    def _old(self, off, buf):
+        # a delta's read of the old payload (the running slot), for its Maker
+        self._io = True
+        self.base.area.read(off, buf)
+        self._io = False
 
     def _delta(self, n):
         # the sector the chunk's op stream makes from the old payload, whose bytes are read
@@ -192,7 +202,7 @@ class Chunks:
         mk = self._maker
         if mk is None:  # once a download: a full image's device never loads the module
             from agent.image.delta import Maker
-            mk = self._maker = Maker(self.base.area.read, self.m.base_size, self._buf,
+            mk = self._maker = Maker(self._old, self.m.base_size, self._buf,
                                      self._rv)
         mk.make(self._inf.open(self.clen, fmt.deflate_wbits(self.m.sector)), n, self._piece)
         if not self._inf.end():

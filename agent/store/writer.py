@@ -82,6 +82,8 @@ class SlotWriter(Chunks):
         self._inf = None   # the chunks' decoder (agent.image.inflate), _src its source
         self._off = self._crc = 0  # _readback's (_crc a made sector's too, chunks): made
                                    # here, so that the object's attributes do not grow
+        self.woff = self.send = 0  # (and the chunks' woff, send and _io with them)
+        self._io = False
 
     def start(self, slot, ck=None):
         """Begin a new download into slot: the checkpoint ck.next back to 0. ck: the state

@@ -5,6 +5,7 @@ from agent.store import state as S
 from agent.errors import WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, UNKNOWN_KEY, \
     SUPPLIER_SIG_REQUIRED, BUSY, BASE_MISMATCH
 from agent.image import fmt
+from agent.errors import OtaError
 from agent.store.slot import TABLE_OFF
 from devkit import Rig, updated, rejected, resumed, refuse, download
 from tutil import read_data, raises, eq, Image, same_as_file
@@ -337,6 +338,41 @@ def test_a_sector_made_wrong_is_streamed_then_fetched_again():
         eq(d.st.fails, 0, "%s: the count of failures reset" % name)
         eq(r.flash.sector_erases[first + 1], 2, "%s: sector 1 erased again" % name)
         same_as_file(plain, r.board.slots[1].area.read, "%s: installed bytes" % name)
+
+
+def test_a_flash_error_while_a_sector_is_made_is_the_flashs():
+    # an OSError of the board's flash driver while a sector is streamed into the slot (a
+    # deflate sector's write) or made from the old image (a delta sector's read of the
+    # running slot) passes out as it is: not taken for a bad chunk, so nothing is fetched
+    # again and the checkpoint stays before the sector
+    for name, mode in (("core_v2z.ota", fmt.MODE_DEFLATE), ("core_v2d.ota", fmt.MODE_DELTA)):
+        r = Rig()
+        r.provision()
+        d = r.dev
+        w = d.writer
+        if mode == fmt.MODE_DEFLATE:
+            area = r.board.slots[1].area
+            op = "write"
+        else:
+            area = r.board.slots[r.running()].area
+            op = "read"
+        real = getattr(area, op)
+
+        def failing(off, buf, real=real, mode=mode):
+            if w._mode == mode and w.ck.next == 1 and w.m is not None:
+                raise OSError(5)
+            real(off, buf)
+        setattr(area, op, failing)
+        got = None
+        with Image(name) as img:
+            off = d.begin()
+            try:
+                while not d.done():
+                    off = d.feed(off, img[off:off + 48])
+            except OSError as e:
+                got = e
+        eq(got is not None and not isinstance(got, OtaError), True, "%s: the OSError" % name)
+        eq((d.st.fails, w.ck.next), (0, 1), "%s: no refetch, the checkpoint" % name)
 
 
 def test_a_copied_sector_reads_back_wrong_or_differs():
