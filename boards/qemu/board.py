@@ -1,13 +1,14 @@
-# The emulated Cortex-M board: hal.sim.board's board (strict NOR flash, emulated bootloader,
-# journal) over a flash held in the PSRAM of layout.py, outside MicroPython's heap, reached
-# through uctypes.bytearray_at. The strict rules are hal.sim.nor.NorFlash's; only where the
-# bytes live differs.
+# The emulated Cortex-M board: hal.sim.board's board (emulated bootloader, journal) over a
+# flash held in the PSRAM of layout.py, outside MicroPython's heap, reached through
+# uctypes.bytearray_at. Its driver, RamFlash, keeps the rules of hal/flash.py as a NOR
+# controller does and nothing of the emulator's machinery (hal.sim.nor: power cuts, fault
+# injection, counters), so that what the Cortex-M tier measures is the agent over a board,
+# as on a device, not the emulator's bookkeeping.
 #
 #   board = make_board()                the flash as the PSRAM holds it
 #   board = make_board(erase=True)      erased first (a blank device)
 #   board.power_on()                    the bootloader's decision at reset
-from hal.sim import mem
-from hal.sim.nor import NorFlash
+from hal.sim.mem import copy, fill, program
 from boards.qemu import layout as L
 
 
@@ -17,30 +18,75 @@ def ram(addr, size):
     return uctypes.bytearray_at(addr, size)
 
 
-class RamFlash(NorFlash):
-    """NorFlash over memory outside the heap: contents at layout.FLASH_ADDR, the erased
-    sector used by erases at layout.BLANK_ADDR."""
+class RamFlash:
+    """The board's flash driver: size bytes of memory at addr, outside the heap, programmed
+    with the rules of hal/flash.py as a NOR controller enforces them (range, write units of
+    erased bytes only, whole sectors erased).
+    A board's driver, not the emulator: no power cuts, injected faults or wear counters
+    (hal.sim.nor has those; a power cut here is the emulator killed, the PSRAM file kept)."""
 
     def __init__(self, size, sector_size=L.SECTOR, write_size=L.WRITE_SIZE, erased=L.ERASED,
-                 erase=False, addr=L.FLASH_ADDR):
+                 erase=False, addr=L.FLASH_ADDR, mem=None):
         from agent.errors import OtaError, BAD_LAYOUT
         ss = sector_size
-        if size > L.FLASH_MAX or ss > L.FLASH_ADDR - L.BLANK_ADDR or ss & (ss - 1) \
-                or ss < write_size or size % ss:
+        ws = write_size
+        if size <= 0 or size > L.FLASH_MAX or ss & (ss - 1) or ws < 1 or ws & (ws - 1) \
+                or ss < ws or size % ss or erased not in (0x00, 0xFF):
             raise OtaError(BAD_LAYOUT, "flash %d/%d" % (size, ss))
-        # NorFlash.__init__ checks the rest and sets its fields over a flash of one write
-        # unit (a few bytes of heap); the contents then move outside the heap
-        NorFlash.__init__(self, write_size, write_size, write_size, erased)
         self.size = size
         self.sector_size = ss
-        blank = ram(L.BLANK_ADDR, sector_size)
-        mem.fill(blank, 0, sector_size, erased)
-        self._blank = blank
-        self._mem = ram(addr, size)
-        self._mv = memoryview(self._mem)
-        self.sector_erases = [0] * (size // sector_size)
+        self.write_size = write_size
+        self.erased = erased
+        self._mem = ram(addr, size) if mem is None else mem  # mem: a bytearray (tests)
+        w = self.window(0, size)
+        self.read = w.read
+        self.write = w.write
+        self.erase = w.erase
         if erase:
-            self._fill()
+            w.erase(0, size)
+
+    def window(self, base, size):
+        """read, write and erase of [base, base + size), offsets from base (hal.flash.Area
+        takes them as its own: one call per operation)."""
+        return _Window(self, base, size)
+
+
+class _Window:
+    # RamFlash's operations over one area; each frame within 11 words (off the heap)
+
+    def __init__(self, fl, base, size):
+        self.mem = fl._mem
+        self.base = base
+        self.size = size
+        self.e = fl.erased
+        self.wm = fl.write_size - 1
+        self.sm = fl.sector_size - 1
+
+    def _bad(self, what, offset, n):
+        from agent.errors import OtaError, FLASH_RANGE, FLASH_ALIGN
+        if offset < 0 or n < 0 or offset + n > self.size:
+            return OtaError(FLASH_RANGE, "%s 0x%X+%d in area of 0x%X" % (what, offset, n,
+                                                                          self.size))
+        return OtaError(FLASH_ALIGN, "%s 0x%X+%d" % (what, offset, n))
+
+    def read(self, offset, buf):
+        n = len(buf)
+        if offset < 0 or offset + n > self.size:
+            raise self._bad("read", offset, n)
+        copy(buf, 0, self.mem, self.base + offset, n)
+
+    def write(self, offset, data):
+        n = len(data)
+        if offset < 0 or offset + n > self.size or (offset | n) & self.wm:
+            raise self._bad("write", offset, n)
+        if not program(self.mem, self.base + offset, data, n, self.e):
+            from agent.errors import OtaError, FLASH_NOT_ERASED
+            raise OtaError(FLASH_NOT_ERASED, "write 0x%X+%d" % (offset, n))
+
+    def erase(self, offset, size):
+        if offset < 0 or size < 0 or offset + size > self.size or (offset | size) & self.sm:
+            raise self._bad("erase", offset, size)
+        fill(self.mem, self.base + offset, size, self.e)
 
 
 class TicksClock:
@@ -63,11 +109,13 @@ class TicksClock:
         self._t.sleep_ms(ms)
 
 
-def make_board(layout=None, erase=False, clock=None, verifier=None):
-    """hal.sim.board.EmuBoard over RamFlash. layout: a hal.sim.board.Layout (default layout.layout())."""
+def make_board(layout=None, erase=False, clock=None, verifier=None, mem=None):
+    """hal.sim.board.EmuBoard over RamFlash. layout: a hal.sim.board.Layout (default
+    layout.layout()); mem: the flash's bytes in a bytearray of layout.size instead of the
+    PSRAM (tests off the board)."""
     from hal.sim.board import EmuBoard
     lay = layout if layout is not None else L.layout()
-    flash = RamFlash(lay.size, lay.sector_size, L.WRITE_SIZE, L.ERASED, erase)
+    flash = RamFlash(lay.size, lay.sector_size, L.WRITE_SIZE, L.ERASED, erase, mem=mem)
     board = EmuBoard(flash, lay, clock if clock is not None else TicksClock(), verifier)
     board.trials = L.TRIALS
     board.payload_check = None

@@ -1,5 +1,6 @@
-# The agent's core scenarios run through each board adapter (unix, esp32, rp2) over the
-# fakes of the port modules (fake_esp32, fake_rp2). CPython and MicroPython alike.
+# The agent's core scenarios run through each board adapter (unix, esp32, rp2, qemu) over the
+# fakes of the port modules (fake_esp32, fake_rp2; the qemu board's flash over a bytearray
+# instead of the PSRAM). CPython and MicroPython alike.
 #
 #   r = BoardRig("esp32")     a fresh board of that kind; r.reboot() is a reset
 #   update_confirm("rp2")     one scenario, run by tests/scenario/test_board_<kind>.py
@@ -19,13 +20,14 @@ import devkit
 from devkit import Alerts, MAN, TYPE, HW
 from tutil import read_data, eq, ROOT, Image, same_as_file
 
-KINDS = ("unix", "esp32", "rp2")
+KINDS = ("unix", "esp32", "rp2", "qemu")
 RP2_STORAGE = 336 * 1024      # a small rp2.Flash() for the tests: 64 KiB of filesystem
 RP2_SLOT = 128 * 1024
 IMAGES = {
     "unix": ("core_v1.ota", "core_v2.ota", "core_v2z.ota", "core_old.ota", "core_v2.bin"),
     "esp32": ("board_esp_v1.ota", "board_esp_v2.ota", "board_esp_v2z.ota", "board_esp_old.ota",
               "board_esp_v2.bin"),
+    "qemu": ("core_v1.ota", "core_v2.ota", "core_v2z.ota", "core_old.ota", "core_v2.bin"),
     "rp2": ("board_rp2_v1.ota", "board_rp2_v2.ota", "board_rp2_v2z.ota", "board_rp2_old.ota",
             "board_rp2_v2.bin"),
 }
@@ -66,6 +68,11 @@ class BoardRig:
             except OSError:
                 pass
             self.layout = Layout.for_image(4096, 64 * 1024)
+        elif kind == "qemu":
+            from boards.qemu.layout import layout
+            self.layout = layout(4096, 64 * 1024)
+            self.mem = bytearray(self.layout.size)  # the PSRAM behind the board's flash
+            self.blank = True
         elif kind == "esp32":
             import fake_esp32
             self.chip = fake_esp32.Chip()
@@ -85,6 +92,12 @@ class BoardRig:
         if k == "unix":
             from boards.unix.board import make_board
             b = make_board(self.path, self.layout, clock=self.clock)
+            b.power_on()
+            return b
+        if k == "qemu":
+            from boards.qemu.board import make_board
+            b = make_board(self.layout, self.blank, self.clock, mem=self.mem)
+            self.blank = False
             b.power_on()
             return b
         if k == "esp32":
@@ -121,6 +134,8 @@ class BoardRig:
         a = self.board.slots[slot].area
         if self.kind == "unix":
             self.board.flash.flip_bits(a.base + offset, 1)
+        elif self.kind == "qemu":
+            self.mem[a.base + offset] ^= 1
         elif self.kind == "esp32":
             self.chip.flash.flip_bits(self.board.parts[slot].info()[2] + offset, 1)
         else:
@@ -293,3 +308,20 @@ def damaged_before_activation(kind):
     eq(r.running(), 0, "confirmed image kept")
     assert r.board.boot.pending() is None
     r.close()
+
+
+def core(kind):
+    """Every scenario above on a board of this kind, one after the other (each on a fresh
+    board): provision, update and confirm (raw and deflate), revert, a trial that runs out,
+    rejections, rollback, resume (raw and deflate), damage found before activation."""
+    z = IMAGES[kind][2]
+    provision(kind)
+    update_confirm(kind)
+    update_confirm(kind, z, 63)
+    revert(kind)
+    trial_runs_out(kind, 2)
+    rejections(kind)
+    rollback(kind)
+    resume(kind)
+    resume(kind, z)
+    damaged_before_activation(kind)
