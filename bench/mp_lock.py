@@ -1,15 +1,15 @@
 # The per-block path under micropython.heap_lock() inside the Cortex-M3 firmware
 # (host_tools/bench_mcu.py heap_locked): a module of its own, so that the other
-# measurements of bench/mp_mcu.py load none of it.
+# measurements of bench/mp_mcu.py load none of it; it builds on bench/mp_update.py.
 #
 #   locked(image, frames, pub, block, spans, payload, installed=False)
-#       the download of image (frames replayed as bench/mp_mcu.Frames does) with the heap
+#       the download of image (frames replayed as bench/mp_update.Frames does) with the heap
 #       locked over each span [first, last] of blocks; a MemoryError ends it. installed:
 #       the device runs what mp_mcu.install() left in the flash (a delta's old image)
 import gc
 import micropython
 
-import mp_mcu as M
+import mp_update as M
 
 
 class Locking(M.Frames):

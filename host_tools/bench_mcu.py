@@ -89,7 +89,7 @@ def stage(delta=False, pair=None):
     shutil.rmtree(tree, ignore_errors=True)
     for rel in sources():
         mcu.compile_to(os.path.join(ROOT, rel), os.path.join(tree, "lib", rel[:-3] + ".mpy"))
-    for name in ("mp_mcu", "mp_lock"):
+    for name in ("mp_update", "mp_mcu", "mp_lock"):
         mcu.compile_to(os.path.join(ROOT, "bench", name + ".py"),
                        os.path.join(tree, "bench", name + ".mpy"))
     d = os.path.join(tree, "d")
@@ -160,12 +160,13 @@ def delta_images(d, info, pair=None):
 
 
 def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900, psram=None):
-    """bench/mp_mcu.<call> on the device; its result dict, or raises McuError. psram: a
+    """bench/mp_mcu.<call> on the device (mp_update's update, mp_lock's locked); its result dict, or raises McuError. psram: a
     host file behind the board's PSRAM (its flash), else the emulator's own memory."""
     code = "import sys\nsys.path[:] = %r\n" % PATHS[config]
     if config == "mpy":
         code += "import mp_mcu\nmp_mcu.mount_heapfs('/rom', '/heap')\n"
-    module = "mp_lock" if call.startswith("locked(") else "mp_mcu"
+    module = "mp_lock" if call.startswith("locked(") else \
+        "mp_update" if call.startswith("update(") else "mp_mcu"
     code += "import %s\n%s.%s\n" % (module, module, call)
     with mcu.Mcu(mcu.firmware(FIRMWARE[config]), heap=heap, rom=rom, icount=icount,
                  psram=psram) as m:
