@@ -5,10 +5,12 @@
 # which saves a few small multiplications per doubling; Z == 0 is the point at infinity.
 # u1*G + u2*Q is one pass of doublings with both scalars in width-w NAF (Shamir's trick),
 # adding odd multiples of Q and of G from small tables of affine points. The cost is
-# dominated by about 256 doublings (3M + 5S, a = -3) and 90 mixed additions (8M + 3S).
+# dominated by about 256 doublings (3M + 5S, a = -3) and 80 mixed additions (8M + 3S); on a
+# Cortex-M3 a 512-bit remainder by p costs about two multiplications.
 # The table of G is a bytes constant (_GT: in flash when the module is frozen or in ROMFS, no
-# heap), its points decoded when an addition uses them; the table of Q is built per call, as
-# two lists of 4 numbers (small objects: the heap of a device in an update is fragmented).
+# heap), its points decoded when an addition uses them; the table of Q (8 points, by co-Z
+# additions and one inversion) is built per call, as two lists of numbers (small objects:
+# the heap of a device in an update is fragmented).
 try:
     from micropython import const
 except ImportError:
@@ -24,7 +26,7 @@ _B = const(0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b)
 _GX = const(0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296)
 _GY = const(0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5)
 
-_WQ = const(4)  # NAF width for u2: 4 odd multiples of Q
+_WQ = const(5)  # NAF width for u2: 8 odd multiples of Q
 _WG = const(6)  # NAF width for u1: 16 odd multiples of G (7 is 1.5% faster, twice the table)
 
 # The table of G: affine x and w = 2y mod p of G, 3G, 5G, ..., 31G (the 2^(_WG - 2) odd
@@ -82,19 +84,21 @@ _GT = (
 
 
 def _inv(a, m):
-    # Inverse of a modulo m (gcd(a, m) == 1, 0 < a < m) by the extended Euclidean algorithm;
-    # several times faster than pow(a, m - 2, m) under MicroPython.
+    # Inverse of a modulo m (gcd(a, m) == 1, 0 < a < m) by the extended Euclidean algorithm,
+    # two steps a pass (b, v then a, u); several times faster than pow(a, m - 2, m) under
+    # MicroPython. Invariants: a = u * a0 and b = v * a0 (mod m).
     b = m
     u = 1
     v = 0
-    while b:
-        q, t = divmod(a, b)
-        a = b
-        b = t
-        t = u - v if q == 1 else u - q * v  # q is 1 in about 41 % of the steps
-        u = v
-        v = t
-    return u % m
+    while True:
+        q, b = divmod(b, a)
+        v -= u if q == 1 else q * u  # q is 1 in about 41 % of the steps
+        if not b:
+            return u % m
+        q, a = divmod(a, b)
+        u -= v if q == 1 else q * v
+        if not a:
+            return v % m
 
 
 def _dbl(X, W, Z):
@@ -110,91 +114,87 @@ def _dbl(X, W, Z):
     return X, W, Z
 
 
-def _add(X1, W1, Z1, X2, W2, Z2):
-    # P1 + P2, Jacobian with W = 2Y, any inputs (infinity, P1 == P2, P1 == -P2).
-    if Z1 == 0:
-        return X2, W2, Z2
-    if Z2 == 0:
-        return X1, W1, Z1
-    p = _P
-    z1 = Z1 * Z1 % p
-    z2 = Z2 * Z2 % p
-    u = X1 * z2 % p
-    s = W1 * Z2 % p * z2 % p
-    h = X2 * z1 % p - u
-    r = W2 * Z1 % p * z1 % p - s
-    if h == 0:
-        if r == 0:
-            return _dbl(X1, W1, Z1)
-        return 1, 1, 0
-    t = h << 1
-    t = t * t % p
-    b = h * t % p
-    u = u * t % p
-    X3 = (r * r - b - u - u) % p
-    W3 = ((r * (u - X3) - s * b) << 1) % p
-    Z3 = Z1 * Z2 % p * (h << 1) % p
-    return X3, W3, Z3
-
-
 def _odd_multiples(x, y, count):
-    # Affine lists x and w = 2y of P, 3P, 5P, ..., (2*count - 1)P for an affine point P.
+    # Affine lists x and w = 2y of P, 3P, 5P, ..., (2*count - 1)P for an affine point P
+    # (count > 1), by co-Z additions (Meloni): 2P is kept at the Z of the last multiple, so
+    # that the next one costs 4M + 2S. Multiple k has the Z of multiple k - 1 times l, and
+    # l^2, l^3 are kept (in C, D): from 1/Z^2 and 1/Z^3 of the last multiple (one inversion)
+    # each multiple is made affine with 4M. No multiple is +-2P (n is prime and large), so no
+    # addition meets a special case.
     p = _P
-    w = (y << 1) % p
-    dx, dw, dz = _dbl(x, w, 1)
+    # P (b, c) and 2P (X2, Y2) at Z = 2y, doubled from Z = 1
+    t = y * y % p
+    a = (x * x - 1) * 3 % p
+    b = (x * t << 2) % p
+    c = (t * t << 3) % p
+    X2 = (a * a - (b << 1)) % p
+    Y2 = (a * (b - X2) - c) % p
+    z = y << 1
     X = [x]
-    W = [w]
-    Z = [1]
-    for i in range(1, count):
-        a, b, c = _add(X[i - 1], W[i - 1], Z[i - 1], dx, dw, dz)
-        X.append(a)
-        W.append(b)
-        Z.append(c)
-    # One inversion for all Z (Montgomery's trick); no multiple is infinity, n is prime.
-    c = [1] * count
-    acc = 1
-    for i in range(count):
-        acc = acc * Z[i] % p
-        c[i] = acc
-    inv = _inv(acc, p)
-    for i in range(count - 1, -1, -1):
-        zi = inv * c[i - 1] % p if i else inv
-        inv = inv * Z[i] % p
-        z2 = zi * zi % p
-        # stored at their exact size (under MicroPython a remainder keeps the allocation of
-        # the 512-bit dividend): half the heap
-        X[i] = int.from_bytes((X[i] * z2 % p).to_bytes(32, "big"), "big")
-        W[i] = int.from_bytes((W[i] * z2 % p * zi % p).to_bytes(32, "big"), "big")
+    W = [z % p]
+    C = []
+    D = []
+    for k in range(1, count):
+        # the next multiple (b, c) = (b, c) + 2P, both moved to its Z
+        l = X2 - b
+        a = l * l % p
+        X2 = X2 * a % p
+        b = b * a % p
+        C.append(a)
+        a = X2 - b  # l^3
+        D.append(a)
+        t = Y2 - c
+        Y2 = Y2 * a % p
+        b = (t * t - X2 - b) % p
+        c = (t * (X2 - b) - Y2) % p
+        X.append(b)
+        W.append(c)
+        z = z * l % p
+    a = _inv(z, p)
+    b = a * a % p
+    c = b * a % p
+    for k in range(count - 1, 0, -1):
+        # + 0: under MicroPython a remainder keeps the allocation of the 512-bit dividend, a
+        # sum gets one of the size of its result: a third less heap for the table
+        X[k] = X[k] * b % p + 0
+        W[k] = (W[k] * c << 1) % p + 0
+        if k > 1:  # 1/Z^2 and 1/Z^3 of multiple k - 1
+            b = b * C[k - 1] % p
+            c = c * D[k - 1] % p
     return X, W
 
 
 def _wnaf(k, w):
     # Width-w NAF of 0 <= k < 2^256: out[i] is digit i as a signed byte (odd, |d| < 2^(w-1))
-    # or 0. Returns (out, number of digits). Bits are fed from bytes into a small int.
+    # or 0. Returns (out, number of digits). Bits are fed from bytes, two at a time, into a
+    # small int acc: bits i.. of k (nb of them, plus any carry).
     out = bytearray(257)
-    kb = k.to_bytes(33, "little")
+    kb = k.to_bytes(36, "little")
     m = (1 << w) - 1
     half = 1 << (w - 1)
-    full = 1 << w
-    acc = nb = i = j = top = 0  # acc holds bits i.. of k (nb of them, plus any carry)
+    acc = nb = i = j = top = 0
     while i < 257:
-        if nb <= w and j < 33:
-            acc += kb[j] << nb
-            nb += 8
-            j += 1
-        elif acc & 1:
+        if nb <= w:
+            acc += (kb[j] | kb[j + 1] << 8) << nb
+            nb += 16
+            j += 2
+        if acc & 1:
             d = acc & m
             if d >= half:
-                d -= full
+                d -= m + 1
             acc = (acc - d) >> w
             out[i] = d & 0xff
+            top = i + 1
             i += w
             nb -= w
-            top = i - w + 1
-        else:
+        elif acc & 2:
             acc >>= 1
             nb -= 1
             i += 1
+        else:  # two zero digits
+            acc >>= 2
+            nb -= 2
+            i += 2
     return out, top
 
 
@@ -254,7 +254,7 @@ def _shamir(nq, qx, qw, ng, top):
     """u2*Q + u1*G as (X, W, Z), from the NAF digits of u2 (nq, over the odd multiples of Q
     in qx, qw) and of u1 (ng, over those of G in _GT), in one pass of `top` doublings."""
     p = _P
-    gt = _GT
+    gt = memoryview(_GT)  # slices of it copy nothing
     X = W = 1  # the accumulator, at infinity
     Z = 0
     for i in range(top - 1, -1, -1):
@@ -270,21 +270,23 @@ def _shamir(nq, qx, qw, ng, top):
         d = nq[i]
         e = ng[i]
         while d or e:
-            g = not d  # a digit of u1
-            if g:
-                d = e
-                e = 0
-            neg = d > 127  # the digit's point is -(x, w): its sign goes into r
-            if neg:
-                d = 256 - d
-            if g:
-                d = (d >> 1) << 6  # the point's offset in _GT
-                x = int.from_bytes(gt[d:d + 32], "big")
-                w = int.from_bytes(gt[d + 32:d + 64], "big")
-            else:
+            # the point of the digit of u2 (in qx, qw), else that of u1 (in _GT); a negative
+            # digit (a byte over 127) is that of -(x, w), its sign going into r
+            if d:
+                neg = d > 127
+                if neg:
+                    d = 256 - d
                 x = qx[d >> 1]
                 w = qw[d >> 1]
-            d = 0
+                d = 0
+            else:
+                neg = e > 127
+                if neg:
+                    e = 256 - e
+                e = (e >> 1) << 6  # the point's offset in _GT
+                x = int.from_bytes(gt[e:e + 32], "big")
+                w = int.from_bytes(gt[e + 32:e + 64], "big")
+                e = 0
             # mixed addition (madd-2007-bl) with its special cases
             if Z == 0:
                 X = x
@@ -293,11 +295,10 @@ def _shamir(nq, qx, qw, ng, top):
                 continue
             zz = Z * Z % p
             h = x * zz % p - X
-            r = w * zz % p * Z % p
-            if neg:
-                r += W  # -r: r * r is the same, r * (a - X) is -r * (X - a)
-            else:
-                r -= W
+            r = w * zz % p * Z
+            # reduced, so that r == 0 exactly when P == (x, w) (or -(x, w)); for -(x, w) this
+            # is -r: r * r is the same, r * (a - X) is -r * (X - a)
+            r = (r + W if neg else r - W) % p
             if h == 0:
                 if r == 0:
                     X, W, Z = _dbl(X, W, Z)

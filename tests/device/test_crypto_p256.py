@@ -144,6 +144,43 @@ def test_g_table_is_the_odd_multiples_of_g():
        [want[64 * k:64 * k + 64] for k in (1, 4, 7, 10)], "_odd_multiples of 3G: 3G, 9G, 15G, 21G")
 
 
+def _affine(X, W, Z):
+    # the affine point of p256's (X, W, Z) (x = X/Z^2, y = W/(2 Z^3)), None at infinity
+    if Z == 0:
+        return None
+    zi = pow(Z, P - 2, P)
+    return X * zi * zi % P, W * zi * zi * zi * ((P + 1) // 2) % P
+
+
+def test_shamir_additions_meeting_their_special_cases():
+    # _shamir's addition with Q = G, both digits at the same position: the accumulator, just
+    # made from the digit of u2, meets the point of the digit of u1 (equal: a doubling,
+    # opposite: infinity), with either sign; then a doubling and an addition after it
+    g = (GX, GY)
+    neg = lambda pt: (pt[0], (P - pt[1]) % P)
+    g2 = _affine_add(g, g)
+    g3 = _affine_add(g2, g)
+    g6 = _affine_add(g3, g3)
+    g4 = _affine_add(g2, g2)
+    g5 = _affine_add(g4, g)
+    qx, qw = p256._odd_multiples(GX, GY, 8)
+    cases = [  # ((position, u2 digit, u1 digit), ...), the sum
+        (((0, 1, 1),), g2), (((0, -1, -1),), neg(g2)), (((0, 3, 3),), g6),
+        (((0, -3, -3),), neg(g6)), (((0, 1, -1),), None), (((0, -1, 1),), None),
+        (((0, -3, 3),), None), (((1, 1, 1),), g4), (((1, -1, -1),), neg(g4)),
+        (((1, 1, -1), (0, 0, 5)), g5), (((1, -1, 1), (0, -5, 0)), neg(g5)),
+        (((1, 1, 0), (0, 1, 0)), g3), (((1, 0, 1), (0, 0, 1)), g3),
+    ]
+    for digits, want in cases:
+        nq = bytearray(257)
+        ng = bytearray(257)
+        for i, dq, dg in digits:
+            nq[i] = dq & 0xff
+            ng[i] = dg & 0xff
+        got = _affine(*p256._shamir(nq, qx, qw, ng, digits[0][0] + 1))
+        eq(got, want, "digits %r" % (digits,))
+
+
 def _records():
     with open(data_path("p256_random.bin"), "rb") as f:
         count = struct.unpack("<I", f.read(4))[0]

@@ -1,5 +1,6 @@
 """agent.crypto.p256 against the cryptography package, with hypothesis choosing keys, messages and
-signatures; plus the internal pieces (NAF recoding, inversion, point addition, the table of G)."""
+signatures; plus the internal pieces (NAF recoding, inversion, the tables and the pass of
+additions and doublings, the table of G)."""
 import hashlib
 import os
 import subprocess
@@ -135,18 +136,30 @@ def jac(d, z):
     return x * z * z % P, 2 * y * z * z * z % P, z
 
 
+digit = st.sampled_from([0, 1, 3, 5, 7, 9, 11, 13, 15, -1, -3, -5, -7, -9, -11, -13, -15])
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, N // 2 - 1), st.integers(1, N // 2 - 1), st.integers(1, P - 1),
+@given(st.one_of(st.integers(1, N - 1), st.sampled_from([1, 3, N - 1, N - 3])),
+       st.lists(st.tuples(st.integers(0, 3), digit, digit), min_size=1, max_size=4),
        st.integers(1, P - 1))
-def test_jacobian_add_and_double(a, b, z1, z2):
-    A = jac(a, z1)
-    B = jac(b, z2)
-    assert affine(*p256._add(*A, *B)) == (point((a + b) % N) if a != N - b else None)
-    assert affine(*p256._add(*A, *jac(a, z2))) == point(2 * a % N)  # P + P
-    assert affine(*p256._add(*A, *jac(N - a, z2))) is None          # P + (-P)
-    assert affine(*p256._add(*A, 1, 1, 0)) == point(a)              # P + infinity
-    assert affine(*p256._add(1, 1, 0, *B)) == point(b)
-    assert affine(*p256._dbl(*A)) == point(2 * a % N)
+def test_shamir_additions_and_doubling(a, digits, z):
+    # _shamir over a table of Q = aG (8 odd multiples, _odd_multiples) and the table of G,
+    # digits chosen freely (with Q = +-G or +-3G the additions meet P == T and P == -T)
+    x, y = point(a)
+    qx, qw = p256._odd_multiples(x, y, 8)
+    assert [point((2 * k + 1) * a % N) for k in range(8)] == \
+        [(qx[k], qw[k] * pow(2, -1, P) % P) for k in range(8)]
+    nq = bytearray(257)
+    ng = bytearray(257)
+    for i, dq, dg in digits:
+        nq[i] = dq & 0xff
+        ng[i] = dg & 0xff
+    top = max(i for i, dq, dg in digits) + 1
+    k = sum(((nq[i] - 256 if nq[i] > 127 else nq[i]) * a +
+             (ng[i] - 256 if ng[i] > 127 else ng[i])) << i for i in range(top)) % N
+    assert affine(*p256._shamir(nq, qx, qw, ng, top)) == (point(k) if k else None)
+    assert affine(*p256._dbl(*jac(a, z))) == point(2 * a % N)
 
 
 def test_g_table_holds_odd_multiples_of_g():
