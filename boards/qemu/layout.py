@@ -4,7 +4,7 @@
 #   0x00000000  4 MiB  SSRAM1: firmware, data, stack and MicroPython's heap
 #   0x21000000 16 MiB  PSRAM, which the firmware does not otherwise touch:
 #     ROMFS_ADDR    4 MiB  ROMFS image (QEMU's loader puts it there; mounted at /rom)
-#     BLANK_ADDR    4 KiB  one sector of the erased value (source of erases, no heap)
+#     BLANK_ADDR    4 KiB  reserved (the flash starts one sector above it)
 #     FLASH_ADDR           the emulated flash, FLASH_MAX bytes at most
 #     HEAP_WORD     8 B    'HEAP' and a heap size: the run-time heap size of the firmware
 # With `otatool device --target mcu` the PSRAM is a file on the host (QEMU's
