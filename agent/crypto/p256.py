@@ -140,22 +140,23 @@ def _odd_multiples(x, y, count):
         a = l * l % p
         X2 = X2 * a % p
         b = b * a % p
-        C.append(a)
+        C.append(a + 0)  # (+ 0: see below)
         a = X2 - b  # l^3
         D.append(a)
         t = Y2 - c
         Y2 = Y2 * a % p
         b = (t * t - X2 - b) % p
         c = (t * (X2 - b) - Y2) % p
-        X.append(b)
-        W.append(c)
+        X.append(b + 0)
+        W.append(c + 0)
         z = z * l % p
     a = _inv(z, p)
     b = a * a % p
     c = b * a % p
     for k in range(count - 1, 0, -1):
         # + 0: under MicroPython a remainder keeps the allocation of the 512-bit dividend, a
-        # sum gets one of the size of its result: a third less heap for the table
+        # sum gets one of the size of its result: a third less heap for the table, and for
+        # what is kept while it is built
         X[k] = X[k] * b % p + 0
         W[k] = (W[k] * c << 1) % p + 0
         if k > 1:  # 1/Z^2 and 1/Z^3 of multiple k - 1
