@@ -31,18 +31,19 @@ DEFLATE_BLOCK_MAX = 77000     # measured 69,900 (74,723; 77,023 to 80,953 earlie
 DEFLATE_OVER_RAW_MAX = 2.4
 SECTOR_ALLOC_MAX = 64         # bytes a sector's checkpoint allocates; measured 51.2
 BOOT_CHECK_MAX = 4950000      # measured 4,470,000
-P256_MAX = 48700000           # measured 44,223,000 (45,311,000 before the Q table of 8)
+P256_MAX = 48700000           # measured 44,239,000 (45,311,000 before the Q table of 8)
 # heap bytes a whole 256 KiB update completes in (within bench_mcu.BUDGET times its
-# instructions in the largest heap): the measured minimum and about 10 % (measured 45,056,
-# 63,488 and 66,560 B over the board's own flash driver and the bench's update main;
+# instructions in the largest heap): the measured minimum and about 10 % (measured 44,032,
+# 63,488 and 65,536 B over the board's own flash driver and the bench's update main;
 # 47,104, 67,584 and 69,632 B over hal.sim.nor's emulator with the whole bench module;
 # 52,224, 76,800 and 76,800 B before the table of G became a constant, each chunk was held
 # once and each sector streamed into flash without a sector buffer)
 HEAP_FITS = {("frozen", "u256"): 48 * 1024, ("frozen", "u256z"): 68 * 1024,
              ("romfs", "u256"): 72 * 1024}
 # a delta sector of _release()'s delta, mean over its sectors; the smallest heap its whole
-# update completed in (measured 64,512 B, with 56 KiB done and 60 KiB not: below the
-# minimum, where the last large buffer lands decides; 60,416 B over hal.sim.nor's emulator;
+# update completed in (measured 57,344 B, 64,512 B in a build where 56 KiB did and 60 KiB
+# did not: below the minimum, where the last large buffer lands decides; 60,416 B over
+# hal.sim.nor's emulator;
 # 88,064 B with a sector buffer and the chunk held twice, 95,232 B with a window per
 # sector), a heap in which it completes with some margin
 DELTA_SECTOR_MAX = 1170000    # measured 1,060,160 with the old bytes read 512 at a time
