@@ -101,16 +101,3 @@ class Inflater:
             raise OtaError(BAD_ENCODING, "chunk decodes to more bytes than %d, or does not "
                            "end its deflate stream" % size)
         return size
-
-
-def inflate_into(chunk, out, wbits, piece=256):
-    """Decode one chunk (raw deflate, window 2**wbits) into out, through a piece buffer of
-    this many bytes; returns len(out)."""
-    inf = Inflater(len(chunk) or 1)
-    ov = memoryview(out)
-    at = [0]
-
-    def sink(p):
-        ov[at[0]:at[0] + len(p)] = p
-        at[0] += len(p)
-    return inf.into(inf.put(chunk), len(ov), memoryview(bytearray(piece)), sink, wbits)

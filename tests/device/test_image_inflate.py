@@ -8,10 +8,23 @@ import struct
 
 from agent.image import fmt
 from agent.image import pack
-from agent.image.inflate import inflate_into
+from agent.image.inflate import Inflater
 from agent.image.manifest import peek
 from agent.errors import OtaError, BAD_ENCODING
 from tutil import eq, raises, skip, Image
+
+
+def inflate_into(chunk, out, wbits, piece=256):
+    # one chunk (raw deflate, window 2**wbits) decoded into out as the writer does it,
+    # through a piece buffer of this many bytes handed to a sink; returns len(out)
+    inf = Inflater(len(chunk) or 1)
+    ov = memoryview(out)
+    at = [0]
+
+    def sink(p):
+        ov[at[0]:at[0] + len(p)] = p
+        at[0] += len(p)
+    return inf.into(inf.put(chunk), len(ov), memoryview(bytearray(piece)), sink, wbits)
 
 
 def _stored(data, final=True):
