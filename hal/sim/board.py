@@ -4,7 +4,7 @@
 # boards/unix runs it over a file; tests and the power-cut campaign over RAM.
 from hal.flash import Area
 from hal.sim.boot import SimBoot, power_on
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 
 
 class Layout:

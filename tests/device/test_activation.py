@@ -12,7 +12,7 @@ from agent.alerts import ALERT_FUTURE_NOT_ACTIONED, ALERT_FUTURE_ACTIONED, ALERT
 from agent.zcl import frames as zcl
 from agent.store import state as S
 from agent.errors import TIME_RANGE, NOT_IN_TRIAL, NO_IMAGE, REVERTED_IMAGE, ACTIVATION_FAILED
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from devkit import Rig, MAN, TYPE, updated, rejected
 from hubkit import Hub, TooLong
 from tutil import eq, raises, Image, same_as_file

@@ -2,7 +2,8 @@
 # counter, and the fake clock the tests and the emulation drive by hand.
 import time
 
-from hal.clock import SystemClock, FakeClock, ZIGBEE_EPOCH
+from hal.clock import SystemClock, ZIGBEE_EPOCH
+from hal.sim.clock import FakeClock
 from tutil import eq, skip
 
 

@@ -2,7 +2,7 @@
 # areas, slots and bootloader, which checks a slot from flash before it boots it).
 from agent.errors import FLASH_RANGE, SLOT_INVALID
 from agent.store.slot import TABLE_OFF
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from hal.sim.boot import SimBoot
 from hal.sim.board import Layout, EmuBoard
 from hal.sim.nor import NorFlash

@@ -6,7 +6,7 @@
 from agent.zcl import client as C
 from agent.zcl import frames as zcl, server as zcl_server
 from agent.store import state as S
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from devkit import Rig, MAN
 from hubkit import Hub
 from tutil import eq, Image

@@ -12,7 +12,7 @@ from agent.zcl import pager as P
 from agent.zcl import server as zcl, server as zcl_server  # the hub below: the server side
 import hashlib
 
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from tutil import Image, eq
 

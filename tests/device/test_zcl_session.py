@@ -4,7 +4,7 @@
 # the Image Block Response recognized in place.
 from agent.zcl import frames as zcl, device as zdev, server as zsrv
 from agent.zcl.session import Session, BLOCK, STALL_MAX_S, request
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from tutil import eq
 
 MFR = 0x1234

@@ -10,7 +10,7 @@ import pytest
 from agent.alerts import ALERT_VERIFY_OK
 from agent.update import Config, Device
 from agent.crypto.trust import Trust
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from host_tools import imageinfo as ins
 from host_tools import state as stt
 

@@ -15,7 +15,7 @@ from agent.update import Config, Device
 from agent.errors import OtaError, WRONG_HARDWARE, WRONG_MANUFACTURER, UNKNOWN_KEY, \
     ROLLBACK, NOT_IN_TRIAL, ACTIVATION_FAILED, REVERTED_IMAGE
 from agent.crypto.trust import Trust
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 import devkit
 from devkit import Alerts, MAN, TYPE, HW
 from tutil import read_data, eq, ROOT, Image, same_as_file

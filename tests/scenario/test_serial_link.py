@@ -4,7 +4,7 @@ from agent.zcl import client as C
 from agent.zcl import frames as zcl
 from hal import serial as ser
 from hal.serial import SerialTransport
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from devkit import Rig
 from hubkit import Hub
 from test_hal_serial import Pipe

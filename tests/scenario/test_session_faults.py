@@ -9,7 +9,7 @@ from agent.zcl import frames as zcl, server as zcl_server
 from agent.store import state as S
 from agent.errors import SECTOR_CHANGED
 from agent.store.journal import Journal
-from hal.clock import FakeClock
+from hal.sim.clock import FakeClock
 from devkit import Rig, MAN, TYPE
 from hubkit import Hub, TooLong
 from tutil import eq, Image
