@@ -22,7 +22,6 @@ from agent.zcl.frames import BLOCK_LEN
 from agent.zcl.session import Session, BLOCK, request, recv, next_seq, block_data
 from agent import alerts
 from agent import activation as A
-from agent.zcl import commands as K
 from agent.errors import OtaError, TIMEOUT
 
 NO_UPDATE = const(0)   # the server has nothing for us
@@ -33,6 +32,14 @@ ABORTED = const(4)     # the server aborted; the checkpoint is kept
 STALLED = const(5)     # no answer; the checkpoint is kept
 FAULT = const(6)       # an unexpected error; the device is back at its journal's state
 OUTCOMES = ("no update", "held", "activate", "rejected", "aborted", "stalled", "fault")
+
+
+def _commands():
+    # agent.zcl.commands (the server's activation commands and waits), imported when a
+    # session first needs it: a download's last block, whose signature check from flash is
+    # the update's peak of heap, comes before any of them
+    from agent.zcl import commands
+    return commands
 
 
 def _error(fn):
@@ -74,12 +81,12 @@ class Client(Session):
             if c == zcl.CMD_ALERT_ACK:
                 self.dev.ack(f.alert_seq & 0xFF)
             elif c == zcl.CMD_ACTIVATE:
-                K.command(self, f)
+                _commands().command(self, f)
         elif c == zcl.CMD_IMAGE_NOTIFY:
             if P.notify_selects(f, self.dev):
                 self.notified = True
         elif c == zcl.CMD_UPGRADE_END_RSP:
-            K.end_response(self, f)
+            _commands().end_response(self, f)
 
     # -- alerts ----------------------------------------------------------------
 
@@ -214,6 +221,7 @@ class Client(Session):
                     self._idle(period)
             elif st == zcl.S_WAIT_FOR_DATA:  # capped; no progress: the stall timeout runs on
                 period = f.min_period or 0
+                K = _commands()
                 K.wait(self, K.wait_ms(self, f, clk.ticks_diff(clk.ticks_ms(), last)))
             else:
                 self._say("server: status 0x%02X" % st)
@@ -249,7 +257,7 @@ class Client(Session):
         f = self._upgrade_end(status, man, itype, ver)
         if f is None:
             return HELD  # no answer: the image stays held, the next session asks again
-        K.end_response(self, f)
+        _commands().end_response(self, f)
         self.dev.tick()
         return ACTIVATE if self.dev.reset_needed else HELD
 
@@ -273,7 +281,7 @@ class Client(Session):
         early when an Image Notify selects us (notified: start a session now). Never
         raises: a fault is logged and the device goes back to its journal's state."""
         try:
-            K.wait(self, ms, True)
+            _commands().wait(self, ms, True)
             if not self.dev.reset_needed:
                 self.dev.tick()
         except Exception as e:  # the device's loop goes on
