@@ -54,6 +54,17 @@ def install_check(dev, check):
     w.on_sector = on_sector
 
 
+def qemu_mem(size):
+    """The bytes behind the qemu board's flash: on the Cortex-M tier the board's own PSRAM
+    (boards.qemu.board.ram), elsewhere a bytearray."""
+    import sys
+    if sys.platform == "qemu":
+        from boards.qemu.board import ram
+        from boards.qemu.layout import FLASH_ADDR
+        return ram(FLASH_ADDR, size)
+    return bytearray(size)
+
+
 class BoardRig:
     def __init__(self, kind, trials=None):
         self.kind = kind
@@ -71,7 +82,7 @@ class BoardRig:
         elif kind == "qemu":
             from boards.qemu.layout import layout
             self.layout = layout(4096, 64 * 1024)
-            self.mem = bytearray(self.layout.size)  # the PSRAM behind the board's flash
+            self.mem = qemu_mem(self.layout.size)
             self.blank = True
         elif kind == "esp32":
             import fake_esp32
