@@ -83,8 +83,9 @@ def _sign(fw, out, compress, key):
 
 
 def stage(delta=False, pair=None):
-    """The ROMFS image: device code (lib/), bench/mp_mcu, the images and frames files; with
-    delta, those of delta_images() too (of pair, (old, new) payloads, when given)."""
+    """The ROMFS image: device code (lib/), bench/mp_update, mp_mcu and mp_lock, the images
+    and frames files; with delta, those of delta_images() too (of pair, (old, new) payloads,
+    when given)."""
     tree = os.path.join(WORK, "rom")
     shutil.rmtree(tree, ignore_errors=True)
     for rel in sources():
@@ -160,8 +161,9 @@ def delta_images(d, info, pair=None):
 
 
 def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900, psram=None):
-    """bench/mp_mcu.<call> on the device (mp_update's update, mp_lock's locked); its result dict, or raises McuError. psram: a
-    host file behind the board's PSRAM (its flash), else the emulator's own memory."""
+    """bench/mp_mcu.<call> on the device (update: bench/mp_update's, locked: bench/mp_lock's);
+    its result dict, or raises McuError. psram: a host file behind the board's PSRAM (its
+    flash), else the emulator's own memory."""
     code = "import sys\nsys.path[:] = %r\n" % PATHS[config]
     if config == "mpy":
         code += "import mp_mcu\nmp_mcu.mount_heapfs('/rom', '/heap')\n"

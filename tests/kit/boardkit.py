@@ -1,6 +1,6 @@
 # The agent's core scenarios run through each board adapter (unix, esp32, rp2, qemu) over the
-# fakes of the port modules (fake_esp32, fake_rp2; the qemu board's flash over a bytearray
-# instead of the PSRAM). CPython and MicroPython alike.
+# fakes of the port modules (fake_esp32, fake_rp2; the qemu board's flash over a bytearray,
+# or over its own PSRAM on the Cortex-M tier: qemu_mem). CPython and MicroPython alike.
 #
 #   r = BoardRig("esp32")     a fresh board of that kind; r.reboot() is a reset
 #   update_confirm("rp2")     one scenario, run by tests/scenario/test_board_<kind>.py
