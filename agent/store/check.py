@@ -31,9 +31,9 @@ class SlotInfo:
         self.tag = None  # sig_tag() once the manifest's signature has verified
 
 
-def read_meta(slot, buf=None):
-    """Header, COSE bytes, manifest (unverified) and trailer from a slot's meta area, read
-    into buf (see check) when it holds them, else into a buffer made here."""
+def _meta(slot, buf):
+    # the slot's meta area read into buf (see check) when it holds it, else into a buffer
+    # made here: (the bytes, header length, COSE length, table length), lengths checked
     a = slot.area
     n = L.TRAILER_OFF + fmt.TRAILER_SIZE
     b = memoryview(buf)[:n] if buf is not None and len(buf) >= n else bytearray(n)
@@ -47,16 +47,41 @@ def read_meta(slot, buf=None):
         raise E.OtaError(E.SLOT_EMPTY, "slot %d" % slot.index)
     if hl > fmt.HDR_MAX or not cl or cl > fmt.MANIFEST_MAX or tl > slot.table_max:
         raise E.OtaError(E.SLOT_INVALID, "slot %d: meta lengths" % slot.index)
+    return b, hl, cl, tl
+
+
+def read_meta(slot, buf=None, trust=None, verifier=None, known=None):
+    """Header, COSE bytes, manifest and trailer from a slot's meta area, read into buf (see
+    check) when it holds them, else into a buffer made here. Without trust the manifest is
+    not verified (info.tag None). With trust, info.tag is the meta area's sig_tag(), and
+    unless it is known (recorded when this manifest verified before) the manifest's
+    signature is verified first, from the bytes as read (the header as external_aad),
+    before anything is decoded or copied: the P-256 verification is a check's peak of heap,
+    and nothing of the SlotInfo is held while it runs. OtaError BAD_SIGNATURE if it fails."""
+    b, hl, cl, tl = _meta(slot, buf)
     from agent.crypto import cbor, cose
+    hv = b[L.HDR_OFF:L.HDR_OFF + hl]
+    cv = b[L.COSE_OFF:L.COSE_OFF + cl]
+    tag = None
+    if trust is not None:
+        tag = _tag(hv, cv)
+        if tag != known:
+            msg = cose.parse_sign1(cv)
+            if not cose.verify_sign1(msg, hv, trust.find(msg.kid), verifier):
+                raise E.OtaError(E.BAD_SIGNATURE, "slot %d" % slot.index)
+            msg = None
     info = SlotInfo()
-    info.header_bytes = bytes(b[L.HDR_OFF:L.HDR_OFF + hl])
-    info.cose_raw = bytes(b[L.COSE_OFF:L.COSE_OFF + cl])
+    info.tag = tag
+    info.header_bytes = bytes(hv)
+    info.cose_raw = bytes(cv)
     info.cose = cose.parse_sign1(info.cose_raw)
     info.header = fmt.parse_header(info.header_bytes)
     m = Manifest(cbor.decode(info.cose.payload))
     m.check_header(info.header)
     if m.table_size != tl or m.size > slot.capacity:
         raise E.OtaError(E.SLOT_INVALID, "slot %d: table or size" % slot.index)
+    if trust is not None and m.kid != info.cose.kid:
+        raise E.OtaError(E.BAD_MANIFEST, "key id differs from the COSE header's")
     info.manifest = m
     info.cose_len = cl
     t = b[L.TRAILER_OFF:L.TRAILER_OFF + fmt.TRAILER_SIZE]
@@ -68,8 +93,12 @@ def read_meta(slot, buf=None):
 def sig_tag(info):
     """The first 16 bytes of SHA-256(OTA header || COSE_Sign1) of a slot's meta area: what
     the journal remembers of a manifest whose signature verified."""
-    h = hashlib.sha256(info.header_bytes)
-    h.update(info.cose_raw)
+    return _tag(info.header_bytes, info.cose_raw)
+
+
+def _tag(header, cose):
+    h = hashlib.sha256(header)
+    h.update(cose)
     return h.digest()[:16]
 
 
@@ -90,16 +119,6 @@ def holds_meta(slot, p, buf=None):
     return t.digest() == p.manifest.table_sha256
 
 
-def _signed(slot, info, trust, verifier):
-    # the manifest's signature, with the header as external_aad, and its key id
-    from agent.crypto import cose
-    msg = info.cose
-    if not cose.verify_sign1(msg, info.header_bytes, trust.find(msg.kid), verifier):
-        raise E.OtaError(E.BAD_SIGNATURE, "slot %d" % slot.index)
-    if info.manifest.kid != msg.kid:
-        raise E.OtaError(E.BAD_MANIFEST, "key id differs from the COSE header's")
-
-
 def boot_check(slot, trust, verifier=None, known=None, buf=None):
     """Power-on check for a board whose boot chain does not verify signatures. known is
     the sig_tag() recorded once this image passed a full check from flash (its install, or
@@ -110,13 +129,9 @@ def boot_check(slot, trust, verifier=None, known=None, buf=None):
     (see check). Returns the SlotInfo with .tag set; OtaError BAD_SIGNATURE, PAYLOAD_CRC,
     PAYLOAD_DIGEST, ... otherwise."""
     buf = _lent(buf)
-    info = read_meta(slot, buf)
+    info = read_meta(slot, buf, trust, verifier, known)
     m = info.manifest
-    info.tag = sig_tag(info)
-    psha = None
-    if info.tag != known:
-        _signed(slot, info, trust, verifier)
-        psha = hashlib.sha256()
+    psha = hashlib.sha256() if info.tag != known else None
     _crc(slot, m, psha, buf)
     if psha is not None and psha.digest() != m.sha256:
         raise E.OtaError(E.PAYLOAD_DIGEST, "slot %d" % slot.index)
@@ -137,13 +152,11 @@ def check(slot, policy=None, verifier=None, mi_hash=None, buf=None):
     chain down to the flash driver, and a buffer made here is a large allocation late in
     a fragmented heap); None: one the meta area's size is made. Returns a SlotInfo."""
     buf = _lent(buf)
-    info = read_meta(slot, buf)
+    info = read_meta(slot, buf, policy.trust if policy is not None else None, verifier)
     m = info.manifest
     if policy is None:
         _crc(slot, m, None, buf)
         return info
-    _signed(slot, info, policy.trust, verifier)
-    info.tag = sig_tag(info)
     tsha = hashlib.sha256()
     scan(slot.area, slot.meta + L.TABLE_OFF, m.table_size, buf, 0, tsha)
     if tsha.digest() != m.table_sha256:

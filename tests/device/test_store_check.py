@@ -11,7 +11,7 @@ from agent.alerts import ALERT_BOOT_VERIFY_FAIL
 from agent.store import check as verify
 from agent.crypto.p256 import verify as p256_verify
 from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE, PAYLOAD_CRC, SECTOR_CRC, NO_FALLBACK
-from agent.store.slot import TABLE_OFF, TRAILER_OFF
+from agent.store.slot import TABLE_OFF, TRAILER_OFF, COSE_OFF
 from agent.image.fmt import TRAILER_SIZE
 from hal.sim.board import EmuBoard
 from agent.update import Device
@@ -328,3 +328,40 @@ def test_meta_area_read_through_a_lent_buffer_long_enough():
            (own.header_bytes, own.cose_raw, own.manifest.seq, own.trailer),
            "read through %d bytes" % size)
         eq(bytes(buf[:n]) == bytes(raw[:n]), used, "a %d-byte buffer holds the meta area" % size)
+
+
+def test_signature_verified_before_the_meta_area_is_decoded():
+    # the P-256 verification is a check's peak of heap: it runs over the bytes as read, and
+    # no manifest, header or copy of the meta area is made until it has passed
+    r = Rig()
+    r.provision()
+    slot = r.board.slots[0]
+    made = []
+    seen = []
+    real = verify.Manifest
+
+    def manifest(d):
+        made.append(1)
+        return real(d)
+
+    def verifier(pub, digest, sig):
+        seen.append(len(made))
+        return p256_verify(pub, digest, sig)
+    verify.Manifest = manifest
+    try:
+        info = verify.check(slot, r.dev.policy(), verifier)
+        eq((seen, len(made)), ([0], 1), "verified before the one manifest decoded")
+        tag = info.tag
+        eq(verify.read_meta(slot, None, r.cfg.trust, verifier, tag).tag, tag, "known")
+        eq(len(seen), 1, "a known tag: not verified again")
+        eq(verify.read_meta(slot, None, None, verifier).tag, None, "no trust: no tag")
+        eq(len(seen), 1, "no trust: not verified")
+    finally:
+        verify.Manifest = real
+    # a manifest byte changed in flash: refused for its signature before it is decoded
+    meta = r.layout.slot_off[0] + r.layout.slot_size - r.layout.meta_size
+    b = bytearray(1)
+    r.flash.read(meta + COSE_OFF + 40, b)
+    _rewrite(r, meta + COSE_OFF + 40, bytes((b[0] ^ 0xFF,)))
+    raises(BAD_SIGNATURE, verify.check, slot, r.dev.policy())
+    raises(BAD_SIGNATURE, verify.boot_check, slot, r.cfg.trust)
