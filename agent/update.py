@@ -61,6 +61,9 @@ class Device:
         self.on_table = self.writer.on_table
         self.on_table_end = self.writer.on_table_end
         self.on_payload = self.writer.on_payload
+        # lent to the parser's verification of a manifest's signature (the P-256 digit
+        # buffers): the writer's read-back buffer is idle until the manifest has verified
+        self.work = self.writer.scratch
         self.parser = None
         self.trial = False
         self.reset_needed = False

@@ -116,17 +116,19 @@ def check_low_s(msg):
         raise OtaError(HIGH_S, "the signer must emit low-s signatures")
 
 
-def verify_sign1(msg, external_aad, pub, verifier=None):
+def verify_sign1(msg, external_aad, pub, verifier=None, work=None):
     """True when msg's ES256 signature over its Sig_structure verifies with pub (x || y).
 
     verifier(pub, digest32, sig64) -> bool replaces the software check (a hardware hook);
-    by default agent.crypto.p256.verify.
+    by default agent.crypto.p256.verify, which takes its digit buffers from work when given
+    (a buffer of 514 bytes or more that the caller lends).
     """
     if msg.alg != ALG_ES256:
         raise OtaError(UNSUPPORTED_ALG, "alg %r" % (msg.alg,))
     if len(pub) != _PUB_LEN:
         raise OtaError(BAD_KEY, "public key of %d bytes, expected %d" % (len(pub), _PUB_LEN))
-    if verifier is None:
-        from agent.crypto.p256 import verify as verifier
     digest = sig_structure_digest(msg.protected, external_aad, msg.payload)
+    if verifier is None:
+        from agent.crypto.p256 import verify
+        return verify(pub, digest, msg.signature, work)
     return bool(verifier(pub, digest, msg.signature))

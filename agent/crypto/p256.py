@@ -165,11 +165,16 @@ def _odd_multiples(x, y, count):
     return X, W
 
 
-def _wnaf(k, w):
+def _wnaf(k, w, out):
     # Width-w NAF of 0 <= k < 2^256: out[i] is digit i as a signed byte (odd, |d| < 2^(w-1))
-    # or 0. Returns (out, number of digits). Bits are fed from bytes, two at a time, into a
+    # or 0, in out (257 bytes, cleared here) or, None, a bytearray made here. Returns (out,
+    # number of digits). Bits are fed from bytes, two at a time, into a
     # small int acc: bits i.. of k (nb of them, plus any carry).
-    out = bytearray(257)
+    if out is None:
+        out = bytearray(257)
+    else:
+        for q in range(257):
+            out[q] = 0
     kb = k.to_bytes(36, "little")
     m = (1 << w) - 1
     half = 1 << (w - 1)
@@ -220,9 +225,12 @@ def check_key(pub):
     return pub
 
 
-def verify(pub, digest, sig):
+def verify(pub, digest, sig, work=None):
     """True when sig (64 bytes r||s) is a valid ECDSA P-256 signature by pub over digest
-    (32 bytes, the SHA-256 of the message). Raises OtaError(BAD_KEY) for a malformed key."""
+    (32 bytes, the SHA-256 of the message). Raises OtaError(BAD_KEY) for a malformed key.
+    work: a buffer the caller lends, whose first 514 bytes hold the NAF digits (its content
+    before does not matter); where it is shorter or None they are made here, two 257-byte
+    blocks, which a heap fragmented late in a download may have no hole for."""
     pub = check_key(pub)
     if len(sig) != 64 or len(digest) != 32:
         return False
@@ -234,9 +242,14 @@ def verify(pub, digest, sig):
     s = _inv(s, n)
     u1 = int.from_bytes(digest, "big") * s % n
     u2 = r * s % n
-    # the digit buffers first, while the holes in the heap are largest
-    nq, top = _wnaf(u2, _WQ)
-    ng, i = _wnaf(u1, _WG)
+    # the digit buffers first (lent, or made while the holes in the heap are largest)
+    if work is not None and len(work) >= 514:
+        mv = memoryview(work)
+        nq, top = _wnaf(u2, _WQ, mv[:257])
+        ng, i = _wnaf(u1, _WG, mv[257:514])
+    else:
+        nq, top = _wnaf(u2, _WQ, None)
+        ng, i = _wnaf(u1, _WG, None)
     qx, qw = _odd_multiples(int.from_bytes(pub[:32], "big"),
                             int.from_bytes(pub[32:], "big"), 1 << (_WQ - 2))
     X, W, Z = _shamir(nq, qx, qw, ng, top if top > i else i)

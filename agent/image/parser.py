@@ -8,6 +8,8 @@
 #   sink.on_table_end()       table complete, digest checked
 #   sink.on_payload(mv)       payload element bytes (any split)
 #   sink.on_done(parser)      whole image parsed; parser.trailer holds the GBCS trailer or None
+# and, where the sink has them: sink.presize(payload) (the manifest's payload, unverified,
+# before its signature is checked) and sink.work (a buffer lent to that check).
 # The Manufacturer Image hash and the supplier signature over it are checked from flash after
 # the download (agent.store.check), so that resume and re-fetching a sector cannot skew them.
 import hashlib
@@ -240,7 +242,8 @@ class Parser:
         pre = getattr(self.sink, "presize", None)
         if pre is not None:  # the sink may size its buffers before the verification
             pre(msg.payload)
-        if not cose.verify_sign1(msg, self.header_bytes(), pub, self.verifier):
+        if not cose.verify_sign1(msg, self.header_bytes(), pub, self.verifier,
+                                 getattr(self.sink, "work", None)):
             raise OtaError(E.BAD_SIGNATURE)
         self.signed = True
         m = decode_manifest(msg.payload)

@@ -50,6 +50,12 @@ def _meta(slot, buf):
     return b, hl, cl, tl
 
 
+def _tail(buf, n):
+    # what a lent buffer holds past the meta area's n bytes: the P-256 verification's work
+    # buffer (agent.crypto.p256.verify uses it when it is long enough)
+    return memoryview(buf)[n:] if buf is not None and len(buf) > n else None
+
+
 def read_meta(slot, buf=None, trust=None, verifier=None, known=None):
     """Header, COSE bytes, manifest and trailer from a slot's meta area, read into buf (see
     check) when it holds them, else into a buffer made here. Without trust the manifest is
@@ -67,7 +73,8 @@ def read_meta(slot, buf=None, trust=None, verifier=None, known=None):
         tag = _tag(hv, cv)
         if tag != known:
             msg = cose.parse_sign1(cv)
-            if not cose.verify_sign1(msg, hv, trust.find(msg.kid), verifier):
+            if not cose.verify_sign1(msg, hv, trust.find(msg.kid), verifier,
+                                     _tail(buf, len(b))):
                 raise E.OtaError(E.BAD_SIGNATURE, "slot %d" % slot.index)
             msg = None
     info = SlotInfo()

@@ -365,3 +365,27 @@ def test_signature_verified_before_the_meta_area_is_decoded():
     _rewrite(r, meta + COSE_OFF + 40, bytes((b[0] ^ 0xFF,)))
     raises(BAD_SIGNATURE, verify.check, slot, r.dev.policy())
     raises(BAD_SIGNATURE, verify.boot_check, slot, r.cfg.trust)
+
+
+def test_verifications_take_their_digit_buffers_from_the_writers():
+    # the manifest's signature, as it arrives and in the check from flash, is verified with
+    # the P-256 digit buffers in the writer's read-back buffer, which the device lends: no
+    # 257-byte holes needed late in a fragmented heap
+    from agent.crypto import p256
+    r = Rig()
+    r.provision()
+    s = r.dev.writer.scratch
+    real = p256.verify
+    wrote = []
+
+    def verify(pub, digest, sig, work=None):
+        before = bytes(s)
+        ok = real(pub, digest, sig, work)
+        wrote.append(bytes(s) != before)
+        return ok
+    p256.verify = verify
+    try:
+        r.download(Image("core_v2.ota"))
+    finally:
+        p256.verify = real
+    eq(wrote, [True, True], "the manifest as it came, then from flash: digits in the buffer")
