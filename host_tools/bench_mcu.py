@@ -16,7 +16,7 @@ import sys
 import time
 
 from host_tools import mcu
-from host_tools.mpy import sources, device_sizes
+from host_tools.mpy import device_sizes
 
 ROOT = mcu.ROOT
 DATA = os.path.join(ROOT, "build", "testdata")
@@ -88,7 +88,7 @@ def stage(delta=False, pair=None):
     when given)."""
     tree = os.path.join(WORK, "rom")
     shutil.rmtree(tree, ignore_errors=True)
-    for rel in sources():
+    for rel in mcu.romfs_sources():
         mcu.compile_to(os.path.join(ROOT, rel), os.path.join(tree, "lib", rel[:-3] + ".mpy"))
     for name in ("mp_update", "mp_mcu", "mp_lock"):
         mcu.compile_to(os.path.join(ROOT, "bench", name + ".py"),

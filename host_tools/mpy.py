@@ -41,11 +41,12 @@ _ARCH_STAMP = ".march"
 # under MicroPython (all but the stand-in, which MicroPython never needs).
 HOST_ONLY = ("agent/zcl/server.py", "agent/errtext.py", "agent/image/pack.py",
              "agent/image/zinflate.py")
-# Modules holding native (viper) code: mpy-cross compiles them only with a -march. A build
-# without one copies them as source instead, which a port compiles at import with its own
-# emitter (where it has none, the import fails and agent.crypto.sha256r uses its plain path).
+# Modules holding native (viper or native) code: mpy-cross compiles them only with a -march. A
+# build without one copies them as source instead, which a port compiles at import with its
+# own emitter (where it has none, the import fails and the agent uses its plain path).
 # They are not in the sizes build() returns.
-NATIVE = ("agent/crypto/sha256v.py", "agent/image/deltav.py", "hal/sim/memv.py")
+NATIVE = ("agent/crypto/sha256v.py", "agent/image/deltav.py", "agent/zcl/streamn.py",
+          "hal/sim/memv.py")
 # mpy-cross -O level: 3, that of the freeze manifests (boards/*/manifest*.py, opt=3). It drops
 # source line numbers from tracebacks (and assert statements, which the device code has none
 # of); the .opt stamp of a build folder records it, so a change rebuilds.
@@ -64,8 +65,11 @@ DEVICE_ARCH = "armv7m"  # Cortex-M3/M4, the Cortex-M tier's (bytecode is the sam
 DEVICE_BUDGET = 40 * 1024
 # The ceiling the code is held to until it meets DEVICE_BUDGET: a regression past it fails
 # the tests. 64 KiB until the delta decoder (agent/image/delta.py, deltav.py and the slot
-# writer's delta path, 2.1 KiB) took the code from 65.3 to 67.4 KiB with hal/udp.py.
-DEVICE_CEILING = 68 * 1024
+# writer's delta path, 2.1 KiB) took the code from 65.3 to 67.4 KiB with hal/udp.py; 68 KiB
+# until the pager's in-order loop compiled native (agent/zcl/streamn.py, 2,600 B of Thumb
+# code, 6.3 k fewer instructions a block on the Cortex-M3) took it to 69.3 KiB (70.4 KiB
+# with hal/serial.py).
+DEVICE_CEILING = 72 * 1024
 
 
 def build_dir(name):

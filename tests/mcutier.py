@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from host_tools import mcu  # noqa: E402
-from host_tools.mpy import sources  # noqa: E402
+
 
 CONFIGS = {
     # name: (firmware, heap bytes, sys.path on the device)
@@ -38,7 +38,7 @@ def build_rom(out=os.path.join(WORK, "tests.romfs")):
     """The ROMFS image of device code, tests and test data; returns its path."""
     tree = os.path.join(WORK, "rom-tests")
     shutil.rmtree(tree, ignore_errors=True)
-    for rel in sources():
+    for rel in mcu.romfs_sources():
         mcu.compile_to(os.path.join(ROOT, rel), os.path.join(tree, "lib", rel[:-3] + ".mpy"))
     for d in TEST_DIRS:
         tdir = os.path.join(ROOT, d)

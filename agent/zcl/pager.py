@@ -26,9 +26,10 @@
 # Every block of a download without loss takes one path, _stream: a whole slot's block at the
 # device's offset, the next one of the oldest request in flight. It is _one's way for that
 # block, written out in one function without a call but to the link and the device (and to
-# the helpers of the events that come once a request: its first block, its end). Every other
-# frame goes through _one. Pager.fast False sends every frame through _one (the tests compare
-# the two ways).
+# the helpers of the events that come once a request: its first block, its end); where the
+# port has the native emitter, the same loop compiled by it (agent.zcl.streamn) stands in its
+# place. Every other frame goes through _one. Pager.fast False sends every frame through _one
+# and Pager.native False keeps the plain loop (the tests compare the three ways).
 try:
     from micropython import const
 except ImportError:
@@ -85,6 +86,12 @@ def notify_selects(f, dev, rnd=_draw):
     return j >= 100 or (j > 0 and rnd() % 100 < j)
 
 
+try:  # Pager._stream compiled by the native emitter (imported with this module: the heap
+    from agent.zcl.streamn import run as _native  # is least fragmented then)
+except Exception:  # ImportError (CPython, a build that leaves it out) or SyntaxError (a
+    _native = None  # port without the emitter): the plain loop
+
+
 class Pager:
     def __init__(self, cl, page=PAGE, window=_WINDOW):
         self.cl = cl
@@ -125,6 +132,8 @@ class Pager:
         self._junk = 0                 # blocks in a row that brought nothing
         self._ia = 80  # block spacing x 8, ms (10 ms until measured)
         self.fast = True               # in-order blocks take _stream (set before fetch())
+        self.native = True             # ... agent.zcl.streamn's where the port has it
+        self._go = None                # (its run, from start() on, or None: the plain one)
         rx = self._rx = cl._rx
         self._rh = memoryview(rx)[_HEAD:_OFF]  # a block's head, and what it must be
         self._w = bytearray(_OFF - _HEAD)
@@ -141,6 +150,8 @@ class Pager:
         cl = self.cl
         self._dev = cl.dev
         self._link = cl.link
+        self._recv = cl.link.recv  # (as _ms: a bound method made once)
+        self._go = _native if self.native else None
         self._clk = cl.clock
         self._ms = cl.clock.ticks_ms  # (made once here: the per-block path calls it twice)
         self._s = cl.block
@@ -254,9 +265,9 @@ class Pager:
                 if self._lapse():
                     return None
                 continue
-            w = self._link.recv(self._rx, w)
+            w = self._recv(self._rx, w)
             if w:
-                w = self._stream(w)
+                w = self._stream(w) if self._go is None else self._go(self, w)
             if w:
                 w = self._one(w)
                 if w is not None:
@@ -270,6 +281,7 @@ class Pager:
         # one it names have ended) or of none: as _one takes them. Returns the length of
         # the first frame that is not such a block, for _one; or 0 when none came within the
         # wait, or when the image is done or the next requests may be due (for _run).
+        # agent.zcl.streamn is this loop for the native emitter: a change here goes there too.
         rx = self._rx
         s = self._s  # (the slot size: only _one changes it)
         j = _SLOTS   # the slot at pos, once known: j - _SLOTS until the flags a block sets
@@ -284,18 +296,11 @@ class Pager:
             if j == _SLOTS or i < 0 or self._qs[i] != rx[_SEQ]:
                 # (else the block before, in order, was of the oldest request i, still in
                 # flight, and heard)
-                i = self._h
-                if not self._n:
-                    i = -1
-                elif self._qs[i] != rx[_SEQ] or self._qa[i] != o:
-                    i = self._which(rx[_SEQ], o)  # (no vote: _k is 0 until the 8 are in)
-                    if i >= 0:
-                        if self._qa[i] != o:
-                            return k
-                        while self._h != i:
-                            self._drop()
-                if i >= 0 and not self._qf[i] & _HEARD:
-                    self._heard(i, o)  # its first block
+                i = self._request(o)
+                if i == -2:
+                    return k
+                if i >= _GAPS:  # its first block
+                    i -= _GAPS
                     k = 0
             if j == _SLOTS:  # (ask and held have _SLOTS bytes: ask[j - _SLOTS] is ask[j])
                 j = (o - self._r) // s % self._ns - _SLOTS
@@ -351,6 +356,28 @@ class Pager:
                 return 0  # (_run sees whether requests are due)
             k = self._link.recv(rx, self._wait)
         return k
+
+    def _request(self, o):
+        # for _stream's loops: the request in flight that a block at o (in rx) is the next of,
+        # the oldest or the one its sequence number names (those before it have ended:
+        # dropped); -1 for none, -2 when o is not that request's next offset (the block is
+        # _one's). Plus _GAPS when it is the request's first block (heard now).
+        i = self._h
+        if not self._n:
+            return -1
+        rx = self._rx
+        if self._qs[i] != rx[_SEQ] or self._qa[i] != o:
+            i = self._which(rx[_SEQ], o)  # (no vote: _k is 0 until the 8 are in)
+            if i < 0:
+                return -1
+            if self._qa[i] != o:
+                return -2
+            while self._h != i:
+                self._drop()
+        if self._qf[i] & _HEARD:
+            return i
+        self._heard(i, o)
+        return i + _GAPS
 
     def _due(self):
         # requests to send: none in flight, or (pipelining) only the last blocks still due
