@@ -29,7 +29,7 @@
 # the helpers of the events that come once a request: its first block, its end); where the
 # port has the native emitter, the same loop compiled by it (agent.zcl.streamn) stands in its
 # place. Every other frame goes through _one. Pager.fast False sends every frame through _one
-# and Pager.native False keeps the plain loop (the tests compare the three ways).
+# and Pager._go None keeps the plain loop (the tests compare the three ways).
 try:
     from micropython import const
 except ImportError:
@@ -132,8 +132,8 @@ class Pager:
         self._junk = 0                 # blocks in a row that brought nothing
         self._ia = 80  # block spacing x 8, ms (10 ms until measured)
         self.fast = True               # in-order blocks take _stream (set before fetch())
-        self.native = True             # ... agent.zcl.streamn's where the port has it
-        self._go = None                # (its run, from start() on, or None: the plain one)
+        self._go = _native             # ... agent.zcl.streamn's where the port has it (None:
+        #                                the plain one; the tests set it so)
         rx = self._rx = cl._rx
         self._rh = memoryview(rx)[_HEAD:_OFF]  # a block's head, and what it must be
         self._w = bytearray(_OFF - _HEAD)
@@ -149,9 +149,7 @@ class Pager:
         w[2:] = q[4:12]  # the manufacturer, type and version asked for
         cl = self.cl
         self._dev = cl.dev
-        self._link = cl.link
         self._recv = cl.link.recv  # (as _ms: a bound method made once)
-        self._go = _native if self.native else None
         self._clk = cl.clock
         self._ms = cl.clock.ticks_ms  # (made once here: the per-block path calls it twice)
         self._s = cl.block
@@ -354,7 +352,7 @@ class Pager:
                 self._wait = self._next()
             if k >= self.end or self._fly <= _LOW * s:  # (k: pos)
                 return 0  # (_run sees whether requests are due)
-            k = self._link.recv(rx, self._wait)
+            k = self._recv(rx, self._wait)
         return k
 
     def _request(self, o):
@@ -448,7 +446,7 @@ class Pager:
         q[16] = self._s
         q[17] = n & 0xFF
         q[18] = n >> 8
-        self._link.send(q)
+        self.cl.link.send(q)
         i = (self._h + self._n) % _GAPS
         self._qa[i] = a
         self._qe[i] = a + n
