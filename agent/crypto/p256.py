@@ -243,13 +243,13 @@ def verify(pub, digest, sig, work=None):
     u1 = int.from_bytes(digest, "big") * s % n
     u2 = r * s % n
     # the digit buffers first (lent, or made while the holes in the heap are largest)
+    a = b = None
     if work is not None and len(work) >= 514:
-        mv = memoryview(work)
-        nq, top = _wnaf(u2, _WQ, mv[:257])
-        ng, i = _wnaf(u1, _WG, mv[257:514])
-    else:
-        nq, top = _wnaf(u2, _WQ, None)
-        ng, i = _wnaf(u1, _WG, None)
+        a = memoryview(work)
+        b = a[257:514]
+        a = a[:257]
+    nq, top = _wnaf(u2, _WQ, a)
+    ng, i = _wnaf(u1, _WG, b)
     qx, qw = _odd_multiples(int.from_bytes(pub[:32], "big"),
                             int.from_bytes(pub[32:], "big"), 1 << (_WQ - 2))
     X, W, Z = _shamir(nq, qx, qw, ng, top if top > i else i)

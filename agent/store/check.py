@@ -68,20 +68,19 @@ def read_meta(slot, buf=None, trust=None, verifier=None, known=None):
     from agent.crypto import cbor, cose
     hv = b[L.HDR_OFF:L.HDR_OFF + hl]
     cv = b[L.COSE_OFF:L.COSE_OFF + cl]
-    tag = None
+    tag = msg = None
     if trust is not None:
         tag = _tag(hv, cv)
-        if tag != known:
+        if tag != known:  # (msg's fields are copies: it outlives buf's next use)
             msg = cose.parse_sign1(cv)
             if not cose.verify_sign1(msg, hv, trust.find(msg.kid), verifier,
                                      _tail(buf, len(b))):
                 raise E.OtaError(E.BAD_SIGNATURE, "slot %d" % slot.index)
-            msg = None
     info = SlotInfo()
     info.tag = tag
     info.header_bytes = bytes(hv)
     info.cose_raw = bytes(cv)
-    info.cose = cose.parse_sign1(info.cose_raw)
+    info.cose = msg if msg is not None else cose.parse_sign1(info.cose_raw)
     info.header = fmt.parse_header(info.header_bytes)
     m = Manifest(cbor.decode(info.cose.payload))
     m.check_header(info.header)
