@@ -6,6 +6,7 @@ core_v2z.ota  the same firmware, per-sector deflate
 core_v3.ota   version 3, seq 3, raw
 core_old.ota  version 9 but seq 0: a rollback once seq 2 is confirmed
 core_other_hw.ota, core_other_man.ota  wrong hardware range / manufacturer
+core_v1_kid.ota  core_v1 with a manifest whose key id is not its COSE header's
 core_v2d.ota  version 2, seq 2: a delta against core_v1's payload (core_v2d.bin), whose
               sectors are made in each of the four ways (copy, delta, raw, deflate)
 core_v3d.ota  version 3, seq 3: a delta against core_v2's payload (refused by a device
@@ -23,8 +24,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import struct
 
+import cbor2
+
+from agent.image import pack
 from host_tools import delta, keys
-from host_tools.imagebuild import build, build_image
+from host_tools.imagebuild import build, build_image, prepare, finish
 
 MAN = 0x1234
 TYPE = 0x0001
@@ -115,6 +119,13 @@ def generate(outdir):
                                          image_type=TYPE, hw_min=5, hw_max=9))
     put("core_other_man.ota", build_image(v3, k, version=4, seq=4, manufacturer=0x4321,
                                           image_type=TYPE, hw_min=1, hw_max=3))
+    # core_v1's image whose manifest names another key (k2's id) than its COSE header (k's,
+    # which signed it): refused for the mismatch, the signature being good
+    out = prepare(v1, k.public_key(), version=1, seq=1, **base)
+    out.manifest[pack.M_KID] = keys.key_id(keys.public_point(k2.public_key()))
+    out.manifest_cbor = cbor2.dumps(out.manifest, canonical=True)
+    out.tbs = pack.sig_structure(out.protected, out.header, out.manifest_cbor)
+    put("core_v1_kid.ota", finish(out, keys.sign(k, out.tbs)).tobytes())
     v2d = release(v1)
     put("core_v2d.bin", v2d)
     img = build(v2d, k, version=2, seq=2, base=v1, base_version=1, **base)

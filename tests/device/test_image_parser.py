@@ -11,6 +11,7 @@ from agent.errors import BAD_MAGIC, BAD_HEADER_VERSION, BAD_HEADER_LENGTH, \
     BAD_FIELD_CONTROL, TRUNCATED, SIZE_MISMATCH, BAD_ELEMENT, UNKNOWN_ELEMENT, \
     DUPLICATE_ELEMENT, MISSING_ELEMENT, TRAILING_DATA, BAD_TRAILER, BAD_SIGNATURE, \
     UNKNOWN_KEY, HIGH_S, BAD_TABLE, BAD_TABLE_DIGEST, BAD_ENCODING, SUPPLIER_SIG_REQUIRED, \
+    BAD_MANIFEST, \
     WRONG_DESTINATION, WRONG_MANUFACTURER
 from tutil import eq, raises, read_data, Image
 
@@ -300,6 +301,8 @@ def test_manifest_and_content_refusals():
     _refused(HIGH_S, "hard_highs.ota")
     _refused(UNKNOWN_KEY, "img_other_key.ota", None, _policy("dev_pub.bin"))
     _refused(WRONG_MANUFACTURER, "core_other_man.ota")
+    e = _refused(BAD_MANIFEST, "core_v1_kid.ota")  # signed well, naming another key's id
+    assert "key id" in str(e), e
     with Image(v1) as img:
         flipped = bytes((img[t[0] + 5] ^ 1,))
     _refused(BAD_TABLE_DIGEST, v1, (t[0] + 5, flipped))

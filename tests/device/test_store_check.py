@@ -10,7 +10,8 @@ from agent.activation import ACT_SUCCESS
 from agent.alerts import ALERT_BOOT_VERIFY_FAIL
 from agent.store import check as verify
 from agent.crypto.p256 import verify as p256_verify
-from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE, PAYLOAD_CRC, SECTOR_CRC, NO_FALLBACK
+from agent.errors import PAYLOAD_DIGEST, BAD_SIGNATURE, PAYLOAD_CRC, SECTOR_CRC, NO_FALLBACK, \
+    BAD_MANIFEST
 from agent.store.slot import TABLE_OFF, TRAILER_OFF, COSE_OFF
 from agent.image.fmt import TRAILER_SIZE
 from hal.sim.board import EmuBoard
@@ -389,3 +390,24 @@ def test_verifications_take_their_digit_buffers_from_the_writers():
     finally:
         p256.verify = real
     eq(wrote, [True, True], "the manifest as it came, then from flash: digits in the buffer")
+
+
+def test_manifest_naming_another_key_is_refused_from_flash():
+    # a meta area whose manifest, signed well by the key its COSE header names, names another
+    # key's id (core_v1_kid.ota: core_v1 but for that, the same length): BAD_MANIFEST from
+    # the full check and from a first boot's, after the signature has verified
+    r = Rig()
+    r.provision()
+    slot = r.board.slots[0]
+    info = verify.read_meta(slot)
+    with Image("core_v1_kid.ota") as img:
+        hl = len(info.header_bytes)
+        cose = bytes(img[hl + 6:hl + 6 + info.cose_len])
+    eq(len(cose), info.cose_len, "the same length")
+    assert cose != info.cose_raw
+    meta = r.layout.slot_off[0] + r.layout.slot_size - r.layout.meta_size
+    _rewrite(r, meta + COSE_OFF, cose)
+    eq(verify.read_meta(slot).cose_raw, cose, "in flash")
+    e = raises(BAD_MANIFEST, verify.check, slot, r.dev.policy())
+    assert "key id" in str(e), e
+    raises(BAD_MANIFEST, verify.boot_check, slot, r.cfg.trust)
