@@ -139,6 +139,7 @@ def firmware(work, commit):
     if why:
         raise PairError(why)
     commit = resolve(commit)
+    os.makedirs(work, exist_ok=True)  # (objcopy makes no folder: a fresh clone has none)
     os.makedirs(FW_BUILD, exist_ok=True)
     log = os.path.join(FW_BUILD, "build.log")
     src = _source(log)

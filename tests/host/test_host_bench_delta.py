@@ -95,3 +95,36 @@ def test_cached_firmware_measured(tmp_path, monkeypatch):
     (_fig, result, _t, met, how, _c), = B.rows({"pairs": [row]}, "cmd")
     assert met is True and result.startswith("%.3f (" % row["ratio"])
     assert "agent of %s -> %s frozen" % (o[:7], n[:7]) in how
+
+
+def test_firmware_built_into_a_work_folder_not_there_yet(tmp_path, monkeypatch):
+    # a fresh clone has no bench/work: the build makes it before objcopy writes there (the
+    # toolchain's steps stand in here: make does nothing, objcopy copies the elf, and like
+    # the real one makes no folder)
+    if _shallow():
+        pytest.skip("a shallow clone or no git: the pairs' commits are not here")
+    monkeypatch.setattr(B, "firmware_unavailable", lambda: None)
+    monkeypatch.setattr(B, "_source", lambda log: str(tmp_path / "micropython"))
+    monkeypatch.setattr(B, "FW_BUILD", str(tmp_path / "fw"))
+    ran = []
+
+    def run(cmd, log, cwd=None, env=None):
+        ran.append(cmd[0])
+        if cmd[0] == "make":
+            os.makedirs(str(tmp_path / "fw" / "build"), exist_ok=True)
+            with open(str(tmp_path / "fw" / "build" / "firmware.elf"), "wb") as f:
+                f.write(b"elf of " + env["MICROPY_GIT_HASH"].encode())
+        else:
+            if not os.path.isdir(os.path.dirname(cmd[-1])):
+                raise mcu.McuError("%s: no such folder" % cmd[-1])
+            with open(cmd[-2], "rb") as src, open(cmd[-1], "wb") as dst:
+                dst.write(src.read())
+    monkeypatch.setattr(mcu, "_run", run)
+    work = str(tmp_path / "bench" / "work")
+    commit = B.FIRMWARE_PAIRS[0][0]
+    out = B.firmware(work, commit)
+    assert ran == ["make", "arm-none-eabi-objcopy"]
+    assert out == os.path.join(work, "mcu-fw-%s.bin" % commit[:12])
+    with open(out, "rb") as f:
+        assert f.read() == b"elf of " + commit[:10].encode()
+    assert B.firmware(work, commit) == out and len(ran) == 2   # cached: not built again
