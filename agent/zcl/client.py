@@ -34,6 +34,28 @@ FAULT = const(6)       # an unexpected error; the device is back at its journal'
 OUTCOMES = ("no update", "held", "activate", "rejected", "aborted", "stalled", "fault")
 
 
+def _draw():
+    import os
+    return os.urandom(1)[0]
+
+
+def notify_selects(f, dev, rnd=_draw):
+    """True when an Image Notify asks this device to query now (ZCL 11.13.3.4): the
+    manufacturer code and image type, when carried, are ours or the wildcard 0xFFFF; a
+    carried file version differs from the running one; and a draw in 1..100 is within the
+    query jitter (a unicast notify carries jitter 100, so it always selects). rnd(): 0..255."""
+    c = dev.cfg
+    t = f.payload_type
+    if t >= 1 and f.manufacturer != 0xFFFF and f.manufacturer != c.manufacturer:
+        return False
+    if t >= 2 and f.image_type != 0xFFFF and f.image_type != c.image_type:
+        return False
+    if t == 3 and f.file_version == dev.st.run_version:
+        return False
+    j = f.jitter
+    return j >= 100 or (j > 0 and rnd() % 100 < j)
+
+
 def _commands():
     # agent.zcl.commands (the server's activation commands and waits), imported when a
     # session first needs it: a download's last block, whose signature check from flash is
@@ -83,7 +105,7 @@ class Client(Session):
             elif c == zcl.CMD_ACTIVATE:
                 _commands().command(self, f)
         elif c == zcl.CMD_IMAGE_NOTIFY:
-            if P.notify_selects(f, self.dev):
+            if notify_selects(f, self.dev):
                 self.notified = True
         elif c == zcl.CMD_UPGRADE_END_RSP:
             _commands().end_response(self, f)

@@ -1,27 +1,16 @@
-# Image Page Requests for agent.zcl.client.Client, and the Image Notify rule.
+# Image Page Requests for agent.zcl.client.Client.
 #
 # A page request asks the server for a run of bytes; it answers with Image Block Responses
 # back to back. A block counts when its manufacturer code, image type, file version and
 # offset fit: in order it goes straight to the device, after a gap it is held in the window
 # (WINDOW bytes from the device's offset, in slots of one block) until the gap is filled.
-# The requests in flight are kept in the order sent, the order the server answers them: a
-# block of one request shows that the ones before it, and its own blocks before it, have
-# ended, so what they did not bring was lost and is asked for again, one request per run of
-# lost slots. (Blocks name their request by the sequence number where the server echoes it,
-# as zigbee-herdsman and otatool serve do; else by offset.) The next requests, those gaps and
-# then new data as far as the window reaches, go out while the last LOW blocks are still
-# due, so the server has them when its page ends; when a gap is filled they go out before
-# the blocks held behind it are handed on. A request no block came for is given up when its
-# blocks were due: a spacing each, its round trip behind the one before, and a margin that
-# doubles when an answer to a request given up comes after all (the server was slower) and
-# shrinks again with each request given up. A server that drops requests coming while it
-# sends a page (zigbee-herdsman) never answers such a one: after PIPE_SILENT rounds like
-# that the device sends one request at a time, once the one before has ended.
-# Until the manifest is checked, a request ends with the part the parser is reading (header,
-# element head, manifest), so a wrong image costs no payload airtime; a page never runs past
-# the image's end (zigbee-herdsman would loop on an empty block). A server that answers a
-# page request with Default Response UNSUP_CLUSTER_COMMAND, or never answers one, gets block
-# requests from then on (Pager.on False).
+# The requests in flight, what a block tells of them, which are asked for next and when one
+# is given up are agent.zcl.inflight's (Inflight, this class's base). Until the manifest is
+# checked, a request ends with the part the parser is reading (header, element head,
+# manifest), so a wrong image costs no payload airtime; a page never runs past the image's
+# end (zigbee-herdsman would loop on an empty block). A server that answers a page request
+# with Default Response UNSUP_CLUSTER_COMMAND, or never answers one, gets block requests
+# from then on (Pager.on False).
 #
 # Every block of a download without loss takes one path, _stream: a whole slot's block at the
 # device's offset, the next one of the oldest request in flight. It is _one's way for that
@@ -37,20 +26,19 @@ except ImportError:
         return x
 
 from agent.zcl import device as zcl
+from agent.zcl.inflight import Inflight, SILENT, PIPE_SILENT  # noqa: F401
 
 PAGE = const(2048)        # bytes of new data asked for by one page request
 _WINDOW = const(4096)     # bytes from the device's offset that may be asked for and held,
 _CHUNK = const(1024)      # in buffers of this size (a fragmented heap has room for them),
 _SLOTS = const(128)       # in slots of a block, this many at most
 _SPACING = const(0)       # response spacing asked for, ms (the link's own pace suffices)
-SILENT = const(6)         # page requests unanswered in a row, none ever answered: fall back
+_MARGIN_MAX = const(2000)  # ms of a wait's margin at most
+_REQ = const(21)          # a page request without the IEEE address: 3-byte header + 18
+# (each also declared, the same, in agent.zcl.inflight or agent.zcl.streamn where used)
 _GAPS = const(16)         # requests in flight at most
 _LOW = const(3)           # blocks still due when the next requests go out
 _MARGIN = const(5)        # ms of a wait beyond the blocks' time, at least
-_MARGIN_MAX = const(2000)  # ... at most
-PIPE_SILENT = const(3)    # rounds that gave up a request sent while the server answered the
-#                           one before, none such ever answered: one request at a time
-_REQ = const(21)          # a page request without the IEEE address: 3-byte header + 18
 _FC_BLOCK = const(0x09)   # cluster-specific, to the client, no manufacturer code
 _ROUTE = const(0x0F)      # the frame control bits that say so
 _SEQ = const(1)           # a block response's sequence number,
@@ -58,32 +46,7 @@ _HEAD = const(2)          # its command, status, manufacturer, type, version (10
 _OFF = const(12)          # file offset,
 _LEN = const(16)          # data size
 _DATA = const(17)         # and data
-_PIPED = const(1)         # a request in flight: sent while another was
-_HEARD = const(2)         # ... a block of it came
-_FIRST = const(4)         # ... sent while none was (its first block times the round trip)
 REJECT = object()         # fetch(): the image was refused (the device raised its alert)
-
-
-def _draw():
-    import os
-    return os.urandom(1)[0]
-
-
-def notify_selects(f, dev, rnd=_draw):
-    """True when an Image Notify asks this device to query now (ZCL 11.13.3.4): the
-    manufacturer code and image type, when carried, are ours or the wildcard 0xFFFF; a
-    carried file version differs from the running one; and a draw in 1..100 is within the
-    query jitter (a unicast notify carries jitter 100, so it always selects). rnd(): 0..255."""
-    c = dev.cfg
-    t = f.payload_type
-    if t >= 1 and f.manufacturer != 0xFFFF and f.manufacturer != c.manufacturer:
-        return False
-    if t >= 2 and f.image_type != 0xFFFF and f.image_type != c.image_type:
-        return False
-    if t == 3 and f.file_version == dev.st.run_version:
-        return False
-    j = f.jitter
-    return j >= 100 or (j > 0 and rnd() % 100 < j)
 
 
 try:  # Pager._stream compiled by the native emitter (imported with this module: the heap
@@ -92,7 +55,7 @@ except Exception:  # ImportError (CPython, a build that leaves it out) or Syntax
     _native = None  # port without the emitter): the plain loop
 
 
-class Pager:
+class Pager(Inflight):
     def __init__(self, cl, page=PAGE, window=_WINDOW):
         self.cl = cl
         self.size = page
@@ -213,44 +176,6 @@ class Pager:
     # (locals, stack, and no try block), so that calling them takes no heap. A slot is
     # (o - r) // s % ns for an offset o on the grid; the next one on it is o - (o - r) % s + s.
 
-    def _mark(self, i):
-        # the window's slots from request i's next offset to its end: asked for by it
-        s = self._s
-        t = self._qs[i] % 255 + 1
-        a = self._qa[i]
-        e = self._qe[i]
-        i = self.pos - (self.pos - self._r) % s
-        if a < i:
-            a = i
-        if e > self.top:
-            e = self.top
-        if a < e:  # the slots of a, of e - 1 and those between (at most _ns)
-            i = (a - self._r) // s
-            e = (e - 1 - self._r) // s - i + 1
-            i %= self._ns
-            a = i + e - self._ns
-            s = self.ask
-            if a > 0:  # this many past the last slot: from the first on
-                e -= a
-                while a:
-                    a -= 1
-                    s[a] = t
-            e += i
-            while i < e:
-                s[i] = t
-                i += 1
-
-    def _unmark(self, a, e, t):
-        # the slots from a to e that the request tagged t asked for: asked for no more
-        c = self._ns
-        q = self.ask
-        while a < e and c:
-            j = (a - self._r) // self._s % self._ns
-            if q[j] == t:
-                q[j] = 0
-            a += self._s - (a - self._r) % self._s
-            c -= 1
-
     def _run(self):
         cl = self.cl
         while self.pos < self.end:
@@ -355,176 +280,6 @@ class Pager:
             k = self._recv(rx, self._wait)
         return k
 
-    def _request(self, o):
-        # for _stream's loops: the request in flight that a block at o (in rx) is the next of,
-        # the oldest or the one its sequence number names (those before it have ended:
-        # dropped); -1 for none, -2 when o is not that request's next offset (the block is
-        # _one's). Plus _GAPS when it is the request's first block (heard now).
-        i = self._h
-        if not self._n:
-            return -1
-        rx = self._rx
-        if self._qs[i] != rx[_SEQ] or self._qa[i] != o:
-            i = self._which(rx[_SEQ], o)  # (no vote: _k is 0 until the 8 are in)
-            if i < 0:
-                return -1
-            if self._qa[i] != o:
-                return -2
-            while self._h != i:
-                self._drop()
-        if self._qf[i] & _HEARD:
-            return i
-        self._heard(i, o)
-        return i + _GAPS
-
-    def _due(self):
-        # requests to send: none in flight, or (pipelining) only the last blocks still due
-        if not self._n:
-            return True
-        return self.pipe and not self._dry and self._n < _GAPS and self._fly <= _LOW * self._s
-
-    def _issue(self):
-        # the gaps known lost, then new data (one request only, unless pipelining)
-        n = self._n
-        if self.hw > self.pos:
-            self._regaps()
-        if self._n < _GAPS and (self.pipe or not self._n):
-            self._page()
-        if self._n == n:
-            self._dry = True
-        elif not n:  # the server was idle: its first block is a round trip away
-            self._qf[self._h] |= _FIRST
-            self._ts = self._t0 = self._clk.ticks_ms()
-            self._wait = self._next()
-
-    def _regaps(self):
-        # one request per run of the window's slots from pos to hw neither held nor asked for
-        a = self.pos
-        e = self.hw if self.hw < self.top else self.top
-        while a < e and self._n < _GAPS:
-            i = a
-            while i < e:
-                j = (i - self._r) // self._s % self._ns
-                if self.held[j] or self.ask[j]:
-                    break
-                i += self._s - (i - self._r) % self._s
-            if i > e:
-                i = e
-            if i > a:
-                self._send(a, i - a)
-                if not self.pipe:
-                    return
-                a = i
-            else:
-                a += self._s - (a - self._r) % self._s
-
-    def _page(self):
-        # new data from hw: a page, within the window, the image, and (until the manifest
-        # is checked) the part the parser is reading
-        a = self.hw
-        e = self.top if self.top < self.end else self.end
-        ps = self._dev.parser
-        if ps is not None and ps.manifest is None:
-            n = self.pos + (ps._need + self._s - 1) // self._s * self._s
-            if n < e:
-                e = n if n > self.pos else self.pos + self._s
-        if a < e:
-            n = self.size - self.size % self._s
-            if e - a < n:
-                n = e - a
-            self._send(a, n)
-            self.hw = a + n
-
-    def _send(self, a, n):
-        # PAGE_REQ_FMT's sequence number, file offset, maximum data size and page size
-        q = self.req
-        q[1] = self.cl._next_seq()
-        q[12] = a & 0xFF
-        q[13] = (a >> 8) & 0xFF
-        q[14] = (a >> 16) & 0xFF
-        q[15] = (a >> 24) & 0xFF
-        q[16] = self._s
-        q[17] = n & 0xFF
-        q[18] = n >> 8
-        self.cl.link.send(q)
-        i = (self._h + self._n) % _GAPS
-        self._qa[i] = a
-        self._qe[i] = a + n
-        self._qs[i] = q[1]
-        self._qf[i] = _PIPED if self._n else 0
-        self._n += 1
-        self._fly += n
-        self._mark(i)
-
-    def _drop(self):
-        # the oldest request in flight has ended: what it did not bring is lost
-        i = self._h
-        self._ph = self._qf[i] & _HEARD
-        self._fly -= self._qe[i] - self._qa[i]
-        self._unmark(self._qa[i], self._qe[i], self._qs[i] % 255 + 1)
-        self._h = (i + 1) % _GAPS
-        self._n -= 1
-
-    def _clear(self):
-        # nothing in flight any more
-        while self._n:
-            self._drop()
-        self._fly = 0
-        i = _SLOTS
-        while i:
-            i -= 1
-            self.ask[i] = 0
-
-    def _lapse(self):
-        # no block for the wait: the oldest request in flight is given up, and the wait runs
-        # on by the next one's time (the margin counted once). True when none is left
-        if not self._n:
-            return True
-        if self._qf[self._h] == _PIPED and self._ph:
-            self._miss = True
-        self._drop()
-        self._gave = True
-        if self._mg > _MARGIN:
-            self._mg -= self._mg >> 3
-        if self._n:
-            self._wait += self._next() - self._mg
-            return False
-        self._clear()
-        if self._miss:
-            self._miss = False
-            self._prun += 1
-            if self.pipe and not self._pok and self._prun >= PIPE_SILENT:
-                self.pipe = False
-                self.cl._say("server: no answer to requests sent during a page, "
-                             "one request at a time")
-        if self._got:
-            return True
-        self.cl.retransmits += 1
-        self.silent += 1
-        if not self.heard and self.silent >= SILENT:
-            self.on = False
-            self.cl._say("server: no answer to page requests, using block requests")
-        return True
-
-    def _next(self):
-        # the wait for a block of the oldest request in flight: a spacing for each of its
-        # blocks still due, or two (its round trip behind the one before) when none came
-        # yet, and the margin; sent to an idle server, the retransmission timeout (losses
-        # alone do not back off; a server silent five times in a row does)
-        if not self._n:
-            return 0
-        i = self._h
-        if self._qf[i] & _HEARD:
-            i = (self._qe[i] - self._qa[i] + self._s - 1) // self._s
-        elif self._qf[i] & _FIRST:
-            i = self.silent
-            if i < 5:
-                return self.cl._rto()
-            return self.cl._rto() << (i - 4) if i < 9 else 8000
-        else:
-            i = 2
-        return i * self._ia // 8 + self._mg
-
     def _one(self, k):
         # the frame of length k in rx, any: None, or a Frame for the caller
         rx = self._rx
@@ -591,57 +346,6 @@ class Pager:
             self._drain()
         return True
 
-    def _which(self, seq, o):
-        # the request in flight with the block's sequence number whose next offsets hold o;
-        # from a server that does not echo the number, the oldest whose offsets hold o. The
-        # first 8 blocks asked for tell whether the server echoes it (then a block with
-        # another number is late, from a request given up)
-        i = self._h
-        c = self._n
-        x = -1
-        while c:
-            if self._qa[i] <= o < self._qe[i]:
-                if self._qs[i] == seq:
-                    x = -2 - i
-                    break
-                if x < 0:
-                    x = i
-            i = (i + 1) % _GAPS
-            c -= 1
-        if x != -1 and self._ev < 8:
-            self._ev += 1
-            self._em += x < -1
-            if self._ev == 8:
-                self._echo = 1 if self._em >= 6 else -1
-                self._k = self._s + _DATA if self.fast else 0
-        if x < -1:
-            return -2 - x
-        return -1 if self._echo > 0 else x
-
-    def _heard(self, i, o):
-        # a block at o of request i. Timed when it came while the device waited (one read
-        # from the link's queue came earlier): the round trip when it is the first of one
-        # sent to an idle server and waited for since, the spacing over 8 blocks or more
-        f = self._qf[i]
-        if f & _PIPED and not f & _HEARD and self._ph:
-            self._pok = True  # answered although the server was answering the one before
-        if self._tn <= self._t0:
-            self._bs = -1
-            self._qf[i] = f | _HEARD
-            return
-        if not f & _HEARD:
-            self._qf[i] = f | _HEARD
-            if f & _FIRST and o == self._qa[i] and self._t0 == self._ts and \
-                    (self._echo > 0 or not self.silent):
-                self.cl._sample(self._clk.ticks_diff(self._tn, self._ts))
-        elif self._bs != self._qs[i]:
-            self._bs = self._qs[i]
-            self._bt = self._tn
-            self._bo = o
-        elif o - self._bo >= 8 * self._s:
-            f = self._clk.ticks_diff(self._tn, self._bt)
-            self._ia += ((f << 3) // ((o - self._bo) // self._s) - self._ia) >> 3
-
     def _at(self, p):
         # the device is at p: the window ends further on
         self.pos = p
@@ -694,39 +398,3 @@ class Pager:
         j = (j - c * self._spc) * s
         o[j:j + k] = self.cl._data(k)
         return True
-
-    def _ours(self, seq):
-        # seq is that of a request in flight, or of the last one sent
-        if seq == self.req[1]:
-            return True
-        i = self._h
-        c = self._n
-        while c:
-            if self._qs[i] == seq:
-                return True
-            i = (i + 1) % _GAPS
-            c -= 1
-        return False
-
-    def _frame(self, k):
-        # a frame that is not a SUCCESS block for us: handled here (None) or returned
-        rx = self._rx
-        if k > _DATA and rx[0] & _ROUTE == _FC_BLOCK and rx[_HEAD] == zcl.CMD_BLOCK_RSP \
-                and rx[_HEAD + 1] == zcl.S_SUCCESS:
-            return None
-        f = self.cl._decode(k)
-        if f is None or not f.known:
-            return None
-        if not f.cluster:
-            if f.rsp_command == zcl.CMD_PAGE_REQ and f.status != zcl.S_SUCCESS \
-                    and self._ours(f.seq):
-                self.on = False
-                self.cl._say("server: no page requests (status 0x%02X), using block "
-                             "requests" % f.status)
-                return f
-            return None
-        if f.to_client and f.command == zcl.CMD_BLOCK_RSP and f.mfr_code is None \
-                and self._ours(f.seq):
-            return f
-        self.cl._unsolicited(f)
-        return None

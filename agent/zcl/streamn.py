@@ -6,7 +6,7 @@
 # bound once by the Pager: nothing is allocated here). Native code keeps its locals in its
 # frame on the C stack, whatever their number; a bytecode function with this many would
 # take its frame from the heap at every call, which is why Pager._stream, the plain path,
-# reads them from the Pager instead. The pager imports this module at a download's start; a
+# reads them from the Pager instead. The pager imports this module with itself; a
 # port or build without the emitter (or CPython) fails the import and the pager uses its
 # plain path. The tests run both and compare them.
 import micropython

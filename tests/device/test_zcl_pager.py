@@ -440,7 +440,7 @@ def _notify(ptype, jitter, man=0, itype=0, ver=0):
 
 def test_notify_rules():
     d = _Dev()
-    sel = P.notify_selects
+    sel = C.notify_selects
     assert sel(_notify(0, 100), d, lambda: 255)            # unicast: jitter 100
     assert not sel(_notify(0, 0), d, lambda: 0)            # jitter 0: never
     assert sel(_notify(0, 50), d, lambda: 49)              # draw 50 of 1..100
