@@ -52,7 +52,6 @@ class Device:
         self.journal = Journal(board.journal_area, S.STATE_SIZE)
         self.st = S.State()
         self.alerts = AL.Queue(self.st)  # saved with the state record, sent after each save
-        self._buf = bytearray(S.STATE_SIZE)
         self.writer = SlotWriter(config.page)  # moves the checkpoint, st.next
         self.writer.on_sector = self._on_sector
         self.writer.check = config.payload_check or getattr(board, "payload_check", None)
@@ -79,7 +78,7 @@ class Device:
     # -- state and alerts ----------------------------------------------------
 
     def _save(self):
-        self.journal.save(self.st.pack(self._buf))
+        self.journal.save(self.st.pack(self.journal.payload))  # packed in the record
         if self.alerts.out:  # not at a per-sector checkpoint
             self.alerts.send(self.sink)
 

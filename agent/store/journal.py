@@ -65,6 +65,9 @@ class Journal:
         self._mv = memoryview(self._buf)
         self._body = self._mv[0:rs - CRC_SIZE]  # views made once: save() allocates nothing
         self._seq = self._mv[4:REC_HDR]          # REC_FMT's sequence number
+        # where the next payload may be packed in place: save(payload) copies nothing then
+        # (the state needs no buffer of its own); load() and save() overwrite it
+        self.payload = self._mv[REC_HDR:REC_HDR + payload_len]
         self._e = bytes((area.erased,))
         self.seq = 0
         self.bad = 0
@@ -140,12 +143,15 @@ class Journal:
         return bytes(self._mv[REC_HDR:REC_HDR + self.payload_len])
 
     def save(self, payload):
-        """Append payload as the record seq + 1. After a power cut during save, load()
-        returns either this payload or the one before it."""
+        """Append payload (bytes, or self.payload packed in place) as the record seq + 1.
+        After a power cut during save, load() returns either this payload or the one
+        before it."""
         if len(payload) != self.payload_len:
             raise OtaError(JOURNAL_CORRUPT, "payload of %d bytes, journal holds %d"
                            % (len(payload), self.payload_len))
         if not self._loaded:
+            if payload is self.payload:
+                payload = bytes(payload)  # load() reads the records through it
             self.load()
         seq = max(self.seq, self._used) + 1
         if seq > _SEQ_MAX:
@@ -180,7 +186,8 @@ class Journal:
         # function's frame stays on the C stack under MicroPython)
         n = REC_HDR + self.payload_len
         self._head(seq)
-        self._buf[REC_HDR:n] = payload
+        if payload is not self.payload:  # (else it is in place)
+            self._buf[REC_HDR:n] = payload
         while n < self.record_size - CRC_SIZE:
             self._buf[n] = 0
             n += 1

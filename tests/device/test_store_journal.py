@@ -107,6 +107,25 @@ def test_unformatted_area_and_lazy_load():
     eq(reload(area, plen)[1], payload(2))
 
 
+def test_payload_packed_in_place():
+    # a payload packed into j.payload, the record's own bytes, is saved without a copy; a
+    # journal not loaded yet loads first (reading records through those bytes) and still
+    # saves the payload packed there
+    for ws, e in GEOMETRIES:
+        f, area, plen = setup(ws, e)
+        j = Journal(area, plen)
+        j.format()
+        for i in range(1, 40):  # across sector rotations
+            j.payload[:] = payload(i)
+            j.save(j.payload)
+            eq(reload(area, plen)[1], payload(i), "ws %d e %d save %d" % (ws, e, i))
+        j = Journal(area, plen)  # a restart: the records are there, none loaded
+        j.payload[:] = payload(77)
+        j.save(j.payload)
+        j2, got = reload(area, plen)
+        eq((got, j2.seq), (payload(77), 40), "in place before the first load")
+
+
 def test_rotation_and_wear():
     for ws, e in GEOMETRIES:
         for sectors in (2, 3):
