@@ -10,7 +10,7 @@ package("agent", files=("zcl/server.py", "image/pack.py", "errtext.py"), base_pa
 package("boards", files=("qemu/__init__.py", "qemu/board.py", "qemu/layout.py",
                          "qemu/run.py", "unix/__init__.py", "unix/run.py",
                          "unix/layout.py", "unix/board.py"), base_path="../..", opt=3)
-package("hal", files=("sim/__init__.py", "sim/mem.py", "sim/memv.py", "sim/nor.py", "sim/boot.py",
-                      "sim/board.py", "sim/clock.py",
+package("hal", files=("sim/__init__.py", "sim/mem.py", "sim/memv.py", "sim/nor.py",
+                      "sim/faults.py", "sim/boot.py", "sim/board.py", "sim/clock.py",
                       "sim/powercut.py", "sim/imagecheck.py", "serial.py", "sigcheck.py"),
         base_path="../..", opt=3)

@@ -4,6 +4,7 @@ include("$(PORT_DIR)/variants/manifest.py")
 include("../manifest_agent.py")
 package("boards", files=("unix/__init__.py", "unix/board.py", "unix/layout.py", "unix/run.py"),
         base_path="../..", opt=3)
-package("hal", files=("sim/__init__.py", "sim/nor.py", "sim/boot.py", "sim/board.py", "sim/clock.py",
+package("hal", files=("sim/__init__.py", "sim/nor.py", "sim/faults.py", "sim/boot.py",
+                      "sim/board.py", "sim/clock.py",
                       "sim/powercut.py", "sim/imagecheck.py", "serial.py", "udp.py"),
         base_path="../..", opt=3)
