@@ -217,20 +217,12 @@ def _flash_outside_heap():
             import io
             self._io = io.BytesIO(self._mem)
 
-    def snapshot(self):
-        ss = self.sector_size
-        secs = []
-        for o in range(0, self.size, ss):
-            if self._mem.count(self._e, o, o + ss) == ss:
-                secs.append(None)
-            else:
-                b = _outside_heap(ss)
-                b[0:ss] = self._mv[o:o + ss]
-                secs.append(b)
-        return (secs, self.ops, self.writes, self.erases, self.bytes_written,
-                list(self.sector_erases))
+    def _keep(self, o, n):
+        b = _outside_heap(n)
+        b[0:n] = self._mv[o:o + n]
+        return b
     nor.NorFlash.__init__ = __init__
-    nor.NorFlash.snapshot = snapshot
+    nor.NorFlash._keep = _keep
 
 
 def _is_skip(e):

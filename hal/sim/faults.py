@@ -90,9 +90,13 @@ class Faults:
             if self._mem.count(self._e, o, o + ss) == ss:
                 secs.append(None)
             else:
-                secs.append(bytes(self._mv[o:o + ss]))
+                secs.append(self._keep(o, ss))
         return (secs, self.ops, self.writes, self.erases, self.bytes_written,
                 list(self.sector_erases))
+
+    def _keep(self, o, n):
+        # a snapshot's copy of the n bytes at o
+        return bytes(self._mv[o:o + n])
 
     def restore(self, snap):
         """Return to a snapshot: contents and counters; powered on, fault injection off."""
