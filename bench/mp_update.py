@@ -137,11 +137,14 @@ class Budget(Frames):
         return Frames.recv(self, buf, timeout_ms)
 
 
-def update(image, frames, pub, block, payload, check, budget=0, installed=False):
+def update(image, frames, pub, block, payload, check, budget=0, installed=False, pad=0):
     """A whole download and verification, within budget instructions (0: any); with
     check, the power-on check of the slot at a later boot (the signature known from an
     earlier one: the payload's CRC-32 from flash). installed: the device runs what
-    install() put in the flash (a delta's old image) instead of starting blank."""
+    install() put in the flash (a delta's old image) instead of starting blank. pad: bytes
+    the main holds through the update (another heap layout: each allocation after it lands
+    elsewhere)."""
+    hold = bytearray(pad) if pad else None
     gc.collect()
     t0 = time.ticks_us()
     dev, board = device(pub, payload, not installed)
@@ -157,4 +160,6 @@ def update(image, frames, pub, block, payload, check, budget=0, installed=False)
         verify.boot_check(slot, dev.cfg.trust, None, info.tag, buf)
         out["boot_check_insns"] = insns(t0)
         out["payload"] = info.manifest.size
+    if hold is not None:
+        out["pad"] = len(hold)  # (held to here)
     result(out)

@@ -247,14 +247,15 @@ def heap_locked(rom, info, name, flash=None):
 BUDGET = 4   # a heap minimum: the update within this many times its instructions in 1 MiB
 
 
-def update_ok(rom, config, name, heap, check=False, budget=0, flash=None):
+def update_ok(rom, config, name, heap, check=False, budget=0, flash=None, pad=0):
     """The update's result, or None when it did not complete. flash: the PSRAM file of a
-    device already running an image (installed()), copied for this run."""
+    device already running an image (installed()), copied for this run; pad: bytes the
+    main holds through it (another heap layout)."""
     d = "/rom/d/%s" % name
     try:
-        r = run(rom, config, "update(%r, %r, %r, %d, %d, %r, %d, %r)" % (
+        r = run(rom, config, "update(%r, %r, %r, %d, %d, %r, %d, %r, %d)" % (
             d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD, check, budget,
-            flash is not None), heap=heap, psram=_copy(flash))
+            flash is not None, pad), heap=heap, psram=_copy(flash))
         return r if r.get("ok") else None
     except mcu.McuError:
         return None
@@ -282,19 +283,38 @@ def installed(rom, config, name):
     return path
 
 
-def heap_min(rom, config, name, step, guess, say=None, flash=None):
+# Heap layouts the frozen minima are measured in as well: the bench's main holding this many
+# bytes more through the update (update()'s pad), so that every later allocation lands
+# elsewhere. Below the minimum, whether an update completes is not monotonic in the heap's
+# size, and the minimum of one layout moves by a few KiB with any change that moves an
+# allocation (the same code built twice can differ by 1 KiB): two builds are compared by
+# the minima over these layouts, not by one of them.
+LAYOUTS = (16, 48, 112, 240)
+
+
+def layouts(rom, config, name, step, first, say=None, flash=None):
+    """The heap minimum of the update in each layout: [first (no pad, measured before), then
+    one per LAYOUTS], bytes; each search starts from first."""
+    return [first] + [heap_min(rom, config, name, step, first, say, flash, pad)
+                      for pad in LAYOUTS]
+
+
+def heap_min(rom, config, name, step, guess, say=None, flash=None, pad=0):
     """The smallest heap (a multiple of step) in which the whole update completes within
     BUDGET times the instructions it takes in the largest heap (deterministic under
-    -icount): a bracket found from guess outwards (doubling), then bisected."""
-    full = update_ok(rom, config, name, mcu.HEAP_MAX, flash=flash)
+    -icount): a bracket found from guess outwards (doubling), then bisected. pad: bytes the
+    main holds through the update, a heap layout of its own (update())."""
+    full = update_ok(rom, config, name, mcu.HEAP_MAX, flash=flash, pad=pad)
     if not full:
         raise mcu.McuError("%s %s: no update in the largest heap" % (config, name))
     budget = BUDGET * full["insns"]
 
     def ok(h):
-        good = update_ok(rom, config, name, h, budget=budget, flash=flash) is not None
+        good = update_ok(rom, config, name, h, budget=budget, flash=flash,
+                         pad=pad) is not None
         if say:
-            say("  %s %s in %d bytes: %s" % (config, name, h, "done" if good else "failed"))
+            say("  %s %s pad %d in %d bytes: %s" % (config, name, pad, h,
+                                                   "done" if good else "failed"))
         return good
     guess = max(step, guess // step * step)
     width = 4 * step
@@ -362,9 +382,14 @@ def measure(step, say):
                                                        say)
     out["heap_min_update_frozen_deflate"] = heap_min(rom, "frozen", "u256z", step,
                                                      raw + 4096, say)
+    for key, name in (("raw", "u256"), ("deflate", "u256z")):
+        out["heap_min_layouts_frozen_" + key] = layouts(
+            rom, "frozen", name, step, out["heap_min_update_frozen_" + key], say)
     out["heap_min_update_romfs_raw"] = heap_min(
         rom, "romfs", "u256", step,
         raw + out["heap_after_import_romfs"] - out["heap_after_import_frozen"], say)
+    out["heap_min_layouts_romfs_raw"] = layouts(rom, "romfs", "u256", step,
+                                                out["heap_min_update_romfs_raw"], say)
     say("heap minima done (%.0f s)" % (time.monotonic() - t0))
     if info.get("delta_why"):
         say("delta figures not measured: %s" % info["delta_why"])
@@ -383,8 +408,10 @@ def delta_figures(rom, info, step, say, guess, config="frozen"):
     image (installed()), agent frozen: delta_costs() and the smallest heap of the whole
     delta update."""
     out, flash = delta_costs(rom, info, say, config)
-    out["heap_min_update_%s_delta" % config] = heap_min(rom, config, "d256", step, guess, say,
-                                                        flash)
+    h = out["heap_min_update_%s_delta" % config] = heap_min(rom, config, "d256", step, guess,
+                                                            say, flash)
+    out["heap_min_layouts_%s_delta" % config] = layouts(rom, config, "d256", step, h, say,
+                                                         flash)
     return out
 
 
