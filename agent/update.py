@@ -40,9 +40,11 @@ class Config:
 
 class Device:
     """board: .slots (two agent.store.slot.Slot), .journal_area, .boot (hal/boot.py interface),
-    .clock, .verifier (hardware signature check or None), optionally .ieee and
+    .clock, .verifier (hardware signature check or None), optionally .ieee,
     .boot_verifies (True: the bootloader verifies signatures, the power-on check is CRC-32
-    only). sink: an object with alert(code, reason, alert_id, value) called after each
+    only) and .collect (called where a download's long-lived buffers are about to be made:
+    gc.collect on a board with a small heap, so that they fill the holes the garbage before
+    them leaves instead of splitting the free space further). sink: an object with alert(code, reason, alert_id, value) called after each
     alert is saved (or, for refusals before a signature verified, sent from RAM), or None."""
 
     def __init__(self, board, config, sink=None):
@@ -174,6 +176,9 @@ class Device:
         b = self.board.boot
         if not self._factory and b.pending() == 1 - b.running():
             b.revert()  # a pending boot the journal does not know of: cancel it before writing
+        collect = getattr(self.board, "collect", None)
+        if collect is not None:
+            collect()  # the session's garbage goes before the parser's buffers are made
         self.parser = Parser(self.policy(), self, self.board.verifier)
         self.take = self.parser.take
         self.writing = False
@@ -260,9 +265,10 @@ class Device:
         leaves it to the writer later."""
         from agent.image.manifest import sector_of
         try:
-            s = sector_of(payload)
+            s, enc = sector_of(payload)
             if s:
-                self.writer.reserve(s)
+                self.writer.reserve(s, getattr(self.board, "collect", None),
+                                    enc == fmt.ENC_DELTA)
         except MemoryError:
             pass
 

@@ -13,7 +13,7 @@
 # (chosen at the first Maker), else in add() below; the tests run both.
 from agent import errors as E
 
-_add = None  # the byte add in use, chosen at the first Maker
+_add = None  # the byte add in use, chosen by pick()
 
 
 def add(dst, doff, src, n):
@@ -22,8 +22,13 @@ def add(dst, doff, src, n):
         dst[doff + i] = (dst[doff + i] + src[i]) & 0xFF
 
 
-def _pick():
+def pick():
+    """Choose the byte add (agent.image.deltav's where the port has the emitter), once: at
+    the first Maker, or before, when the delta's decoder is reserved (its code in the heap
+    before the decoder's window)."""
     global _add
+    if _add is not None:
+        return
     try:
         from agent.image.deltav import add as v
     except (ImportError, SyntaxError, ValueError):  # CPython; no viper emitter on this port
@@ -39,8 +44,7 @@ class Maker:
     memoryview the sector's bytes are made in, a piece at a time; both lent by the owner."""
 
     def __init__(self, read_old, old_size, tmp, piece):
-        if _add is None:
-            _pick()
+        pick()
         self.add = _add
         self.read_old = read_old
         self.old_size = old_size

@@ -160,20 +160,21 @@ def _bytes(m, k, n):
 
 
 def sector_of(payload):
-    """The sector size the manifest map in payload (CBOR bytes, not verified) gives a
-    compressed or delta image, else 0: for sizing buffers before its signature is checked,
-    and for nothing else."""
+    """(sector size, encoding) the manifest map in payload (CBOR bytes, not verified) gives
+    a compressed or delta image, else (0, 0): for sizing buffers before its signature is
+    checked, and for nothing else."""
     from agent.crypto import cbor
     try:
         m = cbor.decode(payload)
     except OtaError:
-        return 0
-    if not isinstance(m, dict) or not m.get(_M_ENCODING):
-        return 0
+        return 0, 0
+    e = m.get(_M_ENCODING) if isinstance(m, dict) else None
+    if not e or not isinstance(e, int):
+        return 0, 0
     s = m.get(_M_SECTOR)
     if not isinstance(s, int) or s < fmt.MIN_SECTOR or s > fmt.MAX_SECTOR or s & (s - 1):
-        return 0
-    return s
+        return 0, 0
+    return s, e
 
 
 def decode(payload):

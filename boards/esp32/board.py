@@ -4,6 +4,8 @@
 #   board = make_board()            on the device: esp32 and machine from the port
 #   dev = agent.update.Device(board, config)
 #   board.payload_check(first_bytes)   refuses anything but an application image
+import gc
+
 from agent.errors import OtaError, BOARD, BAD_LAYOUT
 from agent.store.slot import Slot
 from hal.flash import Area
@@ -27,7 +29,7 @@ def _find(P, kind, label):
 
 
 class Esp32Board:
-    """slots, journal_area, boot, clock, verifier, payload_check (hal interfaces)."""
+    """slots, journal_area, boot, clock, verifier, payload_check (hal interfaces), collect."""
 
     def __init__(self, port, reset_fn, clock, verifier=None, ieee=None):
         P = port.Partition  # type: type[Partition]
@@ -50,6 +52,7 @@ class Esp32Board:
         self.trials = L.TRIALS
         self.boot_verifies = L.SECURE_BOOT
         self.ieee = ieee  # IEEE address, 8 bytes as in an OTA header's destination field
+        self.collect = gc.collect  # before a download's buffers (agent.update.Device)
         self.parts = parts
         self.port = port
 

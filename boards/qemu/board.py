@@ -8,6 +8,8 @@
 #   board = make_board()                the flash as the PSRAM holds it
 #   board = make_board(erase=True)      erased first (a blank device)
 #   board.power_on()                    the bootloader's decision at reset
+import gc
+
 from hal.sim.mem import copy, fill, program
 from boards.qemu import layout as L
 
@@ -119,6 +121,7 @@ def make_board(layout=None, erase=False, clock=None, verifier=None, mem=None):
     board = EmuBoard(flash, lay, clock if clock is not None else TicksClock(), verifier)
     board.trials = L.TRIALS
     board.payload_check = None
+    board.collect = gc.collect  # before a download's buffers (agent.update.Device)
     return board
 
 

@@ -7,6 +7,8 @@
 #
 #   board = make_board()              rp2.Flash() and machine from the port
 #   dev = agent.update.Device(board, config)
+import gc
+
 from hal.flash import Area
 from hal.bootrec import BootRecord
 from agent.store.slot import Slot
@@ -30,8 +32,8 @@ class Rp2Boot(BootRecord):
 
 
 class Rp2Board:
-    """slots, journal_area, boot, clock, verifier (hal interfaces) and fs_size: the bytes of
-    rp2.Flash() left to the filesystem."""
+    """slots, journal_area, boot, clock, verifier (hal interfaces), collect and fs_size: the
+    bytes of rp2.Flash() left to the filesystem."""
 
     def __init__(self, dev, reset_fn, clock, verifier=None, slot_size=L.SLOT_SIZE, ieee=None):
         # type: (AbstractBlockDev, object, object, object, int, object) -> None
@@ -50,6 +52,7 @@ class Rp2Board:
         self.boot_verifies = False  # the selector checks CRC-32 only: the agent's power-on
                                     # check is the payload SHA-256 against the manifest
         self.ieee = ieee  # IEEE address, 8 bytes as in an OTA header's destination field
+        self.collect = gc.collect  # before a download's buffers (agent.update.Device)
 
     def _valid(self, slot):
         from agent.store import check as verify

@@ -226,14 +226,17 @@ def test_sector_of_an_unverified_manifest():
     # what the agent sizes its sector buffers by before the signature is verified
     from agent.image.manifest import sector_of
     enc = _cbor
-    eq(sector_of(enc(_map())), 0, "raw: none")
-    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5}))), 4096,
-       "deflate")
-    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_SECTOR: 8192}))), 8192, "delta")
+    eq(sector_of(enc(_map())), (0, 0), "raw: none")
+    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5}))),
+       (4096, fmt.ENC_DEFLATE), "deflate")
+    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_SECTOR: 8192}))),
+       (8192, fmt.ENC_DELTA), "delta")
     for bad in (3000, 128, 1 << 17, "4096", None):
-        eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_SECTOR: bad}))), 0, "sector %r" % bad)
-    eq(sector_of(b"\xff\x00"), 0, "not CBOR")
-    eq(sector_of(enc([1, 2])), 0, "not a map")
+        eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_SECTOR: bad}))), (0, 0),
+           "sector %r" % bad)
+    eq(sector_of(enc(_map({mf.M_ENCODING: "1"}))), (0, 0), "encoding not a number")
+    eq(sector_of(b"\xff\x00"), (0, 0), "not CBOR")
+    eq(sector_of(enc([1, 2])), (0, 0), "not a map")
 
 
 def _cbor(v):

@@ -181,9 +181,11 @@ def _sector_sized(w, n=SECTOR):
 def test_sector_buffers_made_before_the_signature_is_verified():
     # the parser hands the unverified manifest to the device before it verifies it: a
     # compressed or delta image's sector buffers (and the decoder's window) are made then,
-    # while the heap still holds large holes; a raw image's are not made at all
+    # while the heap still holds large holes, and a delta's op stream code is loaded before
+    # them; a raw image's are not made at all
     from agent.crypto import cose
     from agent.image import pack
+    from agent.image import delta
     for name, made in (("core_v2.ota", False), ("core_v2z.ota", True),
                        ("core_v2d.ota", True)):
         r = Rig()
@@ -194,10 +196,43 @@ def test_sector_buffers_made_before_the_signature_is_verified():
         payload = cose.parse_sign1(head[off:off + n]).payload
         w = r.dev.writer
         eq(w._inf is not None, False, "%s: none before" % name)
+        delta._add = None  # (as before a first delta)
         r.dev.presize(payload)
         eq(w._inf is not None, made, "%s: made" % name)
+        eq(delta._add is not None, name == "core_v2d.ota", "%s: delta code loaded" % name)
         eq(_sector_sized(w), [], "%s: no buffer a sector fits in" % name)
         r.dev.presize(b"\x00" * 20)  # not a manifest: nothing happens
+
+
+def test_the_board_collects_its_heap_before_a_download_makes_its_buffers():
+    # board.collect (gc.collect on a board with a small heap) runs where a download's
+    # long-lived buffers are about to be made: at its start, before the parser is, and,
+    # for a compressed or delta image, before the decoder is reserved; not per block, and
+    # not for a decoder a new session finds still reserved
+    for name, want in (("core_v2.ota", ["parser"]), ("core_v2z.ota", ["parser", "decoder"]),
+                       ("core_v2d.ota", ["parser", "decoder"])):
+        r = Rig()
+        r.provision()
+        d = r.dev
+        seen = []
+
+        def collect():
+            if not d.loading:  # begin(): the last download's parser, or none
+                seen.append("parser")
+            elif d.writer._inf is None:
+                seen.append("decoder")
+            else:
+                seen.append("late")
+        r.board.collect = collect
+        with Image(name) as img:
+            download(d, img)
+            eq(d.st.phase, S.HELD, "%s: held" % name)
+            eq(seen, want, name)
+            if want[-1] == "decoder":
+                del seen[:]
+                download(d, img, 48, 30)  # a new session: the decoder kept from the last
+                eq(d.parser.manifest is not None, True, "%s: past the manifest" % name)
+                eq(seen, ["parser"], "%s: again" % name)
 
 
 def test_sector_buffers_given_back_when_a_transfer_ends():
@@ -446,7 +481,7 @@ def test_sector_buffers_left_to_later_when_the_heap_is_short():
     r.dev.presize(payload)
     made = w._inf is not None
     if not made:  # a heap with no room at all for them (the Cortex-M tier's) says so here with
-        w.reserve(man.sector_of(payload))  # a MemoryError, which the runners take for a skip
+        w.reserve(man.sector_of(payload)[0])  # a MemoryError, which the runners take for a skip
     eq(made, True, "made with room")
     with Image("core_v2z.ota") as img:  # and a download made without them completes
         w.release()

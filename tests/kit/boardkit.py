@@ -321,6 +321,16 @@ def damaged_before_activation(kind):
     r.close()
 
 
+def collects(kind):
+    """A board of a port with a small heap gives agent.update.Device gc.collect as its
+    collect (run before a download's long-lived buffers are made); the unix board, over the
+    host's heap, none."""
+    import gc
+    r = BoardRig(kind)
+    eq(getattr(r.board, "collect", None), None if kind == "unix" else gc.collect, "collect")
+    r.close()
+
+
 def core(kind):
     """Every scenario above on a board of this kind, one after the other (each on a fresh
     board): provision, update and confirm (raw and deflate), revert, a trial that runs out,

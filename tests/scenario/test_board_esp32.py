@@ -162,3 +162,7 @@ def test_confirm_outside_trial():
     r = boardkit.BoardRig(K)
     r.provision()
     raises(NOT_IN_TRIAL, r.board.boot.confirm)
+
+
+def test_heap_collected_before_a_download():
+    boardkit.collects(K)

@@ -80,3 +80,7 @@ def test_driver_bad_geometry():
     for size, ss, ws in ((0, 4096, 4), (4096 + 1, 4096, 4), (8192, 3000, 4),
                          (8192, 4096, 3), (8192, 2, 4)):
         raises(BAD_LAYOUT, RamFlash, size, ss, ws, 0xFF, False, 0, bytearray(16))
+
+
+def test_heap_collected_before_a_download():
+    boardkit.collects(K)

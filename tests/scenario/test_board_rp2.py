@@ -146,3 +146,7 @@ def test_selector_mounts_the_running_bundle():
         sys.path.remove("/ota_test_app")
         for m in ("app", "lib.helper", "lib"):
             sys.modules.pop(m, None)
+
+
+def test_heap_collected_before_a_download():
+    boardkit.collects(K)

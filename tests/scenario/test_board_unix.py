@@ -81,3 +81,7 @@ def test_default_layout():
     assert lay.slot_size - lay.meta_size >= L.SLOT_PAYLOAD
     assert lay.meta_size - TABLE_OFF >= L.TABLE_MAX, "room for the sector table"
     eq(lay.size, lay.slot_off[1] + lay.slot_size, "size")
+
+
+def test_heap_collected_before_a_download():
+    boardkit.collects(K)
