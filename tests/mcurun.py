@@ -234,7 +234,11 @@ def _is_skip(e):
 def _skip_reason(e):
     if isinstance(e, MemoryError):
         gc.collect()
-        return "MemoryError: more than this heap of %d bytes" % (gc.mem_free() + gc.mem_alloc())
+        try:
+            return "MemoryError: more than this heap of %d bytes" % (gc.mem_free() +
+                                                                     gc.mem_alloc())
+        except MemoryError:  # what the test left still holds the heap
+            return "MemoryError: more than this heap"
     if _is_skip(e):
         return str(e.args[0]) if e.args else "skipped"
     msg = str(e.args[0]) if e.args else ""
@@ -244,20 +248,47 @@ def _skip_reason(e):
 
 
 def _not_passed(name, e):
-    """Print the SKIP or FAIL line of a test (or module) that raised e; return the word."""
+    """Print the SKIP or FAIL line of a test (or module) that raised e; return the word.
+    The line is printed a piece at a time, no string made for it: a test that ran out of
+    heap may leave too little for one."""
     why = _skip_reason(e)
     gc.collect()
+    word = "SKIP" if why else "FAIL"
+    print(word, end=" ")
     if why:
-        print("SKIP %s: %s" % (name, why))
-        if not _is_skip(e):
-            sys.print_exception(e)  # where it ran out (shown by mcutier.py -v)
-        return "SKIP"
-    print("FAIL %s" % name)
-    sys.print_exception(e)
-    return "FAIL"
+        print(name, end=": ")
+        print(why)
+    else:
+        print(name)
+    if not why or not _is_skip(e):
+        sys.print_exception(e)  # where it ran out (shown by mcutier.py -v), or failed
+    return word
 
 
 _overlay = RamOverlay("/rom")
+
+
+def _unload(keep):
+    """Forget every module not in keep (names), and its attribute on its package, so that
+    what one test imported (a delta's modules, with their native code where a ROMFS image
+    copies it into the heap) is not the next one's heap: as on a device's reset. One module
+    at a time, no list made: the heap may be nearly full."""
+    while True:
+        name = None
+        for k in sys.modules:
+            if k not in keep:
+                name = k
+                break
+        if name is None:
+            return
+        mod = sys.modules.pop(name)
+        dot = name.rfind(".")
+        if dot > 0:
+            pkg = sys.modules.get(name[:dot])
+            child = name[dot + 1:]
+            if pkg is not None and getattr(pkg, child, None) is mod:
+                delattr(pkg, child)
+        mod = None
 
 
 def main(modules, pattern=None, done=()):
@@ -272,6 +303,7 @@ def main(modules, pattern=None, done=()):
     where = getattr(agent, "__file__", "?")
     print("agent from %s" % where)
     n = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    base = set(sys.modules)
     for modname in modules:
         _overlay.files = {}  # its memory is taken back below
         _top[0] = 0
@@ -283,11 +315,17 @@ def main(modules, pattern=None, done=()):
             n[_not_passed(modname + " (import)", e)] += 1
             continue
         names = sorted(k for k in dir(mod) if k.startswith("test_"))
+        try:
+            loaded = set(sys.modules)  # what the tests find imported
+        except MemoryError:  # no room left by the import: its tests share their imports
+            loaded = None
         for name in names:
             full = modname + "::" + name
             if (pattern and pattern not in full) or full in done:
                 continue
             print("START %s" % full)
+            if loaded is not None:
+                _unload(loaded)
             gc.collect()
             t0 = time.ticks_ms()
             try:
@@ -299,6 +337,8 @@ def main(modules, pattern=None, done=()):
                 continue
             print("PASS %s (%d ms)" % (full, time.ticks_diff(time.ticks_ms(), t0)))
             n["PASS"] += 1
-        del sys.modules[modname]
-        mod = None
+        sys.modules.pop(modname, None)
+        mod = loaded = None
+        gc.collect()
+        _unload(base)
     print("mcu: %d passed, %d failed, %d skipped" % (n["PASS"], n["FAIL"], n["SKIP"]))
