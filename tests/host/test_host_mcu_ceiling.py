@@ -6,9 +6,10 @@ firmware with the agent frozen in:
     completes no sector (raw) or chunk (deflate) run under micropython.heap_lock();
   - the power-on check of a 256 KiB image at a later boot;
   - one ECDSA P-256 verification;
-  - a whole 256 KiB update within a given heap (frozen raw and deflate, ROMFS raw);
+  - a whole 256 KiB update within a given heap (frozen raw and deflate, ROMFS raw), in
+    each of the bench's heap layouts;
   - a delta's sector (no more than receiving a deflate sector's blocks) and its whole update
-    within a given heap, on a device running the old image;
+    within a given heap in each layout, on a device running the old image;
   - one 64-byte block of the resumable SHA-256 (agent.crypto.sha256r, the Manufacturer
     Image hash of a deflate image) near what its viper function costs.
 
@@ -36,7 +37,10 @@ SECTOR_ALLOC_MAX = 64         # bytes a sector's checkpoint allocates; measured 
 BOOT_CHECK_MAX = 4950000      # measured 4,453,000
 P256_MAX = 48700000           # measured 44,240,000 (45,311,000 before the Q table of 8)
 # heap bytes a whole 256 KiB update completes in (within bench_mcu.BUDGET times its
-# instructions in the largest heap): the measured minimum and about 10 % (measured 41,984,
+# instructions in the largest heap), in each of the bench's heap layouts: the measured
+# minimum and about 10 % (measured 41,984, 54,272 and 62,464 B; over the layouts 40,960 to
+# 41,984, 54,272 and 62,464 to 63,488 B since the board collects its heap before a download's
+# buffers are made; 40,960 to 41,984, 62,464 and 63,488 to 64,512 B before; 41,984,
 # 62,464 and 63,488 B with the pager's request ring a module of its own; 40,960,
 # 61,440 and 63,488 B with the signature checks' digit buffers lent; 40,960, 61,440 and
 # 64,512 B since a check verifies the manifest's signature before it decodes the meta area; 43,008, 61,440 and 64,512 B over the board's own flash driver and the bench's
@@ -44,10 +48,14 @@ P256_MAX = 48700000           # measured 44,240,000 (45,311,000 before the Q tab
 # 47,104, 67,584 and 69,632 B over hal.sim.nor's emulator with the whole bench module;
 # 52,224, 76,800 and 76,800 B before the table of G became a constant, each chunk was held
 # once and each sector streamed into flash without a sector buffer)
-HEAP_FITS = {("frozen", "u256"): 45 * 1024, ("frozen", "u256z"): 68 * 1024,
-             ("romfs", "u256"): 72 * 1024}
+HEAP_FITS = {("frozen", "u256"): 45 * 1024, ("frozen", "u256z"): 59 * 1024,
+             ("romfs", "u256"): 69 * 1024}
 # a delta sector of _release()'s delta, mean over its sectors; the smallest heap its whole
-# update completed in (measured 56,320 B, 64,512 B in a build where 56 KiB did and 60 KiB
+# update completed in, in each layout (measured 54,272 to 60,416 B over the layouts, since the
+# delta's code is loaded before its decoder and the board collects its heap first: a
+# sector's new decoder, its tables then its 4 KiB window, still finds no hole in two of
+# them; 56,320 to 57,344 B before; the images' signatures, made anew at each staging, move
+# it too; 64,512 B in a build where 56 KiB did and 60 KiB
 # did not: below the minimum, where the last large buffer lands decides; 60,416 B over
 # hal.sim.nor's emulator;
 # 88,064 B with a sector buffer and the chunk held twice, 95,232 B with a window per
@@ -171,14 +179,23 @@ def test_p256_verification(staged):
     assert r["ok"] and r["insns"] <= P256_MAX, r
 
 
+def _fits(rom, config, name, heap, flash=None):
+    # the update completes within heap in every layout of the bench (bench_mcu.LAYOUTS),
+    # within bench_mcu.BUDGET times its instructions in the largest heap
+    full = bench_mcu.update_ok(rom, config, name, mcu.HEAP_MAX, flash=flash)
+    assert full is not None, "no update in the largest heap"
+    for pad in (0,) + bench_mcu.LAYOUTS:
+        r = bench_mcu.update_ok(rom, config, name, heap, budget=bench_mcu.BUDGET * full["insns"],
+                                flash=flash, pad=pad)
+        assert r is not None, "%s %s: no update within %d bytes of heap (pad %d)" % (
+            config, name, heap, pad)
+        assert r.get("pad", 0) == pad, r
+
+
 @pytest.mark.parametrize("config,name", sorted(HEAP_FITS))
 def test_whole_update_fits_its_heap(staged, config, name):
     rom, _info = staged
-    full = bench_mcu.update_ok(rom, config, name, mcu.HEAP_MAX)
-    assert full is not None, "no update in the largest heap"
-    heap = HEAP_FITS[(config, name)]
-    r = bench_mcu.update_ok(rom, config, name, heap, budget=bench_mcu.BUDGET * full["insns"])
-    assert r is not None, "%s %s: no update within %d bytes of heap" % (config, name, heap)
+    _fits(rom, config, name, HEAP_FITS[(config, name)])
 
 
 def test_delta_sector_and_update(staged):
@@ -190,11 +207,7 @@ def test_delta_sector_and_update(staged):
     assert r["insns_per_sector_delta_4k"] <= DELTA_SECTOR_MAX, r
     assert r["insns_per_sector_delta_4k"] <= r["insns_per_sector_deflate_4k"], r
     assert 0 < r["alloc_bytes_per_sector_delta_4k"] <= DELTA_SECTOR_ALLOC_MAX, r
-    full = bench_mcu.update_ok(rom, "frozen", "d256", mcu.HEAP_MAX, flash=flash)
-    assert full is not None, "no delta update in the largest heap"
-    r = bench_mcu.update_ok(rom, "frozen", "d256", DELTA_HEAP_FITS, flash=flash,
-                            budget=bench_mcu.BUDGET * full["insns"])
-    assert r is not None, "no delta update within %d bytes of heap" % DELTA_HEAP_FITS
+    _fits(rom, "frozen", "d256", DELTA_HEAP_FITS, flash)
     # its blocks that complete no chunk run with the heap locked, as a deflate image's do
     r = bench_mcu.heap_locked(rom, info, "d256", flash)
     assert r["ok"] and r["locked_blocks"] == r["blocks"] and r["spans"] >= 4, r
