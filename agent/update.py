@@ -44,8 +44,9 @@ class Device:
     .boot_verifies (True: the bootloader verifies signatures, the power-on check is CRC-32
     only) and .collect (called where a download's long-lived buffers are about to be made:
     gc.collect on a board with a small heap, so that they fill the holes the garbage before
-    them leaves instead of splitting the free space further). sink: an object with alert(code, reason, alert_id, value) called after each
-    alert is saved (or, for refusals before a signature verified, sent from RAM), or None."""
+    them leaves instead of splitting the free space further). sink: an object with
+    alert(code, reason, alert_id, value) called after each alert is saved (or, for refusals
+    before a signature verified, sent from RAM), or None."""
 
     def __init__(self, board, config, sink=None):
         self.board = board

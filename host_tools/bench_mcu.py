@@ -283,7 +283,7 @@ def installed(rom, config, name):
     return path
 
 
-# Heap layouts the frozen minima are measured in as well: the bench's main holding this many
+# Heap layouts the heap minima are measured in as well: the bench's main holding this many
 # bytes more through the update (update()'s pad), so that every later allocation lands
 # elsewhere. Below the minimum, whether an update completes is not monotonic in the heap's
 # size, and the minimum of one layout moves by a few KiB with any change that moves an

@@ -10,7 +10,8 @@
 # before it is used, so a stream that is not exactly this sector's ops is BAD_ENCODING.
 #
 # The byte add runs in agent.image.deltav's viper function where the port has the emitter
-# (chosen at the first Maker), else in add() below; the tests run both.
+# (chosen by pick(): when the delta's decoder is reserved, else at the first Maker), else
+# in add() below; the tests run both.
 from agent import errors as E
 
 _add = None  # the byte add in use, chosen by pick()
