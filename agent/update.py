@@ -340,9 +340,11 @@ class Device:
     def on_done(self, p):
         self.writer.on_done(p)
         st = self.st
-        m = p.manifest
-        info = self.check_slot(st.slot, self.policy(),
-                               st.mi_hash if m.encoding != fmt.ENC_RAW else None)
+        raw = p.manifest.encoding == fmt.ENC_RAW
+        p.release()  # the check decodes them from the slot: not held twice through it
+        self.writer.m = None
+        info = self.check_slot(st.slot, self.policy(), None if raw else st.mi_hash)
+        m = info.manifest  # the same manifest, as the slot holds it
         st.mi_hash = info.mi_hash
         if self._factory:  # it runs from the next reset: its signature is known good
             st.sig_ok = info.tag

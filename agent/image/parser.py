@@ -57,6 +57,12 @@ class Parser:
         self._tsha = None
         self.signed = False       # the manifest's signature has verified
 
+    def release(self):
+        """Give back the header's and the manifest's bytes and what was decoded of them,
+        once the whole file is in flash: the final check decodes them anew from the slot's
+        meta area, where they were written (agent.store.check.read_meta)."""
+        self.header = self.manifest = self._hdr = self._man = None
+
     def header_bytes(self):
         return memoryview(self._hdr)[:self.header.length]
 

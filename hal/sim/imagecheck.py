@@ -172,8 +172,10 @@ def check_image(read, size, keys, supplier_key=None, hw=None, seq=0, block=1024,
     dev.st.seq = seq
 
     dev.provision(read, size, block)
+    from agent.store.check import read_meta
+    s = read_meta(board.slots[dev.st.slot])  # (the device's checked copy: given back)
     p = dev.parser
-    return Info(p.header, p.manifest, p.kid, bytes(dev.st.mi_hash), p.trailer)
+    return Info(s.header, s.manifest, p.kid, bytes(dev.st.mi_hash), p.trailer)
 
 
 # -- command line -------------------------------------------------------------------------
