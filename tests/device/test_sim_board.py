@@ -45,7 +45,13 @@ def test_board_areas_and_slots_sit_where_the_layout_says():
     eq(isinstance(b.boot, SimBoot), True, "the emulated bootloader")
     eq(b.clock.now(), 0, "a FakeClock unless given one")
     clk = FakeClock(77)
-    eq(EmuBoard(fl, L, clk).clock.now(), 77)
+    import sys
+    fake = sys.modules.pop("hal.sim.clock")
+    try:
+        eq(EmuBoard(fl, L, clk).clock.now(), 77)
+        eq("hal.sim.clock" in sys.modules, False, "the fake clock's module not loaded")
+    finally:
+        sys.modules["hal.sim.clock"] = fake
 
 
 def test_power_on_checks_the_slot_from_flash():

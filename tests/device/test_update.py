@@ -235,6 +235,30 @@ def test_the_board_collects_its_heap_before_a_download_makes_its_buffers():
                 eq(seen, ["parser"], "%s: again" % name)
 
 
+def test_the_final_check_holds_one_copy_of_the_manifest():
+    # through the final check from flash (its P-256 verification is the update's peak of
+    # heap), the download's decoded header and manifest and their buffers are given back:
+    # the check decodes them anew from the slot's meta area, and the held image's version
+    # and sequence number come from there
+    for name in ("core_v2.ota", "core_v2z.ota"):
+        r = Rig()
+        r.provision()
+        d = r.dev
+        held = []
+        real = d.check_slot
+
+        def check_slot(*a):
+            p = d.parser
+            held.append((p.manifest, p.header, p._man, p._hdr, d.writer.m))
+            return real(*a)
+        d.check_slot = check_slot
+        with Image(name) as img:
+            download(d, img)
+        eq(held, [(None,) * 5], "%s: nothing of the download's copy held" % name)
+        eq(d.st.phase, S.HELD, "%s: held" % name)
+        eq((d.st.held_version, d.st.held_seq), (2, 2), "%s: from the slot" % name)
+
+
 def test_sector_buffers_given_back_when_a_transfer_ends():
     # a compressed image's buffers are the device's only while it transfers one: given back
     # when the session closes, after a fault and when an image is refused
