@@ -42,9 +42,11 @@ class Device:
     """board: .slots (two agent.store.slot.Slot), .journal_area, .boot (hal/boot.py interface),
     .clock, .verifier (hardware signature check or None), optionally .ieee,
     .boot_verifies (True: the bootloader verifies signatures, the power-on check is CRC-32
-    only) and .collect (called where a download's long-lived buffers are about to be made:
-    gc.collect on a board with a small heap, so that they fill the holes the garbage before
-    them leaves instead of splitting the free space further). sink: an object with
+    only) and .collect (called where long-lived buffers are about to be made: the device's
+    own, here, after the garbage its modules' imports left; a download's at its start and
+    before a compressed or delta image's decoder is reserved. gc.collect on a board with a
+    small heap, so that they fill the holes the garbage before them leaves instead of
+    splitting the free space further). sink: an object with
     alert(code, reason, alert_id, value) called after each alert is saved (or, for refusals
     before a signature verified, sent from RAM), or None."""
 
@@ -52,6 +54,9 @@ class Device:
         self.board = board
         self.cfg = config
         self.sink = sink
+        collect = getattr(board, "collect", None)
+        if collect is not None:
+            collect()  # the writer's read-back and page buffers are this object's largest
         self.journal = Journal(board.journal_area, S.STATE_SIZE)
         self.st = S.State()
         self.alerts = AL.Queue(self.st)  # saved with the state record, sent after each save

@@ -204,6 +204,19 @@ def test_sector_buffers_made_before_the_signature_is_verified():
         r.dev.presize(b"\x00" * 20)  # not a manifest: nothing happens
 
 
+def test_the_board_collects_its_heap_before_the_device_makes_its_buffers():
+    # the device's own lasting buffers (the writer's, the journal's) are made after one
+    # board.collect: the garbage the imports before it left goes first
+    from agent.update import Device
+    r = Rig()
+    seen = []
+    r.board.collect = lambda: seen.append(len(seen))
+    d = Device(r.board, r.cfg)
+    eq(seen, [0], "collected once, as it is made")
+    d.start()
+    eq(seen, [0], "not as it starts")
+
+
 def test_the_board_collects_its_heap_before_a_download_makes_its_buffers():
     # board.collect (gc.collect on a board with a small heap) runs where a download's
     # long-lived buffers are about to be made: at its start, before the parser is, and,
