@@ -43,10 +43,11 @@ class Device:
     .clock, .verifier (hardware signature check or None), optionally .ieee,
     .boot_verifies (True: the bootloader verifies signatures, the power-on check is CRC-32
     only) and .collect (called where long-lived buffers are about to be made: the device's
-    own, here, after the garbage its modules' imports left; a download's at its start and
-    before a compressed or delta image's decoder is reserved. gc.collect on a board with a
-    small heap, so that they fill the holes the garbage before them leaves instead of
-    splitting the free space further). sink: an object with
+    own, here, after the garbage its modules' imports left; a download's at its start,
+    before a compressed or delta image's decoder is reserved and, in a small heap, before
+    each chunk's decoder. gc.collect on a board with a small heap, so that they fill the
+    holes the garbage before them leaves instead of splitting the free space further).
+    sink: an object with
     alert(code, reason, alert_id, value) called after each alert is saved (or, for refusals
     before a signature verified, sent from RAM), or None."""
 

@@ -13,8 +13,18 @@
 # Huffman tables) stay where they are while the download's small allocations come and go,
 # and are given back just before the next decoder's are made, which find that place free.
 # A window made anew per sector would need a fresh 4 KiB hole each time in a heap the
-# download keeps fragmenting.
+# download keeps fragmenting. Given back means collected: in a small heap (small()) the
+# owner's collect (the board's gc.collect) runs between the two, as the next decoder's first
+# allocation would otherwise make it run between its tables and its window, the tables
+# taking the start of the old window's place and the window finding none. A collection
+# takes time in proportion to the heap's size: about 34 k instructions in a 53 KiB heap,
+# 1.2 M in a 1 MiB one, where holes are no trouble.
 import io as _io
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
 
 from agent.errors import OtaError, BAD_ENCODING
 
@@ -22,6 +32,18 @@ try:
     import deflate as _deflate
 except ImportError:  # CPython: zlib, through agent.image.zinflate (not on a device)
     _deflate = None
+
+SMALL = const(131072)  # the largest heap, bytes, collected before each chunk's decoder
+
+
+def small():
+    """Whether the heap is at most SMALL bytes (MicroPython's gc; never under CPython).
+    Each call scans the heap's table: the owner asks once a download."""
+    try:
+        from gc import mem_free, mem_alloc
+    except ImportError:
+        return False
+    return mem_free() + mem_alloc() <= SMALL
 
 
 class Inflater:
@@ -36,6 +58,7 @@ class Inflater:
         self.d = None
         self.one = bytearray(1)
         self.n = 0
+        self.collect = None  # called before each chunk's decoder is made (small())
         if wbits and _deflate is not None:
             self.into(self.put(b"\x03\x00"), 0, self.one, None, wbits)  # one empty final
                                                                   # fixed-Huffman block
@@ -53,13 +76,15 @@ class Inflater:
         self.n = n
         s = self.src
         s.seek(0)
+        self.d = None  # the last chunk's decoder is garbage from here
+        if self.collect is not None:
+            self.collect()  # its window's place is free for d's, made at d's first read
         if _deflate is None:
             from agent.image.zinflate import Stream
             self.d = Stream(s.read(n), wbits)  # a copy: the host's
             return self.d
-        d = _deflate.DeflateIO(s, _deflate.RAW, wbits)
-        self.d = d  # the last chunk's decoder is garbage from here: its window's place is
-        return d    # free for d's, made at d's first read
+        d = self.d = _deflate.DeflateIO(s, _deflate.RAW, wbits)
+        return d
 
     def end(self):
         """After the decoded bytes were read: whether the stream ends (no byte more) within

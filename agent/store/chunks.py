@@ -31,11 +31,12 @@ class Chunks:
     def reserve(self, sector, collect=None, delta=False):
         """Make the decoder compressed or delta sectors of this size are made with, with its
         source (where the chunks are gathered), unless it is there; collect() first, when
-        given (the board's: see agent.update.Device). delta: a delta image's, whose op
-        streams' code (agent.image.delta, and its native byte add where the port has it)
-        is loaded here too, before the decoder, rather than at its first delta sector,
-        where the module's objects would land in the holes its window needs. A failed
-        allocation leaves nothing made (MemoryError)."""
+        given (the board's: see agent.update.Device), and before each chunk's decoder in a
+        small heap (agent.image.inflate.small). delta: a delta image's, whose op streams'
+        code (agent.image.delta, and its native byte add where the port has it) is loaded
+        here too, before the decoder, rather than at its first delta sector, where the
+        module's objects would land in the holes its window needs. A failed allocation
+        leaves nothing made (MemoryError)."""
         cap = sector + (sector >> 3) + 64
         if self._inf is None or self._inf.cap < cap:
             self._inf = self._src = None
@@ -44,13 +45,15 @@ class Chunks:
             if delta:
                 from agent.image.delta import pick
                 pick()
-            from agent.image.inflate import Inflater  # (a raw download never loads it)
+            from agent.image import inflate  # (a raw download never loads it)
             try:  # the source (the largest), then the window and tables: Inflater()
-                self._inf = Inflater(cap, fmt.deflate_wbits(sector))
+                self._inf = inflate.Inflater(cap, fmt.deflate_wbits(sector))
             except MemoryError:
                 self._inf = self._src = None
                 raise
             self._src = self._inf.src
+            if collect is not None and inflate.small():
+                self._inf.collect = collect
 
     def release(self):
         """Give the buffers reserve() made back to the heap (a transfer ended)."""

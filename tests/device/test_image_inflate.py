@@ -225,3 +225,37 @@ def test_one_inflater_for_a_download_s_chunks():
     rd = inf.open(inf.put(_stored(data, final=False)), 9)
     rd.readinto(got)
     eq(inf.end(), False, "a stream that goes on past its chunk")
+
+
+def test_collected_before_each_decoder():
+    # with collect set (the writer sets it in a small heap), each chunk's decoder is
+    # preceded by a collection, the last one's decoder already let go; without, none
+    data = b"sector bytes " * 20
+    chunk = _stored(data)
+    piece = memoryview(bytearray(64))
+    for given, want in ((True, 3), (False, 0)):
+        inf = Inflater(len(chunk))
+        seen = []
+
+        def collect():
+            seen.append(inf.d)  # the last chunk's decoder is no longer held
+        inf.collect = collect if given else None
+        for _ in range(2):
+            inf.into(inf.put(chunk), len(data), piece, lambda p: None, 9)
+        rd = inf.open(inf.put(chunk), 9)
+        eq(seen, [None] * want, "collect %s" % given)
+        got = bytearray(len(data))
+        eq(rd.readinto(got), len(data), "decoded after it")
+        eq(bytes(got), data, "bytes")
+
+
+def test_a_small_heap_is_one_of_at_most_small_bytes():
+    # small(): MicroPython's gc.mem_free() + gc.mem_alloc(), at most SMALL; never on CPython
+    from agent.image import inflate
+    try:
+        import gc
+        size = gc.mem_free() + gc.mem_alloc()
+    except AttributeError:
+        eq(inflate.small(), False, "CPython")
+        return
+    eq(inflate.small(), size <= inflate.SMALL, "a heap of %d bytes" % size)
