@@ -16,9 +16,11 @@
 # download keeps fragmenting. Given back means collected: in a small heap (small()) the
 # owner's collect (the board's gc.collect) runs between the two, as the next decoder's first
 # allocation would otherwise make it run between its tables and its window, the tables
-# taking the start of the old window's place and the window finding none. A collection
-# takes time in proportion to the heap's size: about 34 k instructions in a 53 KiB heap,
-# 1.2 M in a 1 MiB one, where holes are no trouble.
+# taking the start of the old window's place and the window finding none. The collections
+# cost time: a whole delta update of the Cortex-M tier took 1.7 % more instructions in a
+# 56 KiB heap and 6.7 % more in a 64 KiB one (about 140 k and 410 k a decoded sector, of
+# a delta sector's 1 M), where its heap minimum moved from 52-56 KiB over the bench's heap
+# layouts to 52-53 KiB. A larger heap has holes enough, and is not collected so.
 import io as _io
 try:
     from micropython import const
@@ -33,7 +35,7 @@ try:
 except ImportError:  # CPython: zlib, through agent.image.zinflate (not on a device)
     _deflate = None
 
-SMALL = const(131072)  # the largest heap, bytes, collected before each chunk's decoder
+SMALL = const(65536)  # the largest heap, bytes, collected before each chunk's decoder
 
 
 def small():
