@@ -183,7 +183,7 @@ class Device:
         b = self.board.boot
         if not self._factory and b.pending() == 1 - b.running():
             b.revert()  # a pending boot the journal does not know of: cancel it before writing
-        collect = getattr(self.board, "collect", None)
+        collect = self.writer.collect = getattr(self.board, "collect", None)
         if collect is not None:
             collect()  # the session's garbage goes before the parser's buffers are made
         self.parser = Parser(self.policy(), self, self.board.verifier)
@@ -274,8 +274,7 @@ class Device:
         try:
             s, enc = sector_of(payload)
             if s:
-                self.writer.reserve(s, getattr(self.board, "collect", None),
-                                    enc == fmt.ENC_DELTA)
+                self.writer.reserve(s, enc == fmt.ENC_DELTA)
         except MemoryError:
             pass
 

@@ -28,11 +28,11 @@ from agent.store.journal import RESIDUE
 class Chunks:
     """The chunk half of agent.store.writer.SlotWriter (no state of its own)."""
 
-    def reserve(self, sector, collect=None, delta=False):
+    def reserve(self, sector, delta=False):
         """Make the decoder compressed or delta sectors of this size are made with, with its
-        source (where the chunks are gathered), unless it is there; collect() first, when
-        given (the board's: see agent.update.Device), and before each chunk's decoder in a
-        small heap (agent.image.inflate.small). delta: a delta image's, whose op streams'
+        source (where the chunks are gathered), unless it is there; the writer's collect()
+        first, when it has one (the board's: see agent.update.Device), and before each
+        chunk's decoder in a small heap (agent.image.inflate.small). delta: a delta image's, whose op streams'
         code (agent.image.delta, and its native byte add where the port has it) is loaded
         here too, before the decoder, rather than at its first delta sector, where the
         module's objects would land in the holes its window needs. A failed allocation
@@ -40,6 +40,7 @@ class Chunks:
         cap = sector + (sector >> 3) + 64
         if self._inf is None or self._inf.cap < cap:
             self._inf = self._src = None
+            collect = self.collect
             if collect is not None:
                 collect()
             if delta:

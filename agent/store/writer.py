@@ -76,6 +76,7 @@ class SlotWriter(Chunks):
         self._src = None    # where a chunk is gathered (agent.store.chunks)
         self.on_sector = None
         self.check = None  # board's check of the first payload bytes (e.g. an app image)
+        self.collect = None  # board's heap collection (agent.update.Device.begin sets it)
         self.base = None   # delta: the slot holding the old image (the running one)
         self._mode = fmt.MODE_DEFLATE  # how the sector being gathered is made (delta)
         self._maker = None
