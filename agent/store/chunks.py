@@ -32,11 +32,11 @@ class Chunks:
         """Make the decoder compressed or delta sectors of this size are made with, with its
         source (where the chunks are gathered), unless it is there; the writer's collect()
         first, when it has one (the board's: see agent.update.Device), and before each
-        chunk's decoder in a small heap (agent.image.inflate.small). delta: a delta image's, whose op streams'
-        code (agent.image.delta, and its native byte add where the port has it) is loaded
-        here too, before the decoder, rather than at its first delta sector, where the
-        module's objects would land in the holes its window needs. A failed allocation
-        leaves nothing made (MemoryError)."""
+        chunk's decoder in a small heap (agent.image.inflate.small). delta: a delta
+        image's, whose op streams' code (agent.image.delta, and its native byte add where
+        the port has it) is loaded here too, before the decoder, rather than at its first
+        delta sector, where the module's objects would land in the holes its window needs.
+        A failed allocation leaves nothing made (MemoryError)."""
         cap = sector + (sector >> 3) + 64
         if self._inf is None or self._inf.cap < cap:
             self._inf = self._src = None
