@@ -174,11 +174,24 @@ def run(rom, config, call, heap=mcu.HEAP_MAX, icount=True, timeout=900, psram=No
                  psram=psram) as m:
         out, err = m.exec(code, timeout)
     if err:
-        raise mcu.McuError(err.strip().splitlines()[-1])
+        raise mcu.McuError(failure(err))
     for line in out.splitlines():
         if line.startswith("result "):
             return json.loads(line[7:])
     raise mcu.McuError("no result: %s" % out.strip()[-200:])
+
+
+def failure(err):
+    """One line from a device's traceback: its innermost frame's file and function, then the
+    exception, e.g. "agent/crypto/p256.py _odd_multiples: MemoryError: memory allocation
+    failed, allocating 66 bytes"."""
+    lines = err.strip().splitlines()
+    where = ""
+    for line in lines:
+        line = line.strip()
+        if line.startswith('File "') and ", in " in line:
+            where = "%s %s: " % (line[6:line.index('"', 6)], line[line.rindex(", in ") + 5:])
+    return where + (lines[-1] if lines else "no output")
 
 
 def ingest(rom, info, name, alloc=True, payload=64 * 1024, config="frozen"):
@@ -247,18 +260,24 @@ def heap_locked(rom, info, name, flash=None):
 BUDGET = 4   # a heap minimum: the update within this many times its instructions in 1 MiB
 
 
-def update_ok(rom, config, name, heap, check=False, budget=0, flash=None, pad=0):
-    """The update's result, or None when it did not complete. flash: the PSRAM file of a
-    device already running an image (installed()), copied for this run; pad: bytes the
-    main holds through it (another heap layout)."""
+def update_ok(rom, config, name, heap, check=False, budget=0, flash=None, pad=0, why=None):
+    """The update's result, or None when it did not complete (then, given a list why, where
+    and how it failed is appended to it: failure()). flash: the PSRAM file of a device
+    already running an image (installed()), copied for this run; pad: bytes the main holds
+    through it (another heap layout)."""
     d = "/rom/d/%s" % name
     try:
         r = run(rom, config, "update(%r, %r, %r, %d, %d, %r, %d, %r, %d)" % (
             d + ".ota", d + ".fr", d + ".pub", BLOCK, PAYLOAD, check, budget,
             flash is not None, pad), heap=heap, psram=_copy(flash))
-        return r if r.get("ok") else None
-    except mcu.McuError:
-        return None
+        if r.get("ok"):
+            return r
+        e = "no result: %s" % r
+    except mcu.McuError as x:
+        e = str(x)
+    if why is not None:
+        why.append(e)
+    return None
 
 
 def _copy(flash):
@@ -292,29 +311,35 @@ def installed(rom, config, name):
 LAYOUTS = (16, 48, 112, 240)
 
 
-def layouts(rom, config, name, step, first, say=None, flash=None):
+def layouts(rom, config, name, step, first, say=None, flash=None, fails=None):
     """The heap minimum of the update in each layout: [first (no pad, measured before), then
-    one per LAYOUTS], bytes; each search starts from first."""
-    return [first] + [heap_min(rom, config, name, step, first, say, flash, pad)
+    one per LAYOUTS], bytes; each search starts from first. fails: heap_min's, per layout."""
+    return [first] + [heap_min(rom, config, name, step, first, say, flash, pad, fails)
                       for pad in LAYOUTS]
 
 
-def heap_min(rom, config, name, step, guess, say=None, flash=None, pad=0):
+def heap_min(rom, config, name, step, guess, say=None, flash=None, pad=0, fails=None):
     """The smallest heap (a multiple of step) in which the whole update completes within
     BUDGET times the instructions it takes in the largest heap (deterministic under
     -icount): a bracket found from guess outwards (doubling), then bisected. pad: bytes the
-    main holds through the update, a heap layout of its own (update())."""
+    main holds through the update, a heap layout of its own (update()). fails: a list, to
+    which how the update failed one step below the minimum (failure()) is appended: which
+    of its allocations decides the minimum."""
     full = update_ok(rom, config, name, mcu.HEAP_MAX, flash=flash, pad=pad)
     if not full:
         raise mcu.McuError("%s %s: no update in the largest heap" % (config, name))
     budget = BUDGET * full["insns"]
+    why = {}
 
     def ok(h):
+        e = []
         good = update_ok(rom, config, name, h, budget=budget, flash=flash,
-                         pad=pad) is not None
+                         pad=pad, why=e) is not None
         if say:
             say("  %s %s pad %d in %d bytes: %s" % (config, name, pad, h,
-                                                   "done" if good else "failed"))
+                                                   "done" if good else "failed: " + e[0]))
+        if e:
+            why[h] = e[0]
         return good
     guess = max(step, guess // step * step)
     width = 4 * step
@@ -337,6 +362,8 @@ def heap_min(rom, config, name, step, guess, say=None, flash=None, pad=0):
             hi = mid
         else:
             lo = mid
+    if fails is not None:
+        fails.append(why.get(hi - step) or "")
     return hi
 
 
@@ -369,6 +396,9 @@ def measure(step, say):
         out["heap_locked_blocks_%s_48" % key] = heap_locked(rom, info, name)["locked_blocks"]
     pub, dig, sig = p256_args()
     out["insns_p256_verify"] = run(rom, "frozen", "p256(%r, %r, %r)" % (pub, dig, sig))["insns"]
+    # as the device verifies: its work buffer lent (the slot writer's read-back buffer)
+    out["insns_p256_verify_lent"] = run(rom, "frozen", "p256(%r, %r, %r, 2048)"
+                                        % (pub, dig, sig))["insns"]
     chk = update_ok(rom, "frozen", "u256", mcu.HEAP_MAX, check=True)
     if not chk:
         raise mcu.McuError("the 256 KiB update did not complete")
@@ -378,18 +408,21 @@ def measure(step, say):
     say("figures so far: %s (%.0f s)" % (out, time.monotonic() - t0))
     # each search starts from what the figures before it suggest: the deflate path needs
     # what the raw one does and its inflate window; ROMFS adds its module objects
+    fr = out["heap_fail_layouts_frozen_raw"] = []
+    fz = out["heap_fail_layouts_frozen_deflate"] = []
+    fm = out["heap_fail_layouts_romfs_raw"] = []
     raw = out["heap_min_update_frozen_raw"] = heap_min(rom, "frozen", "u256", step, 48 * 1024,
-                                                       say)
+                                                       say, fails=fr)
     out["heap_min_update_frozen_deflate"] = heap_min(rom, "frozen", "u256z", step,
-                                                     raw + 4096, say)
-    for key, name in (("raw", "u256"), ("deflate", "u256z")):
+                                                     raw + 4096, say, fails=fz)
+    for key, name, fails in (("raw", "u256", fr), ("deflate", "u256z", fz)):
         out["heap_min_layouts_frozen_" + key] = layouts(
-            rom, "frozen", name, step, out["heap_min_update_frozen_" + key], say)
+            rom, "frozen", name, step, out["heap_min_update_frozen_" + key], say, None, fails)
     out["heap_min_update_romfs_raw"] = heap_min(
         rom, "romfs", "u256", step,
-        raw + out["heap_after_import_romfs"] - out["heap_after_import_frozen"], say)
+        raw + out["heap_after_import_romfs"] - out["heap_after_import_frozen"], say, fails=fm)
     out["heap_min_layouts_romfs_raw"] = layouts(rom, "romfs", "u256", step,
-                                                out["heap_min_update_romfs_raw"], say)
+                                                out["heap_min_update_romfs_raw"], say, None, fm)
     say("heap minima done (%.0f s)" % (time.monotonic() - t0))
     if info.get("delta_why"):
         say("delta figures not measured: %s" % info["delta_why"])
@@ -408,10 +441,11 @@ def delta_figures(rom, info, step, say, guess, config="frozen"):
     image (installed()), agent frozen: delta_costs() and the smallest heap of the whole
     delta update."""
     out, flash = delta_costs(rom, info, say, config)
+    fails = out["heap_fail_layouts_%s_delta" % config] = []
     h = out["heap_min_update_%s_delta" % config] = heap_min(rom, config, "d256", step, guess,
-                                                            say, flash)
+                                                            say, flash, fails=fails)
     out["heap_min_layouts_%s_delta" % config] = layouts(rom, config, "d256", step, h, say,
-                                                         flash)
+                                                         flash, fails)
     return out
 
 

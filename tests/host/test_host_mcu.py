@@ -118,3 +118,17 @@ def test_patch_is_a_unified_diff_of_the_qemu_main():
     text = open(p).read()
     assert text.startswith("--- a/ports/qemu/main.c\n+++ b/ports/qemu/main.c\n")
     assert "0x50414548" in text and "MCU_HEAP_OVERRIDE_ADDR (0x%08X)" % mcu.HEAP_WORD in text
+
+
+def test_a_device_traceback_in_one_line():
+    from host_tools.bench_mcu import failure
+    err = """Traceback (most recent call last):
+  File "<stdin>", line 3, in <module>
+  File "bench/mp_update.py", line 151, in update
+  File "agent/crypto/p256.py", line 1, in _odd_multiples
+MemoryError: memory allocation failed, allocating 66 bytes
+"""
+    assert failure(err) == ("agent/crypto/p256.py _odd_multiples: MemoryError: memory "
+                            "allocation failed, allocating 66 bytes")
+    assert failure("OSError: 19\n") == "OSError: 19"
+    assert failure("") == "no output"
