@@ -8,9 +8,11 @@
 # dominated by about 256 doublings (3M + 5S, a = -3) and 80 mixed additions (8M + 3S); on a
 # Cortex-M3 a 512-bit remainder by p costs about two multiplications.
 # The table of G is a bytes constant (_GT: in flash when the module is frozen or in ROMFS, no
-# heap), its points decoded when an addition uses them; the table of Q (8 points, by co-Z
-# additions and one inversion) is built per call, as two lists of numbers (small objects:
-# the heap of a device in an update is fragmented).
+# heap), its points decoded when an addition uses them. The table of Q (8 points, by co-Z
+# additions and one inversion) is built per call into the same layout in a work buffer the
+# caller may lend (the device lends the slot writer's read-back buffer), with the NAF digits
+# after it: the heap holds only the few numbers in use, never a table of them (the heap of a
+# device in an update is fragmented, and this is its peak).
 try:
     from micropython import const
 except ImportError:
@@ -28,6 +30,8 @@ _GY = const(0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5)
 
 _WQ = const(5)  # NAF width for u2: 8 odd multiples of Q
 _WG = const(6)  # NAF width for u1: 16 odd multiples of G (7 is 1.5% faster, twice the table)
+_QT = const(64 << (_WQ - 2))  # bytes of the table of Q: x and w of each odd multiple
+WORK = const(_QT + 514)  # bytes of verify's work buffer: the table of Q, two NAF digit strings
 
 # The table of G: affine x and w = 2y mod p of G, 3G, 5G, ..., 31G (the 2^(_WG - 2) odd
 # multiples), (2k + 1)G at bytes 64k..64k+63, x first, each number 32 bytes big-endian, from
@@ -114,13 +118,15 @@ def _dbl(X, W, Z):
     return X, W, Z
 
 
-def _odd_multiples(x, y, count):
-    # Affine lists x and w = 2y of P, 3P, 5P, ..., (2*count - 1)P for an affine point P
-    # (count > 1), by co-Z additions (Meloni): 2P is kept at the Z of the last multiple, so
-    # that the next one costs 4M + 2S. Multiple k has the Z of multiple k - 1 times l, and
-    # l^2, l^3 are kept (in C, D): from 1/Z^2 and 1/Z^3 of the last multiple (one inversion)
-    # each multiple is made affine with 4M. No multiple is +-2P (n is prime and large), so no
-    # addition meets a special case.
+def _odd_multiples(x, y, count, out, tmp):
+    # Affine x and w = 2y of P, 3P, 5P, ..., (2*count - 1)P for an affine point P
+    # (count > 1) into out (a memoryview of count * 64 bytes): multiple 2k + 1 at bytes 64k,
+    # x then w, each 32 bytes big-endian, as _GT. tmp (a memoryview of (count - 1) * 64
+    # bytes) holds l^2 and l^3 of each step on the way. By co-Z additions (Meloni): 2P is
+    # kept at the Z of the last multiple, so that the next one costs 4M + 2S. Multiple k has
+    # the Z of multiple k - 1 times l, and l^2, l^3 are kept; from 1/Z^2 and 1/Z^3 of the
+    # last multiple (one inversion) each multiple is made affine with 4M. No multiple is
+    # +-2P (n is prime and large), so no addition meets a special case.
     p = _P
     # P (b, c) and 2P (X2, Y2) at Z = 2y, doubled from Z = 1
     t = y * y % p
@@ -130,39 +136,36 @@ def _odd_multiples(x, y, count):
     X2 = (a * a - (b << 1)) % p
     Y2 = (a * (b - X2) - c) % p
     z = y << 1
-    X = [x]
-    W = [z % p]
-    C = []
-    D = []
+    out[0:32] = x.to_bytes(32, "big")
+    out[32:64] = (z % p).to_bytes(32, "big")
     for k in range(1, count):
         # the next multiple (b, c) = (b, c) + 2P, both moved to its Z
         l = X2 - b
         a = l * l % p
         X2 = X2 * a % p
         b = b * a % p
-        C.append(a + 0)  # (+ 0: see below)
+        o = 64 * k
+        tmp[o - 64:o - 32] = a.to_bytes(32, "big")
         a = X2 - b  # l^3
-        D.append(a)
+        tmp[o - 32:o] = (a % p).to_bytes(32, "big")
         t = Y2 - c
         Y2 = Y2 * a % p
         b = (t * t - X2 - b) % p
         c = (t * (X2 - b) - Y2) % p
-        X.append(b + 0)
-        W.append(c + 0)
+        out[o:o + 32] = b.to_bytes(32, "big")
+        out[o + 32:o + 64] = c.to_bytes(32, "big")
         z = z * l % p
     a = _inv(z, p)
     b = a * a % p
     c = b * a % p
+    fb = int.from_bytes
     for k in range(count - 1, 0, -1):
-        # + 0: under MicroPython a remainder keeps the allocation of the 512-bit dividend, a
-        # sum gets one of the size of its result: a third less heap for the table, and for
-        # what is kept while it is built
-        X[k] = X[k] * b % p + 0
-        W[k] = (W[k] * c << 1) % p + 0
+        o = 64 * k
+        out[o:o + 32] = (fb(out[o:o + 32], "big") * b % p).to_bytes(32, "big")
+        out[o + 32:o + 64] = ((fb(out[o + 32:o + 64], "big") * c << 1) % p).to_bytes(32, "big")
         if k > 1:  # 1/Z^2 and 1/Z^3 of multiple k - 1
-            b = b * C[k - 1] % p
-            c = c * D[k - 1] % p
-    return X, W
+            b = b * fb(tmp[o - 64:o - 32], "big") % p
+            c = c * fb(tmp[o - 32:o], "big") % p
 
 
 def _wnaf(k, w, out):
@@ -172,9 +175,13 @@ def _wnaf(k, w, out):
     # small int acc: bits i.. of k (nb of them, plus any carry).
     if out is None:
         out = bytearray(257)
-    else:
-        for q in range(257):
-            out[q] = 0
+    else:  # cleared by copies of its cleared start, doubling: 9 copies, not 257 stores
+        out[0] = 0
+        n = 1
+        while n < 257:
+            c = n if n < 257 - n else 257 - n
+            out[n:n + c] = out[0:c]
+            n += c
     kb = k.to_bytes(36, "little")
     m = (1 << w) - 1
     half = 1 << (w - 1)
@@ -228,9 +235,9 @@ def check_key(pub):
 def verify(pub, digest, sig, work=None):
     """True when sig (64 bytes r||s) is a valid ECDSA P-256 signature by pub over digest
     (32 bytes, the SHA-256 of the message). Raises OtaError(BAD_KEY) for a malformed key.
-    work: a buffer the caller lends, whose first 514 bytes hold the NAF digits (its content
-    before does not matter); where it is shorter or None they are made here, two 257-byte
-    blocks, which a heap fragmented late in a download may have no hole for."""
+    work: a buffer the caller lends, whose first WORK bytes hold the table of Q and the NAF
+    digits (its content before does not matter); where it is shorter or None they are made
+    here, in one buffer, which a heap fragmented late in a download may have no hole for."""
     pub = check_key(pub)
     if len(sig) != 64 or len(digest) != 32:
         return False
@@ -242,17 +249,14 @@ def verify(pub, digest, sig, work=None):
     s = _inv(s, n)
     u1 = int.from_bytes(digest, "big") * s % n
     u2 = r * s % n
-    # the digit buffers first (lent, or made while the holes in the heap are largest)
-    a = b = None
-    if work is not None and len(work) >= 514:
-        a = memoryview(work)
-        b = a[257:514]
-        a = a[:257]
-    nq, top = _wnaf(u2, _WQ, a)
-    ng, i = _wnaf(u1, _WG, b)
-    qx, qw = _odd_multiples(int.from_bytes(pub[:32], "big"),
-                            int.from_bytes(pub[32:], "big"), 1 << (_WQ - 2))
-    X, W, Z = _shamir(nq, qx, qw, ng, top if top > i else i)
+    w = memoryview(work if work is not None and len(work) >= WORK else bytearray(WORK))
+    qt = w[:_QT]
+    # the table first, l^2 and l^3 of its steps where the digits go after
+    _odd_multiples(int.from_bytes(pub[:32], "big"), int.from_bytes(pub[32:], "big"),
+                   _QT >> 6, qt, w[_QT:_QT + _QT - 64])
+    nq, top = _wnaf(u2, _WQ, w[_QT:_QT + 257])
+    ng, i = _wnaf(u1, _WG, w[_QT + 257:WORK])
+    X, W, Z = _shamir(nq, qt, ng, top if top > i else i)
     if Z == 0:
         return False
     # x(R) = X/Z^2 must be r or r + n (x < p < 2n); compared without an inversion.
@@ -264,11 +268,13 @@ def verify(pub, digest, sig, work=None):
     return r < p and r * zz % p == X
 
 
-def _shamir(nq, qx, qw, ng, top):
+def _shamir(nq, qt, ng, top):
     """u2*Q + u1*G as (X, W, Z), from the NAF digits of u2 (nq, over the odd multiples of Q
-    in qx, qw) and of u1 (ng, over those of G in _GT), in one pass of `top` doublings."""
+    in qt, laid out as _GT) and of u1 (ng, over those of G in _GT), in one pass of `top`
+    doublings."""
     p = _P
     gt = memoryview(_GT)  # slices of it copy nothing
+    fb = int.from_bytes
     X = W = 1  # the accumulator, at infinity
     Z = 0
     for i in range(top - 1, -1, -1):
@@ -284,23 +290,22 @@ def _shamir(nq, qx, qw, ng, top):
         d = nq[i]
         e = ng[i]
         while d or e:
-            # the point of the digit of u2 (in qx, qw), else that of u1 (in _GT); a negative
+            # the point of the digit of u2 (in qt), else that of u1 (in _GT); a negative
             # digit (a byte over 127) is that of -(x, w), its sign going into r
             if d:
-                neg = d > 127
-                if neg:
-                    d = 256 - d
-                x = qx[d >> 1]
-                w = qw[d >> 1]
+                tb = qt
+                j = d
                 d = 0
             else:
-                neg = e > 127
-                if neg:
-                    e = 256 - e
-                e = (e >> 1) << 6  # the point's offset in _GT
-                x = int.from_bytes(gt[e:e + 32], "big")
-                w = int.from_bytes(gt[e + 32:e + 64], "big")
+                tb = gt
+                j = e
                 e = 0
+            neg = j > 127
+            if neg:
+                j = 256 - j
+            j = (j >> 1) << 6  # the point's offset in its table
+            x = fb(tb[j:j + 32], "big")
+            w = fb(tb[j + 32:j + 64], "big")
             # mixed addition (madd-2007-bl) with its special cases
             if Z == 0:
                 X = x

@@ -65,11 +65,14 @@ def test_wycheproof_all_cases():
 
 
 def test_lent_work_buffer_gives_the_same_answers():
-    # the digit buffers taken from a lent buffer (as the agent lends its writer's read-back
-    # buffer): whatever it held before, the digits of the verification before included, each
-    # answer is the one without it; a buffer shorter than 514 bytes is not used
-    work = bytearray(b"\x5a" * 600)
-    short = bytearray(b"\xff" * 513)
+    # the table of Q and the digits taken from a lent buffer (as the agent lends its
+    # writer's read-back buffer): whatever it held before, the verification before's
+    # included, each answer is the one without it; a buffer shorter than WORK bytes is not
+    # used
+    n = p256.WORK
+    eq(n, 512 + 514, "the table of 8 points, then two 257-byte digit strings")
+    work = bytearray(b"\x5a" * (n + 86))
+    short = bytearray(b"\xff" * (n - 1))
     got = {"V": 0, "I": 0}  # four valid cases and two invalid ones (each three
     with open(data_path("p256_wycheproof.txt")) as f:  # verifications: the emulator's minute)
         for line in f:
@@ -84,15 +87,15 @@ def test_lent_work_buffer_gives_the_same_answers():
             except OtaError:
                 continue
             eq(p256.verify(pub, d, sig, work), want, "lent buffer, tcId %s" % tcid)
-            eq(p256.verify(pub, d, sig, memoryview(work)[3:520]), want, "a view of one")
+            eq(p256.verify(pub, d, sig, memoryview(work)[3:3 + n]), want, "a view of one")
             got[res] += 1
             if got == {"V": 4, "I": 2}:
                 break
     eq(got, {"V": 4, "I": 2}, "cases")
-    assert bytes(work[:514]) != b"\x5a" * 514, "the digits went into the lent buffer"
-    eq(bytes(work[517:]), b"\x5a" * 83, "nothing past the view's 514 bytes")
+    assert bytes(work[:n]) != b"\x5a" * n, "the table and digits went into the lent buffer"
+    eq(bytes(work[3 + n:]), b"\x5a" * 83, "nothing past the view's WORK bytes")
     eq(p256.verify(G, bytes(32), bytes(64), short), False, "r = 0")
-    eq(bytes(short), b"\xff" * 513, "a short buffer is not used")
+    eq(bytes(short), b"\xff" * (n - 1), "a short buffer is not used")
 
 
 def test_nist_cavp_sigver():
@@ -166,13 +169,20 @@ def test_g_table_is_the_odd_multiples_of_g():
     eq(len(p256._GT), 1024, "table size")
     for k in range(16):
         eq(p256._GT[64 * k:64 * k + 64], want[64 * k:64 * k + 64], "%dG" % (2 * k + 1))
-    # the builder of the table of Q gives the same points
-    x, w = p256._odd_multiples(GX, GY, 16)
-    eq(b"".join(i32(x[k]) + i32(w[k]) for k in range(16)), want, "_odd_multiples of G")
+    # the builder of the table of Q gives the same points, in the same layout
+    eq(_table(GX, GY, 16), want, "_odd_multiples of G")
     q = _affine_add(g2, g)  # 3G
-    x, w = p256._odd_multiples(q[0], q[1], 4)
-    eq([i32(x[k]) + i32(w[k]) for k in range(4)],
+    t = _table(q[0], q[1], 4)
+    eq([t[64 * k:64 * k + 64] for k in range(4)],
        [want[64 * k:64 * k + 64] for k in (1, 4, 7, 10)], "_odd_multiples of 3G: 3G, 9G, 15G, 21G")
+
+
+def _table(x, y, count):
+    # p256's table of the odd multiples of (x, y), as verify builds Q's: bytes, as _GT
+    out = bytearray(64 * count)
+    tmp = bytearray(b"\xa5" * (64 * count - 64))  # what it held before does not matter
+    p256._odd_multiples(x, y, count, memoryview(out), memoryview(tmp))
+    return bytes(out)
 
 
 def _affine(X, W, Z):
@@ -194,7 +204,7 @@ def test_shamir_additions_meeting_their_special_cases():
     g6 = _affine_add(g3, g3)
     g4 = _affine_add(g2, g2)
     g5 = _affine_add(g4, g)
-    qx, qw = p256._odd_multiples(GX, GY, 8)
+    qt = memoryview(_table(GX, GY, 8))
     cases = [  # ((position, u2 digit, u1 digit), ...), the sum
         (((0, 1, 1),), g2), (((0, -1, -1),), neg(g2)), (((0, 3, 3),), g6),
         (((0, -3, -3),), neg(g6)), (((0, 1, -1),), None), (((0, -1, 1),), None),
@@ -208,7 +218,7 @@ def test_shamir_additions_meeting_their_special_cases():
         for i, dq, dg in digits:
             nq[i] = dq & 0xff
             ng[i] = dg & 0xff
-        got = _affine(*p256._shamir(nq, qx, qw, ng, digits[0][0] + 1))
+        got = _affine(*p256._shamir(nq, qt, ng, digits[0][0] + 1))
         eq(got, want, "digits %r" % (digits,))
 
 
