@@ -379,6 +379,15 @@ def p256_args():
     raise mcu.McuError("no valid P-256 case")
 
 
+def p256_run(rom, lent=False):
+    """bench/mp_mcu.p256 of p256_args(), frozen: without a work buffer, or (lent) with one
+    as the device lends it, its slot writer's read-back buffer (READBACK bytes)."""
+    from agent.store.writer import READBACK
+    pub, dig, sig = p256_args()
+    return run(rom, "frozen", "p256(%r, %r, %r, %d)" % (pub, dig, sig,
+                                                        READBACK if lent else 0))
+
+
 def measure(step, say):
     rom, info = stage(delta=True)
     out = {}
@@ -394,11 +403,8 @@ def measure(step, say):
     out["alloc_bytes_per_sector"] = round(raw["alloc_per_sector"], 1)
     for name, key in (("v2", "raw"), ("v2z", "deflate")):
         out["heap_locked_blocks_%s_48" % key] = heap_locked(rom, info, name)["locked_blocks"]
-    pub, dig, sig = p256_args()
-    out["insns_p256_verify"] = run(rom, "frozen", "p256(%r, %r, %r)" % (pub, dig, sig))["insns"]
-    # as the device verifies: its work buffer lent (the slot writer's read-back buffer)
-    out["insns_p256_verify_lent"] = run(rom, "frozen", "p256(%r, %r, %r, 2048)"
-                                        % (pub, dig, sig))["insns"]
+    out["insns_p256_verify"] = p256_run(rom)["insns"]
+    out["insns_p256_verify_lent"] = p256_run(rom, lent=True)["insns"]
     chk = update_ok(rom, "frozen", "u256", mcu.HEAP_MAX, check=True)
     if not chk:
         raise mcu.McuError("the 256 KiB update did not complete")

@@ -181,12 +181,9 @@ def test_power_on_check_of_256_kib(staged):
 
 def test_p256_verification(staged):
     rom, _info = staged
-    pub, dig, sig = bench_mcu.p256_args()
-    r = bench_mcu.run(rom, "frozen", "p256(%r, %r, %r)" % (pub, dig, sig))
-    assert r["ok"] and r["insns"] <= P256_MAX, r
-    # as the device verifies, its work buffer lent
-    r = bench_mcu.run(rom, "frozen", "p256(%r, %r, %r, 2048)" % (pub, dig, sig))
-    assert r["ok"] and r["insns"] <= P256_MAX, r
+    for lent in (False, True):  # verify's own work buffer, and one lent as the device does
+        r = bench_mcu.p256_run(rom, lent)
+        assert r["ok"] and r["insns"] <= P256_MAX, (lent, r)
 
 
 def _fits(rom, config, name, heap, flash=None):
