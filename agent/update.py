@@ -272,9 +272,9 @@ class Device:
         leaves it to the writer later."""
         from agent.image.manifest import sector_of
         try:
-            s, enc = sector_of(payload)
+            s, enc, cap = sector_of(payload)
             if s:
-                self.writer.reserve(s, enc == fmt.ENC_DELTA)
+                self.writer.reserve(s, enc == fmt.ENC_DELTA, cap)
         except MemoryError:
             pass
 

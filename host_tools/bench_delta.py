@@ -90,7 +90,8 @@ def measure(old, new):
                for i in range(0, len(new), SECTOR))
     return {"old_bytes": len(old), "new_bytes": len(new), "deflate_bytes": full,
             "delta_bytes": delta, "ratio": delta / float(full), "modes": counts,
-            "deflate_blocks": -(-full // BLOCK), "delta_blocks": -(-delta // BLOCK)}
+            "deflate_blocks": -(-full // BLOCK), "delta_blocks": -(-delta // BLOCK),
+            "chunk_max": max([1] + [len(c) for _m, c, _a in sectors])}
 
 
 def git(*args):
@@ -223,6 +224,8 @@ def rows(d, cmd):
         how = ("payload bytes each sends, 4 KiB sectors, %d -> %d byte binaries; sectors by "
                "mode %s" % (p["old_bytes"], p["new_bytes"], ", ".join(
                    "%s %d" % kv for kv in sorted(p["modes"].items()))))
+        if "chunk_max" in p:  # the manifest's M_CHUNK_MAX: the device's chunk buffer
+            how += "; longest chunk %d B" % p["chunk_max"]
         if "changes" in p:
             how += "; raw images, agent of %s -> %s frozen (%s)" % (
                 p["old_commit"][:7], p["new_commit"][:7], p["changes"])

@@ -107,7 +107,7 @@ def check_chunks(m, table, payload):
                 raise OtaError(E.BAD_TABLE, "sector %d copies %d+%d" % (k, off, n))
             continue
         if mode > fmt.MODE_DELTA or (mode == fmt.MODE_RAW and length != n) or off != pos \
-                or not length or off + length > m.enc_size:
+                or not length or length > m.chunk_max or off + length > m.enc_size:
             raise OtaError(E.BAD_TABLE, "sector %d mode %d chunk %d+%d" % (k, mode, off, length))
         if hashlib.sha256(payload[off:off + length]).digest()[:fmt.CHUNK_DIGEST] != digest:
             raise OtaError(E.SECTOR_CRC, "sector %d: chunk digest" % k)

@@ -178,6 +178,12 @@ def encode_payload(fw, sector, compress, progress=None):
     return b"".join(entries), b"".join(chunks), total
 
 
+def chunk_max(encoding, table, sectors):
+    """The manifest's M_CHUNK_MAX for a deflate or delta table of this many sectors: its
+    longest chunk's length (at least 1: a delta may copy every sector)."""
+    return max([1] + [pack.unpack_entry(encoding, table, k)[2] for k in range(sectors)])
+
+
 def cose_sign1(private_key, kid, payload, external_aad):
     """A tagged COSE_Sign1 (ES256) over payload with the given external_aad."""
     protected = _protected(kid)
@@ -347,6 +353,9 @@ def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_m
         mf.M_ENC_SIZE: len(out.data), mf.M_SECTOR: sector_size,
         mf.M_TABLE_SHA256: hashlib.sha256(out.table).digest(), mf.M_KID: out.kid})
     out.manifest.update(out.base)
+    if out.encoding != fmt.ENC_RAW:  # the device's buffer for a chunk is made this long
+        out.manifest[mf.M_CHUNK_MAX] = chunk_max(out.encoding, out.table,
+                                                 fmt.sector_count(size, sector_size))
     out.manifest_cbor = cbor2.dumps(out.manifest, canonical=True)
 
     out.protected = _protected(out.kid)

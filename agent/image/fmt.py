@@ -227,6 +227,12 @@ def sector_count(size, sector):
     return (size + sector - 1) // sector
 
 
+def chunk_cap(sector):
+    """The longest chunk a sector of this size may have: deflate's bound for incompressible
+    bytes, with room to spare (a manifest without M_CHUNK_MAX allows this much)."""
+    return sector + (sector >> 3) + 64
+
+
 def deflate_wbits(sector):
     """Window bits for per-sector deflate: the smallest window covering a sector."""
     w = 9

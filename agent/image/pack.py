@@ -32,6 +32,8 @@ M_KID = 15           # bstr KID_LEN: key id of the signing key
 M_BASE_SIZE = 16     # uint: delta only: installed payload size of the old image
 M_BASE_SHA256 = 17   # bstr 32: delta only: SHA-256 of the old image's installed payload
 M_BASE_VERSION = 18  # uint: delta only: the old image's firmware version
+M_CHUNK_MAX = 19     # uint: deflate and delta: the longest chunk's length, the most a
+                     # device holds of one (optional; fmt.chunk_cap(sector) without it)
 
 
 def pack_header(h):

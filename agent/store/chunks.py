@@ -28,16 +28,18 @@ from agent.store.journal import RESIDUE
 class Chunks:
     """The chunk half of agent.store.writer.SlotWriter (no state of its own)."""
 
-    def reserve(self, sector, delta=False):
+    def reserve(self, sector, delta=False, cap=0):
         """Make the decoder compressed or delta sectors of this size are made with, with its
-        source (where the chunks are gathered), unless it is there; the writer's collect()
+        source, where chunks of up to cap bytes are gathered (the manifest's chunk_max; 0:
+        fmt.chunk_cap(sector)), unless one as large is there; the writer's collect()
         first, when it has one (the board's: see agent.update.Device), and before each
         chunk's decoder in a small heap (agent.image.inflate.small). delta: a delta
         image's, whose op streams' code (agent.image.delta, and its native byte add where
         the port has it) is loaded here too, before the decoder, rather than at its first
         delta sector, where the module's objects would land in the holes its window needs.
         A failed allocation leaves nothing made (MemoryError)."""
-        cap = sector + (sector >> 3) + 64
+        if not cap:
+            cap = fmt.chunk_cap(sector)
         if self._inf is None or self._inf.cap < cap:
             self._inf = self._src = None
             collect = self.collect
@@ -77,7 +79,7 @@ class Chunks:
                 return
             if mode > fmt.MODE_DELTA or (mode == fmt.MODE_RAW and clen != n):
                 raise OtaError(E.BAD_TABLE, "sector %d mode %d" % (k, mode))
-        if off != self.epos or clen == 0 or clen > self._inf.cap or off + clen > m.enc_size \
+        if off != self.epos or clen == 0 or clen > m.chunk_max or off + clen > m.enc_size \
                 or (last and off + clen != m.enc_size):
             raise OtaError(E.BAD_TABLE, "sector %d chunk %d+%d" % (k, off, clen))
         self.clen = clen

@@ -14,7 +14,8 @@ core_v3d.ota  version 3, seq 3: a delta against core_v2's payload (refused by a 
 delta_ops.bin the op streams of core_v2d's delta sectors and the sectors they make
 core_v2d_<fault>.ota  core_v2d signed with a table that breaks a rule of the delta encoding
               (FORGED: a mode past DELTA, a copy past the old payload, a copy that carries a
-              chunk, a RAW chunk shorter than its sector)
+              chunk, a RAW chunk shorter than its sector); core_v2z_short.ota and
+              core_v2d_short.ota: their manifests bound a chunk one byte below the longest
 core_pub.bin  the public key (65-byte point); core_other_pub.bin a second trusted key
 """
 import os
@@ -96,6 +97,16 @@ def forged(fw, key, edit, **kw):
         delta.encode = real
 
 
+def short_bound(fw, key, **kw):
+    """The image of fw whose manifest bounds a chunk (M_CHUNK_MAX) one byte below its
+    longest chunk, signed as it is."""
+    out = prepare(fw, key.public_key(), **kw)
+    out.manifest[pack.M_CHUNK_MAX] -= 1  # as long in CBOR: the header's sizes hold
+    out.manifest_cbor = cbor2.dumps(out.manifest, canonical=True)
+    out.tbs = pack.sig_structure(out.protected, out.header, out.manifest_cbor)
+    return finish(out, keys.sign(key, out.tbs)).tobytes()
+
+
 def generate(outdir):
     k = ec.generate_private_key(ec.SECP256R1())
     k2 = ec.generate_private_key(ec.SECP256R1())
@@ -137,6 +148,9 @@ def generate(outdir):
     for name, edit in FORGED:
         put("core_v2d_%s.ota" % name, forged(v2d, k, edit, version=2, seq=2, base=v1,
                                              base_version=1, **base).tobytes())
+    put("core_v2z_short.ota", short_bound(v2, k, version=2, seq=2, compress=True, **base))
+    put("core_v2d_short.ota", short_bound(v2d, k, version=2, seq=2, base=v1, base_version=1,
+                                          **base))
     # each delta sector of core_v2d: its length, its op stream's, the op stream, the sector
     vec = b""
     for i in range(0, len(v2d), 4096):

@@ -80,7 +80,7 @@ def test_pieces_of_any_size_make_the_sector():
     from agent.image.inflate import Inflater
     m, chunks = _chunks("core_v2z.ota")
     w = fmt.deflate_wbits(m.sector)
-    inf = Inflater(m.sector + (m.sector >> 3) + 64, w)
+    inf = Inflater(fmt.chunk_cap(m.sector), w)
     fw = Image("core_v2.bin")
     crc, at, cl, dig = chunks[2]
     want = bytes(fw.read(2 * m.sector, m.sector))
@@ -187,7 +187,7 @@ def test_one_inflater_for_a_download_s_chunks():
     from agent.image.inflate import Inflater
     m, chunks = _chunks("core_v2z.ota")
     w = fmt.deflate_wbits(m.sector)
-    inf = Inflater(m.sector + (m.sector >> 3) + 64, w)
+    inf = Inflater(fmt.chunk_cap(m.sector), w)
     fw = Image("core_v2.bin")
     buf = bytearray(m.sector)
     longest = max(range(len(chunks)), key=lambda k: chunks[k][2])

@@ -116,6 +116,28 @@ def test_delta_names_its_old_image():
         assert "old image" in str(e), e
 
 
+def test_chunk_max_bounds_a_chunk():
+    # the longest chunk (key 19): what a device makes its chunk buffer for, before the table
+    # is known; without it, the bound for the sector size
+    z = {mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5000}
+    eq(mf.M_CHUNK_MAX, 19, "key")
+    eq(fmt.chunk_cap(4096), 4096 + 512 + 64, "the bound for 4 KiB sectors")
+    eq(Manifest(_map(z)).chunk_max, fmt.chunk_cap(4096), "absent: the bound")
+    for v in (1, 1741, fmt.chunk_cap(4096)):
+        z[mf.M_CHUNK_MAX] = v
+        eq(Manifest(_map(z)).chunk_max, v, "given")
+    d = dict(_BASE)
+    d.update({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_ENC_SIZE: 0, mf.M_CHUNK_MAX: 900})
+    eq(Manifest(_map(d)).chunk_max, 900, "delta")
+    for bad in (0, -1, fmt.chunk_cap(4096) + 1, True, "900", b"\x01"):
+        z[mf.M_CHUNK_MAX] = bad
+        e = raises(BAD_MANIFEST, Manifest, _map(z))
+        eq(str(e).endswith("field 19"), True, "%r: %s" % (bad, e))
+    eq(Manifest(_map()).chunk_max, 0, "raw: none")
+    e = raises(BAD_MANIFEST, Manifest, _map({mf.M_CHUNK_MAX: 100}))
+    assert "raw image" in str(e), e
+
+
 def test_check_header():
     m = Manifest(_map())
     h = fmt.parse_header(pack.pack_header(_header(m)))
@@ -223,20 +245,26 @@ def test_peek_refusals():
 
 
 def test_sector_of_an_unverified_manifest():
-    # what the agent sizes its sector buffers by before the signature is verified
+    # what the agent sizes its chunk buffers by before the signature is verified
     from agent.image.manifest import sector_of
     enc = _cbor
-    eq(sector_of(enc(_map())), (0, 0), "raw: none")
+    none = (0, 0, 0)
+    eq(sector_of(enc(_map())), none, "raw: none")
     eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5}))),
-       (4096, fmt.ENC_DEFLATE), "deflate")
+       (4096, fmt.ENC_DEFLATE, fmt.chunk_cap(4096)), "deflate, no chunk bound: the largest")
     eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_SECTOR: 8192}))),
-       (8192, fmt.ENC_DELTA), "delta")
+       (8192, fmt.ENC_DELTA, fmt.chunk_cap(8192)), "delta")
+    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_CHUNK_MAX: 1741}))),
+       (4096, fmt.ENC_DELTA, 1741), "the chunk bound given")
+    for bad in (0, fmt.chunk_cap(4096) + 1, "1741"):
+        eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_CHUNK_MAX: bad}))), none,
+           "chunk bound %r" % (bad,))
     for bad in (3000, 128, 1 << 17, "4096", None):
-        eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_SECTOR: bad}))), (0, 0),
+        eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_SECTOR: bad}))), none,
            "sector %r" % bad)
-    eq(sector_of(enc(_map({mf.M_ENCODING: "1"}))), (0, 0), "encoding not a number")
-    eq(sector_of(b"\xff\x00"), (0, 0), "not CBOR")
-    eq(sector_of(enc([1, 2])), (0, 0), "not a map")
+    eq(sector_of(enc(_map({mf.M_ENCODING: "1"}))), none, "encoding not a number")
+    eq(sector_of(b"\xff\x00"), none, "not CBOR")
+    eq(sector_of(enc([1, 2])), none, "not a map")
 
 
 def _cbor(v):

@@ -3,7 +3,7 @@
 # journal's checkpoint after a reset, and the verification from flash.
 from agent.store import state as S
 from agent.errors import WRONG_HARDWARE, WRONG_MANUFACTURER, ROLLBACK, UNKNOWN_KEY, \
-    SUPPLIER_SIG_REQUIRED, BUSY, BASE_MISMATCH
+    SUPPLIER_SIG_REQUIRED, BUSY, BASE_MISMATCH, BAD_TABLE
 from agent.image import fmt
 from agent.errors import OtaError
 from agent.store.slot import TABLE_OFF
@@ -199,6 +199,10 @@ def test_sector_buffers_made_before_the_signature_is_verified():
         delta._add = None  # (as before a first delta)
         r.dev.presize(payload)
         eq(w._inf is not None, made, "%s: made" % name)
+        if made:  # the chunk buffer as long as the manifest's longest chunk, not the bound
+            m = pack.peek(head)
+            eq(w._inf.cap, m.chunk_max, "%s: chunk buffer" % name)
+            eq(m.chunk_max < fmt.chunk_cap(m.sector), True, "%s: below the bound" % name)
         eq(delta._add is not None, name == "core_v2d.ota", "%s: delta code loaded" % name)
         eq(_sector_sized(w), [], "%s: no buffer a sector fits in" % name)
         r.dev.presize(b"\x00" * 20)  # not a manifest: nothing happens
@@ -378,12 +382,13 @@ def test_a_chunk_is_held_once():
     w = SlotWriter(256)
     gc.collect()
     used = gc.mem_alloc()
-    w.reserve(sector)
+    w.reserve(sector, False, cap)  # the chunk buffer as long as the image's longest chunk
     gc.collect()
     used = gc.mem_alloc() - used
     window = 1 << fmt.deflate_wbits(sector)
-    # the chunk held twice would add another cap bytes, a sector's buffer 4 KiB: past this
-    assert cap + window < used < cap + window + cap // 2, (used, cap)
+    # and the decoder's own state and tables (about 1.6 KiB): the chunk held twice would add
+    # another cap bytes, a sector's buffer 4 KiB, past this
+    assert cap + window < used < cap + window + 2048, (used, cap)
 
 
 def test_a_failed_reservation_keeps_nothing():
@@ -529,6 +534,28 @@ def test_a_copied_sector_reads_back_wrong_or_differs():
        "no sector of the running slot erased")
 
 
+def test_a_chunk_longer_than_the_manifest_bounds_is_refused():
+    # core_v2z signed with a manifest whose chunk bound (M_CHUNK_MAX) is one byte below its
+    # longest chunk (the device's chunk buffer is made that long: the presize test): the
+    # longest chunk's table entry is refused (BAD_TABLE) before a byte of it is gathered.
+    # The running image and the confirmed state are kept; the image signed right downloads
+    from agent.alerts import ALERT_VERIFY_FAIL
+    from agent.image import pack
+    r = Rig()
+    r.provision()
+    run = r.running()
+    with Image("core_v2z_short.ota") as img:
+        m = pack.peek(img[:fmt.MANIFEST_END_MAX])
+        e = raises(BAD_TABLE, download, r.dev, img)
+    assert "chunk" in str(e) and str(e).endswith("+%d" % (m.chunk_max + 1)), e  # the longest
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, BAD_TABLE), "alert")
+    eq(r.dev.st.phase, S.IDLE, "idle")
+    d = r.reboot()
+    eq((r.running(), d.st.run_version, d.st.seq), (run, 1, 1), "running image and state kept")
+    r.download(Image("core_v2z.ota"))
+    eq(d.st.phase, S.HELD, "the right image then held")
+
+
 def test_sector_buffers_left_to_later_when_the_heap_is_short():
     # presize runs before the signature is verified: a heap too small for the buffers, or
     # for reading the manifest, then is no error (the writer makes them when the payload
@@ -567,3 +594,4 @@ def test_sector_buffers_left_to_later_when_the_heap_is_short():
         w.release()
         r.download(img)
     eq(r.dev.st.phase, S.HELD, "held")
+    eq(w._inf.cap, pack.peek(head).chunk_max, "made then as long as the longest chunk")

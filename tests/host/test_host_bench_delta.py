@@ -95,6 +95,9 @@ def test_cached_firmware_measured(tmp_path, monkeypatch):
     (_fig, result, _t, met, how, _c), = B.rows({"pairs": [row]}, "cmd")
     assert met is True and result.startswith("%.3f (" % row["ratio"])
     assert "agent of %s -> %s frozen" % (o[:7], n[:7]) in how
+    # the longest chunk (what a device's chunk buffer is made for), at most the delta bytes
+    assert 0 < row["chunk_max"] <= min(row["delta_bytes"], B.SECTOR + 1)
+    assert "longest chunk %d B" % row["chunk_max"] in how
 
 
 def test_firmware_built_into_a_work_folder_not_there_yet(tmp_path, monkeypatch):

@@ -63,6 +63,10 @@ def test_inspect_json_names_the_old_image_and_each_sector(kit):
     assert dl["sent"] == len(elems[fmt.TAG_TABLE]) + len(elems[fmt.TAG_PAYLOAD])
     assert dl["saved_vs_raw"] == len(new) + n * fmt.TABLE_RAW_SIZE - dl["sent"] > 0
     assert info["ok"] and not info["warnings"]
+    # the manifest bounds a chunk by the longest: what a device makes its chunk buffer for
+    assert m["chunk_max"] == max(s["length"] for s in dl["sectors"]) < fmt.chunk_cap(4096)
+    z = inspect_json(d / "old.ota")["manifest"]
+    assert z["encoding"] == fmt.ENC_DEFLATE and 0 < z["chunk_max"] <= fmt.chunk_cap(4096)
 
 
 def test_inspect_text(kit):
@@ -72,6 +76,7 @@ def test_inspect_text(kit):
     info = inspect_json(d / "d.ota")["delta"]
     assert "  encoding          2 (delta)" in text
     assert "  base_version      0x00000001" in text
+    assert "  chunk_max         %d\n" % inspect_json(d / "d.ota")["manifest"]["chunk_max"] in text
     assert ("delta               needs the old image version 0x00000001: 30000 bytes, sha256 %s"
             % info["base"]["sha256"]) in text
     counts = ", ".join("%s %d" % kv for kv in info["counts"].items())
@@ -151,3 +156,15 @@ def test_verify_reports_a_full_image_as_before(kit):
 def test_encoding_names():
     assert [ENCODING_NAMES[e] for e in (fmt.ENC_RAW, fmt.ENC_DEFLATE, fmt.ENC_DELTA)] == \
         ["raw", "deflate", "delta"]
+
+
+def test_verify_refuses_a_chunk_past_the_manifests_bound():
+    # tests/datagen/gen_core.py's images whose manifests bound a chunk one byte below their
+    # longest: the device's reason (E61, malformed sector table), at the longest chunk
+    from tests.host.test_host_cli_device import _testdata
+    pub = _testdata("core_pub.bin")
+    for name, more in (("core_v2z_short.ota", ()),
+                       ("core_v2d_short.ota", ("--base", _testdata("core_v1.ota")))):
+        m = deltaimage.split(open(_testdata(name), "rb").read(), name).manifest
+        line = rejected(run("verify", "--public", pub, *more, _testdata(name)), "E61", "chunk")
+        assert line.endswith("+%d" % (m.chunk_max + 1)), line

@@ -139,9 +139,10 @@ def test_every_cut_and_tear_of_a_delta_download():
 def test_tables_that_break_the_delta_rules_are_refused():
     # core_v2d signed over a forged table (tests/datagen/gen_core.py FORGED): a mode past
     # DELTA, a copy past the old payload, a copy that carries a chunk, a RAW chunk shorter
-    # than its sector. Each is refused with BAD_TABLE when its entry is reached, before the
-    # sector is written; the running image and the device's state are kept
-    for fault in ("mode", "copy_past", "copy_chunk", "raw_short"):
+    # than its sector; or signed with a manifest that bounds a chunk (M_CHUNK_MAX) one byte
+    # below its longest (short). Each is refused with BAD_TABLE when its entry is reached,
+    # before the sector is written; the running image and the device's state are kept
+    for fault in ("mode", "copy_past", "copy_chunk", "raw_short", "short"):
         r = Rig()
         r.provision()
         run = r.running()
