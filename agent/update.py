@@ -272,9 +272,9 @@ class Device:
         leaves it to the writer later."""
         from agent.image.manifest import sector_of
         try:
-            s, enc, cap = sector_of(payload)
+            s, enc, cap, wbits = sector_of(payload)
             if s:
-                self.writer.reserve(s, enc == fmt.ENC_DELTA, cap)
+                self.writer.reserve(s, enc == fmt.ENC_DELTA, cap, wbits)
         except MemoryError:
             pass
 

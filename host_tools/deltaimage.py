@@ -78,8 +78,8 @@ def entries(m, table):
     return out
 
 
-def _inflate(chunk, sector, k):
-    d = zlib.decompressobj(-fmt.deflate_wbits(sector))
+def _inflate(chunk, wbits, k):
+    d = zlib.decompressobj(-wbits)
     try:
         out = d.decompress(bytes(chunk)) + d.flush()
     except zlib.error as e:
@@ -137,10 +137,10 @@ def rebuild(m, table, payload, base):
         elif mode == fmt.MODE_RAW:
             sec = bytes(chunk)
         elif mode == fmt.MODE_DEFLATE:
-            sec = _inflate(chunk, m.sector, k)
+            sec = _inflate(chunk, m.wbits, k)
         else:
             try:
-                sec = delta.apply_ops(base, _inflate(chunk, m.sector, k), n)
+                sec = delta.apply_ops(base, _inflate(chunk, m.wbits, k), n)
             except delta.DeltaError as e:
                 raise OtaError(E.SECTOR_CRC, "sector %d: %s" % (k, e))
         if len(sec) != n or zlib.crc32(sec) != crc:
@@ -167,7 +167,7 @@ def installed(parts, what):
         pieces = []
         try:
             for k, (_crc, off, length, _d, _m) in enumerate(entries(m, parts.table)):
-                pieces.append(_inflate(parts.payload[off:off + length], m.sector, k))
+                pieces.append(_inflate(parts.payload[off:off + length], m.wbits, k))
         except OtaError as e:
             raise Rejected("bad-image", "%s: %s" % (what, e))
         out = b"".join(pieces)

@@ -52,6 +52,7 @@ class Built:
         self.mi_sha256 = None      # Manufacturer Image SHA-256, once computed (supplier)
         self.compressed = False    # the payload is deflated per sector
         self.encoding = fmt.ENC_RAW  # the manifest's encoding
+        self.wbits = 0             # the chunks' deflate window, bits (0: raw)
         self.delta_modes = None    # delta: each sector's mode (fmt.MODE_*)
         self.base = {}             # delta: the manifest's keys naming the old image
         self.fallback = None       # (deflate size, raw size) when deflate did not pay
@@ -142,8 +143,9 @@ def _combined_crc32(fw, crcs, sector):
     return total
 
 
-def encode_payload(fw, sector, compress, progress=None):
-    """Sector table and payload element data for the installed payload fw (a memoryview).
+def encode_payload(fw, sector, compress, progress=None, wbits=0):
+    """Sector table and payload element data for the installed payload fw (a memoryview);
+    compressed chunks in a window of 2**wbits bytes (0: the one covering a sector).
 
     Returns (table, data, crc32 of fw); data is fw itself when raw. The CRC-32 of the whole
     payload is combined from the sector CRCs, so zlib reads the bytes only once."""
@@ -153,7 +155,7 @@ def encode_payload(fw, sector, compress, progress=None):
     crcs = []
     chunks = []
     if compress:
-        wbits = -fmt.deflate_wbits(sector)
+        wbits = -(wbits or fmt.deflate_wbits(sector))
     for start in range(0, size, block):
         stop = min(size, start + block)
         if compress:
@@ -203,7 +205,7 @@ def _cose(protected, payload, sig):
 def build(fw, private_key, version, seq, manufacturer, image_type, hw_min, hw_max,
           sector_size=4096, compress=False, supplier_key=None, header_string=None,
           force_replace=False, stack_version=fmt.STACK_ZIGBEE_PRO, progress=None,
-          raw_if_larger=False, base=None, base_version=None):
+          raw_if_larger=False, base=None, base_version=None, window=None):
     """Sign the installed payload fw (bytes-like) into an image; returns a Built.
 
     progress, when given, is called with the number of payload bytes done so far.
@@ -211,15 +213,31 @@ def build(fw, private_key, version, seq, manufacturer, image_type, hw_min, hw_ma
     raw instead (Built.fallback then says so). A raw payload part is a view of fw itself:
     do not change fw while the result is in use. base: the installed payload of the image
     the devices run (bytes-like), whose firmware version is base_version: the image is a
-    delta against it (fmt.ENC_DELTA; compress and raw_if_larger do not apply)."""
+    delta against it (fmt.ENC_DELTA; compress and raw_if_larger do not apply). window: the
+    deflate window of a compressed or delta image's chunks, bytes (a power of two from 512
+    to the one covering a sector, which is the default of --compress; a delta's is 1 KiB,
+    host_tools.delta.DELTA_WBITS): the decoder's window a device makes."""
     _signing_key(private_key, "signing key")
     if supplier_key is not None:
         _signing_key(supplier_key, "supplier key")
     out = prepare(fw, private_key.public_key(), version, seq, manufacturer, image_type,
                   hw_min, hw_max, sector_size, compress, supplier_key is not None,
                   header_string, force_replace, stack_version, progress, raw_if_larger,
-                  base, base_version)
+                  base, base_version, window)
     return finish(out, keys.sign(private_key, out.tbs), supplier_key)
+
+
+def window_bits(window, sector):
+    """The window bits of `window` bytes (None: 0, the encoding's default); InputError
+    unless a power of two from 512 to the window covering a sector of this size."""
+    if window is None:
+        return 0
+    top = fmt.deflate_wbits(sector)
+    for w in range(9, top + 1):
+        if window == 1 << w:
+            return w
+    raise InputError("window %r: a power of two from 512 to %d bytes (sectors of %d)"
+                     % (window, 1 << top, sector))
 
 
 def _check_inputs(size, public_key, supplier, force_replace, version, seq, manufacturer,
@@ -243,7 +261,7 @@ def _check_inputs(size, public_key, supplier, force_replace, version, seq, manuf
     check_sector_size(sector_size)
 
 
-def _encode(out, fw, sector_size, compress, raw_if_larger, progress):
+def _encode(out, fw, sector_size, compress, raw_if_larger, progress, wbits=0):
     """out.table and out.data for the payload fw, and its SHA-256 (hashed in a second
     thread for a big payload while the table is made); returns (sha256, crc32)."""
     h = hashlib.sha256()
@@ -254,7 +272,7 @@ def _encode(out, fw, sector_size, compress, raw_if_larger, progress):
     else:
         h.update(fw)
     try:
-        table, data, crc = encode_payload(fw, sector_size, compress, progress)
+        table, data, crc = encode_payload(fw, sector_size, compress, progress, wbits)
         if compress and raw_if_larger:
             raw_table = fmt.sector_count(len(fw), sector_size) * fmt.TABLE_RAW_SIZE
             if len(table) + len(data) >= raw_table + len(fw):
@@ -268,10 +286,11 @@ def _encode(out, fw, sector_size, compress, raw_if_larger, progress):
     out.data = data
     out.compressed = bool(compress)
     out.encoding = fmt.ENC_DEFLATE if compress else fmt.ENC_RAW
+    out.wbits = (wbits or fmt.deflate_wbits(sector_size)) if compress else 0
     return h.digest(), crc
 
 
-def _encode_delta(out, fw, base, base_version, sector_size, progress):
+def _encode_delta(out, fw, base, base_version, sector_size, progress, wbits=0):
     """out.table and out.data of a delta of fw against the old payload base (each sector
     made the cheapest way: host_tools.delta); returns (sha256, crc32) of fw."""
     from host_tools import delta
@@ -279,7 +298,8 @@ def _encode_delta(out, fw, base, base_version, sector_size, progress):
     if not base:
         raise InputError("the old image's payload is empty")
     _uint("old version", base_version, U32)
-    sectors = delta.encode(base, fw, sector_size, progress)
+    sectors = delta.encode(base, fw, sector_size, progress, wbits)
+    out.wbits = delta.window_bits(sector_size, wbits)
     entries = []
     chunks = []
     pos = 0
@@ -316,11 +336,11 @@ def _header(out, h, cose_len):
 def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_max,
             sector_size=4096, compress=False, supplier=False, header_string=None,
             force_replace=False, stack_version=fmt.STACK_ZIGBEE_PRO, progress=None,
-            raw_if_larger=False, base=None, base_version=None):
+            raw_if_larger=False, base=None, base_version=None, window=None):
     """Everything of an image but its signatures; returns a Built whose tbs is the COSE
     Sig_structure to be signed by the key of public_key (digest: its SHA-256). finish()
     completes it. supplier: a GBCS trailer will be added (it counts in the header's size).
-    base, base_version: as build()'s."""
+    base, base_version, window: as build()'s."""
     fw = memoryview(fw)
     if fw.ndim != 1 or fw.itemsize != 1:
         fw = fw.cast("B")
@@ -337,10 +357,11 @@ def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_m
     hdr.hw_max = hw_max
 
     out = Built()
+    wbits = window_bits(window, sector_size)
     if base is not None:
-        sha256, crc = _encode_delta(out, fw, base, base_version, sector_size, progress)
+        sha256, crc = _encode_delta(out, fw, base, base_version, sector_size, progress, wbits)
     else:
-        sha256, crc = _encode(out, fw, sector_size, compress, raw_if_larger, progress)
+        sha256, crc = _encode(out, fw, sector_size, compress, raw_if_larger, progress, wbits)
     out.supplier = bool(supplier)
     out.force_replace = bool(force_replace)
     out.kid = keys.key_id(keys.public_point(public_key))
@@ -356,6 +377,7 @@ def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_m
     if out.encoding != fmt.ENC_RAW:  # the device's buffer for a chunk is made this long
         out.manifest[mf.M_CHUNK_MAX] = chunk_max(out.encoding, out.table,
                                                  fmt.sector_count(size, sector_size))
+        out.manifest[mf.M_WINDOW] = out.wbits
     out.manifest_cbor = cbor2.dumps(out.manifest, canonical=True)
 
     out.protected = _protected(out.kid)

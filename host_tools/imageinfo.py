@@ -50,7 +50,7 @@ MANIFEST_NAMES = {
     mf.M_ENC_SIZE: "enc_size", mf.M_SECTOR: "sector_size",
     mf.M_TABLE_SHA256: "table_sha256", mf.M_KID: "kid", mf.M_BASE_SIZE: "base_size",
     mf.M_BASE_SHA256: "base_sha256", mf.M_BASE_VERSION: "base_version",
-    mf.M_CHUNK_MAX: "chunk_max",
+    mf.M_CHUNK_MAX: "chunk_max", mf.M_WINDOW: "window_bits",
 }
 ENCODING_NAMES = {fmt.ENC_RAW: "raw", fmt.ENC_DEFLATE: "deflate", fmt.ENC_DELTA: "delta"}
 # the device takes ES256 only; the others (IANA COSE Algorithms) are named when they are seen

@@ -56,6 +56,7 @@ class Inflater:
 
     def __init__(self, cap, wbits=0):
         self.cap = cap
+        self.wbits = wbits  # the window its chunks' decoders make (0: none made here)
         self.src = _io.BytesIO(cap) if _deflate is not None else _io.BytesIO()
         self.d = None
         self.one = bytearray(1)

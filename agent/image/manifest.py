@@ -34,6 +34,7 @@ _M_BASE_SIZE = const(16)    # uint: delta only: installed payload size of the ol
 _M_BASE_SHA256 = const(17)  # bstr 32: delta only: SHA-256 of the old installed payload
 _M_BASE_VERSION = const(18) # uint: delta only: the old image's firmware version
 _M_CHUNK_MAX = const(19)    # uint: deflate and delta, optional: the longest chunk's length
+_M_WINDOW = const(20)       # uint: deflate and delta, optional: the chunks' window, in bits
 
 
 def __getattr__(name):
@@ -89,16 +90,20 @@ class Manifest:
             self.base_version = _uint(m, _M_BASE_VERSION, 0xFFFFFFFF)
         elif _M_BASE_SIZE in m or _M_BASE_SHA256 in m or _M_BASE_VERSION in m:
             raise OtaError(E.BAD_MANIFEST, "old image named by a full image")
-        # the bytes of one chunk a device holds (its decoder's source, made before the
-        # table is known): the longest chunk's, as the signer measured it; without the key,
-        # the bound for the sector size. No table entry may have a longer chunk.
-        self.chunk_max = 0
+        # what a device's chunk decoder is made for before the table is known: the bytes
+        # of one chunk (its source), the longest chunk's as the signer measured it, and the
+        # window of the chunks' raw deflate streams (bits); without the keys, the bound for
+        # the sector size and the window covering a sector. No table entry may have a
+        # longer chunk.
+        self.chunk_max = self.wbits = 0
         if self.encoding != fmt.ENC_RAW:
-            self.chunk_max = _chunk_max(m, s)
-            if not self.chunk_max:
-                raise OtaError(E.BAD_MANIFEST, "field %d" % _M_CHUNK_MAX)
-        elif _M_CHUNK_MAX in m:
-            raise OtaError(E.BAD_MANIFEST, "chunk length bound of a raw image")
+            self.chunk_max = _opt(m, _M_CHUNK_MAX, 1, fmt.chunk_cap(s))
+            self.wbits = _opt(m, _M_WINDOW, 9, fmt.deflate_wbits(s))
+            if not self.wbits or not self.chunk_max:
+                raise OtaError(E.BAD_MANIFEST, "field %d" % (_M_WINDOW if self.chunk_max
+                                                            else _M_CHUNK_MAX))
+        elif _M_CHUNK_MAX in m or _M_WINDOW in m:
+            raise OtaError(E.BAD_MANIFEST, "chunk length or window of a raw image")
         self.sectors = fmt.sector_count(self.size, s)
         self.table_size = self.sectors * fmt.table_entry_size(self.encoding)
 
@@ -170,33 +175,32 @@ def _bytes(m, k, n):
     return v
 
 
-def _chunk_max(m, sector):
-    # M_CHUNK_MAX of the map m for this sector size: fmt.chunk_cap(sector) when absent; 0
-    # when it is no uint from 1 to that
-    cap = fmt.chunk_cap(sector)
-    v = m.get(_M_CHUNK_MAX, cap)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1 or v > cap:
+def _opt(m, k, lo, top):
+    # the optional uint k of the map m, from lo to top (top when absent); 0 when it is not
+    v = m.get(k, top)
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > top:
         return 0
     return v
 
 
 def sector_of(payload):
-    """(sector size, encoding, longest chunk) the manifest map in payload (CBOR bytes, not
-    verified) gives a compressed or delta image, else (0, 0, 0): for sizing buffers before
-    its signature is checked, and for nothing else."""
+    """(sector size, encoding, longest chunk, window bits) the manifest map in payload (CBOR
+    bytes, not verified) gives a compressed or delta image, else (0, 0, 0, 0): for sizing
+    buffers before its signature is checked, and for nothing else."""
     from agent.crypto import cbor
     try:
         m = cbor.decode(payload)
     except OtaError:
-        return 0, 0, 0
+        return 0, 0, 0, 0
     e = m.get(_M_ENCODING) if isinstance(m, dict) else None
     if not e or not isinstance(e, int):
-        return 0, 0, 0
+        return 0, 0, 0, 0
     s = m.get(_M_SECTOR)
     if not isinstance(s, int) or s < fmt.MIN_SECTOR or s > fmt.MAX_SECTOR or s & (s - 1):
-        return 0, 0, 0
-    c = _chunk_max(m, s)
-    return (s, e, c) if c else (0, 0, 0)
+        return 0, 0, 0, 0
+    c = _opt(m, _M_CHUNK_MAX, 1, fmt.chunk_cap(s))
+    w = _opt(m, _M_WINDOW, 9, fmt.deflate_wbits(s))
+    return (s, e, c, w) if c and w else (0, 0, 0, 0)
 
 
 def decode(payload):

@@ -34,6 +34,8 @@ M_BASE_SHA256 = 17   # bstr 32: delta only: SHA-256 of the old image's installed
 M_BASE_VERSION = 18  # uint: delta only: the old image's firmware version
 M_CHUNK_MAX = 19     # uint: deflate and delta: the longest chunk's length, the most a
                      # device holds of one (optional; fmt.chunk_cap(sector) without it)
+M_WINDOW = 20        # uint: deflate and delta: the window of the chunks' raw deflate
+                     # streams, bits, 9 to fmt.deflate_wbits(sector) (optional; that without it)
 
 
 def pack_header(h):

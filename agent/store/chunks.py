@@ -28,19 +28,20 @@ from agent.store.journal import RESIDUE
 class Chunks:
     """The chunk half of agent.store.writer.SlotWriter (no state of its own)."""
 
-    def reserve(self, sector, delta=False, cap=0):
+    def reserve(self, sector, delta, cap, wbits):
         """Make the decoder compressed or delta sectors of this size are made with, with its
-        source, where chunks of up to cap bytes are gathered (the manifest's chunk_max; 0:
-        fmt.chunk_cap(sector)), unless one as large is there; the writer's collect()
-        first, when it has one (the board's: see agent.update.Device), and before each
+        source, where chunks of up to cap bytes are gathered (the manifest's chunk_max), and
+        its window of 2**wbits bytes (the manifest's wbits), unless one as large is there
+        (for any image: fmt.chunk_cap(sector) and fmt.deflate_wbits(sector)); the writer's
+        collect() first, when it has one (the board's: see agent.update.Device), and before each
         chunk's decoder in a small heap (agent.image.inflate.small). delta: a delta
         image's, whose op streams' code (agent.image.delta, and its native byte add where
         the port has it) is loaded here too, before the decoder, rather than at its first
-        delta sector, where the module's objects would land in the holes its window needs.
+        delta sector, where the module's objects would land in the holes its window needs;
+        so is the resumable hash's (agent.crypto.sha256r, its table) for any image.
         A failed allocation leaves nothing made (MemoryError)."""
-        if not cap:
-            cap = fmt.chunk_cap(sector)
-        if self._inf is None or self._inf.cap < cap:
+        inf = self._inf
+        if inf is None or inf.cap < cap or inf.wbits < wbits:
             self._inf = self._src = None
             collect = self.collect
             if collect is not None:
@@ -48,9 +49,11 @@ class Chunks:
             if delta:
                 from agent.image.delta import pick
                 pick()
+            from agent.crypto.sha256r import engine
+            engine()  # the Manufacturer Image hash's code and its 516-byte table, too
             from agent.image import inflate  # (a raw download never loads it)
             try:  # the source (the largest), then the window and tables: Inflater()
-                self._inf = inflate.Inflater(cap, fmt.deflate_wbits(sector))
+                self._inf = inflate.Inflater(cap, wbits)
             except MemoryError:
                 self._inf = self._src = None
                 raise
@@ -154,8 +157,7 @@ class Chunks:
         self._io = False  # True inside the flash's calls: what they raise is the flash's
         try:
             if mode == fmt.MODE_DEFLATE:
-                self._inf.into(self.clen, n, self._rv, self._piece,
-                               fmt.deflate_wbits(self.m.sector))
+                self._inf.into(self.clen, n, self._rv, self._piece, self.m.wbits)
             elif mode == fmt.MODE_RAW:  # as long as the sector (_chunk_entry)
                 self._pieces(self._piece)
             else:
@@ -219,6 +221,6 @@ class Chunks:
             from agent.image.delta import Maker
             mk = self._maker = Maker(self._old, self.m.base_size, self._buf,
                                      self._rv)
-        mk.make(self._inf.open(self.clen, fmt.deflate_wbits(self.m.sector)), n, self._piece)
+        mk.make(self._inf.open(self.clen, self.m.wbits), n, self._piece)
         if not self._inf.end():
             raise OtaError(E.BAD_ENCODING, "op stream past its chunk")

@@ -185,7 +185,7 @@ class SlotWriter(Chunks):
             self.raw = True
             self._load(k)
             return
-        self.reserve(m.sector, False, m.chunk_max)
+        self.reserve(m.sector, False, m.chunk_max, m.wbits)
         # deflate: the encoded chunks are not kept, so the Manufacturer Image hash runs in
         # a SHA-256 whose state is saved with every checkpoint; a resume continues it (the
         # module is imported here: a raw download's device never loads it)

@@ -16,6 +16,8 @@ core_v2d_<fault>.ota  core_v2d signed with a table that breaks a rule of the del
               (FORGED: a mode past DELTA, a copy past the old payload, a copy that carries a
               chunk, a RAW chunk shorter than its sector); core_v2z_short.ota and
               core_v2d_short.ota: their manifests bound a chunk one byte below the longest
+core_v2z_w512.ota  core_v2z's firmware, its chunks deflated in a 512-byte window;
+              core_v2z_narrow.ota: chunks of a 4 KiB window, the manifest naming 512 bytes
 core_pub.bin  the public key (65-byte point); core_other_pub.bin a second trusted key
 """
 import os
@@ -107,6 +109,16 @@ def short_bound(fw, key, **kw):
     return finish(out, keys.sign(key, out.tbs)).tobytes()
 
 
+def narrow_window(fw, key, **kw):
+    """The image of fw whose manifest names a window (M_WINDOW) smaller than the one its
+    chunks were deflated in, signed as it is."""
+    out = prepare(fw, key.public_key(), **kw)
+    out.manifest[pack.M_WINDOW] = 9  # as long in CBOR: the header's sizes hold
+    out.manifest_cbor = cbor2.dumps(out.manifest, canonical=True)
+    out.tbs = pack.sig_structure(out.protected, out.header, out.manifest_cbor)
+    return finish(out, keys.sign(key, out.tbs)).tobytes()
+
+
 def generate(outdir):
     k = ec.generate_private_key(ec.SECP256R1())
     k2 = ec.generate_private_key(ec.SECP256R1())
@@ -149,6 +161,9 @@ def generate(outdir):
         put("core_v2d_%s.ota" % name, forged(v2d, k, edit, version=2, seq=2, base=v1,
                                              base_version=1, **base).tobytes())
     put("core_v2z_short.ota", short_bound(v2, k, version=2, seq=2, compress=True, **base))
+    put("core_v2z_w512.ota", build(v2, k, version=2, seq=2, compress=True, window=512,
+                                   **base).tobytes())
+    put("core_v2z_narrow.ota", narrow_window(v2, k, version=2, seq=2, compress=True, **base))
     put("core_v2d_short.ota", short_bound(v2d, k, version=2, seq=2, base=v1, base_version=1,
                                           **base))
     # each delta sector of core_v2d: its length, its op stream's, the op stream, the sector

@@ -116,26 +116,41 @@ def test_delta_names_its_old_image():
         assert "old image" in str(e), e
 
 
-def test_chunk_max_bounds_a_chunk():
-    # the longest chunk (key 19): what a device makes its chunk buffer for, before the table
-    # is known; without it, the bound for the sector size
-    z = {mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5000}
-    eq(mf.M_CHUNK_MAX, 19, "key")
-    eq(fmt.chunk_cap(4096), 4096 + 512 + 64, "the bound for 4 KiB sectors")
-    eq(Manifest(_map(z)).chunk_max, fmt.chunk_cap(4096), "absent: the bound")
-    for v in (1, 1741, fmt.chunk_cap(4096)):
-        z[mf.M_CHUNK_MAX] = v
-        eq(Manifest(_map(z)).chunk_max, v, "given")
-    d = dict(_BASE)
-    d.update({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_ENC_SIZE: 0, mf.M_CHUNK_MAX: 900})
-    eq(Manifest(_map(d)).chunk_max, 900, "delta")
-    for bad in (0, -1, fmt.chunk_cap(4096) + 1, True, "900", b"\x01"):
-        z[mf.M_CHUNK_MAX] = bad
-        e = raises(BAD_MANIFEST, Manifest, _map(z))
-        eq(str(e).endswith("field 19"), True, "%r: %s" % (bad, e))
-    eq(Manifest(_map()).chunk_max, 0, "raw: none")
-    e = raises(BAD_MANIFEST, Manifest, _map({mf.M_CHUNK_MAX: 100}))
-    assert "raw image" in str(e), e
+# the optional bounds of a compressed or delta image's chunks: what a device's chunk decoder
+# is made for before the table is known. (key, attribute, value when absent (4 KiB sectors),
+# good values, bad values)
+BOUNDS = ((mf.M_CHUNK_MAX, "chunk_max", fmt.chunk_cap(4096), (1, 1741, fmt.chunk_cap(4096)),
+           (0, -1, fmt.chunk_cap(4096) + 1, True, "900", b"\x01")),
+          (mf.M_WINDOW, "wbits", 12, (9, 10, 11, 12), (8, 13, 0, -1, True, "10", b"\x0a")))
+
+
+def test_chunk_bounds():
+    # key 19, the longest chunk's length (without it, the bound for the sector size), and
+    # key 20, the window of the chunks' raw deflate streams in bits (without it, the one
+    # covering a sector); neither in a raw image
+    eq((mf.M_CHUNK_MAX, mf.M_WINDOW), (19, 20), "keys")
+    eq(fmt.chunk_cap(4096), 4096 + 512 + 64, "the longest chunk of a 4 KiB sector")
+    for key, attr, absent, good, bad in BOUNDS:
+        z = {mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5000}
+        eq(getattr(Manifest(_map(z)), attr), absent, "%s absent" % attr)
+        for v in good:
+            z[key] = v
+            eq(getattr(Manifest(_map(z)), attr), v, "%s given" % attr)
+        d = dict(_BASE)
+        d.update({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_ENC_SIZE: 0, key: good[1]})
+        eq(getattr(Manifest(_map(d)), attr), good[1], "%s of a delta" % attr)
+        for v in bad:
+            z[key] = v
+            e = raises(BAD_MANIFEST, Manifest, _map(z))
+            eq(str(e).endswith("field %d" % key), True, "%s %r: %s" % (attr, v, e))
+        eq(getattr(Manifest(_map()), attr), 0, "%s: a raw image has none" % attr)
+        e = raises(BAD_MANIFEST, Manifest, _map({key: good[0]}))
+        assert "raw image" in str(e), e
+    z = {mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5000, mf.M_SECTOR: 512}
+    eq(Manifest(_map(z)).wbits, 9, "absent: a 512-byte sector's window")
+    z[mf.M_WINDOW] = 10
+    e = raises(BAD_MANIFEST, Manifest, _map(z))
+    eq(str(e).endswith("field 20"), True, "a window past the sector's: %s" % e)
 
 
 def test_check_header():
@@ -245,20 +260,24 @@ def test_peek_refusals():
 
 
 def test_sector_of_an_unverified_manifest():
-    # what the agent sizes its chunk buffers by before the signature is verified
+    # what the agent sizes its chunk decoder by before the signature is verified
     from agent.image.manifest import sector_of
     enc = _cbor
-    none = (0, 0, 0)
+    none = (0, 0, 0, 0)
     eq(sector_of(enc(_map())), none, "raw: none")
     eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DEFLATE, mf.M_ENC_SIZE: 5}))),
-       (4096, fmt.ENC_DEFLATE, fmt.chunk_cap(4096)), "deflate, no chunk bound: the largest")
+       (4096, fmt.ENC_DEFLATE, fmt.chunk_cap(4096), 12), "deflate, no keys: the largest")
     eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_SECTOR: 8192}))),
-       (8192, fmt.ENC_DELTA, fmt.chunk_cap(8192)), "delta")
-    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_CHUNK_MAX: 1741}))),
-       (4096, fmt.ENC_DELTA, 1741), "the chunk bound given")
+       (8192, fmt.ENC_DELTA, fmt.chunk_cap(8192), 13), "delta")
+    eq(sector_of(enc(_map({mf.M_ENCODING: fmt.ENC_DELTA, mf.M_CHUNK_MAX: 1741,
+                           mf.M_WINDOW: 10}))),
+       (4096, fmt.ENC_DELTA, 1741, 10), "the chunk bound and window given")
     for bad in (0, fmt.chunk_cap(4096) + 1, "1741"):
         eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_CHUNK_MAX: bad}))), none,
            "chunk bound %r" % (bad,))
+    for bad in (8, 13, "10", b"\x0a"):
+        eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_WINDOW: bad}))), none,
+           "window %r" % (bad,))
     for bad in (3000, 128, 1 << 17, "4096", None):
         eq(sector_of(enc(_map({mf.M_ENCODING: 1, mf.M_SECTOR: bad}))), none,
            "sector %r" % bad)

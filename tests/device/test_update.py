@@ -32,6 +32,39 @@ def test_deflate_update_installs_same_bytes():
     same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
 
 
+def test_chunks_decoded_in_the_window_the_manifest_names():
+    # core_v2z_w512's chunks are deflated in a 512-byte window, which its manifest names
+    # (key 20): the device makes its decoder with that window and installs the same bytes
+    from agent.image import pack
+    r = Rig()
+    r.provision()
+    img = Image("core_v2z_w512.ota")
+    eq(pack.peek(img[:fmt.MANIFEST_END_MAX]).wbits, 9, "the manifest's window")
+    r.download(img, 48, 20)
+    eq(r.dev.writer._inf.wbits, 9, "the decoder's window")
+    d = updated(r, img, 63)
+    d.confirm()
+    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
+
+
+def test_a_window_narrower_than_the_chunks_need_is_refused():
+    # core_v2z_narrow's manifest names a 512-byte window over chunks deflated in 4 KiB: the
+    # first sector does not decode, is fetched again (cfg.refetch times), and the image is
+    # refused (SECTOR_CRC); the running image and the confirmed state are kept
+    from agent.alerts import ALERT_VERIFY_FAIL
+    from agent.errors import SECTOR_CRC
+    r = Rig()
+    r.provision()
+    run = r.running()
+    with Image("core_v2z_narrow.ota") as img:
+        e = raises(SECTOR_CRC, download, r.dev, img)
+    assert "sector 0" in str(e), e
+    eq(r.dev.st.fails, r.dev.cfg.refetch, "fetched again, then refused")
+    eq(r.alerts.got[-1][:2], (ALERT_VERIFY_FAIL, SECTOR_CRC), "alert")
+    d = r.reboot()
+    eq((r.running(), d.st.run_version, d.st.seq), (run, 1, 1), "running image and state kept")
+
+
 def test_mi_hash_same_for_raw_and_deflate_paths():
     # the hash the device reports is SHA-256 over the Manufacturer Image bytes of the file
     for name in ("core_v2.ota", "core_v2z.ota"):
@@ -181,11 +214,12 @@ def _sector_sized(w, n=SECTOR):
 def test_sector_buffers_made_before_the_signature_is_verified():
     # the parser hands the unverified manifest to the device before it verifies it: a
     # compressed or delta image's sector buffers (and the decoder's window) are made then,
-    # while the heap still holds large holes, and a delta's op stream code is loaded before
-    # them; a raw image's are not made at all
+    # while the heap still holds large holes, and a delta's op stream code and the resumable
+    # hash's code and table are loaded before them; a raw image's are not made at all
     from agent.crypto import cose
     from agent.image import pack
     from agent.image import delta
+    from agent.crypto import sha256r
     for name, made in (("core_v2.ota", False), ("core_v2z.ota", True),
                        ("core_v2d.ota", True)):
         r = Rig()
@@ -197,13 +231,17 @@ def test_sector_buffers_made_before_the_signature_is_verified():
         w = r.dev.writer
         eq(w._inf is not None, False, "%s: none before" % name)
         delta._add = None  # (as before a first delta)
+        sha256r._fn = sha256r._tab = None  # (as before a first compressed image)
         r.dev.presize(payload)
         eq(w._inf is not None, made, "%s: made" % name)
-        if made:  # the chunk buffer as long as the manifest's longest chunk, not the bound
-            m = pack.peek(head)
+        if made:  # the chunk buffer as long as the manifest's longest chunk, not the bound,
+            m = pack.peek(head)  # and the window the manifest names (a delta's: 1 KiB)
             eq(w._inf.cap, m.chunk_max, "%s: chunk buffer" % name)
             eq(m.chunk_max < fmt.chunk_cap(m.sector), True, "%s: below the bound" % name)
+            eq(w._inf.wbits, m.wbits, "%s: window" % name)
+            eq(m.wbits, 10 if name == "core_v2d.ota" else 12, "%s: window bits" % name)
         eq(delta._add is not None, name == "core_v2d.ota", "%s: delta code loaded" % name)
+        eq(sha256r._tab is not None, made, "%s: the resumable hash's table made" % name)
         eq(_sector_sized(w), [], "%s: no buffer a sector fits in" % name)
         r.dev.presize(b"\x00" * 20)  # not a manifest: nothing happens
 
@@ -382,13 +420,26 @@ def test_a_chunk_is_held_once():
     w = SlotWriter(256)
     gc.collect()
     used = gc.mem_alloc()
-    w.reserve(sector, False, cap)  # the chunk buffer as long as the image's longest chunk
+    w.reserve(sector, False, cap, fmt.deflate_wbits(sector))  # the chunk buffer: the longest chunk
     gc.collect()
     used = gc.mem_alloc() - used
     window = 1 << fmt.deflate_wbits(sector)
     # and the decoder's own state and tables (about 1.6 KiB): the chunk held twice would add
     # another cap bytes, a sector's buffer 4 KiB, past this
     assert cap + window < used < cap + window + 2048, (used, cap)
+    # with the 512-byte window a manifest may name (key 20): 3.5 KiB less
+    w = SlotWriter(256)
+    gc.collect()
+    small = gc.mem_alloc()
+    w.reserve(sector, False, cap, 9)
+    gc.collect()
+    small = gc.mem_alloc() - small
+    assert used - window + 512 - 64 <= small <= used - window + 512 + 64, (small, used)
+
+
+def _reserve(w, sector):
+    # the decoder any image of this sector size fits (no manifest's bounds)
+    w.reserve(sector, False, fmt.chunk_cap(sector), fmt.deflate_wbits(sector))
 
 
 def test_a_failed_reservation_keeps_nothing():
@@ -397,7 +448,7 @@ def test_a_failed_reservation_keeps_nothing():
     from agent.image import inflate
     from agent.store.writer import SlotWriter
     w = SlotWriter(256)
-    w.reserve(1024)
+    _reserve(w, 1024)
     eq(w._inf is not None and w._src is w._inf.src, True, "a small reservation")
     real = inflate.Inflater
 
@@ -405,7 +456,7 @@ def test_a_failed_reservation_keeps_nothing():
         raise MemoryError("short heap")
     inflate.Inflater = short
     try:
-        w.reserve(SECTOR)
+        _reserve(w, SECTOR)
         got = None
     except MemoryError as e:
         got = e
@@ -413,7 +464,7 @@ def test_a_failed_reservation_keeps_nothing():
         inflate.Inflater = real
     eq(got is not None, True, "the MemoryError passed on")
     eq((w._inf, w._src), (None, None), "nothing kept")
-    w.reserve(SECTOR)
+    _reserve(w, SECTOR)
     eq(w._inf.cap >= SECTOR, True, "made with room")
     eq(_sector_sized(w), [], "no sector buffer")
 
@@ -588,7 +639,8 @@ def test_sector_buffers_left_to_later_when_the_heap_is_short():
     r.dev.presize(payload)
     made = w._inf is not None
     if not made:  # a heap with no room at all for them (the Cortex-M tier's) says so here with
-        w.reserve(man.sector_of(payload)[0])  # a MemoryError, which the runners take for a skip
+        _reserve(w, man.sector_of(payload)[0])  # a MemoryError, which the runners take for
+                                                # a skip
     eq(made, True, "made with room")
     with Image("core_v2z.ota") as img:  # and a download made without them completes
         w.release()

@@ -64,7 +64,7 @@ def parse(img):
     return hdr, elems, order, (trailer or None), off
 
 
-def check_image(img, fw, public_key, sector=4096, compress=False, **params):
+def check_image(img, fw, public_key, sector=4096, compress=False, window=None, **params):
     """Check everything about a signed image against its firmware; returns the manifest."""
     p = dict(PARAMS)
     p.update(params)
@@ -91,7 +91,8 @@ def check_image(img, fw, public_key, sector=4096, compress=False, **params):
     assert cbor2.dumps(cbor2.loads(payload), canonical=True) == payload
 
     m = cbor2.loads(payload)
-    assert set(m) == set(range(mf.M_FORMAT, mf.M_KID + 1))
+    extra = {mf.M_CHUNK_MAX, mf.M_WINDOW} if compress else set()
+    assert set(m) == set(range(mf.M_FORMAT, mf.M_KID + 1)) | extra
     assert m[mf.M_FORMAT] == 1 and m[mf.M_SEQ] == p["seq"]
     assert m[mf.M_VERSION] == p["version"]
     assert m[mf.M_MANUFACTURER] == p["manufacturer"]
@@ -117,12 +118,18 @@ def check_image(img, fw, public_key, sector=4096, compress=False, **params):
     else:
         assert m[mf.M_ENCODING] == fmt.ENC_DEFLATE
         assert len(table) == 28 * count
+        # the longest chunk and the window (bits) the chunks were deflated in: --compress's
+        # is the one covering a sector, unless `window` was given
+        lens = [struct.unpack_from(fmt.TABLE_DEFLATE_FMT, table, 28 * i)[2]
+                for i in range(count)]
+        assert m[mf.M_CHUNK_MAX] == max(lens)
+        assert m[mf.M_WINDOW] == (window or fmt.deflate_wbits(sector))
         pos = 0
         for i, s in enumerate(sectors):
             crc, off, length, dig = struct.unpack_from(fmt.TABLE_DEFLATE_FMT, table, 28 * i)
             assert crc == CRC32(s) and off == pos
             assert dig == hashlib.sha256(data[off:off + length]).digest()[:16]
-            d = zlib.decompressobj(-fmt.deflate_wbits(sector))
+            d = zlib.decompressobj(-m[mf.M_WINDOW])
             assert d.decompress(data[off:off + length]) == s
             assert d.eof and not d.unused_data
             pos += length
@@ -143,6 +150,21 @@ def test_deflate_image_structure(key):
     img = imagebuild.build_image(fw, key, compress=True, **PARAMS)
     check_image(img, fw, key.public_key(), compress=True)
     assert len(img) < len(fw)
+
+
+def test_deflate_window(key):
+    # a smaller window (what a device's decoder makes): each chunk decodes in it (zlib with
+    # that window), a little longer than in the sector's
+    fw = firmware(50000)
+    full = imagebuild.build(fw, key, compress=True, **PARAMS)
+    for window, bits in ((512, 9), (1024, 10), (4096, 12)):
+        img = imagebuild.build(fw, key, compress=True, window=window, **PARAMS)
+        m, _t, _mi = check_image(img.tobytes(), fw, key.public_key(), compress=True,
+                                 window=bits)
+        assert len(img.data) >= len(full.data) if window < 4096 else img.data == full.data
+    for bad in (256, 768, 8192, 0):
+        with pytest.raises(InputError, match="window"):
+            imagebuild.build(fw, key, compress=True, window=bad, **PARAMS)
 
 
 @pytest.mark.parametrize("sector", [256, 512, 1024, 32768, 65536])

@@ -82,6 +82,31 @@ def test_from_the_ota_file(kit):
     assert deltaimage.rebuild(parts.manifest, parts.table, parts.payload, old) == new
 
 
+def test_window_of_a_delta(kit):
+    # a delta's chunks are deflated in a 1 KiB window by default (host_tools.delta
+    # DELTA_WBITS: what a device's decoder makes), the manifest's key 20; --window sets
+    # another, up to the sector's; the chunks decode in the window named (rebuild)
+    d = kit
+    old, new = (d / "old.bin").read_bytes(), (d / "new.bin").read_bytes()
+    for extra, bits in (((), 10), (("--window", "4096"), 12), (("--window", "512"), 9)):
+        ok(sign(d, "new.bin", "dw.ota", "2", "--delta-from", d / "old.ota", "--force", *extra))
+        parts = deltaimage.split((d / "dw.ota").read_bytes(), "dw.ota")
+        m = parts.manifest
+        assert m.wbits == bits, extra
+        assert deltaimage.rebuild(m, parts.table, parts.payload, old) == new
+        assert m.chunk_max == max(e[2] for e in deltaimage.entries(m, parts.table))
+
+
+def test_window_refused(kit):
+    d = kit
+    for bad in ("768", "256", "8192"):
+        r = sign(d, "new.bin", "dw.ota", "2", "--delta-from", d / "old.ota", "--force",
+                 "--window", bad)
+        assert r.returncode != 0 and "window" in r.stderr, (bad, r.stderr)
+    usage(sign(d, "new.bin", "dw.ota", "2", "--force", "--window", "1024"),
+          "--compress or --delta-from")
+
+
 def test_text_report(kit):
     d = kit
     r = ok(sign(d, "new.bin", "dt.ota", "2", "--delta-from", d / "old.ota"))
