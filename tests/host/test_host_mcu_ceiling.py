@@ -40,9 +40,9 @@ P256_MAX = 48700000           # measured 44,530,000, lent or not (44,240,000, an
                               # 45,311,000 before the Q table of 8)
 # heap bytes a whole 256 KiB update completes in (within bench_mcu.BUDGET times its
 # instructions in the largest heap), in each of the bench's heap layouts: the measured
-# minimum and about 10 % (measured over the layouts 37,888 to 38,912, 49,152 and 60,416 to
-# 61,440 B since the manifest bounds a chunk, which sizes the decoder's source (the
-# deflate image's longest chunk, 4,101 B, was the 4,672-byte bound); 37,888 to 38,912,
+# minimum and about 10 % (measured over the layouts 37,888 to 38,912, 49,152 to 50,176 and
+# 60,416 to 61,440 B since the manifest bounds a chunk, which sizes the decoder's source
+# (the deflate image's longest chunk, 4,101 B, was the 4,672-byte bound); 37,888 to 38,912,
 # 50,176 and 60,416 to 61,440 B since P-256's table of Q is built in its lent work
 # buffer; 38,912 to 39,936,
 # 51,200 and 61,440 to 62,464 B
@@ -60,9 +60,10 @@ P256_MAX = 48700000           # measured 44,530,000, lent or not (44,240,000, an
 HEAP_FITS = {("frozen", "u256"): 43 * 1024, ("frozen", "u256z"): 54 * 1024,
              ("romfs", "u256"): 66 * 1024}
 # a delta sector of _release()'s delta, mean over its sectors; the smallest heap its whole
-# update completed in, in each layout (not measured since the manifest bounds a chunk: the
-# bench's delta pair, 53,248 to 54,272 B before it, needs 49,152 to 50,176 B with it;
-# measured 53,248 to 54,272 B over the layouts since a
+# update completed in, in each layout (measured 49,152 B in every layout since the manifest
+# bounds a chunk, names a 1 KiB window for a delta's, and the resumable hash is loaded with
+# the decoder: this pair's longest chunk is a raw sector, 4,096 B; 53,248 to 54,272 B over
+# the layouts since a
 # small heap is collected before each chunk's decoder too; 54,272 to 60,416 B, since the
 # delta's code is loaded before its decoder and the board collects its heap first: a
 # sector's new decoder, its tables then its 4 KiB window, still finds no hole in two of
@@ -71,12 +72,14 @@ HEAP_FITS = {("frozen", "u256"): 43 * 1024, ("frozen", "u256z"): 54 * 1024,
 # did not: below the minimum, where the last large buffer lands decides; 60,416 B over
 # hal.sim.nor's emulator;
 # 88,064 B with a sector buffer and the chunk held twice, 95,232 B with a window per
-# sector), a heap in which it completes with some margin
-DELTA_SECTOR_MAX = 1170000    # measured 1,060,160 with the old bytes read 512 at a time
-                              # (999,120 in 2 KiB reads into a sector buffer)
-DELTA_SECTOR_ALLOC_MAX = 8900  # heap bytes a delta sector allocates, measured 8,128 (the
-                               # op stream's decoder: its 4 KiB window and tables, views)
-DELTA_HEAP_FITS = 59 * 1024
+# sector), and about 10 %
+DELTA_SECTOR_MAX = 935000     # measured 849,142 with a 1 KiB window (1,060,160 with a 4 KiB
+                              # one and the old bytes read 512 at a time; 999,120 in 2 KiB
+                              # reads into a sector buffer)
+DELTA_SECTOR_ALLOC_MAX = 3400  # heap bytes a delta sector allocates, measured 3,056 (the op
+                               # stream's decoder: its 1 KiB window and tables, views; 8,128
+                               # with a 4 KiB window)
+DELTA_HEAP_FITS = 54 * 1024
 
 
 def _ready():
