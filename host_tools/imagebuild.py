@@ -155,15 +155,14 @@ def encode_payload(fw, sector, compress, progress=None, wbits=0):
     crcs = []
     chunks = []
     if compress:
-        wbits = -(wbits or fmt.deflate_wbits(sector))
+        from host_tools.delta import deflate_raw
     for start in range(0, size, block):
         stop = min(size, start + block)
         if compress:
             for off in range(start, stop, sector):
                 piece = fw[off:off + sector]
                 crcs.append(crc32(piece))
-                co = zlib.compressobj(9, zlib.DEFLATED, wbits)
-                chunks.append(co.compress(piece) + co.flush())
+                chunks.append(deflate_raw(piece, sector, wbits))
         else:
             crcs += [crc32(fw[off:off + sector]) for off in range(start, stop, sector)]
         if progress is not None:
@@ -227,7 +226,7 @@ def build(fw, private_key, version, seq, manufacturer, image_type, hw_min, hw_ma
     return finish(out, keys.sign(private_key, out.tbs), supplier_key)
 
 
-def window_bits(window, sector):
+def _window_bits(window, sector):
     """The window bits of `window` bytes (None: 0, the encoding's default); InputError
     unless a power of two from 512 to the window covering a sector of this size."""
     if window is None:
@@ -357,7 +356,7 @@ def prepare(fw, public_key, version, seq, manufacturer, image_type, hw_min, hw_m
     hdr.hw_max = hw_max
 
     out = Built()
-    wbits = window_bits(window, sector_size)
+    wbits = _window_bits(window, sector_size)
     if base is not None:
         sha256, crc = _encode_delta(out, fw, base, base_version, sector_size, progress, wbits)
     else:

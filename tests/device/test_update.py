@@ -442,6 +442,26 @@ def _reserve(w, sector):
     w.reserve(sector, False, fmt.chunk_cap(sector), fmt.deflate_wbits(sector))
 
 
+def test_the_decoder_is_made_again_only_for_a_larger_chunk_or_window():
+    # reserve() keeps a decoder whose chunk buffer and window hold what is asked, and makes
+    # one anew when either is too small (another image's manifest bounds)
+    from agent.store.writer import SlotWriter
+    w = SlotWriter(256)
+    w.reserve(SECTOR, False, 1000, 10)
+    first = w._inf
+    eq((first.cap, first.wbits), (1000, 10), "as asked")
+    w.reserve(SECTOR, False, 900, 9)
+    eq(w._inf is first, True, "a smaller chunk and window: kept")
+    for cap, wbits in ((1000, 12), (1001, 10)):
+        w.release()
+        w.reserve(SECTOR, False, 1000, 10)
+        first = w._inf
+        w.reserve(SECTOR, False, cap, wbits)
+        eq(w._inf is not first and (w._inf.cap, w._inf.wbits) == (cap, wbits), True,
+           "made again for %d, %d" % (cap, wbits))
+        eq(w._src is w._inf.src, True, "its source gathers the chunks")
+
+
 def test_a_failed_reservation_keeps_nothing():
     # a MemoryError in reserve() leaves no buffer made (a part kept would pin its memory
     # where the next try needs it), the ones of an earlier, smaller reservation included

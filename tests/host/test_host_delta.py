@@ -90,6 +90,20 @@ def test_each_sector_takes_the_cheapest_mode():
     assert n == sum(len(c) for _m, c, _a in s) and len(s[2][1]) < 1000
 
 
+def test_window_of_a_deltas_chunks():
+    # DELTA_WBITS (1 KiB) unless another is given, never past the window covering a sector
+    # (what a device accepts in the manifest's M_WINDOW); the chunks are deflated in it
+    import zlib
+    assert (D.window_bits(4096), D.window_bits(4096, 12), D.window_bits(4096, 9)) == (10, 12, 9)
+    assert (D.window_bits(256), D.window_bits(512), D.window_bits(65536)) == (9, 9, 10)
+    data = random.Random(3).randbytes(4096)  # incompressible but for its repeat
+    data += data  # a match 4 KiB back: beyond a 1 KiB window
+    assert len(D.deflate_raw(data, 8192, 10)) > len(D.deflate_raw(data, 8192))
+    for bits in (10, 13):
+        z = zlib.decompressobj(-bits)
+        assert z.decompress(D.deflate_raw(data, 8192, bits)) == data and z.eof
+
+
 def test_a_minor_release_costs_a_fraction_of_per_sector_deflate():
     old = _firmware(8, 64 * 1024)
     new = _release(old, 9)
