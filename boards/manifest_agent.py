@@ -14,7 +14,7 @@ package("agent", files=("__init__.py", "activation.py", "alerts.py", "errors.py"
                         "store/__init__.py", "store/check.py", "store/chunks.py",
                         "store/journal.py",
                         "store/slot.py", "store/state.py", "store/writer.py",
-                        "zcl/__init__.py", "zcl/client.py", "zcl/commands.py", "zcl/device.py",
+                        "zcl/__init__.py", "zcl/client.py", "zcl/commands.py",
                         "zcl/frames.py", "zcl/inflight.py",
                         "zcl/pager.py", "zcl/session.py", "zcl/streamn.py"),
         base_path="..", opt=3)

@@ -70,8 +70,10 @@ DEVICE_BUDGET = 40 * 1024
 # code, about 6.5 k fewer instructions a block on the Cortex-M3) took it to 69.5 KiB (70.5 KiB
 # with hal/serial.py); 72 KiB until the manifest's chunk bound and window and the resumable
 # hash loaded with the decoder (about 400 B) took it to 71.99 KiB with hal/serial.py, for a
-# delta update's heap 7 KiB lower.
-DEVICE_CEILING = 73 * 1024
+# delta update's heap 7 KiB lower; 73 KiB until the agent's ZCL modules imported the codec
+# (agent.zcl.frames) itself rather than a module naming what they use of it (553 B): 71.45
+# KiB with hal/serial.py.
+DEVICE_CEILING = 72 * 1024
 
 
 def build_dir(name):

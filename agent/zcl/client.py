@@ -16,7 +16,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent.zcl import device as zcl
+from agent.zcl import frames as zcl
 from agent.zcl import pager as P
 from agent.zcl.frames import BLOCK_LEN
 from agent.zcl.session import Session, BLOCK, request, recv, next_seq, block_data

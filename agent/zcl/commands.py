@@ -20,7 +20,7 @@ except ImportError:
 
 from agent import activation as A
 from agent.store import state as S
-from agent.zcl import device as zcl
+from agent.zcl import frames as zcl
 from agent.errors import OtaError, DOWNLOAD_ACTIVE, NOT_HELD_IMAGE, TIME_RANGE
 
 _TICK_MAX_MS = const(3600000)  # longest wait measured with ticks_ms alone: an hour

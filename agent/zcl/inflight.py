@@ -28,7 +28,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent.zcl import device as zcl
+from agent.zcl import frames as zcl
 
 SILENT = const(6)         # page requests unanswered in a row, none ever answered: fall back
 PIPE_SILENT = const(3)    # rounds that gave up a request sent while the server answered the

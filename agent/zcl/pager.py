@@ -25,7 +25,7 @@ except ImportError:
     def const(x):
         return x
 
-from agent.zcl import device as zcl
+from agent.zcl import frames as zcl
 from agent.zcl.inflight import Inflight, SILENT, PIPE_SILENT  # noqa: F401
 
 PAGE = const(2048)        # bytes of new data asked for by one page request

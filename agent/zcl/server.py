@@ -119,7 +119,7 @@ _DECODERS = {
 def decode(buf, n, frame=None, mfr=None):
     """Decode the frame in buf[:n] as the server receives it, into frame (or a new Frame),
     and return it. The server's own commands (server to client) are not parsed (known
-    False). mfr: as in agent.zcl.device.decode."""
+    False). mfr: as in agent.zcl.frames.decode."""
     return decode_with(_payload, buf, n, frame, mfr)
 
 
@@ -231,7 +231,7 @@ def build(encoder, *args):
 
 def parse(data, mfr=None):
     """Decode a bytes frame of either direction, as the side it goes to does (its
-    direction bit: agent.zcl.device.decode or decode above); adds .data (block bytes) and
+    direction bit: agent.zcl.frames.decode or decode above); adds .data (block bytes) and
     .digest (hash bytes) or None."""
     to_device = len(data) > 0 and data[0] & FC_TO_CLIENT
     f = (device.decode if to_device else decode)(data, len(data), None, mfr)

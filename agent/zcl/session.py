@@ -25,7 +25,7 @@ except ImportError:
 
 from agent.zcl.frames import Frame, FRAME_MAX, FC_MFR, FC_ROUTE, FC_BLOCK_RSP, CMD_BLOCK_RSP, \
     S_SUCCESS, BLOCK_STATUS, BLOCK_ECHO, BLOCK_LEN, BLOCK_DATA, BLOCK_REQ_SIZE
-from agent.zcl.device import decode
+from agent.zcl.frames import decode
 from agent.errors import OtaError
 
 STALL_MAX_S = const(86400)  # the longest stall budget: a day

@@ -4,7 +4,7 @@
 # both sides run first (Default Response, direction rules, unknown commands).
 import struct
 
-from agent.zcl import frames as zcl, device as zdev, server as zsrv
+from agent.zcl import frames as zcl, server as zsrv
 from agent.errors import BAD_FRAME
 from tutil import raises, eq
 
@@ -43,10 +43,10 @@ CASES = (
     (zsrv.encode_image_notify, (4, 3, 100, MFR, 0x0203, 0x01020304), 0x00, DOWN, None,
      {"payload_type": 3, "jitter": 100, "manufacturer": MFR, "image_type": 0x0203,
       "file_version": 0x01020304}),
-    (zdev.encode_query_next, (5, MFR, 0xFFFF, 0x10000001), 0x01, UP, None,
+    (zcl.encode_query_next, (5, MFR, 0xFFFF, 0x10000001), 0x01, UP, None,
      {"field_control": 0, "manufacturer": MFR, "image_type": 0xFFFF,
       "file_version": 0x10000001}),
-    (zdev.encode_query_next, (6, MFR, 7, 0x20, 0x0102), 0x01, UP, None,
+    (zcl.encode_query_next, (6, MFR, 7, 0x20, 0x0102), 0x01, UP, None,
      {"field_control": 1, "manufacturer": MFR, "image_type": 7, "file_version": 0x20,
       "hw_version": 0x0102}),
     (zsrv.encode_query_next_response, (7, 0x00, MFR, 7, 0x21, 123456), 0x02, DOWN, None,
@@ -54,22 +54,22 @@ CASES = (
       "image_size": 123456}),
     (zsrv.encode_query_next_response, (8, 0x98), 0x02, DOWN, None, {"status": 0x98}),
     (zsrv.encode_query_next_response, (9, 0x7E), 0x02, DOWN, None, {"status": 0x7E}),
-    (zdev.encode_block_request, (10, MFR, 7, 0x21, 0, 48), 0x03, UP, None,
+    (zcl.encode_block_request, (10, MFR, 7, 0x21, 0, 48), 0x03, UP, None,
      {"field_control": 0, "manufacturer": MFR, "image_type": 7, "file_version": 0x21,
       "offset": 0, "max_size": 48}),
-    (zdev.encode_block_request, (11, MFR, 7, 0x21, 0xFFFFFFFF, 63, IEEE), 0x03, UP, None,
+    (zcl.encode_block_request, (11, MFR, 7, 0x21, 0xFFFFFFFF, 63, IEEE), 0x03, UP, None,
      {"field_control": 1, "manufacturer": MFR, "image_type": 7, "file_version": 0x21,
       "offset": 0xFFFFFFFF, "max_size": 63, "ieee": IEEE}),
-    (zdev.encode_block_request, (12, MFR, 7, 0x21, 4096, 63, None, 250), 0x03, UP, None,
+    (zcl.encode_block_request, (12, MFR, 7, 0x21, 4096, 63, None, 250), 0x03, UP, None,
      {"field_control": 2, "manufacturer": MFR, "image_type": 7, "file_version": 0x21,
       "offset": 4096, "max_size": 63, "min_period": 250}),
-    (zdev.encode_block_request, (13, MFR, 7, 0x21, 5, 255, IEEE, 0xFFFF), 0x03, UP, None,
+    (zcl.encode_block_request, (13, MFR, 7, 0x21, 5, 255, IEEE, 0xFFFF), 0x03, UP, None,
      {"field_control": 3, "manufacturer": MFR, "image_type": 7, "file_version": 0x21,
       "offset": 5, "max_size": 255, "ieee": IEEE, "min_period": 0xFFFF}),
-    (zdev.encode_page_request, (14, MFR, 7, 0x21, 64, 50, 1024, 100), 0x04, UP, None,
+    (zcl.encode_page_request, (14, MFR, 7, 0x21, 64, 50, 1024, 100), 0x04, UP, None,
      {"field_control": 0, "manufacturer": MFR, "image_type": 7, "file_version": 0x21,
       "offset": 64, "max_size": 50, "page_size": 1024, "spacing": 100}),
-    (zdev.encode_page_request, (15, MFR, 7, 0x21, 64, 50, 1024, 100, IEEE), 0x04, UP, None,
+    (zcl.encode_page_request, (15, MFR, 7, 0x21, 64, 50, 1024, 100, IEEE), 0x04, UP, None,
      {"field_control": 1, "manufacturer": MFR, "image_type": 7, "file_version": 0x21,
       "offset": 64, "max_size": 50, "page_size": 1024, "spacing": 100, "ieee": IEEE}),
     (zsrv.encode_block_response, (16, MFR, 7, 0x21, 4096, DATA[:48]), 0x05, DOWN, None,
@@ -86,11 +86,11 @@ CASES = (
       "min_period": 500}),
     (zsrv.encode_block_status, (20,), 0x05, DOWN, None, {"status": 0x95}),
     (zsrv.encode_block_status, (21, 0x98), 0x05, DOWN, None, {"status": 0x98}),
-    (zdev.encode_upgrade_end, (22, 0x00, MFR, 7, 0x21), 0x06, UP, None,
+    (zcl.encode_upgrade_end, (22, 0x00, MFR, 7, 0x21), 0x06, UP, None,
      {"status": 0, "manufacturer": MFR, "image_type": 7, "file_version": 0x21}),
-    (zdev.encode_upgrade_end, (23, 0x96, MFR, 7, 0x21), 0x06, UP, None,
+    (zcl.encode_upgrade_end, (23, 0x96, MFR, 7, 0x21), 0x06, UP, None,
      {"status": 0x96, "manufacturer": MFR, "image_type": 7, "file_version": 0x21}),
-    (zdev.encode_upgrade_end, (24, 0x99, MFR, 7, 0x21), 0x06, UP, None,
+    (zcl.encode_upgrade_end, (24, 0x99, MFR, 7, 0x21), 0x06, UP, None,
      {"status": 0x99, "manufacturer": MFR, "image_type": 7, "file_version": 0x21}),
     (zsrv.encode_upgrade_end_response, (25, MFR, 7, 0x21, 700000000, 0xFFFFFFFF), 0x07, DOWN,
      None, {"manufacturer": MFR, "image_type": 7, "file_version": 0x21,
@@ -105,15 +105,15 @@ CASES = (
      {"status": 0, "manufacturer": MFR, "image_type": 0xFFC0, "file_version": 0x21,
       "image_size": 999}),
     (zsrv.encode_file_response, (29, 0x98), 0x09, DOWN, None, {"status": 0x98}),
-    (zdev.encode_alert, (30, MFR, 1, 0x8F1B, 87), 0xF0, UP, MFR,
+    (zcl.encode_alert, (30, MFR, 1, 0x8F1B, 87), 0xF0, UP, MFR,
      {"field_control": 0, "alert_seq": 1, "alert_code": 0x8F1B, "reason": 87}),
-    (zdev.encode_alert, (31, MFR, 2, 0x8F72, 0, HASH), 0xF0, UP, MFR,
+    (zcl.encode_alert, (31, MFR, 2, 0x8F72, 0, HASH), 0xF0, UP, MFR,
      {"field_control": 1, "alert_seq": 2, "alert_code": 0x8F72, "reason": 0,
       "digest": HASH}),
-    (zdev.encode_alert, (32, MFR, 3, 0x8F43, 0, None, 0x00010203), 0xF0, UP, MFR,
+    (zcl.encode_alert, (32, MFR, 3, 0x8F43, 0, None, 0x00010203), 0xF0, UP, MFR,
      {"field_control": 2, "alert_seq": 3, "alert_code": 0x8F43, "reason": 0,
       "extra": 0x00010203}),
-    (zdev.encode_alert, (33, MFR, 0xFFFF, 0x8F1C, 63, HASH, 0xFFFFFFFF), 0xF0, UP, MFR,
+    (zcl.encode_alert, (33, MFR, 0xFFFF, 0x8F1C, 63, HASH, 0xFFFFFFFF), 0xF0, UP, MFR,
      {"field_control": 3, "alert_seq": 0xFFFF, "alert_code": 0x8F1C, "reason": 63,
       "digest": HASH, "extra": 0xFFFFFFFF}),
     (zsrv.encode_alert_ack, (34, MFR, 0xFFFF), 0xF1, DOWN, MFR, {"alert_seq": 0xFFFF}),
@@ -121,9 +121,9 @@ CASES = (
      {"digest": HASH, "activation_time": 0}),
     (zsrv.encode_activate, (36, MFR, HASH, 800000000), 0xF2, DOWN, MFR,
      {"digest": HASH, "activation_time": 800000000}),
-    (zdev.encode_activate_response, (37, MFR, 0, HASH), 0xF3, UP, MFR,
+    (zcl.encode_activate_response, (37, MFR, 0, HASH), 0xF3, UP, MFR,
      {"outcome": 0, "digest": HASH}),
-    (zdev.encode_activate_response, (38, MFR, 3, HASH), 0xF3, UP, MFR,
+    (zcl.encode_activate_response, (38, MFR, 3, HASH), 0xF3, UP, MFR,
      {"outcome": 3, "digest": HASH}),
     (zsrv.encode_default_response, (39, True, 0x06, 0x00), 0x0B, DOWN, None,
      {"rsp_command": 0x06, "status": 0}),
@@ -136,7 +136,7 @@ CASES = (
 
 def receiver(down):
     """The decoder of the side a frame goes to."""
-    return zdev.decode if down else zsrv.decode
+    return zcl.decode if down else zsrv.decode
 
 
 def check(case, buf, n, f):
@@ -207,7 +207,7 @@ def test_wrong_direction_is_bad_frame_on_both_sides():
     for case in CASES:
         if case[2] == 0x0B:
             continue  # Default Response goes either way
-        for decode in (zdev.decode, zsrv.decode):
+        for decode in (zcl.decode, zsrv.decode):
             n = case[0](buf, *case[1])
             buf[0] ^= zcl.FC_TO_CLIENT
             e = raises(BAD_FRAME, decode, buf, n)
@@ -241,7 +241,7 @@ def test_block_offsets_follow_from_the_formats():
     eq(zcl.FC_BLOCK_RSP, zcl.FC_CLUSTER | zcl.FC_TO_CLIENT, "frame control")
     eq(zcl.FC_ROUTE, 3 | zcl.FC_MFR | zcl.FC_TO_CLIENT, "routing bits")
     # and in real frames: a request and its answer echo the same 12 bytes
-    q = zsrv.build(zdev.encode_block_request, 9, MFR, 7, 0x21, 0x0A0B0C0D, 48)
+    q = zsrv.build(zcl.encode_block_request, 9, MFR, 7, 0x21, 0x0A0B0C0D, 48)
     r = zsrv.build(zsrv.encode_block_response, 9, MFR, 7, 0x21, 0x0A0B0C0D, DATA[:48])
     eq(len(q), zcl.BLOCK_REQ_SIZE, "request size")
     eq(q[zcl.BLOCK_ECHO:zcl.BLOCK_LEN], r[zcl.BLOCK_ECHO:zcl.BLOCK_LEN], "echo")
@@ -303,7 +303,7 @@ def test_shared_decoding_with_no_command_table():
 
 
 def test_unknown_commands_are_left_unparsed():
-    for decode in (zdev.decode, zsrv.decode):
+    for decode in (zcl.decode, zsrv.decode):
         f = decode(b"\x01\x07\x0a\x01\x02", 5)  # cluster command 0x0A
         eq((f.known, f.command, f.seq, f.payload_off, f.status), (False, 0x0A, 7, 3, None))
         f = decode(b"\x00\x08\x00\x00\x00", 5)  # global Read Attributes
@@ -318,10 +318,10 @@ def test_unknown_commands_are_left_unparsed():
 
 def test_manufacturer_commands_of_another_manufacturer():
     ack = zsrv.build(zsrv.encode_alert_ack, 3, 0x9999, 7)
-    eq(zdev.decode(ack, len(ack), None, MFR).known, False)
-    eq(zdev.decode(ack, len(ack), None, 0x9999).alert_seq, 7)
-    eq(zdev.decode(ack, len(ack)).alert_seq, 7)
-    alert = zsrv.build(zdev.encode_alert, 3, 0x9999, 7, 0x8F72, 0)
+    eq(zcl.decode(ack, len(ack), None, MFR).known, False)
+    eq(zcl.decode(ack, len(ack), None, 0x9999).alert_seq, 7)
+    eq(zcl.decode(ack, len(ack)).alert_seq, 7)
+    alert = zsrv.build(zcl.encode_alert, 3, 0x9999, 7, 0x8F72, 0)
     eq(zsrv.decode(alert, len(alert), None, MFR).known, False)
     eq(zsrv.decode(alert, len(alert), None, 0x9999).alert_seq, 7)
 

@@ -2,7 +2,7 @@
 # clock: the retransmission timeout estimated from measured round trips (RFC 6298), Karn's
 # rule, back-off and retries, which frame answers a request and what happens to the others,
 # the Image Block Response recognized in place.
-from agent.zcl import frames as zcl, device as zdev, server as zsrv
+from agent.zcl import frames as zcl, server as zsrv
 from agent.zcl.session import Session, BLOCK, STALL_MAX_S, request
 from hal.sim.clock import FakeClock
 from tutil import eq
@@ -63,7 +63,7 @@ def answering(ms_list):
 
 
 def query(s):
-    n = zdev.encode_query_next(s._tx, s._next_seq(), MFR, 7, 1)
+    n = zcl.encode_query_next(s._tx, s._next_seq(), MFR, 7, 1)
     return request(s, memoryview(s._tx)[:n], zcl.CMD_QUERY_NEXT_RSP)
 
 
@@ -162,7 +162,7 @@ def test_the_block_answer_is_recognized_in_place():
     clk = FakeClock(1000)
     link = Link(clk)
     s = Recorder(link, clk)
-    zdev.encode_block_request(s._bq, 0, MFR, 7, 0x21, 0, 0)
+    zcl.encode_block_request(s._bq, 0, MFR, 7, 0x21, 0, 0)
     data = bytes(range(48))
 
     def answer(lk, b):
@@ -170,7 +170,7 @@ def test_the_block_answer_is_recognized_in_place():
         lk.later(1, zsrv.build(zsrv.encode_block_response, seq - 1, MFR, 7, 0x21, off, data))
         lk.later(2, zsrv.build(zsrv.encode_block_response, seq, MFR, 7, 0x21, off, data))
     link.answer = answer
-    zdev.set_block_request(s._bq, s._next_seq(), 480, 48)
+    zcl.set_block_request(s._bq, s._next_seq(), 480, 48)
     f = request(s, s._bq, zcl.CMD_BLOCK_RSP)
     assert f is BLOCK, f
     eq(bytes(s._data(48)), data, "the data, in the receive buffer")
@@ -178,7 +178,7 @@ def test_the_block_answer_is_recognized_in_place():
     # a block that echoes other fields with our sequence number answers too, decoded: the
     # client checks its fields
     s.other = []
-    zdev.set_block_request(s._bq, s._next_seq(), 960, 48)
+    zcl.set_block_request(s._bq, s._next_seq(), 960, 48)
     link.answer = lambda lk, b: lk.later(2, zsrv.build(zsrv.encode_block_response, b[1], MFR,
                                                        7, 0x22, 960, data))
     f = request(s, s._bq, zcl.CMD_BLOCK_RSP)
@@ -200,10 +200,10 @@ def test_the_send_buffer_holds_the_longest_frame_the_device_sends():
     # _tx is sized for an Alert with the image's hash and an extra, the longest frame the
     # device builds there (the Activate Response, Query Next Image and Upgrade End are shorter)
     s = Session(Link(FakeClock()), FakeClock(), MFR)
-    n = zdev.encode_alert(s._tx, 1, MFR, 7, 0x8F72, 3, b"\x5a" * zdev.HASH_SIZE, 0x01020304)
+    n = zcl.encode_alert(s._tx, 1, MFR, 7, 0x8F72, 3, b"\x5a" * zcl.HASH_SIZE, 0x01020304)
     eq(n, len(s._tx), "alert with hash and extra")
     f = zsrv.parse(bytes(s._tx[:n]))
     eq((f.alert_code, f.extra), (0x8F72, 0x01020304), "alert decoded")
-    assert zdev.encode_activate_response(s._tx, 2, MFR, 0, b"\x5a" * zdev.HASH_SIZE) < n
-    assert zdev.encode_query_next(s._tx, 3, MFR, 7, 1, 2) < n
-    assert zdev.encode_upgrade_end(s._tx, 4, 0, MFR, 7, 1) < n
+    assert zcl.encode_activate_response(s._tx, 2, MFR, 0, b"\x5a" * zcl.HASH_SIZE) < n
+    assert zcl.encode_query_next(s._tx, 3, MFR, 7, 1, 2) < n
+    assert zcl.encode_upgrade_end(s._tx, 4, 0, MFR, 7, 1) < n

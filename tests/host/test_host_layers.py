@@ -100,7 +100,7 @@ def test_no_agent_module_imports_hal_or_boards():
 @pytest.mark.parametrize("src,dst,ok", [
     ("agent.image.parser", "agent.crypto.cose", True),
     ("agent.crypto.trust", "agent.image.fmt", False),
-    ("agent.activation", "agent.zcl.device", False),
+    ("agent.activation", "agent.zcl.frames", False),
     ("hal.bootrec", "agent.store.journal", True),
     ("hal.flash", "agent.update", False),
     ("agent.update", "hal.sim.nor", False),

@@ -1,4 +1,4 @@
-"""The ZCL codec of both sides (agent.zcl.device, agent.zcl.server) against zigpy's own OTA
+"""The ZCL codec of both sides (agent.zcl.frames, agent.zcl.server) against zigpy's own OTA
 cluster definitions, both ways, for every command.
 
 For each command: the bytes the sending side's encoder writes are parsed by zigpy
@@ -16,7 +16,7 @@ import zigpy.types as t
 from zigpy.zcl import foundation
 from zigpy.zcl.clusters.general import Ota
 
-from agent.zcl import frames as zcl, device as zcl_device, server as zcl_server
+from agent.zcl import frames as zcl, server as zcl_server
 from agent.errors import OtaError, BAD_FRAME
 
 C2S = foundation.Direction.Client_to_Server
@@ -84,7 +84,7 @@ def as_zigpy_value(v):
 
 def receive(frame, direction, mfr=None):
     """The frame decoded by the side it goes to (server.parse adds .data and .digest)."""
-    decode = zcl_device.decode if direction == S2C else zcl_server.decode
+    decode = zcl.decode if direction == S2C else zcl_server.decode
     f = decode(frame, len(frame), None, mfr)
     g = zcl_server.parse(frame, mfr)
     for k in ("known", "command", "seq", "status", "offset", "data_off", "hash_off"):
@@ -137,7 +137,7 @@ def test_image_notify(seq, ptype, jitter, m, it, fv):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, hw=opt16)
 def test_query_next_image(seq, m, it, fv, hw):
-    ours = zcl_server.build(zcl_device.encode_query_next, seq, m, it, fv, hw)
+    ours = zcl_server.build(zcl.encode_query_next, seq, m, it, fv, hw)
     fields = {"field_control": 0 if hw is None else 1, "manufacturer_code": m,
               "image_type": it, "current_file_version": fv}
     if hw is not None:
@@ -165,7 +165,7 @@ def test_query_responses(seq, status, m, it, fv, size, specific):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, off=u32, mx=u8, addr=optieee, period=opt16)
 def test_image_block_request(seq, m, it, fv, off, mx, addr, period):
-    ours = zcl_server.build(zcl_device.encode_block_request, seq, m, it, fv, off, mx, addr, period)
+    ours = zcl_server.build(zcl.encode_block_request, seq, m, it, fv, off, mx, addr, period)
     fc = (0 if addr is None else 1) | (0 if period is None else 2)
     fields = {"field_control": fc, "manufacturer_code": m, "image_type": it,
               "file_version": fv, "file_offset": off, "maximum_data_size": mx}
@@ -181,7 +181,7 @@ def test_image_block_request(seq, m, it, fv, off, mx, addr, period):
 @FAST
 @given(seq=u8, m=u16, it=u16, fv=u32, off=u32, mx=u8, ps=u16, sp=u16, addr=optieee)
 def test_image_page_request(seq, m, it, fv, off, mx, ps, sp, addr):
-    ours = zcl_server.build(zcl_device.encode_page_request, seq, m, it, fv, off, mx, ps, sp, addr)
+    ours = zcl_server.build(zcl.encode_page_request, seq, m, it, fv, off, mx, ps, sp, addr)
     fields = {"field_control": 0 if addr is None else 1, "manufacturer_code": m,
               "image_type": it, "file_version": fv, "file_offset": off,
               "maximum_data_size": mx, "page_size": ps, "response_spacing": sp}
@@ -231,7 +231,7 @@ def test_image_block_response_abort(status):
 @FAST
 @given(seq=u8, status=st.sampled_from([0x00, 0x95, 0x96, 0x99]), m=u16, it=u16, fv=u32)
 def test_upgrade_end_request(seq, status, m, it, fv):
-    ours = zcl_server.build(zcl_device.encode_upgrade_end, seq, status, m, it, fv)
+    ours = zcl_server.build(zcl.encode_upgrade_end, seq, status, m, it, fv)
     check(ours, Ota.ServerCommandDefs.upgrade_end, C2S, seq,
           {"status": status, "manufacturer_code": m, "image_type": it, "file_version": fv},
           {"status": status, "manufacturer": m, "image_type": it, "file_version": fv})
@@ -297,7 +297,7 @@ def test_zigpy_default_response_to_an_unknown_manufacturer_command():
 @given(seq=u8, aseq=u16, code=st.sampled_from([0x8F72, 0x8F1C, 0x8F1B, 0x8F43, 0x8F66]),
        reason=u16, h=st.none() | digest, extra=st.none() | u32)
 def test_alert(seq, aseq, code, reason, h, extra):
-    ours = zcl_server.build(zcl_device.encode_alert, seq, MFR, aseq, code, reason, h, extra)
+    ours = zcl_server.build(zcl.encode_alert, seq, MFR, aseq, code, reason, h, extra)
     fc = (0 if h is None else 1) | (0 if extra is None else 2)
     fields = {"field_control": fc, "alert_seq": aseq, "alert_code": code, "reason": reason}
     if h is not None:
@@ -331,7 +331,7 @@ def test_activate_image(seq, h, when):
 @FAST
 @given(seq=u8, outcome=st.integers(0, 3), h=digest)
 def test_activate_response(seq, outcome, h):
-    ours = zcl_server.build(zcl_device.encode_activate_response, seq, MFR, outcome, h)
+    ours = zcl_server.build(zcl.encode_activate_response, seq, MFR, outcome, h)
     zdef = OtaWithAlerts.ServerCommandDefs.activate_response
     hdr, cmd = _cluster(OtaWithAlerts).deserialize(ours)
     assert (hdr.command_id, hdr.manufacturer, hdr.tsn, hdr.direction) == (0xF3, MFR, seq, C2S)
@@ -346,10 +346,10 @@ def test_activate_response(seq, outcome, h):
 
 
 @pytest.mark.parametrize("frame", [
-    zcl_server.build(zcl_device.encode_alert, 1, MFR, 2, 0x8F72, 0, bytes(32), 7),
+    zcl_server.build(zcl.encode_alert, 1, MFR, 2, 0x8F72, 0, bytes(32), 7),
     zcl_server.build(zcl_server.encode_alert_ack, 1, MFR, 2),
     zcl_server.build(zcl_server.encode_activate, 1, MFR, bytes(32), 0),
-    zcl_server.build(zcl_device.encode_activate_response, 1, MFR, 0, bytes(32)),
+    zcl_server.build(zcl.encode_activate_response, 1, MFR, 0, bytes(32)),
 ])
 def test_plain_zigpy_ota_cluster_leaves_manufacturer_commands_alone(frame):
     # the stock cluster does not mistake them for a standard command: the payload stays raw
@@ -365,7 +365,7 @@ def test_zigpy_rejects_what_we_reject():
     ours = zcl_server.build(zcl_server.encode_block_response, 1, MFR, 7, 1, 0, b"abcdef")
     for cut in (4, 10, len(ours) - 1):
         with pytest.raises(OtaError) as e:
-            zcl_device.decode(ours[:cut], cut)
+            zcl.decode(ours[:cut], cut)
         assert e.value.reason == BAD_FRAME
         with pytest.raises(ValueError):
             _cluster().deserialize(ours[:cut])
