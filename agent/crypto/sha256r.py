@@ -12,16 +12,23 @@ except ImportError:
         return x
 
 _M = const(0xFFFFFFFF)
-_K = (0x428A2F98, 0x71374491, 0xB5C0FBCF, 0xE9B5DBA5, 0x3956C25B, 0x59F111F1, 0x923F82A4,
-      0xAB1C5ED5, 0xD807AA98, 0x12835B01, 0x243185BE, 0x550C7DC3, 0x72BE5D74, 0x80DEB1FE,
-      0x9BDC06A7, 0xC19BF174, 0xE49B69C1, 0xEFBE4786, 0x0FC19DC6, 0x240CA1CC, 0x2DE92C6F,
-      0x4A7484AA, 0x5CB0A9DC, 0x76F988DA, 0x983E5152, 0xA831C66D, 0xB00327C8, 0xBF597FC7,
-      0xC6E00BF3, 0xD5A79147, 0x06CA6351, 0x14292967, 0x27B70A85, 0x2E1B2138, 0x4D2C6DFC,
-      0x53380D13, 0x650A7354, 0x766A0ABB, 0x81C2C92E, 0x92722C85, 0xA2BFE8A1, 0xA81A664B,
-      0xC24B8B70, 0xC76C51A3, 0xD192E819, 0xD6990624, 0xF40E3585, 0x106AA070, 0x19A4C116,
-      0x1E376C08, 0x2748774C, 0x34B0BCB5, 0x391C0CB3, 0x4ED8AA4A, 0x5B9CCA4F, 0x682E6FF3,
-      0x748F82EE, 0x78A5636F, 0x84C87814, 0x8CC70208, 0x90BEFFFA, 0xA4506CEB, 0xBEF9A3F7,
-      0xC67178F2)
+# The 64 round constants as little-endian words, then 0xFFFFFFFF (the viper function's
+# mask): a bytes constant, in flash when the module is frozen, read by both functions.
+CONSTANTS = (
+    b"\x98\x2f\x8a\x42\x91\x44\x37\x71\xcf\xfb\xc0\xb5\xa5\xdb\xb5\xe9\x5b\xc2\x56\x39"
+    b"\xf1\x11\xf1\x59\xa4\x82\x3f\x92\xd5\x5e\x1c\xab\x98\xaa\x07\xd8\x01\x5b\x83\x12"
+    b"\xbe\x85\x31\x24\xc3\x7d\x0c\x55\x74\x5d\xbe\x72\xfe\xb1\xde\x80\xa7\x06\xdc\x9b"
+    b"\x74\xf1\x9b\xc1\xc1\x69\x9b\xe4\x86\x47\xbe\xef\xc6\x9d\xc1\x0f\xcc\xa1\x0c\x24"
+    b"\x6f\x2c\xe9\x2d\xaa\x84\x74\x4a\xdc\xa9\xb0\x5c\xda\x88\xf9\x76\x52\x51\x3e\x98"
+    b"\x6d\xc6\x31\xa8\xc8\x27\x03\xb0\xc7\x7f\x59\xbf\xf3\x0b\xe0\xc6\x47\x91\xa7\xd5"
+    b"\x51\x63\xca\x06\x67\x29\x29\x14\x85\x0a\xb7\x27\x38\x21\x1b\x2e\xfc\x6d\x2c\x4d"
+    b"\x13\x0d\x38\x53\x54\x73\x0a\x65\xbb\x0a\x6a\x76\x2e\xc9\xc2\x81\x85\x2c\x72\x92"
+    b"\xa1\xe8\xbf\xa2\x4b\x66\x1a\xa8\x70\x8b\x4b\xc2\xa3\x51\x6c\xc7\x19\xe8\x92\xd1"
+    b"\x24\x06\x99\xd6\x85\x35\x0e\xf4\x70\xa0\x6a\x10\x16\xc1\xa4\x19\x08\x6c\x37\x1e"
+    b"\x4c\x77\x48\x27\xb5\xbc\xb0\x34\xb3\x0c\x1c\x39\x4a\xaa\xd8\x4e\x4f\xca\x9c\x5b"
+    b"\xf3\x6f\x2e\x68\xee\x82\x8f\x74\x6f\x63\xa5\x78\x14\x78\xc8\x84\x08\x02\xc7\x8c"
+    b"\xfa\xff\xbe\x90\xeb\x6c\x50\xa4\xf7\xa3\xf9\xbe\xf2\x78\x71\xc6\xff\xff\xff\xff"
+)
 _IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB,
        0x5BE0CD19)
 
@@ -34,7 +41,7 @@ _PEND = const(36)       # where the pending bytes start
 _RECORD = "<100s"       # the state as one field: struct checks the buffer's size
 
 _fn = None      # the absorbing function in use, chosen at the first Sha256()
-_tab = None     # its table: 64 schedule words, the 64 round constants, 0xFFFFFFFF
+_tab = None     # its table: the 64 words of the message schedule
 
 
 def plain(s, t, d, n):
@@ -78,7 +85,7 @@ def _block(s, b, o):
         w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M
     v = struct.unpack_from("<8I", s, 0)
     a, b_, c, d, e, f, g, hh = v
-    K = _K
+    K = struct.unpack_from("<64I", CONSTANTS)
     for i in range(64):
         s1 = ((e >> 6 | e << 26) ^ (e >> 11 | e << 21) ^ (e >> 25 | e << 7)) & M
         t1 = (hh + s1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) & M
@@ -107,13 +114,11 @@ def native():
 
 
 def table():
-    """The table the absorbing functions share (built once)."""
+    """The table the absorbing functions share (made once): the message schedule's 64 words
+    (the viper function's; the plain one makes its own)."""
     global _tab
     if _tab is None:
-        t = bytearray(4 * 129)
-        struct.pack_into("<64I", t, 256, *_K)
-        struct.pack_into("<I", t, 512, _M)
-        _tab = t
+        _tab = bytearray(256)
     return _tab
 
 

@@ -9,14 +9,16 @@
 # written without it.
 import micropython
 
+from agent.crypto.sha256r import CONSTANTS
+
 
 @micropython.viper
 def absorb(s: ptr32, t: ptr32, d: ptr8, n: int):
     # s: the state (agent.crypto.sha256r.STATE_FMT: 8 words, the length, 64 pending bytes at 36);
-    # t: 64 schedule words, the 64 round constants, then 0xFFFFFFFF; d[:n]: the data
+    # t: the 64 words of the message schedule; d[:n]: the data
     sb = ptr8(s)
-    k = ptr32(uint(t) + 256)        # the round constants
-    m = uint(t[128])
+    k = ptr32(CONSTANTS)            # the round constants (a bytes constant, not the heap's),
+    m = uint(k[64])                 # then 0xFFFFFFFF
     fill = int(s[8]) & 63
     s[8] = uint(s[8]) + uint(n)
     i = 0

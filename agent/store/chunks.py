@@ -50,7 +50,7 @@ class Chunks:
                 from agent.image.delta import pick
                 pick()
             from agent.crypto.sha256r import engine
-            engine()  # the Manufacturer Image hash's code and its 516-byte table, too
+            engine()  # the Manufacturer Image hash's code and its 256-byte schedule, too
             from agent.image import inflate  # (a raw download never loads it)
             try:  # the source (the largest), then the window and tables: Inflater()
                 self._inf = inflate.Inflater(cap, wbits)
