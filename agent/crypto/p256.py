@@ -12,7 +12,8 @@
 # additions and one inversion) is built per call into the same layout in a work buffer the
 # caller may lend (the device lends the slot writer's read-back buffer), with the NAF digits
 # after it: the heap holds only the few numbers in use, never a table of them (the heap of a
-# device in an update is fragmented, and this is its peak).
+# device in an update is fragmented, and this is its peak). The digits come from
+# agent.crypto.p256v's viper function where the port has the emitter, else from _wnaf.
 try:
     from micropython import const
 except ImportError:
@@ -33,6 +34,7 @@ _WG = const(6)  # NAF width for u1: 16 odd multiples of G (7: twice the table, a
 #                  0.4 % slower a verification on the Cortex-M3 tier)
 _QT = const(64 << (_WQ - 2))  # bytes of the table of Q: x and w of each odd multiple
 WORK = const(_QT + 514)  # bytes of verify's work buffer: the table of Q, two NAF digit strings
+_fn = None  # the NAF function in use (native())
 
 # The table of G: affine x and w = 2y mod p of G, 3G, 5G, ..., 31G (the 2^(_WG - 2) odd
 # multiples), (2k + 1)G at bytes 64k..64k+63, x first, each number 32 bytes big-endian, from
@@ -212,6 +214,18 @@ def _wnaf(k, w, out):
     return out, top
 
 
+def native():
+    # the NAF's function, chosen at the first verification: agent.crypto.p256v's viper one
+    # where the port has the emitter, else _wnaf (tests/device/test_crypto_p256.py runs both)
+    global _fn
+    try:
+        from agent.crypto.p256v import wnaf as f
+    except Exception:  # ImportError, or the port cannot load or compile native code
+        f = _wnaf
+    _fn = f
+    return f
+
+
 def check_key(pub):
     """Validate an uncompressed P-256 public key (64 bytes x||y, or 65 bytes 04||x||y).
     Returns the 64-byte x||y form; raises OtaError(BAD_KEY) when it is not a curve point."""
@@ -255,8 +269,15 @@ def verify(pub, digest, sig, work=None):
     # the table first, l^2 and l^3 of its steps where the digits go after
     _odd_multiples(int.from_bytes(pub[:32], "big"), int.from_bytes(pub[32:], "big"),
                    _QT >> 6, qt, w[_QT:_QT + _QT - 64])
-    nq, top = _wnaf(u2, _WQ, w[_QT:_QT + 257])
-    ng, i = _wnaf(u1, _WG, w[_QT + 257:WORK])
+    nw = _fn or native()
+    nq = w[_QT:_QT + 257]
+    ng = w[_QT + 257:WORK]
+    if nw is _wnaf:
+        top = _wnaf(u2, _WQ, nq)[1]
+        i = _wnaf(u1, _WG, ng)[1]
+    else:
+        top = nw(u2.to_bytes(36, "little"), _WQ, nq)
+        i = nw(u1.to_bytes(36, "little"), _WG, ng)
     X, W, Z = _shamir(nq, qt, ng, top if top > i else i)
     if Z == 0:
         return False

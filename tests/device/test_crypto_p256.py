@@ -3,6 +3,7 @@
 import binascii
 import hashlib
 import struct
+import sys
 
 from agent.crypto import p256
 from agent.errors import OtaError, BAD_KEY
@@ -154,6 +155,63 @@ def _affine_add(a, b):
         lam = (b[1] - a[1]) * pow(b[0] - a[0], P - 2, P) % P
     x = (lam * lam - a[0] - b[0]) % P
     return x, (lam * (a[0] - x) - a[1]) % P
+
+
+def _nafs():
+    # every NAF function the interpreter has: p256._wnaf, and p256v's viper one where the
+    # port has the emitter; each as (out, top) = f(k, w, out)
+    out = [p256._wnaf]
+    try:
+        from agent.crypto.p256v import wnaf
+    except (ImportError, SyntaxError, ValueError):
+        return out
+    out.append(lambda k, w, o: (o, wnaf(k.to_bytes(36, "little"), w, o)))
+    return out
+
+
+def test_viper_naf_where_the_port_has_the_emitter():
+    # CPython verifies with p256._wnaf; the unix port compiles agent.crypto.p256v with its
+    # emitter (x64) and verify uses it. (The Cortex-M tier's frozen firmware has it compiled
+    # for Thumb; its ROMFS image leaves it out: see host_tools.mcu.ROMFS_LEAVES_OUT.)
+    p256.verify(G, b"\x01" * 32, b"\x01" * 64)
+    if sys.implementation.name != "micropython":
+        eq(p256._fn, p256._wnaf, "CPython: the plain NAF")
+    elif sys.platform == "linux":
+        assert p256._fn is not p256._wnaf, "the unix port's viper emitter"
+
+
+def _scalars():
+    # the edges, then 300 from a hash chain, one at a time (a list of them would not fit a
+    # small heap)
+    for k in (0, 1, 2, 3, 5, 7, 2 ** 255, 2 ** 256 - 1, N - 1, N - 2, P, 0x5555 << 240,
+              0xAAAA << 240, (1 << 256) - (1 << 17)):
+        yield k
+    d = b"naf"
+    for _ in range(300):
+        d = hashlib.sha256(d).digest()
+        yield int.from_bytes(d, "big")
+
+
+def test_naf_functions_agree():
+    # both paths give the same digits into a lent buffer (whatever it held) and the same
+    # count, for scalars at the edges and 300 from a hash chain, at every width verify
+    # could use; the digits make the scalar again
+    fns = _nafs()
+    for k in _scalars():
+        for w in (2, 3, 4, 5, 6, 7):
+            want = None
+            for f in fns:
+                buf = bytearray(b"\xa5" * 257)
+                o, top = f(k, w, memoryview(buf))
+                got = (bytes(buf), top)
+                if want is None:
+                    want = got
+                    v = 0
+                    for i in range(256, -1, -1):
+                        b = buf[i]
+                        v = 2 * v + (b - 256 if b > 127 else b)
+                    eq(v, k, "digits of %x (w %d)" % (k, w))
+                eq(got, want, "NAF of %x, w %d" % (k, w))
 
 
 def test_g_table_is_the_odd_multiples_of_g():

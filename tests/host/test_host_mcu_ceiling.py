@@ -35,8 +35,9 @@ DEFLATE_BLOCK_MAX = 66500     # measured 61,403 (60,396 to 61,815; 67,150 with t
 DEFLATE_OVER_RAW_MAX = 2.9
 SECTOR_ALLOC_MAX = 64         # bytes a sector's checkpoint allocates; measured 44.8 (51.2)
 BOOT_CHECK_MAX = 4950000      # measured 4,453,000
-P256_MAX = 48700000           # measured 44,530,000, lent or not (44,240,000, and 44,460,000
-                              # lent, before Q's table went into the work buffer;
+P256_MAX = 48700000           # measured 44,312,000, lent or not, the NAF digits by viper
+                              # (44,530,000 by the plain function; 44,240,000, and
+                              # 44,460,000 lent, before Q's table went into the work buffer;
                               # 45,311,000 before the Q table of 8)
 # heap bytes a whole 256 KiB update completes in (within bench_mcu.BUDGET times its
 # instructions in the largest heap), in each of the bench's heap layouts: the measured
