@@ -171,27 +171,24 @@ def _odd_multiples(x, y, count, out, tmp):
             c = c * fb(tmp[o - 32:o], "big") % p
 
 
-def _wnaf(k, w, out):
-    # Width-w NAF of 0 <= k < 2^256: out[i] is digit i as a signed byte (odd, |d| < 2^(w-1))
-    # or 0, in out (257 bytes, cleared here) or, None, a bytearray made here. Returns (out,
-    # number of digits). Bits are fed from bytes, two at a time, into a
-    # small int acc: bits i.. of k (nb of them, plus any carry).
-    if out is None:
-        out = bytearray(257)
-    else:  # cleared by copies of its cleared start, doubling: 9 copies, not 257 stores
-        out[0] = 0
-        n = 1
-        while n < 257:
-            c = n if n < 257 - n else 257 - n
-            out[n:n + c] = out[0:c]
-            n += c
-    kb = k.to_bytes(36, "little")
+def _wnaf(b, w, out):
+    # Width-w NAF (2 <= w <= 7) of 0 <= k < 2^256, given as b, its 36 bytes little-endian:
+    # out[i] is digit i as a signed byte (odd, |d| < 2^(w-1)) or 0, in out (257 bytes,
+    # cleared here). Returns the number of digits up to the last nonzero one. Bits are fed
+    # from b, two bytes at a time, into a small int acc: bits i.. of k (nb of them, plus
+    # any carry). agent.crypto.p256v's viper function is the same, argument for argument.
+    out[0] = 0  # cleared by copies of its cleared start, doubling: 9 copies, not 257 stores
+    n = 1
+    while n < 257:
+        c = n if n < 257 - n else 257 - n
+        out[n:n + c] = out[0:c]
+        n += c
     m = (1 << w) - 1
     half = 1 << (w - 1)
     acc = nb = i = j = top = 0
     while i < 257:
         if nb <= w:
-            acc += (kb[j] | kb[j + 1] << 8) << nb
+            acc += (b[j] | b[j + 1] << 8) << nb
             nb += 16
             j += 2
         if acc & 1:
@@ -211,7 +208,7 @@ def _wnaf(k, w, out):
             acc >>= 2
             nb -= 2
             i += 2
-    return out, top
+    return top
 
 
 def native():
@@ -272,12 +269,8 @@ def verify(pub, digest, sig, work=None):
     nw = _fn or native()
     nq = w[_QT:_QT + 257]
     ng = w[_QT + 257:WORK]
-    if nw is _wnaf:
-        top = _wnaf(u2, _WQ, nq)[1]
-        i = _wnaf(u1, _WG, ng)[1]
-    else:
-        top = nw(u2.to_bytes(36, "little"), _WQ, nq)
-        i = nw(u1.to_bytes(36, "little"), _WG, ng)
+    top = nw(u2.to_bytes(36, "little"), _WQ, nq)
+    i = nw(u1.to_bytes(36, "little"), _WG, ng)
     X, W, Z = _shamir(nq, qt, ng, top if top > i else i)
     if Z == 0:
         return False
