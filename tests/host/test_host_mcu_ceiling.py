@@ -35,7 +35,7 @@ DEFLATE_BLOCK_MAX = 66500     # measured 61,403 (60,396 to 61,815; 67,150 with t
 DEFLATE_OVER_RAW_MAX = 2.9
 SECTOR_ALLOC_MAX = 64         # bytes a sector's checkpoint allocates; measured 44.8 (51.2)
 BOOT_CHECK_MAX = 4950000      # measured 4,453,000
-P256_MAX = 48700000           # measured 44,312,000, lent or not, the NAF digits by viper
+P256_MAX = 48700000           # measured 44,311,000 (44,313,000 lent), the NAF digits by viper
                               # (44,530,000 by the plain function; 44,240,000, and
                               # 44,460,000 lent, before Q's table went into the work buffer;
                               # 45,311,000 before the Q table of 8)
