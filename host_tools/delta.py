@@ -26,10 +26,18 @@ from agent.image import fmt
 from agent.image.pack import pack_size  # noqa: F401 (host_tools.delta.pack_size)
 
 COPY, RAW, DEFLATE, DELTA = 0, 1, 2, 3
-# A delta's chunks are deflated in a 1 KiB window (the manifest's M_WINDOW), which a device
-# makes for its decoder: 3 KiB of RAM less than a 4 KiB sector's window, for 0.1 to 3 % more
-# bytes on the release pairs of `make bench` (a full image's chunks lose 1.5 to 4 % so)
+# The window the chunks are deflated in, unless the signer is given one (the manifest's
+# M_WINDOW), at most the one covering a sector: the window a device makes for its decoder.
+# A delta's, 1 KiB: 3 KiB of RAM less than a 4 KiB sector's, for 0.1 to 3 % more bytes on
+# the release pairs of `make bench`. A full image's (--compress), 2 KiB: its chunks are
+# whole sectors of code, which lose more in a small window. Per-sector deflate of the
+# binaries of `make bench` (4 KiB sectors, level 9), bytes against a 4 KiB window: 2 KiB
+# +0.2 to +0.3 % for Thumb-2 firmware (the Cortex-M tier's) and +0.2 to +0.9 % for the
+# mpy-cross and MicroPython executables; 1 KiB +1.0 to +1.1 % and +1.7 to +4.2 %. The
+# Cortex-M tier's frozen deflate update needs 48 KiB of heap with a 4 KiB window, 46 with
+# 2 KiB and 45 with 1 KiB (`heap_min_update_frozen_deflate`).
 DELTA_WBITS = 10
+DEFLATE_WBITS = 11
 MODES = ("copy", "raw", "deflate", "delta")
 
 
@@ -104,10 +112,11 @@ def deflate_raw(data, sector, wbits=0):
     return co.compress(bytes(data)) + co.flush()
 
 
-def window_bits(sector, wbits=0):
-    """The window bits of a delta's chunks: wbits, else DELTA_WBITS, at most the sector's."""
+def window_bits(sector, wbits=0, default=DELTA_WBITS):
+    """The window bits of an image's chunks: wbits, else default (a delta's; DEFLATE_WBITS
+    for a full image's), at most the one covering a sector."""
     top = fmt.deflate_wbits(sector)
-    w = wbits or DELTA_WBITS
+    w = wbits or default
     return w if w < top else top
 
 

@@ -145,7 +145,8 @@ def _combined_crc32(fw, crcs, sector):
 
 def encode_payload(fw, sector, compress, progress=None, wbits=0):
     """Sector table and payload element data for the installed payload fw (a memoryview);
-    compressed chunks in a window of 2**wbits bytes (0: the one covering a sector).
+    compressed chunks in a window of 2**wbits bytes (0: the one covering a sector; build()
+    passes its own default).
 
     Returns (table, data, crc32 of fw); data is fw itself when raw. The CRC-32 of the whole
     payload is combined from the sector CRCs, so zlib reads the bytes only once."""
@@ -214,8 +215,9 @@ def build(fw, private_key, version, seq, manufacturer, image_type, hw_min, hw_ma
     the devices run (bytes-like), whose firmware version is base_version: the image is a
     delta against it (fmt.ENC_DELTA; compress and raw_if_larger do not apply). window: the
     deflate window of a compressed or delta image's chunks, bytes (a power of two from 512
-    to the one covering a sector, which is the default of --compress; a delta's is 1 KiB,
-    host_tools.delta.DELTA_WBITS): the decoder's window a device makes."""
+    to the one covering a sector; default 2 KiB for compress, host_tools.delta.DEFLATE_WBITS,
+    and 1 KiB for a delta, DELTA_WBITS, each at most the sector's): the decoder's window a
+    device makes."""
     _signing_key(private_key, "signing key")
     if supplier_key is not None:
         _signing_key(supplier_key, "supplier key")
@@ -270,6 +272,9 @@ def _encode(out, fw, sector_size, compress, raw_if_larger, progress, wbits=0):
         worker.start()
     else:
         h.update(fw)
+    if compress:
+        from host_tools.delta import window_bits, DEFLATE_WBITS
+        wbits = window_bits(sector_size, wbits, DEFLATE_WBITS)
     try:
         table, data, crc = encode_payload(fw, sector_size, compress, progress, wbits)
         if compress and raw_if_larger:
@@ -285,7 +290,7 @@ def _encode(out, fw, sector_size, compress, raw_if_larger, progress, wbits=0):
     out.data = data
     out.compressed = bool(compress)
     out.encoding = fmt.ENC_DEFLATE if compress else fmt.ENC_RAW
-    out.wbits = (wbits or fmt.deflate_wbits(sector_size)) if compress else 0
+    out.wbits = wbits if compress else 0
     return h.digest(), crc
 
 

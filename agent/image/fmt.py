@@ -96,7 +96,7 @@ MODE_DELTA = const(3)    # the chunk is an op stream against the old payload, ra
                          # the same way (agent/image/delta.py)
 CHUNK_DIGEST = const(16)
 ENC_RAW = const(0)
-ENC_DEFLATE = const(1)   # each sector raw deflate on its own, window = min(sector, 32 KiB)
+ENC_DEFLATE = const(1)   # each sector raw deflate on its own, in the manifest's window
 ENC_DELTA = const(2)     # each sector made by its entry's mode, from its chunk or the old
                          # payload; the non-COPY chunks in sector order, back to back
 MIN_SECTOR = const(256)    # the table's sector size: a power of two from MIN_SECTOR

@@ -2,7 +2,7 @@
 
 core_v1.ota   factory image, version 1, seq 1 (12 KiB payload)
 core_v2.ota   update, version 2, seq 2 (20 KiB, raw)
-core_v2z.ota  the same firmware, per-sector deflate
+core_v2z.ota  the same firmware, per-sector deflate (in the signer's default window, 2 KiB)
 core_v3.ota   version 3, seq 3, raw
 core_old.ota  version 9 but seq 0: a rollback once seq 2 is confirmed
 core_other_hw.ota, core_other_man.ota  wrong hardware range / manufacturer
@@ -16,8 +16,9 @@ core_v2d_<fault>.ota  core_v2d signed with a table that breaks a rule of the del
               (FORGED: a mode past DELTA, a copy past the old payload, a copy that carries a
               chunk, a RAW chunk shorter than its sector); core_v2z_short.ota and
               core_v2d_short.ota: their manifests bound a chunk one byte below the longest
-core_v2z_w512.ota  core_v2z's firmware, its chunks deflated in a 512-byte window;
-              core_v2z_narrow.ota: chunks of a 4 KiB window, the manifest naming 512 bytes
+core_v2z_w512.ota, core_v2z_w4k.ota  core_v2z's firmware, its chunks deflated in a
+              512-byte window and in the sector's 4 KiB; core_v2z_narrow.ota: chunks of
+              a 4 KiB window, the manifest naming 512 bytes
 core_pub.bin  the public key (65-byte point); core_other_pub.bin a second trusted key
 """
 import os
@@ -163,7 +164,10 @@ def generate(outdir):
     put("core_v2z_short.ota", short_bound(v2, k, version=2, seq=2, compress=True, **base))
     put("core_v2z_w512.ota", build(v2, k, version=2, seq=2, compress=True, window=512,
                                    **base).tobytes())
-    put("core_v2z_narrow.ota", narrow_window(v2, k, version=2, seq=2, compress=True, **base))
+    put("core_v2z_w4k.ota", build(v2, k, version=2, seq=2, compress=True, window=4096,
+                                  **base).tobytes())
+    put("core_v2z_narrow.ota", narrow_window(v2, k, version=2, seq=2, compress=True,
+                                             window=4096, **base))
     put("core_v2d_short.ota", short_bound(v2d, k, version=2, seq=2, base=v1, base_version=1,
                                           **base))
     # each delta sector of core_v2d: its length, its op stream's, the op stream, the sector

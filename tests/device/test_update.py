@@ -33,18 +33,22 @@ def test_deflate_update_installs_same_bytes():
 
 
 def test_chunks_decoded_in_the_window_the_manifest_names():
-    # core_v2z_w512's chunks are deflated in a 512-byte window, which its manifest names
-    # (key 20): the device makes its decoder with that window and installs the same bytes
+    # the chunks of core_v2z_w512, core_v2z (the signer's default) and core_v2z_w4k (the
+    # sector's) are deflated in a 512-byte, 2 KiB and 4 KiB window, which their manifests
+    # name (key 20): the device makes its decoder with that window and installs the same
+    # bytes
     from agent.image import pack
-    r = Rig()
-    r.provision()
-    img = Image("core_v2z_w512.ota")
-    eq(pack.peek(img[:fmt.MANIFEST_END_MAX]).wbits, 9, "the manifest's window")
-    r.download(img, 48, 20)
-    eq(r.dev.writer._inf.wbits, 9, "the decoder's window")
-    d = updated(r, img, 63)
-    d.confirm()
-    same_as_file("core_v2.bin", r.board.slots[1].area.read, "installed bytes")
+    for name, wbits in (("core_v2z_w512.ota", 9), ("core_v2z.ota", 11),
+                        ("core_v2z_w4k.ota", 12)):
+        r = Rig()
+        r.provision()
+        img = Image(name)
+        eq(pack.peek(img[:fmt.MANIFEST_END_MAX]).wbits, wbits, name + ": the manifest's window")
+        r.download(img, 48, 20)
+        eq(r.dev.writer._inf.wbits, wbits, name + ": the decoder's window")
+        d = updated(r, img, 63)
+        d.confirm()
+        same_as_file("core_v2.bin", r.board.slots[1].area.read, name + ": installed bytes")
 
 
 def test_a_window_narrower_than_the_chunks_need_is_refused():
@@ -235,11 +239,11 @@ def test_sector_buffers_made_before_the_signature_is_verified():
         r.dev.presize(payload)
         eq(w._inf is not None, made, "%s: made" % name)
         if made:  # the chunk buffer as long as the manifest's longest chunk, not the bound,
-            m = pack.peek(head)  # and the window the manifest names (a delta's: 1 KiB)
+            m = pack.peek(head)  # and the window the manifest names (2 KiB, a delta's 1)
             eq(w._inf.cap, m.chunk_max, "%s: chunk buffer" % name)
             eq(m.chunk_max < fmt.chunk_cap(m.sector), True, "%s: below the bound" % name)
             eq(w._inf.wbits, m.wbits, "%s: window" % name)
-            eq(m.wbits, 10 if name == "core_v2d.ota" else 12, "%s: window bits" % name)
+            eq(m.wbits, 10 if name == "core_v2d.ota" else 11, "%s: window bits" % name)
         eq(delta._add is not None, name == "core_v2d.ota", "%s: delta code loaded" % name)
         eq(sha256r._tab is not None, made, "%s: the resumable hash's table made" % name)
         eq(_sector_sized(w), [], "%s: no buffer a sector fits in" % name)

@@ -96,6 +96,10 @@ def test_window_of_a_deltas_chunks():
     import zlib
     assert (D.window_bits(4096), D.window_bits(4096, 12), D.window_bits(4096, 9)) == (10, 12, 9)
     assert (D.window_bits(256), D.window_bits(512), D.window_bits(65536)) == (9, 9, 10)
+    # a full image's (--compress) default: DEFLATE_WBITS (2 KiB), capped the same way
+    assert [D.window_bits(s, 0, D.DEFLATE_WBITS) for s in (512, 1024, 4096, 65536)] == \
+        [9, 10, 11, 11]
+    assert D.window_bits(4096, 12, D.DEFLATE_WBITS) == 12
     data = random.Random(3).randbytes(4096)  # incompressible but for its repeat
     data += data  # a match 4 KiB back: beyond a 1 KiB window
     assert len(D.deflate_raw(data, 8192, 10)) > len(D.deflate_raw(data, 8192))

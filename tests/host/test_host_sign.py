@@ -119,11 +119,11 @@ def check_image(img, fw, public_key, sector=4096, compress=False, window=None, *
         assert m[mf.M_ENCODING] == fmt.ENC_DEFLATE
         assert len(table) == 28 * count
         # the longest chunk and the window (bits) the chunks were deflated in: --compress's
-        # is the one covering a sector, unless `window` was given
+        # is 2 KiB, or the one covering a smaller sector, unless `window` was given
         lens = [struct.unpack_from(fmt.TABLE_DEFLATE_FMT, table, 28 * i)[2]
                 for i in range(count)]
         assert m[mf.M_CHUNK_MAX] == max(lens)
-        assert m[mf.M_WINDOW] == (window or fmt.deflate_wbits(sector))
+        assert m[mf.M_WINDOW] == (window or min(11, fmt.deflate_wbits(sector)))
         pos = 0
         for i, s in enumerate(sectors):
             crc, off, length, dig = struct.unpack_from(fmt.TABLE_DEFLATE_FMT, table, 28 * i)
@@ -153,15 +153,19 @@ def test_deflate_image_structure(key):
 
 
 def test_deflate_window(key):
-    # a smaller window (what a device's decoder makes): each chunk decodes in it (zlib with
-    # that window), a little longer than in the sector's
+    # the window (what a device's decoder makes): each chunk decodes in it (zlib with that
+    # window); the default is 2 KiB, and a smaller window makes the chunks no shorter
     fw = firmware(50000)
-    full = imagebuild.build(fw, key, compress=True, **PARAMS)
-    for window, bits in ((512, 9), (1024, 10), (4096, 12)):
+    full = imagebuild.build(fw, key, compress=True, window=4096, **PARAMS)
+    default = imagebuild.build(fw, key, compress=True, **PARAMS)
+    assert default.wbits == 11
+    for window, bits in ((512, 9), (1024, 10), (2048, 11), (4096, 12)):
         img = imagebuild.build(fw, key, compress=True, window=window, **PARAMS)
         m, _t, _mi = check_image(img.tobytes(), fw, key.public_key(), compress=True,
                                  window=bits)
         assert len(img.data) >= len(full.data) if window < 4096 else img.data == full.data
+        if window == 2048:
+            assert img.data == default.data
     for bad in (256, 768, 8192, 0):
         with pytest.raises(InputError, match="window"):
             imagebuild.build(fw, key, compress=True, window=bad, **PARAMS)
