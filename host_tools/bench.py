@@ -594,8 +594,9 @@ def _rows_compression(c, cmd):
         out.append(("Deflate / raw transfer, %s" % b["binary"].split(" (")[0],
                     "%.3f bytes, %.3f time" % (b["bytes_ratio"], b["time_ratio"]),
                     "<= 0.7", b["bytes_ratio"] <= 0.7,
-                    "%d-byte binary signed both ways, 4 KiB sectors; time = airtime "
-                    "floor at 48 B blocks" % b["size"], cmd))
+                    "%d-byte binary signed both ways, 4 KiB sectors (deflate in "
+                    "`otatool sign --compress`'s 2 KiB window); time = airtime floor at "
+                    "48 B blocks" % b["size"], cmd))
     return out
 
 

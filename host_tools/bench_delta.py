@@ -7,7 +7,7 @@ into bench/work/wheels). Each new binary is encoded sector by sector (host_tools
 copy, raw, deflate or a detools op stream, 4 KiB sectors) against the old one and, for the
 reference, deflated per sector in the sector's own 4 KiB window (`otatool sign --compress
 --window 4096`: the fewest bytes per-sector deflate sends; its default 2 KiB window sends
-0.2 to 0.9 % more); the figure is the ratio of the bytes each sends.
+0.2 to 1.0 % more); the figure is the ratio of the bytes each sends.
 
 The Cortex-M pairs are two builds of the project's own firmware for the Cortex-M tier
 (MicroPython's qemu port, board MPS2_AN385, host_tools/mcu.py), each with the agent, hal and

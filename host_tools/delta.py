@@ -32,7 +32,7 @@ COPY, RAW, DEFLATE, DELTA = 0, 1, 2, 3
 # the release pairs of `make bench`. A full image's (--compress), 2 KiB: its chunks are
 # whole sectors of code, which lose more in a small window. Per-sector deflate of the
 # binaries of `make bench` (4 KiB sectors, level 9), bytes against a 4 KiB window: 2 KiB
-# +0.2 to +0.3 % for Thumb-2 firmware (the Cortex-M tier's) and +0.2 to +0.9 % for the
+# +0.2 to +0.3 % for Thumb-2 firmware (the Cortex-M tier's) and +0.2 to +1.0 % for the
 # mpy-cross and MicroPython executables; 1 KiB +1.0 to +1.1 % and +1.7 to +4.2 %. The
 # Cortex-M tier's frozen deflate update needs 48 KiB of heap with a 4 KiB window, 46 with
 # 2 KiB and 45 with 1 KiB (`heap_min_update_frozen_deflate`).
