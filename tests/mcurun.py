@@ -320,13 +320,13 @@ def main(modules, pattern=None, done=()):
         except MemoryError:  # no room left by the import: its tests share their imports
             loaded = None
         for name in names:
+            if loaded is not None:  # the last test's imports go before anything is made
+                _unload(loaded)
+            gc.collect()
             full = modname + "::" + name
             if (pattern and pattern not in full) or full in done:
                 continue
             print("START %s" % full)
-            if loaded is not None:
-                _unload(loaded)
-            gc.collect()
             t0 = time.ticks_ms()
             try:
                 getattr(mod, name)()
