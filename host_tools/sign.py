@@ -100,9 +100,8 @@ def _image_options(p):
                    help="the deflate window of a compressed or delta image's chunks, the "
                         "buffer a device makes to decode them: a power of two from 512 to "
                         "the sector size (default: 2048 with --compress, 1024 for a delta, "
-                        "at most the sector size; against the 4096 of a 4 KiB sector they "
-                        "cost 0.2-1%% and 0.1-3%% more bytes and a device 2 and 3 KiB "
-                        "less RAM)")
+                        "at most the sector size: against a 4 KiB sector's 4096, 0.2-1%% "
+                        "and 0.1-3%% more bytes, and 2 and 3 KiB less RAM on the device)")
     p.add_argument("--base-version", type=u32, metavar="V",
                    help="file version of the old image, when --delta-from is a firmware "
                         "binary (default: the OTA file's own)")
