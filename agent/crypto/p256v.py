@@ -1,9 +1,8 @@
 # The width-w NAF of agent.crypto.p256 for MicroPython's viper emitter: machine-word
 # arithmetic on the scalar's bytes, nothing allocated (the plain p256._wnaf spends about
 # 125 k instructions of a Cortex-M3 a scalar on bytecode; this one, with the scalar's
-# to_bytes, about 14 k). Only
-# agent.crypto.p256 imports it, at its first verification; without the emitter (or under
-# CPython) the import fails and p256._wnaf runs.
+# to_bytes, about 14 k). Only agent.crypto.p256 imports it, at its first verification;
+# without the emitter (or under CPython) the import fails and p256._wnaf runs.
 import micropython
 
 
